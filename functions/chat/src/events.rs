@@ -1,0 +1,119 @@
+//! Server → client WebSocket events. One envelope for all of them:
+//! `{"type": "...", "conversation_id": "...", "seq": 42, "data": {...}}`,
+//! with `seq` only on durable events (those a client can replay).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::store::Message;
+
+#[derive(Debug, Serialize)]
+pub struct ServerEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    pub data: Value,
+}
+
+impl ServerEvent {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing a struct of plain JSON values cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn message_created(message: &Message) -> Self {
+        Self {
+            kind: "message.created",
+            conversation_id: Some(message.conversation_id),
+            seq: Some(message.seq),
+            data: json!(message),
+        }
+    }
+
+    /// To the sending connection: its `client_msg_id` is now this id and seq.
+    pub fn message_ack(message: &Message, duplicate: bool) -> Self {
+        Self {
+            kind: "message.ack",
+            conversation_id: Some(message.conversation_id),
+            seq: None,
+            data: json!({
+                "client_msg_id": message.client_msg_id,
+                "id": message.id,
+                "seq": message.seq,
+                "created_at": message.created_at,
+                "duplicate": duplicate,
+            }),
+        }
+    }
+
+    pub fn typing(conversation_id: Uuid, user_id: Uuid, is_typing: bool, expires_at: DateTime<Utc>) -> Self {
+        Self {
+            kind: "typing",
+            conversation_id: Some(conversation_id),
+            seq: None,
+            data: json!({"user_id": user_id, "is_typing": is_typing, "expires_at": expires_at}),
+        }
+    }
+
+    pub fn pong(server_time: DateTime<Utc>) -> Self {
+        Self {
+            kind: "pong",
+            conversation_id: None,
+            seq: None,
+            data: json!({"server_time": server_time}),
+        }
+    }
+
+    /// An error answering `action` (the route the client called).
+    pub fn error(error: &ApiError, action: Option<&str>, request_id: Option<&str>) -> Self {
+        Self {
+            kind: "error",
+            conversation_id: None,
+            seq: None,
+            data: json!({
+                "code": error.code,
+                "message": error.message,
+                "status": error.status,
+                "action": action,
+                "request_id": request_id,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durable_events_carry_seq_and_others_do_not() {
+        let message: Message = serde_json::from_value(json!({
+            "id": "6f1c1c52-8a4c-4d5c-9a51-0d1f4b0e6a11", "conversation_id": "0f1c1c52-8a4c-4d5c-9a51-0d1f4b0e6a11",
+            "seq": 7, "sender_id": "00000000-0000-4000-8000-00000000a11c", "client_msg_id": "c1",
+            "kind": "text", "body": "hi", "attachment": null, "reply_to_id": null,
+            "created_at": "2026-11-21T07:00:00.123456+00:00", "edited_at": null, "deleted_at": null
+        }))
+        .unwrap();
+        let created: Value = serde_json::from_slice(&ServerEvent::message_created(&message).to_bytes()).unwrap();
+        assert_eq!(created["type"], "message.created");
+        assert_eq!(created["seq"], 7);
+        assert_eq!(created["data"]["body"], "hi");
+        let ack: Value = serde_json::from_slice(&ServerEvent::message_ack(&message, false).to_bytes()).unwrap();
+        assert_eq!(ack["type"], "message.ack");
+        assert!(ack.get("seq").is_none());
+        assert_eq!(ack["data"]["seq"], 7);
+        assert_eq!(ack["data"]["id"], created["data"]["id"]);
+        let error: Value = serde_json::from_slice(
+            &ServerEvent::error(&ApiError::bad_request("invalid_json", "nope"), Some("sendMessage"), None).to_bytes(),
+        )
+        .unwrap();
+        assert_eq!(error["data"]["code"], "invalid_json");
+        assert_eq!(error["data"]["action"], "sendMessage");
+    }
+}

@@ -1,0 +1,101 @@
+//! REST endpoints (API Gateway HTTP API, payload 2.0). Every handler returns a
+//! response, never `Err`: API Gateway would turn an `Err` into a bare 500/502.
+//! Errors are `{"error": {"code", "message", "request_id"}}`.
+
+mod conversations;
+mod health;
+mod messages;
+
+pub use conversations::open_direct_conversation;
+pub use health::health;
+pub use messages::{list_messages, send_message};
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::{bearer_token, Caller, TokenVerifier};
+use crate::domain::parse_uuid;
+use crate::error::ApiError;
+
+/// Request bodies larger than this are refused before parsing; the largest
+/// valid body (5000 four-byte characters plus metadata) is far below it.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// API Gateway's id for this request, echoed in error bodies for support.
+pub fn request_id(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.request_id.clone(),
+        _ => None,
+    }
+}
+
+pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(serde_json::to_string(body).unwrap_or_default()))
+        .unwrap_or_default()
+}
+
+pub fn error_response(request: &Request, error: &ApiError) -> Response<Body> {
+    if error.status >= 500 {
+        tracing::error!(code = error.code, "request failed");
+    } else {
+        tracing::info!(code = error.code, status = error.status, "request refused");
+    }
+    let mut response = json_response(
+        error.status,
+        &json!({"error": {"code": error.code, "message": error.message, "request_id": request_id(request)}}),
+    );
+    if error.status == 401 {
+        response.headers_mut().insert(
+            "www-authenticate",
+            lambda_http::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// Runs a handler body and turns its error into the JSON error response.
+pub fn respond(request: &Request, result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(|error| error_response(request, &error))
+}
+
+/// The verified caller and the raw token (forwarded to PostgREST for RLS).
+pub async fn authenticate<'r>(verifier: &TokenVerifier, request: &'r Request) -> Result<(Caller, &'r str), ApiError> {
+    let header = request
+        .headers()
+        .get("authorization")
+        .map(|v| v.to_str().map_err(|_| ApiError::new(401, "invalid_token", "the Authorization header is not text")))
+        .transpose()?;
+    let token = bearer_token(header)?;
+    Ok((verifier.verify(token).await?, token))
+}
+
+/// The `{id}` path parameter as a UUID.
+pub fn path_uuid(request: &Request, name: &str) -> Result<Uuid, ApiError> {
+    let raw = request
+        .path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .ok_or_else(|| ApiError::bad_request("invalid_argument", format!("missing path parameter `{name}`")))?;
+    parse_uuid(name, raw)
+}
+
+pub fn query<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request.query_string_parameters_ref()?.first(name)
+}
+
+/// The body as JSON of type `T`, with the size checked first.
+pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_REQUEST_BYTES {
+        return Err(ApiError::too_large(
+            "payload_too_large",
+            format!("the request body may be at most {MAX_REQUEST_BYTES} bytes"),
+        ));
+    }
+    crate::domain::parse_json(bytes)
+}

@@ -1,0 +1,107 @@
+//! What every function's `main` shares: logging, clients built once per
+//! instance, and the glue between the Lambda runtime and the handlers.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_http::{Body, Request, Response};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+use crate::auth::TokenVerifier;
+use crate::config::{Config, ConfigError};
+use crate::push::ManagementApi;
+use crate::store::PostgrestStore;
+use crate::ws::{AuthorizerRequest, AuthorizerResponse, WsEvent, WsResponse};
+
+pub use lambda_runtime::Error;
+
+/// The clients a function uses, built once when the instance starts and reused
+/// by every invocation it serves.
+pub struct Services {
+    pub config: Config,
+    pub store: PostgrestStore,
+    pub pusher: ManagementApi,
+    pub verifier: TokenVerifier,
+}
+
+impl Services {
+    pub fn from_config(config: Config) -> Result<Self, ConfigError> {
+        let endpoint = config.management_endpoint.clone().ok_or(ConfigError {
+            name: "WEBSOCKET_MANAGEMENT_ENDPOINT",
+            problem: "is required (https://{api-id}.execute-api.{region}.amazonaws.com/{stage})".into(),
+        })?;
+        Ok(Self {
+            store: PostgrestStore::new(&config)?,
+            pusher: ManagementApi::from_env(&endpoint),
+            verifier: TokenVerifier::new(&config, reqwest::Client::new()),
+            config,
+        })
+    }
+}
+
+/// Sets up logging (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`; every line inside
+/// an invocation carries its request id) and builds the services. They live for
+/// the whole process, hence `'static`.
+pub fn services() -> Result<&'static Services, Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let services = Config::from_env()
+        .and_then(Services::from_config)
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    Ok(Box::leak(Box::new(services)))
+}
+
+/// Serves a REST endpoint (API Gateway HTTP API, payload 2.0).
+pub async fn run_http<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    lambda_http::run(service_fn(move |request: Request| {
+        let response: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = Box::pin(handler(request));
+        async move { Ok::<_, std::convert::Infallible>(response.await) }
+    }))
+    .await
+}
+
+/// Serves a WebSocket route.
+pub async fn run_websocket<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(WsEvent) -> Fut,
+    Fut: Future<Output = WsResponse> + Send,
+{
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let parsed = serde_json::from_value::<WsEvent>(event.payload);
+        // Boxed: the SDK's futures nest deeply, and an unboxed chain of them
+        // exceeds the compiler's type-layout depth in every binary.
+        let response = parsed.map(|event| -> Pin<Box<dyn Future<Output = WsResponse> + Send>> { Box::pin(handler(event)) });
+        async move {
+            match response {
+                Ok(response) => Ok::<_, std::convert::Infallible>(response.await),
+                Err(e) => {
+                    tracing::error!(error = %e, "not an API Gateway WebSocket event");
+                    Ok(WsResponse::status(400))
+                }
+            }
+        }
+    }))
+    .await
+}
+
+/// Serves the `$connect` REQUEST authorizer. A refused token is reported as the
+/// error `Unauthorized`, which API Gateway turns into a 401.
+pub async fn run_authorizer(verifier: &'static TokenVerifier) -> Result<(), Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<AuthorizerRequest>| async move {
+        crate::ws::authorize(verifier, event.payload)
+            .await
+            .map_err(|refusal| {
+                tracing::info!(reason = %refusal, "connection refused");
+                Diagnostic {
+                    error_type: "Unauthorized".into(),
+                    error_message: "Unauthorized".into(),
+                }
+            })
+            .map(|allowed: AuthorizerResponse| allowed)
+    }))
+    .await
+}

@@ -1,0 +1,218 @@
+//! Pushing events to WebSocket clients through the API Gateway Management API.
+//!
+//! [`fan_out`] posts one payload to many connections concurrently, with a bound
+//! on requests in flight. A `410 Gone` means the client left without a
+//! `$disconnect` reaching us: that connection is reported stale and delivery to
+//! the others goes on. A `429` is retried with exponential backoff and full
+//! jitter inside a fixed budget, so one slow fan-out cannot eat the Lambda's timeout.
+
+mod management_api;
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+
+pub use management_api::ManagementApi;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("the connection is gone")]
+    Gone,
+    #[error("throttled")]
+    Throttled,
+    #[error("the payload is too large")]
+    TooLarge,
+    #[error("push failed: {0}")]
+    Failed(String),
+}
+
+/// Sends bytes to one connection, or closes it. Implemented by [`ManagementApi`].
+pub trait ConnectionPusher: Send + Sync {
+    fn post_to_connection(&self, connection_id: &str, payload: &[u8]) -> impl Future<Output = Result<(), PushError>> + Send;
+    fn delete_connection(&self, connection_id: &str) -> impl Future<Output = Result<(), PushError>> + Send;
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct FanOutPolicy {
+    pub max_in_flight: usize,
+    pub max_retries: u32,
+    pub base_backoff: Duration,
+    /// Total time one connection may spend waiting between retries.
+    pub retry_budget: Duration,
+}
+
+impl Default for FanOutPolicy {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 32,
+            max_retries: 4,
+            base_backoff: Duration::from_millis(25),
+            retry_budget: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// What happened to one fan-out.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FanOutReport {
+    pub delivered: usize,
+    /// Connections API Gateway no longer knows (410): forget them.
+    pub gone: Vec<String>,
+    /// Connections that could not be reached for another reason (logged).
+    pub failed: usize,
+}
+
+pub async fn fan_out<P: ConnectionPusher>(
+    pusher: &P,
+    connection_ids: impl IntoIterator<Item = String>,
+    payload: &[u8],
+    policy: FanOutPolicy,
+) -> FanOutReport {
+    let results: Vec<(String, Result<(), PushError>)> = stream::iter(connection_ids)
+        .map(|id| async move {
+            let result = post_with_retry(pusher, &id, payload, policy).await;
+            (id, result)
+        })
+        .buffer_unordered(policy.max_in_flight.max(1))
+        .collect()
+        .await;
+    let mut report = FanOutReport::default();
+    for (id, result) in results {
+        match result {
+            Ok(()) => report.delivered += 1,
+            Err(PushError::Gone) => report.gone.push(id),
+            Err(e) => {
+                tracing::warn!(connection_id = %id, error = %e, "push failed");
+                report.failed += 1;
+            }
+        }
+    }
+    report
+}
+
+/// Posts to one connection, retrying throttling only.
+pub async fn post_with_retry<P: ConnectionPusher>(
+    pusher: &P,
+    connection_id: &str,
+    payload: &[u8],
+    policy: FanOutPolicy,
+) -> Result<(), PushError> {
+    let mut waited = Duration::ZERO;
+    let mut attempt = 0;
+    loop {
+        match pusher.post_to_connection(connection_id, payload).await {
+            Err(PushError::Throttled) if attempt < policy.max_retries => {
+                let ceiling = policy.base_backoff.saturating_mul(1 << attempt.min(16));
+                let delay = full_jitter(ceiling);
+                if waited + delay > policy.retry_budget {
+                    return Err(PushError::Throttled);
+                }
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A uniformly random duration in [0, ceiling] ("full jitter"), so that retries
+/// of many concurrent senders spread out instead of colliding again.
+fn full_jitter(ceiling: Duration) -> Duration {
+    let random = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default());
+    let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
+    Duration::from_nanos(if nanos == 0 { 0 } else { random % (nanos + 1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// Scripted connections: each id answers with a sequence of results.
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<HashMap<String, Vec<Result<(), PushError>>>>,
+        posted: Mutex<Vec<String>>,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+    }
+
+    impl ConnectionPusher for Scripted {
+        async fn post_to_connection(&self, id: &str, _payload: &[u8]) -> Result<(), PushError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.posted.lock().unwrap().push(id.to_string());
+            let mut answers = self.answers.lock().unwrap();
+            match answers.get_mut(id) {
+                Some(list) if !list.is_empty() => list.remove(0),
+                _ => Ok(()),
+            }
+        }
+        async fn delete_connection(&self, _id: &str) -> Result<(), PushError> {
+            Ok(())
+        }
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gone_connections_are_reported_and_the_rest_still_get_it() {
+        let pusher = Scripted::default();
+        pusher.answers.lock().unwrap().insert("c1".into(), vec![Err(PushError::Gone)]);
+        pusher.answers.lock().unwrap().insert("c3".into(), vec![Err(PushError::Failed("boom".into()))]);
+        let report = fan_out(&pusher, ids(5), b"x", FanOutPolicy::default()).await;
+        assert_eq!(report.delivered, 3);
+        assert_eq!(report.gone, vec!["c1".to_string()]);
+        assert_eq!(report.failed, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_retried_within_the_budget() {
+        let pusher = Scripted::default();
+        pusher
+            .answers
+            .lock()
+            .unwrap()
+            .insert("c0".into(), vec![Err(PushError::Throttled), Err(PushError::Throttled)]);
+        let report = fan_out(&pusher, ids(1), b"x", FanOutPolicy::default()).await;
+        assert_eq!(report.delivered, 1);
+        assert_eq!(pusher.posted.lock().unwrap().len(), 3);
+
+        let always = Scripted::default();
+        always.answers.lock().unwrap().insert("c0".into(), vec![Err(PushError::Throttled); 100]);
+        let policy = FanOutPolicy::default();
+        let report = fan_out(&always, ids(1), b"x", policy).await;
+        assert_eq!(report.failed, 1);
+        assert!(always.posted.lock().unwrap().len() as u32 <= policy.max_retries + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_requests_are_bounded() {
+        let pusher = Scripted::default();
+        let policy = FanOutPolicy {
+            max_in_flight: 4,
+            ..Default::default()
+        };
+        let report = fan_out(&pusher, ids(50), b"x", policy).await;
+        assert_eq!(report.delivered, 50);
+        let peak = pusher.max_in_flight.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&peak), "peak {peak}");
+    }
+
+    #[test]
+    fn jitter_stays_under_the_ceiling() {
+        for _ in 0..1000 {
+            assert!(full_jitter(Duration::from_millis(10)) <= Duration::from_millis(10));
+        }
+        assert_eq!(full_jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

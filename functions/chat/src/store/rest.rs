@@ -1,0 +1,220 @@
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ::postgrest::{Builder, Postgrest};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::*;
+use crate::config::{Config, ConfigError, Secret};
+
+/// A PostgREST call that takes longer than this is abandoned (the Lambda's own
+/// timeout is longer, so the client still gets a proper error).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct PostgrestStore {
+    /// `apikey: <anon key>`; the caller's token goes in `Authorization`.
+    as_user: Postgrest,
+    /// `apikey` and `Authorization` are the service_role key.
+    as_service: Postgrest,
+    service_role_key: Secret,
+}
+
+/// Legacy Supabase keys are JWTs and go in `Authorization` too; the newer opaque
+/// keys (`sb_secret_…`) are only valid as `apikey`, which the gateway maps to a role.
+fn is_jwt(key: &str) -> bool {
+    key.split('.').count() == 3
+}
+
+/// PostgREST's error body.
+#[derive(Deserialize, Default)]
+struct PostgrestError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    details: Option<String>,
+}
+
+impl PostgrestStore {
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        for (name, key) in [
+            ("SUPABASE_ANON_KEY", &config.anon_key),
+            ("SUPABASE_SERVICE_ROLE_KEY", &config.service_role_key),
+        ] {
+            if !key.expose().bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError {
+                    name,
+                    problem: "must be printable ASCII without spaces".into(),
+                });
+            }
+        }
+        // postgrest-rs joins paths with '/', so the base must not end with one.
+        let base = config.rest_url.as_str().trim_end_matches('/').to_string();
+        Ok(Self {
+            as_user: Postgrest::new(base.clone()).insert_header("apikey", config.anon_key.expose()),
+            as_service: Postgrest::new(base).insert_header("apikey", config.service_role_key.expose()),
+            service_role_key: config.service_role_key.clone(),
+        })
+    }
+
+    async fn service_rpc<T: DeserializeOwned>(&self, function: &str, params: Value) -> StoreResult<T> {
+        let mut request = self.as_service.rpc(function, params.to_string());
+        if is_jwt(self.service_role_key.expose()) {
+            request = request.auth(self.service_role_key.expose());
+        }
+        send(request, function).await
+    }
+
+    async fn user_rpc<T: DeserializeOwned>(&self, token: UserToken<'_>, function: &str, params: Value) -> StoreResult<T> {
+        let request = self.as_user.rpc(function, params.to_string()).auth(token.0);
+        send(request, function).await
+    }
+}
+
+async fn send<T: DeserializeOwned>(request: Builder, function: &str) -> StoreResult<T> {
+    let response = request
+        .build()
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("{function}: {e}")))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("{function}: {e}")))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| StoreError::Unexpected(format!("{function}: {e}")));
+    }
+    let error: PostgrestError = serde_json::from_slice(&bytes).unwrap_or_default();
+    match (status.as_u16(), error.code.as_deref()) {
+        // Our SQL functions raise their domain errors as P0001 with the code as message.
+        (_, Some("P0001")) => Err(StoreError::Rejected {
+            code: error.message.unwrap_or_default(),
+            message: error.details.unwrap_or_default(),
+        }),
+        (401 | 403, _) => Err(StoreError::Unauthorized),
+        (s, _) if s >= 500 => Err(StoreError::Unavailable(format!(
+            "{function}: HTTP {s} {}",
+            error.message.unwrap_or_default()
+        ))),
+        (s, code) => Err(StoreError::Unexpected(format!(
+            "{function}: HTTP {s} {} {}",
+            code.unwrap_or("-"),
+            error.message.unwrap_or_default()
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+struct RecipientList {
+    recipients: Vec<Recipient>,
+}
+
+#[derive(Deserialize)]
+struct Removed {
+    removed: usize,
+}
+
+impl ConnectionRegistry for PostgrestStore {
+    async fn register_connection(&self, connection_id: &str, user_id: Uuid, token_exp: DateTime<Utc>) -> StoreResult<Registered> {
+        self.service_rpc(
+            "register_connection",
+            json!({"p_connection_id": connection_id, "p_user_id": user_id, "p_token_exp": token_exp}),
+        )
+        .await
+    }
+
+    async fn unregister_connection(&self, connection_id: &str) -> StoreResult<Unregistered> {
+        self.service_rpc("unregister_connection", json!({"p_connection_id": connection_id}))
+            .await
+    }
+
+    async fn touch_connection(&self, connection_id: &str) -> StoreResult<()> {
+        let _: Value = self
+            .service_rpc("touch_connection", json!({"p_connection_id": connection_id}))
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_connections(&self, connection_ids: &[String]) -> StoreResult<usize> {
+        let removed: Removed = self
+            .service_rpc("remove_connections", json!({"p_connection_ids": connection_ids}))
+            .await?;
+        Ok(removed.removed)
+    }
+}
+
+impl MessageStore for PostgrestStore {
+    async fn send_message(&self, sender: Uuid, message: &NewMessage) -> StoreResult<SendOutcome> {
+        self.service_rpc(
+            "send_message",
+            json!({
+                "p_sender": sender,
+                "p_conversation_id": message.conversation_id,
+                "p_client_msg_id": message.client_msg_id,
+                "p_kind": message.kind.as_str(),
+                "p_body": message.body,
+                "p_attachment": message.attachment,
+                "p_reply_to_id": message.reply_to_id,
+            }),
+        )
+        .await
+    }
+
+    async fn typing_recipients(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Vec<Recipient>> {
+        let list: RecipientList = self
+            .service_rpc(
+                "typing_recipients",
+                json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+            )
+            .await?;
+        Ok(list.recipients)
+    }
+
+    async fn list_messages(&self, token: UserToken<'_>, conversation_id: Uuid, query: HistoryQuery) -> StoreResult<HistoryPage> {
+        self.user_rpc(
+            token,
+            "list_messages",
+            json!({
+                "p_conversation_id": conversation_id,
+                "p_before_seq": query.before_seq,
+                "p_after_seq": query.after_seq,
+                "p_limit": query.limit,
+            }),
+        )
+        .await
+    }
+}
+
+impl ConversationStore for PostgrestStore {
+    async fn open_direct_conversation(
+        &self,
+        token: UserToken<'_>,
+        other_user_id: Uuid,
+        context: Option<&ConversationContext>,
+    ) -> StoreResult<OpenedConversation> {
+        self.user_rpc(
+            token,
+            "open_direct_conversation",
+            json!({
+                "p_other_user_id": other_user_id,
+                "p_context_type": context.map(|c| &c.kind),
+                "p_context_id": context.map(|c| &c.id),
+            }),
+        )
+        .await
+    }
+}
+
+impl HealthProbe for PostgrestStore {
+    async fn health_stats(&self) -> StoreResult<HealthStats> {
+        // Anonymous on purpose (no Authorization: the anon role): health must not
+        // depend on the service key, and it reports aggregate counts only.
+        send(self.as_user.rpc("health_stats", "{}"), "health_stats").await
+    }
+}

@@ -1,0 +1,119 @@
+//! The message routes: `sendMessage`, `typing`, `ping`, `$default`.
+
+use chrono::{Duration, Utc};
+use serde_json::Value;
+
+use super::{current_speaker, parse_frame, reply, reply_error, WsEvent, WsResponse};
+use crate::delivery::deliver_message;
+use crate::domain::{SendMessageInput, TypingInput};
+use crate::error::ApiError;
+use crate::events::ServerEvent;
+use crate::push::{fan_out, ConnectionPusher, FanOutPolicy};
+use crate::store::{ConnectionRegistry, MessageStore};
+
+/// How long a typing indicator lasts unless renewed: clients show it until
+/// `expires_at`, so a client that vanishes mid-sentence does not type forever.
+pub const TYPING_TTL_SECONDS: i64 = 6;
+
+pub async fn send_message<S, P>(store: &S, pusher: &P, event: &WsEvent) -> WsResponse
+where
+    S: MessageStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    let Some(speaker) = current_speaker(pusher, event).await else {
+        return WsResponse::ok();
+    };
+    let result = async {
+        let input: SendMessageInput = parse_frame(event)?;
+        let message = input.draft.validate(input.conversation_id, true)?;
+        Ok::<_, ApiError>(store.send_message(speaker.user_id, &message).await?)
+    }
+    .await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(error) => return reply_error(pusher, event, &error).await,
+    };
+    let ack = ServerEvent::message_ack(&outcome.message, outcome.duplicate);
+    tokio::join!(
+        reply(pusher, event.connection_id(), &ack),
+        deliver_message(store, pusher, &outcome, Some(event.connection_id())),
+    );
+    WsResponse::ok()
+}
+
+pub async fn typing<S, P>(store: &S, pusher: &P, event: &WsEvent) -> WsResponse
+where
+    S: MessageStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    let Some(speaker) = current_speaker(pusher, event).await else {
+        return WsResponse::ok();
+    };
+    let result = async {
+        let input: TypingInput = parse_frame(event)?;
+        let recipients = store.typing_recipients(speaker.user_id, input.conversation_id).await?;
+        Ok::<_, ApiError>((input, recipients))
+    }
+    .await;
+    let (input, recipients) = match result {
+        Ok(found) => found,
+        Err(error) => return reply_error(pusher, event, &error).await,
+    };
+    let expires_at = if input.is_typing {
+        Utc::now() + Duration::seconds(TYPING_TTL_SECONDS)
+    } else {
+        Utc::now()
+    };
+    let payload = ServerEvent::typing(input.conversation_id, speaker.user_id, input.is_typing, expires_at).to_bytes();
+    let report = fan_out(
+        pusher,
+        recipients.into_iter().map(|r| r.connection_id),
+        &payload,
+        FanOutPolicy::default(),
+    )
+    .await;
+    crate::delivery::forget_gone(store, &report.gone).await;
+    WsResponse::ok()
+}
+
+pub async fn ping<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, pusher: &P, event: &WsEvent) -> WsResponse {
+    if current_speaker(pusher, event).await.is_none() {
+        return WsResponse::ok();
+    }
+    if let Err(e) = registry.touch_connection(event.connection_id()).await {
+        tracing::warn!(error = %e, "refreshing last seen failed");
+    }
+    reply(pusher, event.connection_id(), &ServerEvent::pong(Utc::now())).await;
+    WsResponse::ok()
+}
+
+/// Anything that matched no route: say what was wrong, keep the socket open.
+pub async fn default_route<P: ConnectionPusher>(pusher: &P, event: &WsEvent) -> WsResponse {
+    let parsed: Result<Value, ApiError> = parse_frame(event);
+    let (error, action) = match parsed {
+        Err(error) => (error, None),
+        Ok(Value::Object(frame)) => match frame.get("action").and_then(Value::as_str) {
+            Some(action) => {
+                let shown: String = action.chars().take(64).collect();
+                (
+                    ApiError::bad_request(
+                        "unknown_action",
+                        format!("unknown action `{shown}`; known: sendMessage, typing, markRead, ping"),
+                    ),
+                    Some(shown),
+                )
+            }
+            None => (
+                ApiError::bad_request("unknown_action", "the frame needs a string field `action`"),
+                None,
+            ),
+        },
+        Ok(_) => (
+            ApiError::bad_request("invalid_json", "a frame must be a JSON object with an `action`"),
+            None,
+        ),
+    };
+    let event_out = ServerEvent::error(&error, action.as_deref(), event.request_id());
+    reply(pusher, event.connection_id(), &event_out).await;
+    WsResponse::ok()
+}

@@ -1,0 +1,6 @@
+//! WebSocket `$connect` REQUEST authorizer.
+#[tokio::main]
+async fn main() -> Result<(), chat::lambda::Error> {
+    let services = chat::lambda::services()?;
+    chat::lambda::run_authorizer(&services.verifier).await
+}
