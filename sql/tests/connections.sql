@@ -1,0 +1,131 @@
+-- The connection registry, typing recipients and health stats.
+
+-- register / unregister: first and last connection, idempotent disconnects.
+do $$
+declare
+  v_result jsonb;
+begin
+  perform tests.act_as_service();
+
+  v_result := public.register_connection('alice-1', tests.alice(), now() + interval '1 hour');
+  perform tests.eq(v_result, jsonb_build_object('user_id', tests.alice(), 'first_connection', true), 'first connection');
+  v_result := public.register_connection('alice-2', tests.alice(), now() + interval '1 hour');
+  perform tests.eq(v_result -> 'first_connection', 'false'::jsonb, 'second connection is first');
+  -- $connect retried with the same id: still not the first.
+  v_result := public.register_connection('alice-1', tests.alice(), now() + interval '2 hours');
+  perform tests.eq(v_result -> 'first_connection', 'false'::jsonb, 'retried connection is first');
+  perform tests.reset();
+  perform tests.eq((select count(*) from public.connections where user_id = tests.alice()), 2::bigint, 'alice''s connections');
+  perform tests.check((select last_seen_at from public.profiles where id = tests.alice()) is not null, 'last_seen_at set on connect');
+
+  perform tests.act_as_service();
+  v_result := public.unregister_connection('alice-2');
+  perform tests.eq(v_result, jsonb_build_object('user_id', tests.alice(), 'last_connection', false), 'first of two disconnects');
+  v_result := public.unregister_connection('alice-1');
+  perform tests.eq(v_result, jsonb_build_object('user_id', tests.alice(), 'last_connection', true), 'last disconnect');
+  v_result := public.unregister_connection('alice-1');
+  perform tests.eq(v_result, jsonb_build_object('user_id', null, 'last_connection', false), 'repeated disconnect');
+  v_result := public.unregister_connection('never-seen');
+  perform tests.eq(v_result, jsonb_build_object('user_id', null, 'last_connection', false), 'disconnect of an unknown id');
+
+  perform tests.raises(format('select public.register_connection(''x-1'', %L, null)', gen_random_uuid()), 'user_not_found',
+    'connect as an unknown user');
+  perform tests.raises('select public.register_connection(''x-1'', null, null)', 'user_not_found',
+    'connect without a user');
+  perform tests.raises(format('select public.register_connection('''', %L, null)', tests.alice()), 'invalid_argument',
+    'connect with an empty connection id');
+  perform tests.reset();
+end
+$$;
+
+-- A connection whose token expired is not live: it does not count as online.
+do $$
+begin
+  perform tests.act_as_service();
+  perform public.register_connection('bob-old', tests.bob(), now() - interval '1 minute');
+  perform tests.eq(public.register_connection('bob-new', tests.bob(), now() + interval '1 hour') -> 'first_connection',
+    'true'::jsonb, 'first live connection next to an expired one');
+  perform tests.eq(public.unregister_connection('bob-new') -> 'last_connection', 'true'::jsonb,
+    'last live connection next to an expired one');
+  perform tests.reset();
+end
+$$;
+
+-- touch and remove.
+do $$
+declare
+  v_result jsonb;
+begin
+  perform tests.act_as_service();
+  perform public.register_connection('carol-1', tests.carol(), now() + interval '1 hour');
+  perform public.register_connection('carol-2', tests.carol(), now() + interval '1 hour');
+  perform public.register_connection('dave-1', tests.dave(), now() + interval '1 hour');
+
+  v_result := public.touch_connection('carol-1');
+  perform tests.eq((v_result ->> 'user_id')::uuid, tests.carol(), 'touched connection''s user');
+  perform tests.check(v_result ->> 'last_seen_at' is not null, 'touch returns last_seen_at');
+  perform tests.raises('select public.touch_connection(''gone'')', 'unknown_connection', 'touch an unknown connection');
+
+  perform tests.eq(public.remove_connections(array['carol-1', 'dave-1', 'gone']), '{"removed": 2}'::jsonb,
+    'remove two known and one unknown connection');
+  perform tests.eq(public.remove_connections(array[]::text[]), '{"removed": 0}'::jsonb, 'remove nothing');
+  perform tests.eq(public.remove_connections(null), '{"removed": 0}'::jsonb, 'remove null');
+  perform tests.reset();
+  perform tests.eq((select array_agg(connection_id order by connection_id) from public.connections),
+    array['bob-old', 'carol-2'], 'connections left');
+end
+$$;
+
+-- typing_recipients: the other current participants' live connections.
+do $$
+declare
+  v_group uuid := tests.make_conversation('group', tests.alice(), array[tests.bob(), tests.carol()]);
+  v_foreign jsonb;
+  v_missing jsonb;
+begin
+  perform public.register_connection('alice-1', tests.alice(), now() + interval '1 hour');
+  perform public.register_connection('bob-1', tests.bob(), now() + interval '1 hour');
+  perform public.register_connection('dave-1', tests.dave(), now() + interval '1 hour');
+
+  perform tests.act_as_service();
+  -- carol-2 (registered above) is carol's; bob-old is expired; dave is not in the group.
+  perform tests.eq(tests.sorted(public.typing_recipients(tests.alice(), v_group) -> 'recipients'),
+    tests.sorted(jsonb_build_array(
+      jsonb_build_object('user_id', tests.bob(), 'connection_id', 'bob-1'),
+      jsonb_build_object('user_id', tests.carol(), 'connection_id', 'carol-2'))),
+    'typing recipients of alice');
+  perform tests.eq(public.typing_recipients(tests.carol(), v_group) -> 'recipients' @> jsonb_build_array(
+      jsonb_build_object('user_id', tests.carol())), false, 'typist among their own typing recipients');
+
+  v_foreign := tests.error_of(format('select public.typing_recipients(%L, %L)', tests.dave(), v_group));
+  v_missing := tests.error_of(format('select public.typing_recipients(%L, %L)', tests.dave(), gen_random_uuid()));
+  perform tests.eq(v_foreign ->> 'message', 'not_a_participant', 'non-member types');
+  perform tests.eq(v_missing, v_foreign, 'error for a missing conversation equals the non-member error');
+  perform tests.reset();
+end
+$$;
+
+-- health_stats: counts only, for anyone.
+do $$
+declare
+  v_stats jsonb;
+  v_group uuid := tests.make_conversation('group', tests.alice(), array[tests.bob()]);
+  v_stale uuid := tests.make_conversation('group', tests.alice(), array[tests.bob()]);
+begin
+  -- An old conversation whose last event was two days ago is not active.
+  update public.conversation_events set created_at = now() - interval '2 days' where conversation_id = v_stale;
+
+  perform tests.act_as_anon();
+  v_stats := public.health_stats();
+  perform tests.reset();
+
+  perform tests.eq(v_stats, jsonb_build_object(
+    'live_connections', (select count(*) from public.connections where token_exp is null or token_exp > now()),
+    'users_online', (select count(distinct user_id) from public.connections where token_exp is null or token_exp > now()),
+    'active_conversations', (select count(distinct conversation_id) from public.conversation_events
+      where created_at > now() - interval '24 hours')), 'health stats');
+  -- alice-1, bob-1, carol-2, dave-1 live; bob-old expired.
+  perform tests.eq(v_stats, '{"live_connections": 4, "users_online": 4, "active_conversations": 2}'::jsonb,
+    'health stats of the fixture');
+end
+$$;
