@@ -1,0 +1,420 @@
+//! The WebSocket core, end to end: real function binaries behind the API
+//! Gateway emulator, PostgREST-compatible server, Postgres.
+
+use chat_e2e::ws::Closed;
+use chat_e2e::{stack, WsClient};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn send_frame(conversation_id: Uuid, body: &str, client_msg_id: &str) -> Value {
+    json!({"action": "sendMessage", "conversation_id": conversation_id, "body": body, "client_msg_id": client_msg_id})
+}
+
+#[tokio::test]
+async fn a_message_reaches_every_device_of_every_participant() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut alice_phone = stack.connect(&alice).await;
+    let mut alice_laptop = stack.connect(&alice).await;
+    let mut bob_phone = stack.connect(&bob).await;
+    let mut bob_laptop = stack.connect(&bob).await;
+
+    alice_phone.send_json(send_frame(conversation, "hello bob", "m-1")).await;
+    let ack = alice_phone.expect("message.ack").await;
+    assert_eq!(ack["conversation_id"], conversation.to_string());
+    assert_eq!(ack["data"]["client_msg_id"], "m-1");
+    assert_eq!(ack["data"]["duplicate"], false);
+    let (id, seq) = (ack["data"]["id"].clone(), ack["data"]["seq"].clone());
+    assert!(seq.as_i64().unwrap() >= 1);
+
+    for socket in [&mut bob_phone, &mut bob_laptop, &mut alice_laptop] {
+        let created = socket.expect("message.created").await;
+        assert_eq!(created["data"]["id"], id);
+        assert_eq!(created["seq"], seq);
+        assert_eq!(created["data"]["seq"], seq);
+        assert_eq!(created["data"]["body"], "hello bob");
+        assert_eq!(created["data"]["sender_id"], alice.id.to_string());
+    }
+    // The sending socket gets the ack, not a second copy.
+    alice_phone.expect_none("message.created").await;
+}
+
+#[tokio::test]
+async fn the_same_client_msg_id_stores_one_message() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut socket = stack.connect(&alice).await;
+    let mut bob_socket = stack.connect(&bob).await;
+
+    socket.send_json(send_frame(conversation, "once", "dup-1")).await;
+    let first = socket.expect("message.ack").await;
+    socket.send_json(send_frame(conversation, "once", "dup-1")).await;
+    let second = socket.expect("message.ack").await;
+    assert_eq!(first["data"]["id"], second["data"]["id"]);
+    assert_eq!(first["data"]["seq"], second["data"]["seq"]);
+    assert_eq!(second["data"]["duplicate"], true);
+
+    // Concurrent repeats on two sockets: still one row.
+    let mut other = stack.connect(&alice).await;
+    socket.send_json(send_frame(conversation, "race", "dup-2")).await;
+    other.send_json(send_frame(conversation, "race", "dup-2")).await;
+    let a = socket.expect("message.ack").await;
+    let b = other.expect("message.ack").await;
+    assert_eq!(a["data"]["id"], b["data"]["id"]);
+    assert_eq!(a["data"]["seq"], b["data"]["seq"]);
+
+    assert_eq!(stack.message_count(conversation).await, 2);
+    // Bob saw each message once.
+    bob_socket.expect("message.created").await;
+    bob_socket.expect("message.created").await;
+    bob_socket.expect_none("message.created").await;
+}
+
+#[tokio::test]
+async fn a_non_participant_sees_nothing_and_cannot_send() {
+    let stack = stack();
+    let (alice, bob, carol) = (
+        stack.new_user("alice").await,
+        stack.new_user("bob").await,
+        stack.new_user("carol").await,
+    );
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut alice_socket = stack.connect(&alice).await;
+    let mut carol_socket = stack.connect(&carol).await;
+
+    alice_socket.send_json(send_frame(conversation, "private", "p-1")).await;
+    alice_socket.expect("message.ack").await;
+    carol_socket.expect_none("message.created").await;
+
+    carol_socket.send_json(send_frame(conversation, "let me in", "c-1")).await;
+    let error = carol_socket.expect("error").await;
+    assert_eq!(error["data"]["code"], "not_a_participant");
+    assert_eq!(error["data"]["action"], "sendMessage");
+
+    let (status, body) = stack
+        .http()
+        .post(&carol, &format!("/v1/conversations/{conversation}/messages"), json!({"body": "rest too"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "not_a_participant");
+    assert!(body["error"]["request_id"].is_string());
+
+    let (status, _) = stack.http().get(&carol, &format!("/v1/conversations/{conversation}/messages")).await;
+    assert_eq!(status, 403);
+    assert_eq!(stack.message_count(conversation).await, 1);
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_members_only() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut alice_phone = stack.connect(&alice).await;
+    let mut alice_laptop = stack.connect(&alice).await;
+    let mut bob_phone = stack.connect(&bob).await;
+    let mut bob_laptop = stack.connect(&bob).await;
+
+    alice_phone
+        .send_json(json!({"action": "typing", "conversation_id": conversation, "is_typing": true}))
+        .await;
+    for socket in [&mut bob_phone, &mut bob_laptop] {
+        let typing = socket.expect("typing").await;
+        assert_eq!(typing["conversation_id"], conversation.to_string());
+        assert_eq!(typing["data"]["user_id"], alice.id.to_string());
+        assert_eq!(typing["data"]["is_typing"], true);
+        let expires: chrono::DateTime<chrono::Utc> = typing["data"]["expires_at"].as_str().unwrap().parse().unwrap();
+        assert!(expires > chrono::Utc::now());
+        assert!(typing.get("seq").is_none(), "typing is not durable");
+    }
+    alice_laptop.expect_none("typing").await;
+    alice_phone.expect_none("typing").await;
+
+    alice_phone
+        .send_json(json!({"action": "typing", "conversation_id": conversation, "is_typing": false}))
+        .await;
+    assert_eq!(bob_phone.expect("typing").await["data"]["is_typing"], false);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_at_connect() {
+    let stack = stack();
+    let user = stack.new_user("mallory").await;
+    let sub = json!(user.id.to_string());
+    let now = chrono::Utc::now().timestamp();
+    let cases = [
+        ("invalid signature", stack.token_signed_with(json!({"sub": sub}), "a-different-secret-that-is-32-bytes-long")),
+        ("expired", stack.token(json!({"sub": sub, "exp": now - 3600}))),
+        ("wrong audience", stack.token(json!({"sub": sub, "aud": "someone-else"}))),
+        ("anon role", stack.token(json!({"sub": sub, "role": "anon"}))),
+        ("service role", stack.token(json!({"sub": sub, "role": "service_role"}))),
+        ("sub not a UUID", stack.token(json!({"sub": "mallory"}))),
+        ("garbage", "not.a.jwt".to_string()),
+    ];
+    for (what, token) in cases {
+        let refused = WsClient::connect(&stack.websocket_url_with_token(&token)).await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 401, "{what}")
+            }
+            Err(other) => panic!("{what}: unexpected error {other}"),
+            Ok(_) => panic!("{what}: the connection was accepted"),
+        }
+    }
+    match WsClient::connect(&stack.info.websocket_url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
+        _ => panic!("a connection without a token was accepted"),
+    }
+    assert!(stack.connection_ids(&user).await.is_empty(), "no connection row for refused tokens");
+}
+
+#[tokio::test]
+async fn the_token_may_come_as_a_subprotocol() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let stack = stack();
+    let user = stack.new_user("browser").await;
+    let mut request = stack.info.websocket_url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", format!("chat, {}", user.token).parse().unwrap());
+    let (mut socket, response) = WsClient::connect_request(request).await.expect("connect with subprotocol");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    socket.ping().await;
+}
+
+#[tokio::test]
+async fn disconnect_removes_the_connection_and_the_management_api_answers_410() {
+    let stack = stack();
+    let user = stack.new_user("leaver").await;
+    let socket = stack.connect(&user).await;
+    let ids = stack.connection_ids(&user).await;
+    assert_eq!(ids.len(), 1);
+    let id = ids[0].clone();
+    let api = stack.management_api();
+    api.get_connection().connection_id(&id).send().await.expect("a live connection is known");
+
+    socket.close().await;
+    stack
+        .eventually("the connection row is deleted", || async { stack.connection_ids(&user).await.is_empty() })
+        .await;
+    let gone = api.post_to_connection().connection_id(&id).data(b"{}".as_slice().into()).send().await;
+    let error = gone.expect_err("posting to a closed connection must fail");
+    assert!(error.as_service_error().is_some_and(|e| e.is_gone_exception()), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_stale_connection_is_forgotten_and_the_others_still_get_the_message() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut alice_socket = stack.connect(&alice).await;
+    let mut bob_socket = stack.connect(&bob).await;
+    // A connection whose $disconnect never arrived: API Gateway answers 410 for it.
+    stack
+        .db()
+        .await
+        .execute(
+            "insert into connections (connection_id, user_id, token_exp) values ('StaleConn000=', $1, now() + interval '1 hour')",
+            &[&bob.id],
+        )
+        .await
+        .unwrap();
+
+    alice_socket.send_json(send_frame(conversation, "still there?", "s-1")).await;
+    alice_socket.expect("message.ack").await;
+    bob_socket.expect("message.created").await;
+    stack
+        .eventually("the stale connection is deleted", || async {
+            !stack.connection_ids(&bob).await.contains(&"StaleConn000=".to_string())
+        })
+        .await;
+    assert_eq!(stack.connection_ids(&bob).await.len(), 1, "the live one stays");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_only_that_socket() {
+    let stack = stack();
+    let user = stack.new_user("big").await;
+    let mut offender = stack.connect(&user).await;
+    let mut bystander = stack.connect(&user).await;
+    offender.send_text("x".repeat(33 * 1024)).await;
+    assert_eq!(offender.expect_closed().await, Closed::WithCode(1009));
+    bystander.ping().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut socket = stack.connect(&alice).await;
+
+    socket.send_text("this is not json".into()).await;
+    assert_eq!(socket.expect("error").await["data"]["code"], "invalid_json");
+    socket.send_json(json!({"action": "dance"})).await;
+    let unknown = socket.expect("error").await;
+    assert_eq!(unknown["data"]["code"], "unknown_action");
+    assert_eq!(unknown["data"]["action"], "dance");
+    socket.send_json(json!({"action": "sendMessage", "conversation_id": "not-a-uuid", "body": "x", "client_msg_id": "x"})).await;
+    assert_eq!(socket.expect("error").await["data"]["code"], "invalid_request");
+    socket.send_json(json!({"action": "sendMessage", "conversation_id": conversation, "body": "no id"})).await;
+    assert_eq!(socket.expect("error").await["data"]["code"], "invalid_client_msg_id");
+    socket.ping().await;
+    assert_eq!(stack.message_count(conversation).await, 0);
+}
+
+#[tokio::test]
+async fn message_bodies_are_limited_in_characters() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut socket = stack.connect(&alice).await;
+
+    // 5001 two-byte characters: 10002 bytes, one character too many.
+    socket.send_json(send_frame(conversation, &"é".repeat(5001), "long-1")).await;
+    assert_eq!(socket.expect("error").await["data"]["code"], "message_too_long");
+    for (i, blank) in ["", "   ", "\n\t"].iter().enumerate() {
+        socket.send_json(send_frame(conversation, blank, &format!("blank-{i}"))).await;
+        assert_eq!(socket.expect("error").await["data"]["code"], "invalid_body");
+    }
+    let path = format!("/v1/conversations/{conversation}/messages");
+    let (status, body) = stack.http().post(&alice, &path, json!({"body": "😀".repeat(5001)})).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, _) = stack.http().post(&alice, &path, json!({"body": " "})).await;
+    assert_eq!(status, 422);
+    assert_eq!(stack.message_count(conversation).await, 0, "nothing refused was stored");
+
+    // Exactly 5000 four-byte characters is allowed (20000 bytes).
+    socket.send_json(send_frame(conversation, &"😀".repeat(5000), "max-1")).await;
+    socket.expect("message.ack").await;
+    assert_eq!(stack.message_count(conversation).await, 1);
+}
+
+#[tokio::test]
+async fn rest_send_is_idempotent_and_pushes_to_every_socket() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let mut alice_socket = stack.connect(&alice).await;
+    let mut bob_socket = stack.connect(&bob).await;
+    let path = format!("/v1/conversations/{conversation}/messages");
+
+    let (status, first) = stack.http().post(&alice, &path, json!({"body": "via rest", "client_msg_id": "r-1"})).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = stack.http().post(&alice, &path, json!({"body": "via rest", "client_msg_id": "r-1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["message"]["id"], again["message"]["id"]);
+    assert_eq!(again["duplicate"], true);
+
+    for socket in [&mut alice_socket, &mut bob_socket] {
+        let created = socket.expect("message.created").await;
+        assert_eq!(created["data"]["id"], first["message"]["id"]);
+        socket.expect_none("message.created").await;
+    }
+}
+
+#[tokio::test]
+async fn history_pages_by_seq_with_the_limit_capped_at_100() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let path = format!("/v1/conversations/{conversation}/messages");
+    let http = stack.http();
+    for i in 0..120 {
+        let (status, body) = http.post(&alice, &path, json!({"body": format!("m{i}")})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let seqs = |page: &Value| -> Vec<i64> {
+        page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect()
+    };
+
+    let (status, newest) = http.get(&bob, &format!("{path}?limit=1000")).await;
+    assert_eq!(status, 200, "{newest}");
+    let newest_seqs = seqs(&newest);
+    assert_eq!(newest_seqs.len(), 100);
+    assert!(newest_seqs.windows(2).all(|w| w[1] == w[0] + 1), "ascending, gap-free");
+    assert_eq!(newest["has_more"], true);
+    assert_eq!(newest["messages"][99]["body"], "m119");
+
+    let oldest_in_page = newest_seqs[0];
+    let (_, older) = http.get(&bob, &format!("{path}?before_seq={oldest_in_page}&limit=100")).await;
+    let older_seqs = seqs(&older);
+    assert_eq!(older_seqs.len(), 20);
+    assert_eq!(*older_seqs.last().unwrap(), oldest_in_page - 1);
+    assert_eq!(older["has_more"], false);
+    assert_eq!(older["messages"][0]["body"], "m0");
+
+    let (_, after) = http.get(&bob, &format!("{path}?after_seq={}&limit=5", older_seqs[0])).await;
+    assert_eq!(seqs(&after), (older_seqs[0] + 1..older_seqs[0] + 6).collect::<Vec<_>>());
+    assert_eq!(after["has_more"], true);
+
+    for bad in ["?limit=0", "?limit=abc", "?before_seq=-1", "?before_seq=5&after_seq=1"] {
+        let (status, body) = http.get(&bob, &format!("{path}{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_argument");
+    }
+}
+
+#[tokio::test]
+async fn rest_requires_a_valid_token_and_health_does_not() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let http = stack.http();
+    let (status, health) = http.get_anonymous("/v1/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"], "reachable");
+    assert!(health["live_connections"].is_i64());
+
+    let (status, body) = http.post_raw(None, "/v1/conversations/direct", json!({"user_id": bob.id}).to_string()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "missing_token");
+    let expired = stack.token(json!({"sub": alice.id.to_string(), "exp": chrono::Utc::now().timestamp() - 3600}));
+    let (status, body) = http
+        .post_raw(Some(&expired), "/v1/conversations/direct", json!({"user_id": bob.id}).to_string())
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "token_expired");
+}
+
+#[tokio::test]
+async fn direct_conversations_are_found_not_duplicated() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let http = stack.http();
+    let (status, created) = http.post(&alice, "/v1/conversations/direct", json!({"user_id": bob.id})).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["conversation"]["kind"], "direct");
+    assert_eq!(created["conversation"]["participants"].as_array().unwrap().len(), 2);
+    let (status, found) = http.post(&bob, "/v1/conversations/direct", json!({"user_id": alice.id})).await;
+    assert_eq!(status, 200);
+    assert_eq!(found["conversation"]["id"], created["conversation"]["id"]);
+
+    let about = json!({"user_id": bob.id, "context": {"type": "listing", "id": "listing-42"}});
+    let (status, listing) = http.post(&alice, "/v1/conversations/direct", about.clone()).await;
+    assert_eq!(status, 201);
+    assert_ne!(listing["conversation"]["id"], created["conversation"]["id"]);
+    assert_eq!(listing["conversation"]["context_type"], "listing");
+
+    // Concurrent find-or-create of a new pair yields one conversation.
+    let carol = stack.new_user("carol").await;
+    let requests = (0..6).map(|_| http.post(&alice, "/v1/conversations/direct", json!({"user_id": carol.id})));
+    let results = futures_util::future::join_all(requests).await;
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .map(|(status, body)| {
+            assert!(*status == 200 || *status == 201, "{status} {body}");
+            body["conversation"]["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+
+    let (status, body) = http.post(&alice, "/v1/conversations/direct", json!({"user_id": alice.id})).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = http.post(&alice, "/v1/conversations/direct", json!({"user_id": Uuid::new_v4()})).await;
+    assert_eq!(status, 404);
+    let (status, body) = http.post_raw(Some(&alice.token), "/v1/conversations/direct", "{oops".into()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_json");
+}
