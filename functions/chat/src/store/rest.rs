@@ -62,7 +62,7 @@ impl PostgrestStore {
     }
 
     async fn service_rpc<T: DeserializeOwned>(&self, function: &str, params: Value) -> StoreResult<T> {
-        let mut request = self.as_service.rpc(function, params.to_string());
+        let mut request = self.as_service.rpc(function, rpc_body(params));
         if is_jwt(self.service_role_key.expose()) {
             request = request.auth(self.service_role_key.expose());
         }
@@ -70,8 +70,18 @@ impl PostgrestStore {
     }
 
     async fn user_rpc<T: DeserializeOwned>(&self, token: UserToken<'_>, function: &str, params: Value) -> StoreResult<T> {
-        let request = self.as_user.rpc(function, params.to_string()).auth(token.0);
+        let request = self.as_user.rpc(function, rpc_body(params)).auth(token.0);
         send(request, function).await
+    }
+}
+
+/// The JSON body of an RPC call, without the parameters that are null: every
+/// optional SQL parameter defaults to null, and leaving them out keeps the call
+/// independent of how a PostgREST implementation binds a JSON null.
+fn rpc_body(params: Value) -> String {
+    match params {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()).to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -107,6 +117,18 @@ async fn send<T: DeserializeOwned>(request: Builder, function: &str) -> StoreRes
             code.unwrap_or("-"),
             error.message.unwrap_or_default()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_bodies_leave_out_null_parameters() {
+        let body = rpc_body(json!({"p_a": 1, "p_b": null, "p_c": "x"}));
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed, json!({"p_a": 1, "p_c": "x"}));
     }
 }
 

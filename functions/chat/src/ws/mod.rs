@@ -50,11 +50,11 @@ pub struct WsRequestContext {
     pub authorizer: Option<AuthorizerContext>,
 }
 
-/// What the `$connect` authorizer put in its context, as API Gateway hands it on.
+/// What the `$connect` authorizer put in its context, as API Gateway hands it on
+/// (our context keys are snake_case; API Gateway's own are camelCase).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct AuthorizerContext {
-    #[serde(default)]
+    #[serde(default, rename = "principalId")]
     pub principal_id: Option<String>,
     #[serde(default)]
     pub user_id: Option<String>,
