@@ -418,3 +418,23 @@ async fn direct_conversations_are_found_not_duplicated() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "invalid_json");
 }
+
+#[tokio::test]
+async fn a_socket_whose_token_expired_gets_token_expired_and_is_closed() {
+    let stack = stack();
+    let user = stack.new_user("sleepy").await;
+    let exp = chrono::Utc::now().timestamp() + 2;
+    let token = stack.token(json!({"sub": user.id.to_string(), "exp": exp}));
+    let mut socket = WsClient::connect(&stack.websocket_url_with_token(&token)).await.expect("connect");
+    socket.ping().await;
+    while chrono::Utc::now().timestamp() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    socket.send_json(json!({"action": "ping"})).await;
+    let error = socket.expect("error").await;
+    assert_eq!(error["data"]["code"], "token_expired");
+    assert!(matches!(socket.expect_closed().await, Closed::WithCode(_) | Closed::WithoutFrame));
+    stack
+        .eventually("the expired connection is unregistered", || async { stack.connection_ids(&user).await.is_empty() })
+        .await;
+}
