@@ -1,0 +1,228 @@
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::EmulatorConfig;
+use crate::error::EmulatorError;
+use crate::http_api::{self, HttpApi};
+use crate::ids;
+use crate::lambda::stats::EmulatorStats;
+use crate::lambda::{FunctionPool, FunctionSet, LaunchConfig};
+use crate::template::{Template, WebSocketSpec};
+use crate::websocket::{self, WsApi};
+
+/// How long shutdown waits for servers to finish their last requests.
+const SERVER_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// A running emulator. Dropping it kills the function processes; `shutdown`
+/// also closes the sockets (running `$disconnect`) and waits for everything.
+pub struct Emulator {
+    http_addr: SocketAddr,
+    ws_addr: SocketAddr,
+    stage: String,
+    functions: Arc<FunctionSet>,
+    ws_api: Arc<WsApi>,
+    /// Longest function timeout plus slack: the bound on `$disconnect` at shutdown.
+    disconnect_wait: Duration,
+    stop_servers: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Emulator {
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        let text = tokio::fs::read_to_string(&config.template_path)
+            .await
+            .map_err(|source| EmulatorError::ReadTemplate {
+                path: config.template_path.clone(),
+                source,
+            })?;
+        let template = Template::parse(&text, &config.parameter_overrides, &config.region)?;
+
+        let default_max = config.default_max_instances.max(1);
+        let mut pools = Vec::new();
+        for spec in template.functions.values() {
+            let launch =
+                LaunchConfig::new(spec, &config.bin_dir, &config.function_env, &config.region);
+            if !launch.executable.is_file() {
+                return Err(EmulatorError::MissingBinary {
+                    function: spec.logical_id.clone(),
+                    path: launch.executable,
+                });
+            }
+            let max_instances = spec.reserved_concurrency.unwrap_or(default_max);
+            pools.push(FunctionPool::new(
+                spec.clone(),
+                launch,
+                &config.region,
+                max_instances,
+            ));
+        }
+        let functions = Arc::new(FunctionSet::new(pools));
+        let longest_timeout = template
+            .functions
+            .values()
+            .map(|f| f.timeout)
+            .max()
+            .unwrap_or_default();
+
+        let http_listener = bind(config.http_addr).await?;
+        let ws_listener = bind(config.ws_addr).await?;
+        let http_addr = local_addr(&http_listener, config.http_addr)?;
+        let ws_addr = local_addr(&ws_listener, config.ws_addr)?;
+
+        let ws_spec = template.websocket.clone().unwrap_or_else(|| WebSocketSpec {
+            logical_id: "WebSocketApi".into(),
+            route_selection_expression: "$request.body.action".into(),
+            stage: "$default".into(),
+            routes: BTreeMap::new(),
+        });
+        let stage = ws_spec.stage.clone();
+        let ws_api = Arc::new(WsApi::new(
+            ws_spec.clone(),
+            ids::api_id(&ws_spec.logical_id),
+            config.region.clone(),
+            config.ws_limits,
+            ws_addr.port(),
+            Arc::clone(&functions),
+        ));
+        let http_api = Arc::new(HttpApi::new(
+            &template.http_routes,
+            Arc::clone(&functions),
+            ids::api_id(&template.http_api_logical_id),
+            http_addr.port(),
+        ));
+
+        let (stop_servers, stopped) = watch::channel(false);
+        let servers = vec![
+            serve(http_listener, http_api::router(http_api), stopped.clone()),
+            serve(ws_listener, websocket::router(Arc::clone(&ws_api)), stopped),
+        ];
+        let emulator = Emulator {
+            http_addr,
+            ws_addr,
+            stage,
+            functions,
+            ws_api,
+            disconnect_wait: longest_timeout + Duration::from_secs(5),
+            stop_servers,
+            servers,
+        };
+        tracing::info!(
+            http = %emulator.http_url(),
+            websocket = %emulator.websocket_url(),
+            functions = template.functions.len(),
+            http_routes = template.http_routes.len(),
+            "API Gateway emulator listening"
+        );
+        Ok(emulator)
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn http_url(&self) -> String {
+        format!("http://{}", host_port(self.http_addr))
+    }
+
+    /// `ws://127.0.0.1:PORT/<stage>`
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}/{}", host_port(self.ws_addr), self.stage)
+    }
+
+    /// `http://127.0.0.1:PORT/<stage>`: the Management API's `endpoint_url`.
+    pub fn management_url(&self) -> String {
+        format!("http://{}/{}", host_port(self.ws_addr), self.stage)
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        self.functions.stats()
+    }
+
+    /// Closes every socket (running `$disconnect`), stops every function
+    /// process and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop_servers.send(true);
+        self.ws_api.close_all(self.disconnect_wait).await;
+        self.functions.stop_all().await;
+        for server in self.servers.drain(..) {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(SERVER_STOP_WAIT, server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        tracing::info!("API Gateway emulator stopped");
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop_servers.send(true);
+        self.functions.kill_all();
+        for server in &self.servers {
+            server.abort();
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, EmulatorError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| EmulatorError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, requested: SocketAddr) -> Result<SocketAddr, EmulatorError> {
+    listener.local_addr().map_err(|source| EmulatorError::Bind {
+        addr: requested,
+        source,
+    })
+}
+
+fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%error, "server failed");
+        }
+    })
+}
+
+/// Where clients reach a listener: loopback when it listens on every address.
+fn host_port(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => format!("[::1]:{}", addr.port()),
+        _ => addr.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_use_loopback_for_wildcard_listeners() {
+        assert_eq!(host_port("0.0.0.0:3000".parse().unwrap()), "127.0.0.1:3000");
+        assert_eq!(
+            host_port("127.0.0.1:3001".parse().unwrap()),
+            "127.0.0.1:3001"
+        );
+        assert_eq!(host_port("[::]:3002".parse().unwrap()), "[::1]:3002");
+    }
+}

@@ -1,0 +1,110 @@
+//! Lambda: function instances as processes behind the Runtime API, with warm
+//! reuse and scale-out up to a per-function limit.
+
+mod pool;
+mod process;
+mod runtime_api;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+
+pub(crate) use pool::FunctionPool;
+pub(crate) use process::LaunchConfig;
+use stats::EmulatorStats;
+
+/// Every function of the template, by logical id.
+pub(crate) struct FunctionSet {
+    pools: BTreeMap<String, Arc<FunctionPool>>,
+}
+
+impl FunctionSet {
+    pub fn new(pools: impl IntoIterator<Item = Arc<FunctionPool>>) -> Self {
+        FunctionSet {
+            pools: pools
+                .into_iter()
+                .map(|p| (p.logical_id().to_string(), p))
+                .collect(),
+        }
+    }
+
+    pub async fn invoke(
+        &self,
+        logical_id: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<Bytes, InvokeError> {
+        match self.pools.get(logical_id) {
+            Some(pool) => pool.invoke(payload).await,
+            None => Err(InvokeError::Unavailable(format!(
+                "no function {logical_id}"
+            ))),
+        }
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        EmulatorStats {
+            functions: self
+                .pools
+                .iter()
+                .map(|(id, pool)| (id.clone(), pool.stats()))
+                .collect(),
+        }
+    }
+
+    pub fn kill_all(&self) {
+        for pool in self.pools.values() {
+            pool.kill_all();
+        }
+    }
+
+    pub async fn stop_all(&self) {
+        futures_util::future::join_all(self.pools.values().map(|pool| pool.stop())).await;
+    }
+}
+
+/// Why an invocation produced no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InvokeError {
+    /// The handler reported an error through `/invocation/{id}/error` or `/init/error`.
+    Function {
+        error_type: String,
+        error_message: String,
+    },
+    /// The instance's process exited before answering (`Runtime exited with error: …`).
+    RuntimeExited(String),
+    /// The function's Timeout passed; the instance was killed.
+    Timeout(Duration),
+    /// Not run at all: no concurrency, no process, or the emulator is stopping.
+    Unavailable(String),
+}
+
+impl InvokeError {
+    pub fn error_message(&self) -> String {
+        match self {
+            InvokeError::Function { error_message, .. } => error_message.clone(),
+            InvokeError::RuntimeExited(reason) => reason.clone(),
+            InvokeError::Timeout(timeout) => {
+                format!("Task timed out after {:.2} seconds", timeout.as_secs_f64())
+            }
+            InvokeError::Unavailable(reason) => reason.clone(),
+        }
+    }
+
+    pub fn error_type(&self) -> &str {
+        match self {
+            InvokeError::Function { error_type, .. } => error_type,
+            InvokeError::RuntimeExited(_) => "Runtime.ExitError",
+            InvokeError::Timeout(_) => "Sandbox.Timedout",
+            InvokeError::Unavailable(_) => "ServiceException",
+        }
+    }
+}
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type(), self.error_message())
+    }
+}

@@ -1,0 +1,356 @@
+//! Instances of one function and the invocations waiting for them.
+//!
+//! An invocation goes to an instance blocked in `GET /next` when there is one;
+//! otherwise it queues, and one instance is started for every queued
+//! invocation not already covered by an instance that is starting or about to
+//! ask for its next invocation, up to the function's limit.
+
+mod lifecycle;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use tokio::sync::{oneshot, Notify};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::process::LaunchConfig;
+use super::stats::{FunctionStats, InstanceColdStart};
+use super::InvokeError;
+use crate::ids;
+use crate::template::{function_arn, FunctionSpec};
+
+type Reply = oneshot::Sender<Result<Bytes, InvokeError>>;
+
+/// What `GET /runtime/invocation/next` hands to the runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct NextInvocation {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub deadline_ms: u128,
+    pub function_arn: String,
+    pub trace_id: String,
+}
+
+/// A Runtime API call that does not fit the instance's state.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RuntimeCallError {
+    UnknownInstance,
+    InvalidRequestId,
+}
+
+struct Pending {
+    request_id: String,
+    payload: Bytes,
+    reply: Reply,
+}
+
+struct Active {
+    request_id: String,
+    reply: Reply,
+    started: Instant,
+    timer: AbortHandle,
+}
+
+enum Phase {
+    /// Spawned; its runtime has not asked for an invocation yet.
+    Starting,
+    /// Blocked in `GET /next`.
+    Waiting(oneshot::Sender<NextInvocation>),
+    Busy(Active),
+    /// Answered; expected back in `GET /next` at once.
+    Returning,
+    /// Being killed after a timeout.
+    Dying,
+}
+
+struct Instance {
+    pid: Option<u32>,
+    spawned_at: Instant,
+    phase: Phase,
+    kill: Arc<Notify>,
+    init_error: Option<String>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    stopping: bool,
+    next_instance: u64,
+    queue: VecDeque<Pending>,
+    instances: BTreeMap<u64, Instance>,
+    /// By instance id, so they list in start order.
+    cold_starts: BTreeMap<u64, InstanceColdStart>,
+    stats: FunctionStats,
+}
+
+pub(crate) struct FunctionPool {
+    spec: FunctionSpec,
+    launch: LaunchConfig,
+    function_arn: String,
+    max_instances: usize,
+    state: Mutex<PoolState>,
+    monitors: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl FunctionPool {
+    pub fn new(
+        spec: FunctionSpec,
+        launch: LaunchConfig,
+        region: &str,
+        max_instances: usize,
+    ) -> Arc<Self> {
+        Arc::new(FunctionPool {
+            function_arn: function_arn(region, &spec.function_name),
+            spec,
+            launch,
+            max_instances,
+            state: Mutex::new(PoolState::default()),
+            monitors: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn logical_id(&self) -> &str {
+        &self.spec.logical_id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs the function on `payload` and returns what its handler answered.
+    pub async fn invoke(self: &Arc<Self>, payload: impl Into<Bytes>) -> Result<Bytes, InvokeError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            request_id: ids::lambda_request_id(),
+            payload: payload.into(),
+            reply,
+        };
+        let spawns = {
+            let mut st = self.lock();
+            st.stats.invocations += 1;
+            let refusal = if st.stopping {
+                Some("the emulator is stopping".to_string())
+            } else if self.max_instances == 0 {
+                Some(format!(
+                    "Rate Exceeded: {} has no concurrency",
+                    self.spec.logical_id
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                st.stats.errors += 1;
+                return Err(InvokeError::Unavailable(reason));
+            }
+            if let Some(pending) = self.deliver(&mut st, pending) {
+                st.queue.push_back(pending);
+            }
+            self.reserve_spawns(&mut st)
+        };
+        for id in spawns {
+            self.start_instance(id);
+        }
+        let result = answer.await.unwrap_or_else(|_| {
+            Err(InvokeError::Unavailable(
+                "the invocation was dropped".into(),
+            ))
+        });
+        if result.is_err() {
+            self.lock().stats.errors += 1;
+        }
+        result
+    }
+
+    /// Hands `pending` to an instance blocked in `GET /next`, if any.
+    fn deliver(self: &Arc<Self>, st: &mut PoolState, pending: Pending) -> Option<Pending> {
+        let waiting: Vec<u64> = st
+            .instances
+            .iter()
+            .filter(|(_, instance)| matches!(instance.phase, Phase::Waiting(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let instance = st.instances.get_mut(&id).expect("listed above");
+            let Phase::Waiting(next_tx) = std::mem::replace(&mut instance.phase, Phase::Returning)
+            else {
+                continue;
+            };
+            // A closed sender means the runtime's request went away; it will ask again.
+            if next_tx.is_closed() || next_tx.send(self.next_invocation(&pending)).is_err() {
+                continue;
+            }
+            self.start_active(st, id, pending);
+            return None;
+        }
+        Some(pending)
+    }
+
+    fn next_invocation(&self, pending: &Pending) -> NextInvocation {
+        let deadline = SystemTime::now() + self.spec.timeout;
+        NextInvocation {
+            request_id: pending.request_id.clone(),
+            payload: pending.payload.clone(),
+            deadline_ms: deadline
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+            function_arn: self.function_arn.clone(),
+            trace_id: ids::trace_id(),
+        }
+    }
+
+    fn start_active(self: &Arc<Self>, st: &mut PoolState, id: u64, pending: Pending) {
+        let pool = Arc::clone(self);
+        let request_id = pending.request_id.clone();
+        let timeout = self.spec.timeout;
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            pool.on_timeout(id, &request_id);
+        });
+        if let Some(instance) = st.instances.get_mut(&id) {
+            instance.phase = Phase::Busy(Active {
+                request_id: pending.request_id,
+                reply: pending.reply,
+                started: Instant::now(),
+                timer: timer.abort_handle(),
+            });
+        }
+    }
+
+    /// `GET /runtime/invocation/next`: the next invocation for instance `id`,
+    /// waiting for one if none is queued. `None` once the instance is gone.
+    pub async fn next(self: &Arc<Self>, id: u64) -> Option<NextInvocation> {
+        let next_rx = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let instance = st.instances.get_mut(&id)?;
+            let previous = std::mem::replace(&mut instance.phase, Phase::Returning);
+            match previous {
+                Phase::Starting => {
+                    if let Some(entry) = st.cold_starts.get_mut(&id) {
+                        entry.init_ms = Some(millis(instance.spawned_at.elapsed()));
+                    }
+                }
+                Phase::Dying => {
+                    instance.phase = Phase::Dying;
+                    return None;
+                }
+                Phase::Busy(active) => {
+                    // The runtime asked for more work without answering this one.
+                    active.timer.abort();
+                    st.stats
+                        .record_handler_time(millis(active.started.elapsed()));
+                    let _ = active.reply.send(Err(InvokeError::Function {
+                        error_type: "Runtime.NoResponse".into(),
+                        error_message:
+                            "the runtime asked for the next invocation without answering".into(),
+                    }));
+                }
+                Phase::Waiting(_) | Phase::Returning => {}
+            }
+            if let Some(pending) = st.queue.pop_front() {
+                let next = self.next_invocation(&pending);
+                self.start_active(st, id, pending);
+                return Some(next);
+            }
+            let (next_tx, next_rx) = oneshot::channel();
+            if let Some(instance) = st.instances.get_mut(&id) {
+                instance.phase = Phase::Waiting(next_tx);
+            }
+            next_rx
+        };
+        next_rx.await.ok()
+    }
+
+    /// `POST /runtime/invocation/{request_id}/response` or `/error`.
+    pub fn complete(
+        &self,
+        id: u64,
+        request_id: &str,
+        result: Result<Bytes, InvokeError>,
+    ) -> Result<(), RuntimeCallError> {
+        let active = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let instance = st
+                .instances
+                .get_mut(&id)
+                .ok_or(RuntimeCallError::UnknownInstance)?;
+            match &instance.phase {
+                Phase::Busy(active) if active.request_id == request_id => {}
+                _ => return Err(RuntimeCallError::InvalidRequestId),
+            }
+            let Phase::Busy(active) = std::mem::replace(&mut instance.phase, Phase::Returning)
+            else {
+                unreachable!("checked above");
+            };
+            active.timer.abort();
+            if let Some(entry) = st
+                .cold_starts
+                .get_mut(&id)
+                .filter(|e| e.first_response_ms.is_none())
+            {
+                entry.first_response_ms = Some(millis(instance.spawned_at.elapsed()));
+            }
+            st.stats
+                .record_handler_time(millis(active.started.elapsed()));
+            active
+        };
+        let _ = active.reply.send(result);
+        Ok(())
+    }
+
+    /// `POST /runtime/init/error`: remember why, and stop the instance; the
+    /// invocation that started it fails with that error.
+    pub fn init_failed(&self, id: u64, error: InvokeError) -> Result<(), RuntimeCallError> {
+        let mut st = self.lock();
+        let instance = st
+            .instances
+            .get_mut(&id)
+            .ok_or(RuntimeCallError::UnknownInstance)?;
+        tracing::warn!(function = %self.spec.logical_id, pid = instance.pid, %error, "function init failed");
+        instance.init_error = Some(error.error_message());
+        instance.kill.notify_one();
+        Ok(())
+    }
+
+    fn on_timeout(&self, id: u64, request_id: &str) {
+        let active = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let Some(instance) = st.instances.get_mut(&id) else {
+                return;
+            };
+            match &instance.phase {
+                Phase::Busy(active) if active.request_id == request_id => {}
+                _ => return,
+            }
+            let Phase::Busy(active) = std::mem::replace(&mut instance.phase, Phase::Dying) else {
+                unreachable!("checked above");
+            };
+            tracing::warn!(function = %self.spec.logical_id, pid = instance.pid, request_id, "invocation timed out; killing the instance");
+            instance.kill.notify_one();
+            st.stats
+                .record_handler_time(millis(active.started.elapsed()));
+            active
+        };
+        let _ = active
+            .reply
+            .send(Err(InvokeError::Timeout(self.spec.timeout)));
+    }
+
+    pub fn stats(&self) -> FunctionStats {
+        let st = self.lock();
+        let mut stats = st.stats.clone();
+        stats.cold_starts = st.cold_starts.values().cloned().collect();
+        stats.live_pids = st.instances.values().filter_map(|i| i.pid).collect();
+        stats
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

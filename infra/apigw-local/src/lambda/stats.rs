@@ -1,0 +1,45 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Counters per function (by logical id), also served as JSON at
+/// `GET /__emulator/stats` on the HTTP API port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmulatorStats {
+    pub functions: BTreeMap<String, FunctionStats>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionStats {
+    /// Processes spawned so far.
+    pub instances_started: u64,
+    /// One entry per instance started, in start order.
+    pub cold_starts: Vec<InstanceColdStart>,
+    /// Invocations requested (HTTP requests, WebSocket events, authorizer calls).
+    pub invocations: u64,
+    /// Invocations that failed: handler error, crash, timeout, throttling.
+    pub errors: u64,
+    /// Sum of handler times (invocation handed to the runtime -> its answer).
+    pub total_handler_ms: f64,
+    pub max_handler_ms: f64,
+    /// Instances alive now.
+    pub live_pids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceColdStart {
+    pub pid: u32,
+    /// Spawn -> the runtime's first `GET /runtime/invocation/next` (init done).
+    pub init_ms: Option<f64>,
+    /// Spawn -> the runtime's first response or error (init + first invocation).
+    pub first_response_ms: Option<f64>,
+}
+
+impl FunctionStats {
+    pub(crate) fn record_handler_time(&mut self, ms: f64) {
+        self.total_handler_ms += ms;
+        if ms > self.max_handler_ms {
+            self.max_handler_ms = ms;
+        }
+    }
+}

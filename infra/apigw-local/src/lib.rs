@@ -1,0 +1,21 @@
+//! Local emulator of Amazon API Gateway (HTTP API payload 2.0, WebSocket API,
+//! Management API `@connections`) and of the AWS Lambda Runtime API.
+//!
+//! It reads an AWS SAM template, runs every function as OS processes of its
+//! real binary (one Runtime API listener per instance), and serves the APIs on
+//! local ports so the whole backend runs on one machine without Docker.
+
+mod config;
+mod emulator;
+mod error;
+mod http_api;
+mod ids;
+mod lambda;
+mod redact;
+mod template;
+mod websocket;
+
+pub use config::{EmulatorConfig, WsLimits};
+pub use emulator::Emulator;
+pub use error::EmulatorError;
+pub use lambda::stats::{EmulatorStats, FunctionStats, InstanceColdStart};

@@ -1,0 +1,278 @@
+//! The parts of an AWS SAM template the emulator serves: functions, HTTP API
+//! routes, and the WebSocket API with its routes, authorizer and stage.
+
+mod functions;
+mod resolve;
+mod websocket;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_yaml::{Mapping, Value};
+
+use crate::error::EmulatorError;
+use resolve::Resolver;
+pub(crate) use resolve::{function_arn, ACCOUNT_ID};
+
+#[derive(Debug, Clone)]
+pub(crate) struct FunctionSpec {
+    pub logical_id: String,
+    /// `AWS_LAMBDA_FUNCTION_NAME`: `FunctionName` when set, else the logical id.
+    pub function_name: String,
+    pub binary: String,
+    /// `Globals.Function.Environment` merged with the function's own, resolved.
+    pub env: BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub memory_mb: u64,
+    pub reserved_concurrency: Option<usize>,
+    /// `LoggingConfig.LogFormat` (`JSON` or `Text`), exported as `AWS_LAMBDA_LOG_FORMAT`.
+    pub log_format: Option<String>,
+}
+
+/// One HTTP API route: `GET /v1/items/{id}`, `ANY /{proxy+}` or `$default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpRouteSpec {
+    /// Upper-case method, `ANY`, or `None` for the `$default` route.
+    pub method: Option<String>,
+    pub path: String,
+    pub function: String,
+}
+
+impl HttpRouteSpec {
+    pub fn route_key(&self) -> String {
+        match &self.method {
+            Some(method) => format!("{method} {}", self.path),
+            None => "$default".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WsRouteSpec {
+    /// Logical id of the function the route integrates with.
+    pub function: String,
+    /// Logical id of the REQUEST authorizer's function.
+    pub authorizer: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct WebSocketSpec {
+    pub logical_id: String,
+    pub route_selection_expression: String,
+    pub stage: String,
+    /// Route key (`$connect`, `$default`, `sendMessage`, ...) -> route.
+    pub routes: BTreeMap<String, WsRouteSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Template {
+    /// Logical id -> function.
+    pub functions: BTreeMap<String, FunctionSpec>,
+    pub http_api_logical_id: String,
+    pub http_routes: Vec<HttpRouteSpec>,
+    pub websocket: Option<WebSocketSpec>,
+}
+
+impl Template {
+    pub fn parse(
+        text: &str,
+        parameter_overrides: &BTreeMap<String, String>,
+        region: &str,
+    ) -> Result<Template, EmulatorError> {
+        let err = |m: String| EmulatorError::Template(m);
+        let root: Value = serde_yaml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let empty = Mapping::new();
+        let resources = root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| err("no Resources".into()))?;
+        let resolver = Resolver {
+            region: region.to_string(),
+            parameters: parameter_values(&root, parameter_overrides),
+            function_names: functions::function_names(resources),
+        };
+        let globals = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(Value::as_mapping)
+            .unwrap_or(&empty);
+        let functions = functions::parse_functions(resources, globals, &resolver).map_err(err)?;
+        let (http_api_logical_id, http_routes) =
+            functions::parse_http_routes(resources, &resolver).map_err(err)?;
+        let websocket = websocket::parse_websocket(resources, &resolver).map_err(err)?;
+        Ok(Template {
+            functions,
+            http_api_logical_id,
+            http_routes,
+            websocket,
+        })
+    }
+}
+
+/// Every parameter's value: the override, else its `Default`.
+fn parameter_values(
+    root: &Value,
+    overrides: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    if let Some(parameters) = root.get("Parameters").and_then(Value::as_mapping) {
+        for (name, declaration) in parameters {
+            let Some(name) = name.as_str() else { continue };
+            let default = declaration.get("Default").map(scalar_string);
+            match (overrides.get(name), default) {
+                (Some(value), _) => values.insert(name.to_string(), value.clone()),
+                (None, Some(default)) => values.insert(name.to_string(), default),
+                (None, None) => {
+                    tracing::warn!(
+                        parameter = name,
+                        "template parameter has no value; using an empty string"
+                    );
+                    values.insert(name.to_string(), String::new())
+                }
+            };
+        }
+    }
+    for (name, value) in overrides {
+        values.entry(name.clone()).or_insert_with(|| value.clone());
+    }
+    values
+}
+
+fn scalar_string(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The resources of one CloudFormation type, by logical id.
+fn resources_of_type<'a>(
+    resources: &'a Mapping,
+    kind: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+    resources.iter().filter_map(move |(id, resource)| {
+        let id = id.as_str()?;
+        (resource.get("Type")?.as_str()? == kind).then_some((id, resource))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real_template() -> Template {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let text = std::fs::read_to_string(path).expect("template.yaml");
+        let overrides = BTreeMap::from([
+            (
+                "SupabaseUrl".to_string(),
+                "http://127.0.0.1:3000".to_string(),
+            ),
+            ("SupabaseAnonKey".to_string(), "anon".to_string()),
+        ]);
+        Template::parse(&text, &overrides, "us-east-1").expect("parse")
+    }
+
+    #[test]
+    fn real_template_functions() {
+        let t = real_template();
+        let health = &t.functions["HealthFunction"];
+        assert_eq!(health.binary, "http-health");
+        assert_eq!(health.function_name, "HealthFunction");
+        assert_eq!(health.timeout, Duration::from_secs(10));
+        assert_eq!(health.memory_mb, 256);
+        assert_eq!(health.reserved_concurrency, None);
+        assert_eq!(health.log_format.as_deref(), Some("JSON"));
+        assert_eq!(health.env["SUPABASE_URL"], "http://127.0.0.1:3000");
+        assert_eq!(health.env["SUPABASE_ANON_KEY"], "anon");
+        // No Default and no override: empty.
+        assert_eq!(health.env["SUPABASE_SERVICE_ROLE_KEY"], "");
+        assert_eq!(health.env["SUPABASE_JWT_SECRET"], "");
+        assert_eq!(health.env["RUST_LOG"], "info");
+        assert_eq!(
+            health.env["WEBSOCKET_MANAGEMENT_ENDPOINT"],
+            "https://WebSocketApi.execute-api.us-east-1.amazonaws.com/dev"
+        );
+        assert_eq!(
+            t.functions["WsSendMessageFunction"].binary,
+            "ws-send-message"
+        );
+        // Every function has a binary name; the template grows as endpoints are added.
+        assert!(t.functions.values().all(|f| !f.binary.is_empty()));
+    }
+
+    #[test]
+    fn real_template_http_routes() {
+        let t = real_template();
+        assert_eq!(t.http_api_logical_id, "HttpApi");
+        let keys: Vec<(String, &str)> = t
+            .http_routes
+            .iter()
+            .map(|r| (r.route_key(), r.function.as_str()))
+            .collect();
+        assert!(keys.contains(&("GET /v1/health".to_string(), "HealthFunction")));
+        assert!(keys.contains(&(
+            "POST /v1/conversations/direct".to_string(),
+            "OpenDirectConversationFunction"
+        )));
+        assert!(keys.contains(&(
+            "GET /v1/conversations/{id}/messages".to_string(),
+            "ListMessagesFunction"
+        )));
+        assert!(keys.contains(&(
+            "POST /v1/conversations/{id}/messages".to_string(),
+            "SendMessageFunction"
+        )));
+        assert!(t
+            .http_routes
+            .iter()
+            .all(|r| t.functions.contains_key(&r.function)));
+    }
+
+    #[test]
+    fn real_template_websocket() {
+        let t = real_template();
+        let ws = t.websocket.expect("websocket api");
+        assert_eq!(ws.logical_id, "WebSocketApi");
+        assert_eq!(ws.stage, "dev");
+        assert_eq!(ws.route_selection_expression, "$request.body.action");
+        let route = |k: &str| {
+            ws.routes
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| panic!("route {k}"))
+        };
+        assert_eq!(
+            route("$connect"),
+            WsRouteSpec {
+                function: "WsConnectFunction".into(),
+                authorizer: Some("WsAuthorizerFunction".into())
+            }
+        );
+        assert_eq!(route("$disconnect").function, "WsDisconnectFunction");
+        assert_eq!(route("$disconnect").authorizer, None);
+        assert_eq!(route("sendMessage").function, "WsSendMessageFunction");
+        assert_eq!(route("typing").function, "WsTypingFunction");
+        assert_eq!(route("ping").function, "WsPingFunction");
+        assert_eq!(route("$default").function, "WsDefaultFunction");
+        assert!(ws
+            .routes
+            .values()
+            .all(|r| t.functions.contains_key(&r.function)));
+    }
+
+    #[test]
+    fn stage_parameter_override() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let overrides = BTreeMap::from([("StageName".to_string(), "local".to_string())]);
+        let t = Template::parse(&text, &overrides, "eu-west-1").unwrap();
+        assert_eq!(t.websocket.unwrap().stage, "local");
+        assert_eq!(
+            t.functions["WsPingFunction"].env["WEBSOCKET_MANAGEMENT_ENDPOINT"],
+            "https://WebSocketApi.execute-api.eu-west-1.amazonaws.com/local"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! A real emulator on free ports running the echo example as every function.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use apigw_local::{Emulator, EmulatorConfig, WsLimits};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Generous bound so a broken emulator fails a test instead of hanging it.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The directory of the echo example binary. `cargo test` builds examples
+/// already; when a filtered run did not, or the binary is older than its
+/// source, build it once per test binary.
+fn echo_bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        let examples = profile_dir.join("examples");
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo_function.rs");
+        let binary = modified(&examples.join("echo_function"));
+        if binary.is_some() && binary >= modified(&source) {
+            return examples;
+        }
+        let target_dir = profile_dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args([
+                "build",
+                "-p",
+                "apigw-local",
+                "--example",
+                "echo_function",
+                "--target-dir",
+            ])
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building the echo example failed");
+        examples
+    })
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub struct TestStack {
+    emulator: Option<Emulator>,
+    pub record_dir: PathBuf,
+}
+
+impl TestStack {
+    pub async fn start(template: &str, ws_limits: WsLimits) -> TestStack {
+        let record_dir =
+            std::env::temp_dir().join(format!("apigw-local-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&record_dir).expect("record dir");
+        let config = EmulatorConfig {
+            template_path: fixture(template),
+            bin_dir: echo_bin_dir().to_path_buf(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            ws_addr: "127.0.0.1:0".parse().unwrap(),
+            parameter_overrides: BTreeMap::from([("Greeting".to_string(), "hi".to_string())]),
+            function_env: BTreeMap::from([
+                (
+                    "ECHO_RECORD_DIR".to_string(),
+                    record_dir.display().to_string(),
+                ),
+                ("EXTRA_FROM_CONFIG".to_string(), "yes".to_string()),
+            ]),
+            ws_limits,
+            default_max_instances: 4,
+            region: "us-east-1".into(),
+        };
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        TestStack {
+            emulator: Some(emulator),
+            record_dir,
+        }
+    }
+
+    pub fn emulator(&self) -> &Emulator {
+        self.emulator.as_ref().expect("running")
+    }
+
+    /// Shuts the emulator down; records stay readable until the stack drops.
+    pub async fn stop(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            tokio::time::timeout(PATIENCE, emulator.shutdown())
+                .await
+                .expect("shutdown in time");
+        }
+    }
+
+    /// Events the function with this name has received so far.
+    pub fn records(&self, function: &str) -> Vec<Value> {
+        let path = self.record_dir.join(format!("{function}.jsonl"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until `function` has received at least `count` events.
+    pub async fn wait_records(&self, function: &str, count: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let records = self.records(function);
+            if records.len() >= count {
+                return records;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{function} got {} of {count} events",
+                records.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        // Dropping the emulator kills its processes even when a test failed.
+        self.emulator.take();
+        let _ = std::fs::remove_dir_all(&self.record_dir);
+    }
+}
+
+pub async fn ws_connect(url: &str) -> Result<Ws, tungstenite::Error> {
+    Ok(ws_connect_with(url, None).await?.0)
+}
+
+/// Connects offering `protocol` in `Sec-WebSocket-Protocol`; also returns the
+/// handshake response.
+pub async fn ws_connect_with(
+    url: &str,
+    protocol: Option<&str>,
+) -> Result<(Ws, tungstenite::handshake::client::Response), tungstenite::Error> {
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("user-agent", HeaderValue::from_static("apigw-local-tests"));
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(protocol).unwrap(),
+        );
+    }
+    tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake in time")
+}
+
+/// The HTTP status of a refused handshake.
+pub async fn refused_status(url: &str) -> u16 {
+    match ws_connect(url).await {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("handshake unexpectedly succeeded"),
+    }
+}
+
+pub async fn send_json(ws: &mut Ws, value: Value) {
+    ws.send(Message::text(value.to_string()))
+        .await
+        .expect("send");
+}
+
+/// The next text message, as JSON.
+pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("message in time")
+            .expect("socket open")
+            .expect("message");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON message"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server's close frame and returns it.
+pub async fn next_close(ws: &mut Ws) -> Option<CloseFrame> {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("close in time");
+        match message {
+            Some(Ok(Message::Close(frame))) => return frame,
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => panic!("socket error before close: {error}"),
+            None => panic!("socket ended without a close frame"),
+        }
+    }
+}
+
+/// Sends `{"action": "echo"}` and returns the MESSAGE event the function saw,
+/// which it posts back through the Management API.
+pub async fn echo_event(ws: &mut Ws) -> Value {
+    send_json(ws, serde_json::json!({"action": "echo"})).await;
+    let posted = next_json(ws).await;
+    posted["event"].clone()
+}

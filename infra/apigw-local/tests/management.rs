@@ -1,0 +1,201 @@
+//! The Management API through the real `aws-sdk-apigatewaymanagement` client.
+
+mod common;
+
+use std::time::Duration;
+
+use apigw_local::WsLimits;
+use aws_credential_types::Credentials;
+use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Region};
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::{Client, Config};
+use common::{echo_event, next_close, ws_connect, TestStack, Ws};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+fn sdk(endpoint: String) -> Client {
+    let config = Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDLOCAL", "secret", None, None, "tests"))
+        .build();
+    Client::from_conf(config)
+}
+
+async fn next_message(ws: &mut Ws) -> Message {
+    tokio::time::timeout(common::PATIENCE, ws.next())
+        .await
+        .expect("message in time")
+        .expect("open")
+        .expect("message")
+}
+
+async fn connected(stack: &TestStack) -> (Ws, String) {
+    let url = format!("{}?token=allow", stack.emulator().websocket_url());
+    let mut ws = ws_connect(&url).await.unwrap();
+    let id = echo_event(&mut ws).await["requestContext"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (ws, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_get_delete_and_gone() {
+    let mut stack = TestStack::start("template.yaml", WsLimits::default()).await;
+    let client = sdk(stack.emulator().management_url());
+    let (mut ws, id) = connected(&stack).await;
+
+    client
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new("hello from the server"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        next_message(&mut ws).await,
+        Message::text("hello from the server")
+    );
+
+    client
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new(vec![0xff, 0x00, 0x80]))
+        .send()
+        .await
+        .expect("binary post");
+    assert_eq!(
+        next_message(&mut ws).await,
+        Message::binary(vec![0xff, 0x00, 0x80])
+    );
+
+    let info = client
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("get");
+    assert!(info.connected_at().is_some());
+    assert!(info.last_active_at().is_some());
+    assert!(info.last_active_at().unwrap().secs() >= info.connected_at().unwrap().secs());
+    let identity = info.identity().expect("identity");
+    assert_eq!(identity.source_ip(), Some("127.0.0.1"));
+    assert_eq!(identity.user_agent(), Some("apigw-local-tests"));
+
+    let too_big = vec![b'a'; 128 * 1024 + 1];
+    let error = client
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new(too_big))
+        .send()
+        .await
+        .expect_err("too large");
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_payload_too_large_exception()),
+        "{error:?}"
+    );
+
+    client
+        .delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("delete");
+    let frame = next_close(&mut ws).await.expect("close frame");
+    assert_eq!(frame.code, CloseCode::Normal);
+
+    let error = client
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new("late"))
+        .send()
+        .await
+        .expect_err("gone after delete");
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_gone_exception()),
+        "{error:?}"
+    );
+    let error = client
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect_err("gone");
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_gone_exception()),
+        "{error:?}"
+    );
+    let error = client
+        .delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect_err("gone");
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_gone_exception()),
+        "{error:?}"
+    );
+
+    // $disconnect ran once for the deleted connection.
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while stack.records("DisconnectFunction").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no $disconnect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.stop().await;
+    let disconnects: Vec<Value> = stack.records("DisconnectFunction");
+    assert_eq!(disconnects.len(), 1);
+    assert_eq!(
+        disconnects[0]["requestContext"]["connectionId"],
+        id.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_connections_are_gone() {
+    let mut stack = TestStack::start("template.yaml", WsLimits::default()).await;
+    let client = sdk(stack.emulator().management_url());
+    let error = client
+        .post_to_connection()
+        .connection_id("AAAAAAAAAAAAAAA=")
+        .data(Blob::new("x"))
+        .send()
+        .await
+        .expect_err("unknown id");
+    let service_error = error.into_service_error();
+    assert!(service_error.is_gone_exception(), "{service_error:?}");
+
+    // The raw wire format, at both paths.
+    let management = stack.emulator().management_url();
+    let root = management.rsplit_once('/').unwrap().0.to_string();
+    for url in [
+        format!("{management}/@connections/nope"),
+        format!("{root}/@connections/nope"),
+    ] {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 410, "{url}");
+        assert_eq!(response.headers()["x-amzn-errortype"], "GoneException");
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            serde_json::json!({"message": null})
+        );
+    }
+    stack.stop().await;
+}
