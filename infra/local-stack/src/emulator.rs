@@ -1,0 +1,152 @@
+//! The API Gateway emulator, configured for this stack: the functions get the
+//! environment Lambda would give them, pointed at the local PostgREST.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use apigw_local::{Emulator, EmulatorConfig, EmulatorError, WsLimits};
+use tracing::warn;
+
+use crate::cli::WsLimitOptions;
+use crate::error::{Error, Result};
+use crate::ports;
+
+pub const STAGE: &str = "dev";
+pub const REGION: &str = "us-east-1";
+/// Instances per function when neither the template nor the command line says.
+const DEFAULT_MAX_INSTANCES: usize = 4;
+/// A free port we picked can be taken before the emulator binds it.
+const PORT_ATTEMPTS: usize = 3;
+
+pub struct EmulatorSettings {
+    pub template_path: PathBuf,
+    pub bin_dir: PathBuf,
+    /// 0: any free port (the emulator binds it itself).
+    pub http_port: u16,
+    /// 0: any free port.
+    pub ws_port: u16,
+    pub postgrest_url: String,
+    pub anon_key: String,
+    pub service_role_key: String,
+    pub jwt_secret: String,
+    pub ws_limits: WsLimitOptions,
+    pub max_instances: Option<usize>,
+}
+
+/// A ws port of 0 picks a free one, and another one if that is taken before
+/// the emulator binds it.
+pub async fn start(settings: EmulatorSettings) -> Result<Emulator> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let ws_port = ports::resolve(settings.ws_port)?;
+        match Emulator::start(config(&settings, ws_port)).await {
+            Ok(emulator) => return Ok(emulator),
+            Err(EmulatorError::Bind { addr, .. })
+                if settings.ws_port == 0 && addr.port() == ws_port && attempt < PORT_ATTEMPTS =>
+            {
+                warn!(
+                    port = ws_port,
+                    "the WebSocket port was taken; trying another"
+                );
+            }
+            Err(error) => {
+                let hint = match error {
+                    EmulatorError::MissingBinary { .. } => {
+                        " (build them with `cargo build --workspace --bins`, or pass --bin-dir)"
+                    }
+                    EmulatorError::Bind { .. } => {
+                        " (is another stack running? see --http-port and --ws-port)"
+                    }
+                    _ => "",
+                };
+                return Err(Error::Setup(format!(
+                    "the API Gateway emulator did not start: {error}{hint}"
+                )));
+            }
+        }
+    }
+}
+
+/// The functions are told the management endpoint before the emulator
+/// exists, so the WebSocket port is fixed first.
+fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
+    let management_url = format!("http://127.0.0.1:{ws_port}/{STAGE}");
+    let issuer = std::env::var("SUPABASE_JWT_ISSUER").unwrap_or_default();
+    let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let parameter_overrides = BTreeMap::from([
+        ("StageName".to_owned(), STAGE.to_owned()),
+        ("SupabaseUrl".to_owned(), settings.postgrest_url.clone()),
+        ("SupabaseAnonKey".to_owned(), settings.anon_key.clone()),
+        (
+            "SupabaseServiceRoleKey".to_owned(),
+            settings.service_role_key.clone(),
+        ),
+        ("SupabaseJwtSecret".to_owned(), settings.jwt_secret.clone()),
+        ("SupabaseJwtIssuer".to_owned(), issuer.clone()),
+    ]);
+    let function_env = BTreeMap::from([
+        ("SUPABASE_URL".to_owned(), settings.postgrest_url.clone()),
+        // postrust serves PostgREST at its root; Supabase serves it at /rest/v1.
+        (
+            "SUPABASE_REST_URL".to_owned(),
+            settings.postgrest_url.clone(),
+        ),
+        ("SUPABASE_ANON_KEY".to_owned(), settings.anon_key.clone()),
+        (
+            "SUPABASE_SERVICE_ROLE_KEY".to_owned(),
+            settings.service_role_key.clone(),
+        ),
+        (
+            "SUPABASE_JWT_SECRET".to_owned(),
+            settings.jwt_secret.clone(),
+        ),
+        ("SUPABASE_JWT_ISSUER".to_owned(), issuer),
+        ("WEBSOCKET_MANAGEMENT_ENDPOINT".to_owned(), management_url),
+        ("RUST_LOG".to_owned(), rust_log),
+    ]);
+    EmulatorConfig {
+        template_path: settings.template_path.clone(),
+        bin_dir: settings.bin_dir.clone(),
+        http_addr: ports::loopback(settings.http_port),
+        ws_addr: ports::loopback(ws_port),
+        parameter_overrides,
+        function_env,
+        ws_limits: ws_limits(&settings.ws_limits),
+        default_max_instances: settings.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
+        region: REGION.to_owned(),
+    }
+}
+
+/// AWS's quotas, with whatever the command line overrides.
+fn ws_limits(options: &WsLimitOptions) -> WsLimits {
+    let aws = WsLimits::default();
+    WsLimits {
+        max_frame_bytes: options.max_frame_bytes.unwrap_or(aws.max_frame_bytes),
+        max_message_bytes: options.max_message_bytes.unwrap_or(aws.max_message_bytes),
+        idle_timeout: options.idle_timeout.unwrap_or(aws.idle_timeout),
+        max_lifetime: options.max_lifetime.unwrap_or(aws.max_lifetime),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn limits_default_to_aws_and_take_overrides() {
+        assert_eq!(ws_limits(&WsLimitOptions::default()), WsLimits::default());
+        let limits = ws_limits(&WsLimitOptions {
+            idle_timeout: Some(Duration::from_secs(2)),
+            max_frame_bytes: Some(1024),
+            ..Default::default()
+        });
+        assert_eq!(limits.idle_timeout, Duration::from_secs(2));
+        assert_eq!(limits.max_frame_bytes, 1024);
+        assert_eq!(
+            limits.max_message_bytes,
+            WsLimits::default().max_message_bytes
+        );
+    }
+}

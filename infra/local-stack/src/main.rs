@@ -1,0 +1,78 @@
+//! `chat-local`: the whole chat backend on one machine, without Docker or a
+//! cloud account. See `chat-local --help`.
+
+mod cli;
+mod emulator;
+mod error;
+mod files;
+mod migrations;
+mod ports;
+mod postgres;
+mod postgrest;
+mod process;
+mod random;
+mod ready;
+mod schema;
+mod secrets;
+mod shutdown;
+mod state_dir;
+mod tokens;
+mod up;
+mod workspace;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use cli::{Command, TokenOptions};
+use error::{Error, Result};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logging();
+    let outcome = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Help) => {
+            println!("{}", cli::USAGE);
+            Ok(())
+        }
+        Ok(Command::Up(options)) => up::run(options).await,
+        Ok(Command::Token(options)) => print_token(options),
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Usage(message)) => {
+            eprintln!("chat-local: {message}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("chat-local: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// `chat-local token`: a user's access token, signed with the secret the
+/// stack of that state dir uses.
+fn print_token(options: TokenOptions) -> Result<()> {
+    let subject = tokens::Subject::parse(&options.user)?;
+    let root = workspace::root();
+    let state_dir = options
+        .state_dir
+        .unwrap_or_else(|| workspace::default_state_dir(&root));
+    let state = state_dir::StateDir::persistent(state_dir)?;
+    let secrets = secrets::load_or_create(state.path())?;
+    let minter = tokens::TokenMinter::from_env(&secrets.jwt_secret);
+    println!("{}", minter.access_token(&subject, options.ttl));
+    Ok(())
+}
