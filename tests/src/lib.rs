@@ -82,6 +82,9 @@ fn start_stack() -> Stack {
         .arg("--bin-dir")
         .arg(&bin_dir)
         .args(["--ws-idle-timeout", &TEST_IDLE_TIMEOUT_SECS.to_string()])
+        // Function logs only for warnings and errors, unless asked: a failing
+        // test's output should show the failure, not every delivery.
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::piped())
         .spawn()
         .expect("start chat-local");
@@ -211,6 +214,13 @@ impl Stack {
             .await;
         assert!(status == 201 || status == 200, "open direct: {status} {body}");
         Uuid::parse_str(body["conversation"]["id"].as_str().unwrap()).unwrap()
+    }
+
+    /// Two fresh users and the direct conversation between them.
+    pub async fn direct_pair(&self) -> (User, User, Uuid) {
+        let (a, b) = (self.new_user("alice").await, self.new_user("bob").await);
+        let conversation = self.direct_conversation(&a, &b).await;
+        (a, b, conversation)
     }
 
     pub async fn message_count(&self, conversation_id: Uuid) -> i64 {

@@ -13,8 +13,7 @@ fn send_frame(conversation_id: Uuid, body: &str, client_msg_id: &str) -> Value {
 #[tokio::test]
 async fn a_message_reaches_every_device_of_every_participant() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let mut alice_phone = stack.connect(&alice).await;
     let mut alice_laptop = stack.connect(&alice).await;
     let mut bob_phone = stack.connect(&bob).await;
@@ -43,8 +42,7 @@ async fn a_message_reaches_every_device_of_every_participant() {
 #[tokio::test]
 async fn the_same_client_msg_id_stores_one_message() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let mut socket = stack.connect(&alice).await;
     let mut bob_socket = stack.connect(&bob).await;
 
@@ -109,8 +107,7 @@ async fn a_non_participant_sees_nothing_and_cannot_send() {
 #[tokio::test]
 async fn typing_reaches_the_other_members_only() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let mut alice_phone = stack.connect(&alice).await;
     let mut alice_laptop = stack.connect(&alice).await;
     let mut bob_phone = stack.connect(&bob).await;
@@ -206,8 +203,7 @@ async fn disconnect_removes_the_connection_and_the_management_api_answers_410() 
 #[tokio::test]
 async fn a_stale_connection_is_forgotten_and_the_others_still_get_the_message() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let mut alice_socket = stack.connect(&alice).await;
     let mut bob_socket = stack.connect(&bob).await;
     // A connection whose $disconnect never arrived: API Gateway answers 410 for it.
@@ -246,8 +242,7 @@ async fn an_oversized_frame_closes_only_that_socket() {
 #[tokio::test]
 async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let mut socket = stack.connect(&alice).await;
 
     socket.send_text("this is not json".into()).await;
@@ -267,8 +262,7 @@ async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
 #[tokio::test]
 async fn message_bodies_are_limited_in_characters() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let mut socket = stack.connect(&alice).await;
 
     // 5001 two-byte characters: 10002 bytes, one character too many.
@@ -294,8 +288,7 @@ async fn message_bodies_are_limited_in_characters() {
 #[tokio::test]
 async fn rest_send_is_idempotent_and_pushes_to_every_socket() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let mut alice_socket = stack.connect(&alice).await;
     let mut bob_socket = stack.connect(&bob).await;
     let path = format!("/v1/conversations/{conversation}/messages");
@@ -317,8 +310,7 @@ async fn rest_send_is_idempotent_and_pushes_to_every_socket() {
 #[tokio::test]
 async fn history_pages_by_seq_with_the_limit_capped_at_100() {
     let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
     let path = format!("/v1/conversations/{conversation}/messages");
     let http = stack.http();
     for i in 0..120 {
