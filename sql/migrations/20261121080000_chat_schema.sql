@@ -32,11 +32,15 @@ grant execute on function public.is_blank(text) to service_role;
 create table public.profiles (
   id uuid primary key references auth.users (id) on delete cascade,
   username text not null unique
-    constraint profiles_username_length check (char_length(username) between 1 and 100),
+    constraint profiles_username_length check (char_length(username) between 1 and 100)
+    constraint profiles_username_text check (btrim(username) <> '' and username !~ '[[:cntrl:]]'),
   display_name text
-    constraint profiles_display_name_length check (char_length(display_name) <= 200),
+    constraint profiles_display_name_length check (char_length(display_name) <= 200)
+    constraint profiles_display_name_text check (display_name !~ '[[:cntrl:]]'),
   avatar_url text
-    constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048),
+    constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048)
+    -- Rendered by clients as an image source: https only, no javascript: or data:.
+    constraint profiles_avatar_url_https check (avatar_url ~ '^https://[^[:space:][:cntrl:]]+$'),
   last_seen_at timestamptz,
   created_at timestamptz not null default now()
 );
@@ -66,10 +70,10 @@ declare
   v_hex text := replace(new.id::text, '-', '');
   v_attempt int := 0;
 begin
+  -- Never the email: profiles are readable by every signed-in user.
   v_base := coalesce(
-    nullif(btrim(v_meta ->> 'username'), ''),
-    nullif(btrim(split_part(new.email, '@', 1)), ''),
-    new.id::text
+    nullif(btrim(regexp_replace(v_meta ->> 'username', '[[:cntrl:]]', '', 'g')), ''),
+    'user_' || left(v_hex, 8)
   );
   v_base := left(v_base, 60);
   v_candidate := v_base;
@@ -80,13 +84,14 @@ begin
       values (
         new.id,
         v_candidate,
-        left(coalesce(
+        left(regexp_replace(coalesce(
           nullif(btrim(v_meta ->> 'display_name'), ''),
           nullif(btrim(v_meta ->> 'full_name'), ''),
           nullif(btrim(v_meta ->> 'name'), ''),
           v_base
-        ), 200),
-        left(nullif(btrim(v_meta ->> 'avatar_url'), ''), 2048)
+        ), '[[:cntrl:]]', '', 'g'), 200),
+        case when v_meta ->> 'avatar_url' ~ '^https://[^[:space:][:cntrl:]]+$'
+             then left(v_meta ->> 'avatar_url', 2048) end
       )
       on conflict (id) do nothing;
       return new;

@@ -603,7 +603,9 @@ begin
          set left_at = null,
              joined_at = now()
        where p.conversation_id = v_id
-         and p.user_id in (v_me, p_other_user_id)
+         -- Only the caller comes back: one user may not pull another back
+         -- into a conversation they left.
+         and p.user_id = v_me
          and p.left_at is not null
       returning p.*
     loop

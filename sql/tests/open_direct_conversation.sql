@@ -115,7 +115,8 @@ begin
 end
 $$;
 
--- Opening a 1:1 that one side had left brings them back, as a durable event.
+-- A 1:1 that one side left: the other side cannot pull them back in; the
+-- one who left comes back by opening it themselves, as a durable event.
 do $$
 declare
   v_id uuid;
@@ -129,10 +130,15 @@ begin
   perform tests.act_as(tests.alice());
   v_again := public.open_direct_conversation(tests.dave());
   perform tests.reset();
-
   perform tests.eq(v_again -> 'created', 'false'::jsonb, 'reopening creates');
-  perform tests.eq(jsonb_array_length(v_again -> 'conversation' -> 'participants'), 2, 'participants after reopening');
-  perform tests.eq((v_again -> 'conversation' ->> 'last_seq')::bigint, 2::bigint, 'last_seq after reopening');
+  perform tests.eq(jsonb_array_length(v_again -> 'conversation' -> 'participants'), 1, 'the other side stays out');
+  perform tests.eq((v_again -> 'conversation' ->> 'last_seq')::bigint, 1::bigint, 'no event when nobody returns');
+
+  perform tests.act_as(tests.dave());
+  v_again := public.open_direct_conversation(tests.alice());
+  perform tests.reset();
+  perform tests.eq(jsonb_array_length(v_again -> 'conversation' -> 'participants'), 2, 'participants after returning');
+  perform tests.eq((v_again -> 'conversation' ->> 'last_seq')::bigint, 2::bigint, 'last_seq after returning');
   perform tests.eq((select type from public.conversation_events where conversation_id = v_id and seq = 2), 'member.joined',
     'event of the returning participant');
   perform tests.eq((select payload ->> 'user_id' from public.conversation_events where conversation_id = v_id and seq = 2),

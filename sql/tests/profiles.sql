@@ -18,6 +18,7 @@ declare
   v_taken uuid := gen_random_uuid();
   v_taken_again uuid := gen_random_uuid();
   v_crowded uuid := gen_random_uuid();
+  v_dirty uuid := gen_random_uuid();
 begin
   insert into auth.users (id, email, raw_user_meta_data) values
     (v_meta, 'erin@example.com', '{"username": "erin_x", "display_name": "Erin", "avatar_url": "https://example.com/e.png"}'),
@@ -27,9 +28,20 @@ begin
   perform tests.eq((select username from public.profiles where id = v_meta), 'erin_x', 'username from metadata');
   perform tests.eq((select display_name from public.profiles where id = v_meta), 'Erin', 'display_name from metadata');
   perform tests.eq((select avatar_url from public.profiles where id = v_meta), 'https://example.com/e.png', 'avatar_url from metadata');
-  perform tests.eq((select username from public.profiles where id = v_email), 'frank.smith', 'username from the e-mail');
-  perform tests.eq((select display_name from public.profiles where id = v_email), 'frank.smith', 'display_name falls back to the username');
-  perform tests.eq((select username from public.profiles where id = v_bare), v_bare::text, 'username from the id');
+  -- Profiles are readable by every signed-in user, so the e-mail never shows.
+  perform tests.eq((select username from public.profiles where id = v_email),
+    'user_' || left(replace(v_email::text, '-', ''), 8), 'username without metadata');
+  perform tests.check((select username || display_name from public.profiles where id = v_email) not like '%frank%',
+    'no part of the e-mail in the profile');
+  perform tests.eq((select username from public.profiles where id = v_bare),
+    'user_' || left(replace(v_bare::text, '-', ''), 8), 'username from the id');
+
+  -- Metadata is cleaned, never a reason to refuse a sign-up.
+  insert into auth.users (id, email, raw_user_meta_data) values (v_dirty, 'd@example.com',
+    jsonb_build_object('username', E'ev\u0007il', 'display_name', E'E\tve', 'avatar_url', 'javascript:alert(1)'));
+  perform tests.eq((select username from public.profiles where id = v_dirty), 'evil', 'control characters dropped');
+  perform tests.eq((select display_name from public.profiles where id = v_dirty), 'Eve', 'control characters dropped');
+  perform tests.check((select avatar_url is null from public.profiles where id = v_dirty), 'non-https avatar dropped');
 
   -- A taken username gets a suffix from the user's id, until it is unique.
   insert into auth.users (id, email, raw_user_meta_data) values (v_taken, 'a2@example.com', '{"username": "alice"}');

@@ -106,6 +106,11 @@ begin
   get diagnostics v_updated = row_count;
   perform tests.eq(v_updated, 1, 'owner updates own profile');
 
+  perform tests.raises(format('update public.profiles set avatar_url = %L where id = %L', 'javascript:alert(1)', tests.alice()),
+    '23514', 'a non-https avatar');
+  perform tests.raises(format('update public.profiles set username = %L where id = %L', '   ', tests.alice()),
+    '23514', 'a blank username');
+
   update public.profiles set display_name = 'Hijacked' where id = tests.bob();
   get diagnostics v_updated = row_count;
   perform tests.eq(v_updated, 0, 'user updates another user''s profile');
