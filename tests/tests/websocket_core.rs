@@ -277,6 +277,8 @@ async fn message_bodies_are_limited_in_characters() {
     assert_eq!(status, 413, "{body}");
     let (status, _) = stack.http().post(&alice, &path, json!({"body": " "})).await;
     assert_eq!(status, 422);
+    let (status, body) = stack.http().post(&alice, &path, json!({"body": "nul\u{0}inside"})).await;
+    assert_eq!(status, 422, "{body}");
     assert_eq!(stack.message_count(conversation).await, 0, "nothing refused was stored");
 
     // Exactly 5000 four-byte characters is allowed (20000 bytes).

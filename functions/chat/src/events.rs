@@ -104,6 +104,10 @@ mod tests {
         assert_eq!(created["type"], "message.created");
         assert_eq!(created["seq"], 7);
         assert_eq!(created["data"]["body"], "hi");
+        // A deleted sender's messages still read (sender_id null).
+        let mut orphan = serde_json::to_value(&message).unwrap();
+        orphan["sender_id"] = Value::Null;
+        assert!(serde_json::from_value::<Message>(orphan).unwrap().sender_id.is_none());
         let ack: Value = serde_json::from_slice(&ServerEvent::message_ack(&message, false).to_bytes()).unwrap();
         assert_eq!(ack["type"], "message.ack");
         assert!(ack.get("seq").is_none());

@@ -54,6 +54,7 @@ impl JwksCache {
         if let Some(found) = self.lookup(kid, alg, MAX_KEY_AGE).await {
             return found;
         }
+        let mut fetch_failed = false;
         let may_fetch = self
             .keys
             .read()
@@ -70,14 +71,20 @@ impl JwksCache {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "fetching the JWKS failed");
+                    fetch_failed = true;
                     // Keep serving the keys we have; stale beats none.
                     self.keys.write().await.fetched_at = Some(Instant::now());
                 }
             }
         }
-        self.lookup(kid, alg, Duration::MAX)
-            .await
-            .unwrap_or(Err(AuthError::Invalid("unknown signing key")))
+        // When the keys could not be fetched, an unknown kid says nothing about
+        // the token: answer "try again" rather than signing the user out.
+        let unknown = if fetch_failed {
+            AuthError::KeysUnavailable
+        } else {
+            AuthError::Invalid("unknown signing key")
+        };
+        self.lookup(kid, alg, Duration::MAX).await.unwrap_or(Err(unknown))
     }
 
     async fn lookup(&self, kid: &str, alg: Algorithm, max_age: Duration) -> Option<Result<DecodingKey, AuthError>> {
@@ -178,6 +185,20 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         json!({"sub": "00000000-0000-4000-8000-000000000b0b", "role": "authenticated",
                "aud": "authenticated", "exp": now + 600})
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_jwks_is_unavailable_not_a_bad_token() {
+        let (pem, _, _) = p256_key();
+        // A port nothing listens on: bind, read the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut config = super::super::tests::config(None);
+        config.jwks_url = format!("http://127.0.0.1:{port}/jwks.json").parse().unwrap();
+        let verifier = TokenVerifier::new(&config, reqwest::Client::new());
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("key-1".into());
+        let token = encode(&header, &claims(), &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap();
+        assert_eq!(verifier.verify(&token).await, Err(AuthError::KeysUnavailable));
     }
 
     #[tokio::test]

@@ -108,6 +108,7 @@ impl TokenVerifier {
     fn check(&self, token: &str, alg: Algorithm, key: &DecodingKey) -> Result<Caller, AuthError> {
         let mut validation = Validation::new(alg);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         validation.set_audience(&[AUTHENTICATED]);
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         if let Some(issuer) = &self.issuer {

@@ -148,6 +148,10 @@ impl MessageDraft {
 }
 
 fn validate_body(body: &str) -> Result<(), ApiError> {
+    // Postgres text cannot hold NUL; other control characters (newlines, tabs) are text.
+    if body.contains('\0') {
+        return Err(ApiError::unprocessable("invalid_body", "`body` must not contain NUL characters"));
+    }
     if body.trim().is_empty() {
         return Err(ApiError::unprocessable("invalid_body", "`body` must not be empty or only whitespace"));
     }
@@ -182,7 +186,11 @@ fn validate_attachment(a: Attachment) -> Result<Attachment, ApiError> {
         Ok(u) if u.scheme() == "https" && u.host().is_some() && a.url.len() <= MAX_URL_BYTES => {}
         _ => return bad("`url` must be an https URL"),
     }
-    if a.name.trim().is_empty() || a.name.chars().count() > MAX_ATTACHMENT_NAME_CHARS || a.name.contains(['/', '\\']) {
+    if a.name.trim().is_empty()
+        || a.name.chars().count() > MAX_ATTACHMENT_NAME_CHARS
+        || a.name.contains(['/', '\\'])
+        || a.name.chars().any(char::is_control)
+    {
         return bad("`name` must be a file name of 1-255 characters");
     }
     let mime_ok = a.mime_type.len() <= 127
@@ -274,6 +282,8 @@ mod tests {
         for body in ["", "   ", "\n\t \u{3000}"] {
             assert_eq!(draft(body).validate(id, true).unwrap_err().code, "invalid_body", "{body:?}");
         }
+        assert_eq!(draft("a\0b").validate(id, true).unwrap_err().code, "invalid_body");
+        assert!(draft("line one\nline\ttwo").validate(id, true).is_ok());
         let mut no_body = draft("x");
         no_body.body = None;
         assert_eq!(no_body.validate(id, true).unwrap_err().code, "invalid_body");

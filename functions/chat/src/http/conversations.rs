@@ -29,7 +29,9 @@ pub async fn open_direct_conversation<S: ConversationStore>(
         let (_caller, token) = authenticate(verifier, request).await?;
         let input: OpenDirectInput = json_body(request)?;
         if let Some(context) = &input.context {
-            let valid = |s: &str| !s.trim().is_empty() && s.chars().count() <= MAX_CONTEXT_CHARS;
+            let valid = |s: &str| {
+                !s.trim().is_empty() && s.chars().count() <= MAX_CONTEXT_CHARS && !s.chars().any(char::is_control)
+            };
             if !valid(&context.kind) || !valid(&context.id) {
                 return Err(ApiError::bad_request(
                     "invalid_argument",

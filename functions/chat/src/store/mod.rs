@@ -26,7 +26,8 @@ pub struct Message {
     pub id: Uuid,
     pub conversation_id: Uuid,
     pub seq: i64,
-    pub sender_id: Uuid,
+    /// None for system messages and once the sender's account is deleted.
+    pub sender_id: Option<Uuid>,
     pub client_msg_id: Option<String>,
     pub kind: String,
     pub body: Option<String>,
@@ -122,6 +123,9 @@ pub enum StoreError {
     /// PostgREST refused the token.
     #[error("the data API refused the credentials")]
     Unauthorized,
+    /// The database refused a value (a data or integrity error, SQLSTATE class 22 or 23).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     #[error("the data API is unavailable: {0}")]
     Unavailable(String),
     #[error("unexpected answer from the data API: {0}")]
@@ -139,6 +143,10 @@ impl From<StoreError> for ApiError {
                 }
             },
             StoreError::Unauthorized => ApiError::new(401, "invalid_token", "the access token was refused"),
+            StoreError::InvalidInput(detail) => {
+                tracing::info!(%detail, "database refused a value");
+                ApiError::unprocessable("invalid_input", "a value in the request cannot be stored")
+            }
             StoreError::Unavailable(detail) => {
                 tracing::error!(%detail, "data API unavailable");
                 ApiError::unavailable()

@@ -107,6 +107,9 @@ async fn send<T: DeserializeOwned>(request: Builder, function: &str) -> StoreRes
             code: error.message.unwrap_or_default(),
             message: error.details.unwrap_or_default(),
         }),
+        (s, Some(code)) if s < 500 && (code.starts_with("22") || code.starts_with("23")) => {
+            Err(StoreError::InvalidInput(format!("{function}: {code}")))
+        }
         (401 | 403, _) => Err(StoreError::Unauthorized),
         (s, _) if s >= 500 => Err(StoreError::Unavailable(format!(
             "{function}: HTTP {s} {}",
