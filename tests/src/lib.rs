@@ -253,11 +253,24 @@ impl Http {
     }
 
     pub async fn post_raw(&self, token: Option<&str>, path: &str, body: String) -> (u16, Value) {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body);
+        self.request(reqwest::Method::POST, token, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, user: &User, path: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::PATCH, Some(&user.token), path, Some(body.to_string()))
+            .await
+    }
+
+    pub async fn delete(&self, user: &User, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, Some(&user.token), path, None).await
+    }
+
+    /// Any method, with or without a token and a (raw) JSON body.
+    pub async fn request(&self, method: reqwest::Method, token: Option<&str>, path: &str, body: Option<String>) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -242,7 +242,7 @@ async fn an_oversized_frame_closes_only_that_socket() {
 #[tokio::test]
 async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
     let stack = stack();
-    let (alice, bob, conversation) = stack.direct_pair().await;
+    let (alice, _bob, conversation) = stack.direct_pair().await;
     let mut socket = stack.connect(&alice).await;
 
     socket.send_text("this is not json".into()).await;
@@ -262,7 +262,7 @@ async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
 #[tokio::test]
 async fn message_bodies_are_limited_in_characters() {
     let stack = stack();
-    let (alice, bob, conversation) = stack.direct_pair().await;
+    let (alice, _bob, conversation) = stack.direct_pair().await;
     let mut socket = stack.connect(&alice).await;
 
     // 5001 two-byte characters: 10002 bytes, one character too many.

@@ -3,7 +3,7 @@
 
 use crate::events::ServerEvent;
 use crate::push::{fan_out, ConnectionPusher, FanOutPolicy};
-use crate::store::{ConnectionRegistry, SendOutcome};
+use crate::store::{ConnectionRegistry, Delivery, SendOutcome};
 
 /// Pushes `message.created` to every live connection of every participant, the
 /// sender's other devices included, except `sending_connection` (it gets the
@@ -45,4 +45,34 @@ pub async fn forget_gone<S: ConnectionRegistry>(store: &S, gone: &[String]) {
     if let Err(e) = store.remove_connections(gone).await {
         tracing::warn!(error = %e, count = gone.len(), "forgetting stale connections failed");
     }
+}
+
+/// Pushes the events a write caused, in the order the database listed them
+/// (so one connection sees `member.joined` seq 5 before seq 6), each to its
+/// recipients concurrently.
+pub async fn deliver_all<S, P>(store: &S, pusher: &P, deliveries: &[Delivery])
+where
+    S: ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    let mut gone = Vec::new();
+    for delivery in deliveries {
+        if delivery.recipients.is_empty() {
+            continue;
+        }
+        let payload = serde_json::to_vec(&delivery.event).unwrap_or_default();
+        let targets: Vec<String> = delivery.recipients.iter().map(|r| r.connection_id.clone()).collect();
+        let report = fan_out(pusher, targets, &payload, FanOutPolicy::default()).await;
+        tracing::info!(
+            event = delivery.event.get("type").and_then(|t| t.as_str()).unwrap_or("?"),
+            delivered = report.delivered,
+            gone = report.gone.len(),
+            failed = report.failed,
+            "event delivered"
+        );
+        gone.extend(report.gone);
+    }
+    gone.sort();
+    gone.dedup();
+    forget_gone(store, &gone).await;
 }

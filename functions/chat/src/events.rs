@@ -61,6 +61,17 @@ impl ServerEvent {
         }
     }
 
+    /// A read watermark; the database sends it to the members when it moves,
+    /// and `markRead` answers with it when it did not.
+    pub fn read(conversation_id: Uuid, user_id: Uuid, last_read_seq: i64, read_at: DateTime<Utc>) -> Self {
+        Self {
+            kind: "read",
+            conversation_id: Some(conversation_id),
+            seq: None,
+            data: json!({"user_id": user_id, "last_read_seq": last_read_seq, "read_at": read_at}),
+        }
+    }
+
     pub fn pong(server_time: DateTime<Utc>) -> Self {
         Self {
             kind: "pong",

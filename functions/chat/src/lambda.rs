@@ -105,3 +105,32 @@ pub async fn run_authorizer(verifier: &'static TokenVerifier) -> Result<(), Erro
     }))
     .await
 }
+
+/// The whole `main` of a REST endpoint's function, given how it calls its
+/// handler with the instance's [`Services`] and the request:
+///
+/// ```ignore
+/// chat::http_function!(|s, request| chat::http::get_me(&s.verifier, &s.store, &request));
+/// ```
+#[macro_export]
+macro_rules! http_function {
+    (|$services:ident, $request:ident| $call:expr) => {
+        #[tokio::main]
+        async fn main() -> Result<(), $crate::lambda::Error> {
+            let $services = $crate::lambda::services()?;
+            $crate::lambda::run_http(move |$request| async move { $call.await }).await
+        }
+    };
+}
+
+/// The whole `main` of a WebSocket route's function (see [`http_function!`]).
+#[macro_export]
+macro_rules! websocket_function {
+    (|$services:ident, $event:ident| $call:expr) => {
+        #[tokio::main]
+        async fn main() -> Result<(), $crate::lambda::Error> {
+            let $services = $crate::lambda::services()?;
+            $crate::lambda::run_websocket(move |$event| async move { $call.await }).await
+        }
+    };
+}

@@ -2,8 +2,14 @@
 //! is turned into one of these validated types before it reaches storage, so the
 //! SQL checks are a second line, not the first.
 
+mod conversation;
 mod message;
 
+pub use conversation::{
+    parse_user_ids, validate_read_seq, AddMembersInput, ConversationKind, ConversationPatch, EditMessageInput, EventsQuery,
+    ListQuery, MarkReadFrame, MarkReadInput, NewConversation, SearchQuery, UserQuery, MAX_EVENTS_PAGE, MAX_MEMBERS_PER_REQUEST,
+    MAX_NAME_CHARS,
+};
 pub use message::{
     Attachment, HistoryQuery, MessageDraft, MessageKind, NewMessage, SendMessageInput, TypingInput, MAX_BODY_CHARS, MAX_PAGE,
 };

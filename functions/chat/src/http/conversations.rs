@@ -1,14 +1,20 @@
+//! Conversations: the 1:1, groups and rooms, membership, details and lists.
+
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{authenticate, json_body, json_response, respond};
+use super::{conversation_read, delivered, json_body, json_response, optional_json_body, path_uuid, query, signed_in};
 use crate::auth::TokenVerifier;
+use crate::domain::{AddMembersInput, ConversationPatch, EventsQuery, ListQuery, NewConversation};
 use crate::error::ApiError;
-use crate::store::{ConversationContext, ConversationStore, UserToken};
+use crate::push::ConnectionPusher;
+use crate::store::{ConnectionRegistry, ConversationContext, ConversationStore};
 
 const MAX_CONTEXT_CHARS: usize = 100;
+/// Page sizes of the conversation and room lists.
+const MAX_LIST_PAGE: u32 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,14 +25,14 @@ struct OpenDirectInput {
 }
 
 /// `POST /v1/conversations/direct` — find or create the 1:1 with `user_id`,
-/// optionally about a context. 201 when created, 200 when it existed.
-pub async fn open_direct_conversation<S: ConversationStore>(
-    verifier: &TokenVerifier,
-    store: &S,
-    request: &Request,
-) -> Response<Body> {
-    let result = async {
-        let (_caller, token) = authenticate(verifier, request).await?;
+/// optionally about a context. 201 when created (and `conversation.created`
+/// pushed to both), 200 when it existed.
+pub async fn open_direct_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: ConversationStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
         let input: OpenDirectInput = json_body(request)?;
         if let Some(context) = &input.context {
             let valid = |s: &str| {
@@ -39,15 +45,142 @@ pub async fn open_direct_conversation<S: ConversationStore>(
                 ));
             }
         }
-        let opened = store
-            .open_direct_conversation(UserToken(token), input.user_id, input.context.as_ref())
+        let outcome = store
+            .open_direct_conversation(caller.user_id, input.user_id, input.context.as_ref())
             .await?;
+        let opened = outcome.result;
         let status = if opened.created { 201 } else { 200 };
-        Ok(json_response(
-            status,
-            &json!({"conversation": opened.conversation, "created": opened.created}),
-        ))
-    }
-    .await;
-    respond(request, result)
+        let body = json!({"conversation": opened.conversation, "created": opened.created});
+        Ok(delivered(store, pusher, status, &body, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `POST /v1/conversations` — a group or a public room, with members.
+pub async fn create_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: ConversationStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let input = json_body::<NewConversation>(request)?.validate()?;
+        let outcome = store.create_conversation(caller.user_id, &input).await?;
+        Ok(delivered(store, pusher, 201, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `PATCH /v1/conversations/{id}` — rename (owner), archive, mute.
+pub async fn update_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: ConversationStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let id = path_uuid(request, "id")?;
+        let patch = json_body::<ConversationPatch>(request)?.validate()?;
+        let outcome = store.update_conversation(caller.user_id, id, &patch).await?;
+        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `POST /v1/conversations/{id}/members` — the owner adds people.
+pub async fn add_members<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: ConversationStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let id = path_uuid(request, "id")?;
+        let input = json_body::<AddMembersInput>(request)?.validate()?;
+        let outcome = store.add_members(caller.user_id, id, &input.user_ids).await?;
+        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `POST /v1/conversations/{id}/join` — join a public room.
+pub async fn join_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: ConversationStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let id = path_uuid(request, "id")?;
+        // No body is needed; one that is there must at least be a JSON object.
+        optional_json_body::<Map<String, Value>>(request)?;
+        let outcome = store.join_room(caller.user_id, id).await?;
+        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `POST /v1/conversations/{id}/leave`.
+pub async fn leave_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: ConversationStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let id = path_uuid(request, "id")?;
+        optional_json_body::<Map<String, Value>>(request)?;
+        let outcome = store.leave_conversation(caller.user_id, id).await?;
+        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `GET /v1/conversations?limit=&cursor=&archived=` — mine, newest activity first.
+pub async fn list_conversations<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+    signed_in(verifier, request, async |_caller, token| {
+        let page = ListQuery::parse(query(request, "limit"), query(request, "cursor"), MAX_LIST_PAGE)?;
+        let archived = match query(request, "archived") {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(ApiError::bad_request("invalid_argument", "`archived` must be true or false")),
+        };
+        Ok(json_response(200, &store.list_conversations(token, &page, archived).await?))
+    })
+    .await
+}
+
+/// `GET /v1/rooms?limit=&cursor=` — public rooms with member and message counts.
+pub async fn list_rooms<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+    signed_in(verifier, request, async |_caller, token| {
+        let page = ListQuery::parse(query(request, "limit"), query(request, "cursor"), MAX_LIST_PAGE)?;
+        Ok(json_response(200, &store.list_rooms(token, &page).await?))
+    })
+    .await
+}
+
+/// `GET /v1/conversations/{id}` — details, participants and my settings.
+pub async fn get_conversation<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+    conversation_read(verifier, request, async |token, id| Ok(store.get_conversation(token, id).await?)).await
+}
+
+/// `GET /v1/conversations/{id}/events?after_seq=&limit=` — the durable events
+/// after a seq, in order: how a client catches up after a gap or a reconnect.
+pub async fn list_events<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+    conversation_read(verifier, request, async |token, id| {
+        let page = EventsQuery::parse(query(request, "after_seq"), query(request, "limit"))?;
+        Ok(store.list_events(token, id, page).await?)
+    })
+    .await
+}
+
+/// `GET /v1/conversations/{id}/stats` — message count, participants, online, last message.
+pub async fn conversation_stats<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+    conversation_read(verifier, request, async |token, id| Ok(store.conversation_stats(token, id).await?)).await
+}
+
+/// `GET /v1/conversations/{id}/connections` — who is online now, and on how many
+/// connections (never the connection ids themselves).
+pub async fn conversation_connections<S: ConversationStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
+    conversation_read(verifier, request, async |token, id| Ok(store.conversation_connections(token, id).await?)).await
 }

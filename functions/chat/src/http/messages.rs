@@ -1,29 +1,27 @@
+//! Messages over REST: history, send, edit, delete, search.
+
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use super::{authenticate, json_body, json_response, path_uuid, query, respond};
+use super::{conversation_read, delivered, json_body, json_response, path_uuid, query, signed_in};
 use crate::auth::TokenVerifier;
 use crate::delivery::deliver_message;
-use crate::domain::{HistoryQuery, MessageDraft};
+use crate::domain::{EditMessageInput, HistoryQuery, MessageDraft, SearchQuery};
 use crate::push::ConnectionPusher;
-use crate::store::{ConnectionRegistry, MessageStore, UserToken};
+use crate::store::{ConnectionRegistry, MessageStore};
 
 /// `GET /v1/conversations/{id}/messages?before_seq=&after_seq=&limit=` — one page
 /// of history in ascending `seq`; `limit` is capped at 100.
 pub async fn list_messages<S: MessageStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
-    let result = async {
-        let (_caller, token) = authenticate(verifier, request).await?;
-        let conversation_id = path_uuid(request, "id")?;
-        let page_query = HistoryQuery::parse(
+    conversation_read(verifier, request, async |token, id| {
+        let page = HistoryQuery::parse(
             query(request, "before_seq"),
             query(request, "after_seq"),
             query(request, "limit"),
         )?;
-        let page = store.list_messages(UserToken(token), conversation_id, page_query).await?;
-        Ok(json_response(200, &page))
-    }
-    .await;
-    respond(request, result)
+        Ok(serde_json::to_value(store.list_messages(token, id, page).await?).unwrap_or_default())
+    })
+    .await
 }
 
 /// `POST /v1/conversations/{id}/messages` — store, then push `message.created`
@@ -34,8 +32,7 @@ where
     S: MessageStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    let result = async {
-        let (caller, _token) = authenticate(verifier, request).await?;
+    signed_in(verifier, request, async |caller, _token| {
         let conversation_id = path_uuid(request, "id")?;
         let draft: MessageDraft = json_body(request)?;
         let message = draft.validate(conversation_id, false)?;
@@ -46,7 +43,51 @@ where
             status,
             &json!({"message": outcome.message, "duplicate": outcome.duplicate}),
         ))
-    }
-    .await;
-    respond(request, result)
+    })
+    .await
+}
+
+/// `PATCH /v1/messages/{id}` — the author edits the body; `message.updated` to the members.
+pub async fn edit_message<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: MessageStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let id = path_uuid(request, "id")?;
+        let input = json_body::<EditMessageInput>(request)?.validate()?;
+        let outcome = store.edit_message(caller.user_id, id, &input.body).await?;
+        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `DELETE /v1/messages/{id}` — the author deletes; the body is gone from every
+/// later read, replay and search; `message.deleted` to the members.
+pub async fn delete_message<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+where
+    S: MessageStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let id = path_uuid(request, "id")?;
+        let outcome = store.delete_message(caller.user_id, id).await?;
+        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
+/// `GET /v1/messages/search?q=&conversation_id=&limit=&offset=` — full-text
+/// search (English and Spanish) in the caller's conversations, best match first.
+pub async fn search_messages<S: MessageStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+    signed_in(verifier, request, async |_caller, token| {
+        let search = SearchQuery::parse(
+            query(request, "q"),
+            query(request, "conversation_id"),
+            query(request, "limit"),
+            query(request, "offset"),
+        )?;
+        Ok(json_response(200, &store.search_messages(token, &search).await?))
+    })
+    .await
 }

@@ -5,10 +5,17 @@
 mod conversations;
 mod health;
 mod messages;
+mod read_state;
+mod users;
 
-pub use conversations::open_direct_conversation;
+pub use conversations::{
+    add_members, conversation_connections, conversation_stats, create_conversation, get_conversation, join_conversation,
+    leave_conversation, list_conversations, list_events, list_rooms, open_direct_conversation, update_conversation,
+};
 pub use health::health;
-pub use messages::{list_messages, send_message};
+pub use messages::{delete_message, edit_message, list_messages, search_messages, send_message};
+pub use read_state::{mark_read, unread_counts};
+pub use users::{get_me, get_presence, search_users};
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -17,8 +24,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::{bearer_token, Caller, TokenVerifier};
+use crate::delivery::deliver_all;
 use crate::domain::parse_uuid;
 use crate::error::ApiError;
+use crate::push::ConnectionPusher;
+use crate::store::{ConnectionRegistry, Delivery, Json, UserToken};
+
+/// What an endpoint's body produces; [`signed_in`] turns the error into the JSON error response.
+pub type Handled = Result<Response<Body>, ApiError>;
 
 /// Request bodies larger than this are refused before parsing; the largest
 /// valid body (5000 four-byte characters plus metadata) is far below it.
@@ -75,6 +88,44 @@ pub async fn authenticate<'r>(verifier: &TokenVerifier, request: &'r Request) ->
     Ok((verifier.verify(token).await?, token))
 }
 
+/// Runs an endpoint for a verified caller, whose token goes on to PostgREST.
+pub async fn signed_in(
+    verifier: &TokenVerifier,
+    request: &Request,
+    handler: impl AsyncFnOnce(Caller, UserToken<'_>) -> Handled,
+) -> Response<Body> {
+    let result = match authenticate(verifier, request).await {
+        Ok((caller, token)) => handler(caller, UserToken(token)).await,
+        Err(error) => Err(error),
+    };
+    respond(request, result)
+}
+
+/// A read of one conversation (`/v1/conversations/{id}/…`), answered as the
+/// database shaped it; membership is checked in SQL with the caller's token.
+pub async fn conversation_read(
+    verifier: &TokenVerifier,
+    request: &Request,
+    read: impl AsyncFnOnce(UserToken<'_>, Uuid) -> Result<Json, ApiError>,
+) -> Response<Body> {
+    signed_in(verifier, request, async |_caller, token| {
+        let id = path_uuid(request, "id")?;
+        Ok(json_response(200, &read(token, id).await?))
+    })
+    .await
+}
+
+/// Answers a write after pushing the events it caused, so a client that gets
+/// the response can count on the others having been sent theirs.
+pub async fn delivered<S, P>(store: &S, pusher: &P, status: u16, body: &impl Serialize, deliveries: &[Delivery]) -> Response<Body>
+where
+    S: ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    deliver_all(store, pusher, deliveries).await;
+    json_response(status, body)
+}
+
 /// The `{id}` path parameter as a UUID.
 pub fn path_uuid(request: &Request, name: &str) -> Result<Uuid, ApiError> {
     let raw = request
@@ -98,4 +149,13 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
         ));
     }
     crate::domain::parse_json(bytes)
+}
+
+/// A body that may be absent (empty); when present it must parse as `T`.
+pub fn optional_json_body<T: serde::de::DeserializeOwned + Default>(request: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    json_body(request)
 }

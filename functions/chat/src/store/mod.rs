@@ -13,9 +13,12 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{HistoryQuery, NewMessage};
+use crate::domain::{
+    ConversationPatch, EventsQuery, HistoryQuery, ListQuery, NewConversation, NewMessage, SearchQuery, UserQuery,
+};
 use crate::error::ApiError;
 
 pub use self::rest::PostgrestStore;
@@ -53,29 +56,9 @@ pub struct SendOutcome {
     pub recipients: Vec<Recipient>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Participant {
-    pub user_id: Uuid,
-    pub role: String,
-    pub joined_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Conversation {
-    pub id: Uuid,
-    pub kind: String,
-    pub name: Option<String>,
-    pub context_type: Option<String>,
-    pub context_id: Option<String>,
-    pub created_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub last_seq: i64,
-    pub participants: Vec<Participant>,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OpenedConversation {
-    pub conversation: Conversation,
+    pub conversation: Json,
     pub created: bool,
 }
 
@@ -95,13 +78,40 @@ pub struct HealthStats {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Registered {
     pub first_connection: bool,
+    /// `presence` (online) to the user's contacts when this is their first connection.
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Unregistered {
     pub user_id: Option<Uuid>,
     pub last_connection: bool,
+    /// `presence` (offline, last seen) to the user's contacts when their last connection went.
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
 }
+
+/// One event to push and the live connections to push it to, as a write RPC
+/// returns it: the database decides both in the transaction that made the change.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Delivery {
+    /// The complete server → client envelope (`type`, `conversation_id`, `seq`, `data`).
+    pub event: Value,
+    pub recipients: Vec<Recipient>,
+}
+
+/// What a write returns: its result for the caller and the events it caused.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Outcome<T> {
+    pub result: T,
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A read's answer, passed to the client as the database shaped it (the shapes
+/// are documented in the OpenAPI document and built by one SQL function each).
+pub type Json = Value;
 
 /// A direct conversation may be about something (a listing, a trip…).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,7 +173,18 @@ impl From<StoreError> for ApiError {
 fn domain_status(code: &str) -> Option<(u16, &'static str)> {
     Some(match code {
         "not_a_participant" => (403, "not_a_participant"),
+        "not_owner" => (403, "not_owner"),
+        "not_author" => (403, "not_author"),
+        "conversation_not_found" => (404, "conversation_not_found"),
+        "message_not_found" => (404, "message_not_found"),
         "user_not_found" => (404, "user_not_found"),
+        "room_name_taken" => (409, "room_name_taken"),
+        "message_deleted" => (409, "message_deleted"),
+        "unsupported_for_kind" => (422, "unsupported_for_kind"),
+        "invalid_name" => (422, "invalid_name"),
+        "too_many_members" => (422, "too_many_members"),
+        "invalid_cursor" => (400, "invalid_cursor"),
+        "invalid_query" => (400, "invalid_query"),
         "invalid_participant" => (422, "invalid_participant"),
         "invalid_body" => (422, "invalid_body"),
         "invalid_kind" => (422, "invalid_kind"),
@@ -193,7 +214,7 @@ pub trait ConnectionRegistry: Send + Sync {
     fn remove_connections(&self, connection_ids: &[String]) -> impl Future<Output = StoreResult<usize>> + Send;
 }
 
-/// Messages: storing them and finding who must hear about them.
+/// Messages: storing them, changing them, finding them, and who must hear about them.
 pub trait MessageStore: Send + Sync {
     fn send_message(&self, sender: Uuid, message: &NewMessage) -> impl Future<Output = StoreResult<SendOutcome>> + Send;
     fn typing_recipients(
@@ -207,15 +228,79 @@ pub trait MessageStore: Send + Sync {
         conversation_id: Uuid,
         query: HistoryQuery,
     ) -> impl Future<Output = StoreResult<HistoryPage>> + Send;
+    /// Only the author; `message.updated` to the members.
+    fn edit_message(&self, user_id: Uuid, message_id: Uuid, body: &str) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    /// Only the author; the body is wiped; `message.deleted` to the members.
+    fn delete_message(&self, user_id: Uuid, message_id: Uuid) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn search_messages(&self, token: UserToken<'_>, query: &SearchQuery) -> impl Future<Output = StoreResult<Json>> + Send;
 }
 
+/// Conversations, membership and read state. Writes take the verified caller's
+/// id (they return other users' connections, which only service_role may see);
+/// reads carry the caller's token.
 pub trait ConversationStore: Send + Sync {
     fn open_direct_conversation(
         &self,
-        token: UserToken<'_>,
+        user_id: Uuid,
         other_user_id: Uuid,
         context: Option<&ConversationContext>,
-    ) -> impl Future<Output = StoreResult<OpenedConversation>> + Send;
+    ) -> impl Future<Output = StoreResult<Outcome<OpenedConversation>>> + Send;
+    fn create_conversation(&self, user_id: Uuid, input: &NewConversation) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn update_conversation(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        patch: &ConversationPatch,
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn add_members(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        user_ids: &[Uuid],
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn join_room(&self, user_id: Uuid, conversation_id: Uuid) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn leave_conversation(&self, user_id: Uuid, conversation_id: Uuid) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    /// Moves the read watermark forward (never back); `seq` None means the latest.
+    fn mark_read(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        seq: Option<i64>,
+    ) -> impl Future<Output = StoreResult<Outcome<ReadState>>> + Send;
+
+    fn get_conversation(&self, token: UserToken<'_>, conversation_id: Uuid) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn list_conversations(
+        &self,
+        token: UserToken<'_>,
+        query: &ListQuery,
+        archived: Option<bool>,
+    ) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn list_rooms(&self, token: UserToken<'_>, query: &ListQuery) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn list_events(
+        &self,
+        token: UserToken<'_>,
+        conversation_id: Uuid,
+        query: EventsQuery,
+    ) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn conversation_stats(&self, token: UserToken<'_>, conversation_id: Uuid) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn conversation_connections(&self, token: UserToken<'_>, conversation_id: Uuid) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn unread_counts(&self, token: UserToken<'_>) -> impl Future<Output = StoreResult<Json>> + Send;
+}
+
+/// The caller's read position in one conversation after `mark_read`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadState {
+    pub conversation_id: Uuid,
+    pub last_read_seq: i64,
+    pub unread_count: i64,
+    pub changed: bool,
+}
+
+/// Profiles and presence.
+pub trait UserDirectory: Send + Sync {
+    fn get_me(&self, token: UserToken<'_>) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn search_users(&self, token: UserToken<'_>, query: &UserQuery) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn get_presence(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> impl Future<Output = StoreResult<Json>> + Send;
 }
 
 pub trait HealthProbe: Send + Sync {

@@ -191,6 +191,33 @@ impl MessageStore for PostgrestStore {
         .await
     }
 
+    async fn edit_message(&self, user_id: Uuid, message_id: Uuid, body: &str) -> StoreResult<Outcome<Json>> {
+        self.service_rpc(
+            "edit_message",
+            json!({"p_user_id": user_id, "p_message_id": message_id, "p_body": body}),
+        )
+        .await
+    }
+
+    async fn delete_message(&self, user_id: Uuid, message_id: Uuid) -> StoreResult<Outcome<Json>> {
+        self.service_rpc("delete_message", json!({"p_user_id": user_id, "p_message_id": message_id}))
+            .await
+    }
+
+    async fn search_messages(&self, token: UserToken<'_>, query: &SearchQuery) -> StoreResult<Json> {
+        self.user_rpc(
+            token,
+            "search_messages",
+            json!({
+                "p_query": query.q,
+                "p_conversation_id": query.conversation_id,
+                "p_limit": query.limit,
+                "p_offset": query.offset,
+            }),
+        )
+        .await
+    }
+
     async fn typing_recipients(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Vec<Recipient>> {
         let list: RecipientList = self
             .service_rpc(
@@ -219,20 +246,133 @@ impl MessageStore for PostgrestStore {
 impl ConversationStore for PostgrestStore {
     async fn open_direct_conversation(
         &self,
-        token: UserToken<'_>,
+        user_id: Uuid,
         other_user_id: Uuid,
         context: Option<&ConversationContext>,
-    ) -> StoreResult<OpenedConversation> {
-        self.user_rpc(
-            token,
+    ) -> StoreResult<Outcome<OpenedConversation>> {
+        self.service_rpc(
             "open_direct_conversation",
             json!({
+                "p_user_id": user_id,
                 "p_other_user_id": other_user_id,
                 "p_context_type": context.map(|c| &c.kind),
                 "p_context_id": context.map(|c| &c.id),
             }),
         )
         .await
+    }
+
+    async fn create_conversation(&self, user_id: Uuid, input: &NewConversation) -> StoreResult<Outcome<Json>> {
+        self.service_rpc(
+            "create_conversation",
+            json!({
+                "p_user_id": user_id,
+                "p_kind": input.kind.as_str(),
+                "p_name": input.name,
+                "p_member_ids": input.member_ids,
+            }),
+        )
+        .await
+    }
+
+    async fn update_conversation(&self, user_id: Uuid, conversation_id: Uuid, patch: &ConversationPatch) -> StoreResult<Outcome<Json>> {
+        self.service_rpc(
+            "update_conversation",
+            json!({
+                "p_user_id": user_id,
+                "p_conversation_id": conversation_id,
+                "p_name": patch.name,
+                "p_archived": patch.archived,
+                "p_muted": patch.muted,
+            }),
+        )
+        .await
+    }
+
+    async fn add_members(&self, user_id: Uuid, conversation_id: Uuid, user_ids: &[Uuid]) -> StoreResult<Outcome<Json>> {
+        self.service_rpc(
+            "add_members",
+            json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_user_ids": user_ids}),
+        )
+        .await
+    }
+
+    async fn join_room(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
+        self.service_rpc("join_room", json!({"p_user_id": user_id, "p_conversation_id": conversation_id}))
+            .await
+    }
+
+    async fn leave_conversation(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
+        self.service_rpc(
+            "leave_conversation",
+            json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+        )
+        .await
+    }
+
+    async fn mark_read(&self, user_id: Uuid, conversation_id: Uuid, seq: Option<i64>) -> StoreResult<Outcome<ReadState>> {
+        self.service_rpc(
+            "mark_read",
+            json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_seq": seq}),
+        )
+        .await
+    }
+
+    async fn get_conversation(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
+        self.user_rpc(token, "get_conversation", json!({"p_conversation_id": conversation_id}))
+            .await
+    }
+
+    async fn list_conversations(&self, token: UserToken<'_>, query: &ListQuery, archived: Option<bool>) -> StoreResult<Json> {
+        self.user_rpc(
+            token,
+            "list_conversations",
+            json!({"p_limit": query.limit, "p_cursor": query.cursor, "p_archived": archived}),
+        )
+        .await
+    }
+
+    async fn list_rooms(&self, token: UserToken<'_>, query: &ListQuery) -> StoreResult<Json> {
+        self.user_rpc(token, "list_rooms", json!({"p_limit": query.limit, "p_cursor": query.cursor}))
+            .await
+    }
+
+    async fn list_events(&self, token: UserToken<'_>, conversation_id: Uuid, query: EventsQuery) -> StoreResult<Json> {
+        self.user_rpc(
+            token,
+            "list_events",
+            json!({"p_conversation_id": conversation_id, "p_after_seq": query.after_seq, "p_limit": query.limit}),
+        )
+        .await
+    }
+
+    async fn conversation_stats(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
+        self.user_rpc(token, "conversation_stats", json!({"p_conversation_id": conversation_id}))
+            .await
+    }
+
+    async fn conversation_connections(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
+        self.user_rpc(token, "conversation_connections", json!({"p_conversation_id": conversation_id}))
+            .await
+    }
+
+    async fn unread_counts(&self, token: UserToken<'_>) -> StoreResult<Json> {
+        self.user_rpc(token, "unread_counts", json!({})).await
+    }
+}
+
+impl UserDirectory for PostgrestStore {
+    async fn get_me(&self, token: UserToken<'_>) -> StoreResult<Json> {
+        self.user_rpc(token, "get_me", json!({})).await
+    }
+
+    async fn search_users(&self, token: UserToken<'_>, query: &UserQuery) -> StoreResult<Json> {
+        self.user_rpc(token, "search_users", json!({"p_query": query.q, "p_limit": query.limit}))
+            .await
+    }
+
+    async fn get_presence(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> StoreResult<Json> {
+        self.user_rpc(token, "get_presence", json!({"p_user_ids": user_ids})).await
     }
 }
 

@@ -7,9 +7,13 @@ use chrono::DateTime;
 
 use super::{WsEvent, WsResponse};
 use crate::auth::token_from_subprotocols;
+use crate::delivery::deliver_all;
+use crate::push::ConnectionPusher;
 use crate::store::{ConnectionRegistry, StoreError};
 
-pub async fn connect<R: ConnectionRegistry>(registry: &R, event: &WsEvent) -> WsResponse {
+/// Registers the connection; on the user's first one, `presence` online goes to
+/// their contacts (other people's sockets: this one is not open yet).
+pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, pusher: &P, event: &WsEvent) -> WsResponse {
     let Some(speaker) = event.speaker() else {
         tracing::error!("$connect without authorizer context: is the authorizer attached to the route?");
         return WsResponse::status(401);
@@ -19,7 +23,7 @@ pub async fn connect<R: ConnectionRegistry>(registry: &R, event: &WsEvent) -> Ws
         .register_connection(event.connection_id(), speaker.user_id, token_exp)
         .await
     {
-        Ok(_) => {}
+        Ok(registered) => deliver_all(registry, pusher, &registered.deliveries).await,
         Err(StoreError::Rejected { code, .. }) if code == "user_not_found" => {
             tracing::info!(user_id = %speaker.user_id, "valid token for a user that does not exist");
             return WsResponse::status(403);
@@ -44,12 +48,19 @@ pub async fn connect<R: ConnectionRegistry>(registry: &R, event: &WsEvent) -> Ws
     response
 }
 
-pub async fn disconnect<R: ConnectionRegistry>(registry: &R, event: &WsEvent) -> WsResponse {
+/// Forgets the connection; when it was the user's last, `presence` offline
+/// (with last seen) goes to their contacts.
+pub async fn disconnect<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, pusher: &P, event: &WsEvent) -> WsResponse {
     // $disconnect is best effort on API Gateway's side too; a failure here leaves
     // a row the stale-connection sweep (410 on push) removes later.
-    if let Err(e) = registry.unregister_connection(event.connection_id()).await {
-        tracing::error!(error = %e, "unregistering the connection failed");
-        return WsResponse::status(500);
+    match registry.unregister_connection(event.connection_id()).await {
+        Ok(unregistered) => {
+            deliver_all(registry, pusher, &unregistered.deliveries).await;
+            WsResponse::ok()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "unregistering the connection failed");
+            WsResponse::status(500)
+        }
     }
-    WsResponse::ok()
 }

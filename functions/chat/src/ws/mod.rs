@@ -12,7 +12,7 @@ mod routes;
 
 pub use authorizer::{authorize, AuthorizerRequest, AuthorizerResponse};
 pub use connect::{connect, disconnect};
-pub use routes::{default_route, ping, send_message, typing};
+pub use routes::{default_route, mark_read, ping, send_message, typing};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};

@@ -1,15 +1,15 @@
-//! The message routes: `sendMessage`, `typing`, `ping`, `$default`.
+//! The message routes: `sendMessage`, `typing`, `markRead`, `ping`, `$default`.
 
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
 use super::{current_speaker, parse_frame, reply, reply_error, WsEvent, WsResponse};
-use crate::delivery::deliver_message;
-use crate::domain::{SendMessageInput, TypingInput};
+use crate::delivery::{deliver_all, deliver_message};
+use crate::domain::{validate_read_seq, MarkReadFrame, SendMessageInput, TypingInput};
 use crate::error::ApiError;
 use crate::events::ServerEvent;
 use crate::push::{fan_out, ConnectionPusher, FanOutPolicy};
-use crate::store::{ConnectionRegistry, MessageStore};
+use crate::store::{ConnectionRegistry, ConversationStore, MessageStore};
 
 /// How long a typing indicator lasts unless renewed: clients show it until
 /// `expires_at`, so a client that vanishes mid-sentence does not type forever.
@@ -76,6 +76,35 @@ where
     WsResponse::ok()
 }
 
+/// Moves the read watermark. The members (the reader's own connections among
+/// them) get `read` when it moved; when it did not, this connection alone gets
+/// `read` with the unchanged watermark, so every frame has an answer.
+pub async fn mark_read<S, P>(store: &S, pusher: &P, event: &WsEvent) -> WsResponse
+where
+    S: ConversationStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    let Some(speaker) = current_speaker(pusher, event).await else {
+        return WsResponse::ok();
+    };
+    let result = async {
+        let frame: MarkReadFrame = parse_frame(event)?;
+        let seq = validate_read_seq(frame.seq)?;
+        Ok::<_, ApiError>(store.mark_read(speaker.user_id, frame.conversation_id, seq).await?)
+    }
+    .await;
+    match result {
+        Ok(outcome) if outcome.result.changed => deliver_all(store, pusher, &outcome.deliveries).await,
+        Ok(outcome) => {
+            let state = outcome.result;
+            let unchanged = ServerEvent::read(state.conversation_id, speaker.user_id, state.last_read_seq, Utc::now());
+            reply(pusher, event.connection_id(), &unchanged).await;
+        }
+        Err(error) => return reply_error(pusher, event, &error).await,
+    }
+    WsResponse::ok()
+}
+
 pub async fn ping<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, pusher: &P, event: &WsEvent) -> WsResponse {
     if current_speaker(pusher, event).await.is_none() {
         return WsResponse::ok();
@@ -87,8 +116,12 @@ pub async fn ping<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, push
     WsResponse::ok()
 }
 
-/// Anything that matched no route: say what was wrong, keep the socket open.
+/// Anything that matched no route: say what was wrong, keep the socket open
+/// (unless its token has expired: that closes it here as on every route).
 pub async fn default_route<P: ConnectionPusher>(pusher: &P, event: &WsEvent) -> WsResponse {
+    if current_speaker(pusher, event).await.is_none() {
+        return WsResponse::ok();
+    }
     let parsed: Result<Value, ApiError> = parse_frame(event);
     let (error, action) = match parsed {
         Err(error) => (error, None),

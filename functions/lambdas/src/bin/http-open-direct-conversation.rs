@@ -1,9 +1,2 @@
-//! `POST /v1/conversations/direct`.
-#[tokio::main]
-async fn main() -> Result<(), chat::lambda::Error> {
-    let s = chat::lambda::services()?;
-    chat::lambda::run_http(move |request| async move {
-        chat::http::open_direct_conversation(&s.verifier, &s.store, &request).await
-    })
-    .await
-}
+//! `POST /v1/conversations/direct` — find or create the 1:1.
+chat::http_function!(|s, request| chat::http::open_direct_conversation(&s.verifier, &s.store, &s.pusher, &request));

@@ -1,6 +1,2 @@
-//! WebSocket `$connect`: registers the connection.
-#[tokio::main]
-async fn main() -> Result<(), chat::lambda::Error> {
-    let s = chat::lambda::services()?;
-    chat::lambda::run_websocket(move |event| async move { chat::ws::connect(&s.store, &event).await }).await
-}
+//! WebSocket `$connect`: registers the connection; presence online to contacts.
+chat::websocket_function!(|s, event| chat::ws::connect(&s.store, &s.pusher, &event));

@@ -1,6 +1,2 @@
-//! WebSocket `$disconnect`: unregisters the connection.
-#[tokio::main]
-async fn main() -> Result<(), chat::lambda::Error> {
-    let s = chat::lambda::services()?;
-    chat::lambda::run_websocket(move |event| async move { chat::ws::disconnect(&s.store, &event).await }).await
-}
+//! WebSocket `$disconnect`: unregisters; presence offline to contacts.
+chat::websocket_function!(|s, event| chat::ws::disconnect(&s.store, &s.pusher, &event));

@@ -1,6 +1,2 @@
-//! WebSocket `typing`: relay to the other members' connections.
-#[tokio::main]
-async fn main() -> Result<(), chat::lambda::Error> {
-    let s = chat::lambda::services()?;
-    chat::lambda::run_websocket(move |event| async move { chat::ws::typing(&s.store, &s.pusher, &event).await }).await
-}
+//! WebSocket `typing`: relay to the other members with `expires_at`.
+chat::websocket_function!(|s, event| chat::ws::typing(&s.store, &s.pusher, &event));
