@@ -40,7 +40,11 @@ impl ApiError {
         Self::new(500, "internal_error", "something went wrong on our side; try again")
     }
     pub fn unavailable() -> Self {
-        Self::new(503, "service_unavailable", "a backing service is unavailable; try again")
+        Self::new(
+            503,
+            "service_unavailable",
+            "a backing service is unavailable; try again",
+        )
     }
 }
 

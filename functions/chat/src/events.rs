@@ -125,7 +125,12 @@ mod tests {
         assert_eq!(ack["data"]["seq"], 7);
         assert_eq!(ack["data"]["id"], created["data"]["id"]);
         let error: Value = serde_json::from_slice(
-            &ServerEvent::error(&ApiError::bad_request("invalid_json", "nope"), Some("sendMessage"), None).to_bytes(),
+            &ServerEvent::error(
+                &ApiError::bad_request("invalid_json", "nope"),
+                Some("sendMessage"),
+                None,
+            )
+            .to_bytes(),
         )
         .unwrap();
         assert_eq!(error["data"]["code"], "invalid_json");

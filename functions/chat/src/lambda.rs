@@ -74,7 +74,8 @@ where
         let parsed = serde_json::from_value::<WsEvent>(event.payload);
         // Boxed: the SDK's futures nest deeply, and an unboxed chain of them
         // exceeds the compiler's type-layout depth in every binary.
-        let response = parsed.map(|event| -> Pin<Box<dyn Future<Output = WsResponse> + Send>> { Box::pin(handler(event)) });
+        let response =
+            parsed.map(|event| -> Pin<Box<dyn Future<Output = WsResponse> + Send>> { Box::pin(handler(event)) });
         async move {
             match response {
                 Ok(response) => Ok::<_, std::convert::Infallible>(response.await),

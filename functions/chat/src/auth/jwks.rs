@@ -156,13 +156,20 @@ mod tests {
         let der = child.wait_with_output().unwrap().stdout;
         // SubjectPublicKeyInfo ends with the uncompressed point 04 || x || y.
         let point = &der[der.len() - 64..];
-        (pem, URL_SAFE_NO_PAD.encode(&point[..32]), URL_SAFE_NO_PAD.encode(&point[32..]))
+        (
+            pem,
+            URL_SAFE_NO_PAD.encode(&point[..32]),
+            URL_SAFE_NO_PAD.encode(&point[32..]),
+        )
     }
 
     /// Serves `body` as JSON to every request on a loopback port; counts requests.
     async fn serve_jwks(body: String) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/auth/v1/.well-known/jwks.json", listener.local_addr().unwrap());
+        let url = format!(
+            "http://{}/auth/v1/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
         tokio::spawn(async move {
@@ -191,7 +198,11 @@ mod tests {
     async fn an_unreachable_jwks_is_unavailable_not_a_bad_token() {
         let (pem, _, _) = p256_key();
         // A port nothing listens on: bind, read the port, close.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut config = super::super::tests::config(None);
         config.jwks_url = format!("http://127.0.0.1:{port}/jwks.json").parse().unwrap();
         let verifier = TokenVerifier::new(&config, reqwest::Client::new());
@@ -223,8 +234,14 @@ mod tests {
         // Unknown kid: one refresh, then throttled.
         header.kid = Some("made-up".into());
         let unknown = encode(&header, &claims(), &signing).unwrap();
-        assert_eq!(verifier.verify(&unknown).await, Err(AuthError::Invalid("unknown signing key")));
-        assert_eq!(verifier.verify(&unknown).await, Err(AuthError::Invalid("unknown signing key")));
+        assert_eq!(
+            verifier.verify(&unknown).await,
+            Err(AuthError::Invalid("unknown signing key"))
+        );
+        assert_eq!(
+            verifier.verify(&unknown).await,
+            Err(AuthError::Invalid("unknown signing key"))
+        );
         assert!(hits.load(Ordering::SeqCst) <= 2, "refreshes must be throttled");
 
         // A token may not switch the algorithm its key is pinned to.

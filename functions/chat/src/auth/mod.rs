@@ -142,7 +142,9 @@ impl TokenVerifier {
 /// The token from an `Authorization: Bearer …` header value.
 pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
     let value = header.ok_or(AuthError::Missing)?.trim();
-    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Invalid("expected `Bearer <token>`"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(AuthError::Invalid("expected `Bearer <token>`"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(AuthError::Invalid("expected `Bearer <token>`"));
     }
@@ -195,7 +197,12 @@ pub(crate) mod tests {
     }
 
     pub fn hs256(claims: serde_json::Value, secret: &str) -> String {
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     fn good_claims() -> serde_json::Value {
@@ -236,15 +243,24 @@ pub(crate) mod tests {
 
         let mut audience = good_claims();
         audience["aud"] = json!("someone-else");
-        assert_eq!(v.verify(&hs256(audience, SECRET)).await, Err(AuthError::Invalid("wrong audience")));
+        assert_eq!(
+            v.verify(&hs256(audience, SECRET)).await,
+            Err(AuthError::Invalid("wrong audience"))
+        );
 
         let mut anon = good_claims();
         anon["role"] = json!("anon");
-        assert_eq!(v.verify(&hs256(anon, SECRET)).await, Err(AuthError::Invalid("role is not authenticated")));
+        assert_eq!(
+            v.verify(&hs256(anon, SECRET)).await,
+            Err(AuthError::Invalid("role is not authenticated"))
+        );
 
         let mut not_uuid = good_claims();
         not_uuid["sub"] = json!("alice");
-        assert_eq!(v.verify(&hs256(not_uuid, SECRET)).await, Err(AuthError::Invalid("sub is not a UUID")));
+        assert_eq!(
+            v.verify(&hs256(not_uuid, SECRET)).await,
+            Err(AuthError::Invalid("sub is not a UUID"))
+        );
 
         let mut no_exp = good_claims();
         no_exp.as_object_mut().unwrap().remove("exp");
@@ -277,9 +293,15 @@ pub(crate) mod tests {
     async fn checks_issuer_when_configured() {
         let v = verifier(Some("https://x.supabase.co/auth/v1"));
         let mut claims = good_claims();
-        assert_eq!(v.verify(&hs256(claims.clone(), SECRET)).await, Err(AuthError::Invalid("missing claim")));
+        assert_eq!(
+            v.verify(&hs256(claims.clone(), SECRET)).await,
+            Err(AuthError::Invalid("missing claim"))
+        );
         claims["iss"] = json!("https://evil.example/auth/v1");
-        assert_eq!(v.verify(&hs256(claims.clone(), SECRET)).await, Err(AuthError::Invalid("wrong issuer")));
+        assert_eq!(
+            v.verify(&hs256(claims.clone(), SECRET)).await,
+            Err(AuthError::Invalid("wrong issuer"))
+        );
         claims["iss"] = json!("https://x.supabase.co/auth/v1");
         assert!(v.verify(&hs256(claims, SECRET)).await.is_ok());
     }
@@ -296,7 +318,10 @@ pub(crate) mod tests {
     #[test]
     fn finds_token_among_subprotocols() {
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
-        assert_eq!(token_from_subprotocols(&format!("chat, {jwt}")), (Some(jwt), Some("chat")));
+        assert_eq!(
+            token_from_subprotocols(&format!("chat, {jwt}")),
+            (Some(jwt), Some("chat"))
+        );
         assert_eq!(token_from_subprotocols(jwt), (Some(jwt), None));
         assert_eq!(token_from_subprotocols("chat"), (None, Some("chat")));
     }

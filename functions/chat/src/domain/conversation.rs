@@ -89,7 +89,10 @@ impl AddMembersInput {
     pub fn validate(mut self) -> Result<Self, ApiError> {
         dedup(&mut self.user_ids);
         if self.user_ids.is_empty() {
-            return Err(ApiError::bad_request("invalid_argument", "`user_ids` must not be empty"));
+            return Err(ApiError::bad_request(
+                "invalid_argument",
+                "`user_ids` must not be empty",
+            ));
         }
         check_member_count(self.user_ids.len())?;
         Ok(self)
@@ -114,7 +117,10 @@ pub struct MarkReadFrame {
 
 pub fn validate_read_seq(seq: Option<i64>) -> Result<Option<i64>, ApiError> {
     match seq {
-        Some(n) if n < 0 => Err(ApiError::bad_request("invalid_argument", "`seq` must be a non-negative integer")),
+        Some(n) if n < 0 => Err(ApiError::bad_request(
+            "invalid_argument",
+            "`seq` must be a non-negative integer",
+        )),
         other => Ok(other),
     }
 }
@@ -131,7 +137,10 @@ impl EditMessageInput {
     /// emptied (the database decides by the message's kind).
     pub fn validate(self) -> Result<Self, ApiError> {
         if self.body.contains('\0') {
-            return Err(ApiError::unprocessable("invalid_body", "`body` must not contain NUL characters"));
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "`body` must not contain NUL characters",
+            ));
         }
         if self.body.chars().nth(MAX_BODY_CHARS).is_some() {
             return Err(ApiError::too_large(
@@ -154,9 +163,13 @@ impl ListQuery {
     pub fn parse(limit: Option<&str>, cursor: Option<&str>, max: u32) -> Result<Self, ApiError> {
         let cursor = cursor.filter(|c| !c.is_empty()).map(str::to_owned);
         if let Some(c) = &cursor {
-            let ours = c.len() <= MAX_CURSOR_BYTES && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            let ours =
+                c.len() <= MAX_CURSOR_BYTES && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !ours {
-                return Err(ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this API returned"));
+                return Err(ApiError::bad_request(
+                    "invalid_cursor",
+                    "`cursor` is not a cursor this API returned",
+                ));
             }
         }
         Ok(Self {
@@ -210,21 +223,31 @@ impl SearchQuery {
     ) -> Result<Self, ApiError> {
         let q = q.map(str::trim).unwrap_or_default();
         if q.is_empty() {
-            return Err(ApiError::bad_request("invalid_query", "`q` is required: the words to search for"));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`q` is required: the words to search for",
+            ));
         }
         check_query_text("q", q, MAX_SEARCH_CHARS)?;
         let offset = match offset {
             None => 0,
-            Some(raw) => raw.trim().parse::<u32>().ok().filter(|n| *n <= MAX_SEARCH_OFFSET).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_argument",
-                    format!("`offset` must be an integer from 0 to {MAX_SEARCH_OFFSET}"),
-                )
-            })?,
+            Some(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= MAX_SEARCH_OFFSET)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_argument",
+                        format!("`offset` must be an integer from 0 to {MAX_SEARCH_OFFSET}"),
+                    )
+                })?,
         };
         Ok(Self {
             q: q.to_owned(),
-            conversation_id: conversation_id.map(|id| parse_uuid("conversation_id", id)).transpose()?,
+            conversation_id: conversation_id
+                .map(|id| parse_uuid("conversation_id", id))
+                .transpose()?,
             limit: parse_limit(limit, MAX_SEARCH_PAGE)?,
             offset,
         })
@@ -255,9 +278,10 @@ impl UserQuery {
 
 /// `GET /v1/presence?user_ids=a,b,c`.
 pub fn parse_user_ids(raw: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
-    let raw = raw.map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| {
-        ApiError::bad_request("invalid_argument", "`user_ids` is required: comma-separated user ids")
-    })?;
+    let raw = raw
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("invalid_argument", "`user_ids` is required: comma-separated user ids"))?;
     let ids = raw
         .split(',')
         .map(|id| parse_uuid("user_ids", id))
@@ -355,7 +379,10 @@ mod tests {
         assert!(parsed.is_err());
         let parsed: Result<NewConversation, _> = serde_json::from_str(r#"{"kind":"direct","name":"x"}"#);
         assert!(parsed.is_err());
-        assert_eq!(ConversationPatch::default().validate().unwrap_err().code, "invalid_argument");
+        assert_eq!(
+            ConversationPatch::default().validate().unwrap_err().code,
+            "invalid_argument"
+        );
         let archive = ConversationPatch {
             archived: Some(true),
             ..Default::default()
@@ -369,12 +396,20 @@ mod tests {
     fn query_strings_are_checked() {
         assert_eq!(ListQuery::parse(Some("500"), None, 100).unwrap().limit, Some(100));
         assert!(ListQuery::parse(Some("0"), None, 100).is_err());
-        assert_eq!(ListQuery::parse(None, Some("a'; drop"), 100).unwrap_err().code, "invalid_cursor");
+        assert_eq!(
+            ListQuery::parse(None, Some("a'; drop"), 100).unwrap_err().code,
+            "invalid_cursor"
+        );
         assert_eq!(EventsQuery::parse(None, None).unwrap().after_seq, 0);
         assert!(EventsQuery::parse(Some("-3"), None).is_err());
-        assert_eq!(SearchQuery::parse(Some("  "), None, None, None).unwrap_err().code, "invalid_query");
         assert_eq!(
-            SearchQuery::parse(Some(&"q".repeat(MAX_SEARCH_CHARS + 1)), None, None, None).unwrap_err().code,
+            SearchQuery::parse(Some("  "), None, None, None).unwrap_err().code,
+            "invalid_query"
+        );
+        assert_eq!(
+            SearchQuery::parse(Some(&"q".repeat(MAX_SEARCH_CHARS + 1)), None, None, None)
+                .unwrap_err()
+                .code,
             "invalid_query"
         );
         assert!(SearchQuery::parse(Some("hola"), Some("nope"), None, None).is_err());
@@ -385,7 +420,10 @@ mod tests {
         assert_eq!(parse_user_ids(Some(&format!("{a}, {b}"))).unwrap(), vec![a, b]);
         assert!(parse_user_ids(None).is_err());
         assert!(parse_user_ids(Some("x")).is_err());
-        let many = (0..=MAX_PRESENCE_IDS).map(|_| Uuid::new_v4().to_string()).collect::<Vec<_>>().join(",");
+        let many = (0..=MAX_PRESENCE_IDS)
+            .map(|_| Uuid::new_v4().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         assert!(parse_user_ids(Some(&many)).is_err());
         assert_eq!(validate_read_seq(Some(-1)).unwrap_err().code, "invalid_argument");
     }

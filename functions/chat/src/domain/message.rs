@@ -150,10 +150,16 @@ impl MessageDraft {
 fn validate_body(body: &str) -> Result<(), ApiError> {
     // Postgres text cannot hold NUL; other control characters (newlines, tabs) are text.
     if body.contains('\0') {
-        return Err(ApiError::unprocessable("invalid_body", "`body` must not contain NUL characters"));
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "`body` must not contain NUL characters",
+        ));
     }
     if body.trim().is_empty() {
-        return Err(ApiError::unprocessable("invalid_body", "`body` must not be empty or only whitespace"));
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "`body` must not be empty or only whitespace",
+        ));
     }
     // Count characters the way Postgres' char_length does (code points), and stop
     // counting early: a megabyte of text need not be walked to the end.
@@ -169,7 +175,9 @@ fn validate_body(body: &str) -> Result<(), ApiError> {
 fn validate_client_msg_id(id: String) -> Result<String, ApiError> {
     let ok = !id.is_empty()
         && id.chars().count() <= MAX_CLIENT_MSG_ID_CHARS
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
     if ok {
         Ok(id)
     } else {
@@ -181,7 +189,12 @@ fn validate_client_msg_id(id: String) -> Result<String, ApiError> {
 }
 
 fn validate_attachment(a: Attachment) -> Result<Attachment, ApiError> {
-    let bad = |why: &str| Err(ApiError::unprocessable("invalid_attachment", format!("`attachment`: {why}")));
+    let bad = |why: &str| {
+        Err(ApiError::unprocessable(
+            "invalid_attachment",
+            format!("`attachment`: {why}"),
+        ))
+    };
     match url::Url::parse(&a.url) {
         Ok(u) if u.scheme() == "https" && u.host().is_some() && a.url.len() <= MAX_URL_BYTES => {}
         _ => return bad("`url` must be an https URL"),
@@ -195,7 +208,8 @@ fn validate_attachment(a: Attachment) -> Result<Attachment, ApiError> {
     }
     let mime_ok = a.mime_type.len() <= 127
         && a.mime_type.split_once('/').is_some_and(|(t, s)| {
-            let token = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c));
+            let token =
+                |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c));
             token(t) && token(s)
         });
     if !mime_ok {
@@ -280,7 +294,11 @@ mod tests {
     fn refuses_blank_bodies() {
         let id = Uuid::new_v4();
         for body in ["", "   ", "\n\t \u{3000}"] {
-            assert_eq!(draft(body).validate(id, true).unwrap_err().code, "invalid_body", "{body:?}");
+            assert_eq!(
+                draft(body).validate(id, true).unwrap_err().code,
+                "invalid_body",
+                "{body:?}"
+            );
         }
         assert_eq!(draft("a\0b").validate(id, true).unwrap_err().code, "invalid_body");
         assert!(draft("line one\nline\ttwo").validate(id, true).is_ok());
@@ -323,11 +341,26 @@ mod tests {
         };
         assert!(image(good.clone()).validate(id, true).is_ok());
         for bad in [
-            Attachment { url: "http://cdn.example.com/a.png".into(), ..good.clone() },
-            Attachment { url: "javascript:alert(1)".into(), ..good.clone() },
-            Attachment { name: "../etc/passwd".into(), ..good.clone() },
-            Attachment { mime_type: "png".into(), ..good.clone() },
-            Attachment { size_bytes: 0, ..good.clone() },
+            Attachment {
+                url: "http://cdn.example.com/a.png".into(),
+                ..good.clone()
+            },
+            Attachment {
+                url: "javascript:alert(1)".into(),
+                ..good.clone()
+            },
+            Attachment {
+                name: "../etc/passwd".into(),
+                ..good.clone()
+            },
+            Attachment {
+                mime_type: "png".into(),
+                ..good.clone()
+            },
+            Attachment {
+                size_bytes: 0,
+                ..good.clone()
+            },
         ] {
             assert_eq!(image(bad).validate(id, true).unwrap_err().code, "invalid_attachment");
         }

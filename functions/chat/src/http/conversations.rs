@@ -5,7 +5,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{conversation_read, delivered, json_body, json_response, optional_json_body, path_uuid, query, signed_in};
+use super::{
+    conversation_read, delivered, json_body, json_response, optional_json_body, query, signed_in, write_by_id,
+};
 use crate::auth::TokenVerifier;
 use crate::domain::{AddMembersInput, ConversationPatch, EventsQuery, ListQuery, NewConversation};
 use crate::error::ApiError;
@@ -27,7 +29,12 @@ struct OpenDirectInput {
 /// `POST /v1/conversations/direct` — find or create the 1:1 with `user_id`,
 /// optionally about a context. 201 when created (and `conversation.created`
 /// pushed to both), 200 when it existed.
-pub async fn open_direct_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+pub async fn open_direct_conversation<S, P>(
+    verifier: &TokenVerifier,
+    store: &S,
+    pusher: &P,
+    request: &Request,
+) -> Response<Body>
 where
     S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
@@ -57,7 +64,12 @@ where
 }
 
 /// `POST /v1/conversations` — a group or a public room, with members.
-pub async fn create_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+pub async fn create_conversation<S, P>(
+    verifier: &TokenVerifier,
+    store: &S,
+    pusher: &P,
+    request: &Request,
+) -> Response<Body>
 where
     S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
@@ -71,16 +83,19 @@ where
 }
 
 /// `PATCH /v1/conversations/{id}` — rename (owner), archive, mute.
-pub async fn update_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+pub async fn update_conversation<S, P>(
+    verifier: &TokenVerifier,
+    store: &S,
+    pusher: &P,
+    request: &Request,
+) -> Response<Body>
 where
     S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    signed_in(verifier, request, async |caller, _token| {
-        let id = path_uuid(request, "id")?;
+    write_by_id(verifier, store, pusher, request, async |caller, id| {
         let patch = json_body::<ConversationPatch>(request)?.validate()?;
-        let outcome = store.update_conversation(caller.user_id, id, &patch).await?;
-        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+        Ok(store.update_conversation(caller, id, &patch).await?)
     })
     .await
 }
@@ -91,63 +106,83 @@ where
     S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    signed_in(verifier, request, async |caller, _token| {
-        let id = path_uuid(request, "id")?;
+    write_by_id(verifier, store, pusher, request, async |caller, id| {
         let input = json_body::<AddMembersInput>(request)?.validate()?;
-        let outcome = store.add_members(caller.user_id, id, &input.user_ids).await?;
-        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+        Ok(store.add_members(caller, id, &input.user_ids).await?)
     })
     .await
 }
 
 /// `POST /v1/conversations/{id}/join` — join a public room.
-pub async fn join_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+pub async fn join_conversation<S, P>(
+    verifier: &TokenVerifier,
+    store: &S,
+    pusher: &P,
+    request: &Request,
+) -> Response<Body>
 where
     S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    signed_in(verifier, request, async |caller, _token| {
-        let id = path_uuid(request, "id")?;
+    write_by_id(verifier, store, pusher, request, async |caller, id| {
         // No body is needed; one that is there must at least be a JSON object.
         optional_json_body::<Map<String, Value>>(request)?;
-        let outcome = store.join_room(caller.user_id, id).await?;
-        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+        Ok(store.join_room(caller, id).await?)
     })
     .await
 }
 
 /// `POST /v1/conversations/{id}/leave`.
-pub async fn leave_conversation<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+pub async fn leave_conversation<S, P>(
+    verifier: &TokenVerifier,
+    store: &S,
+    pusher: &P,
+    request: &Request,
+) -> Response<Body>
 where
     S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    signed_in(verifier, request, async |caller, _token| {
-        let id = path_uuid(request, "id")?;
+    write_by_id(verifier, store, pusher, request, async |caller, id| {
         optional_json_body::<Map<String, Value>>(request)?;
-        let outcome = store.leave_conversation(caller.user_id, id).await?;
-        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+        Ok(store.leave_conversation(caller, id).await?)
     })
     .await
 }
 
 /// `GET /v1/conversations?limit=&cursor=&archived=` — mine, newest activity first.
-pub async fn list_conversations<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+pub async fn list_conversations<S: ConversationStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         let page = ListQuery::parse(query(request, "limit"), query(request, "cursor"), MAX_LIST_PAGE)?;
         let archived = match query(request, "archived") {
             None => None,
             Some("true") => Some(true),
             Some("false") => Some(false),
-            Some(_) => return Err(ApiError::bad_request("invalid_argument", "`archived` must be true or false")),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_argument",
+                    "`archived` must be true or false",
+                ))
+            }
         };
-        Ok(json_response(200, &store.list_conversations(token, &page, archived).await?))
+        Ok(json_response(
+            200,
+            &store.list_conversations(token, &page, archived).await?,
+        ))
     })
     .await
 }
 
 /// `GET /v1/rooms?limit=&cursor=` — public rooms with member and message counts.
-pub async fn list_rooms<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+pub async fn list_rooms<S: ConversationStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         let page = ListQuery::parse(query(request, "limit"), query(request, "cursor"), MAX_LIST_PAGE)?;
         Ok(json_response(200, &store.list_rooms(token, &page).await?))
@@ -156,13 +191,24 @@ pub async fn list_rooms<S: ConversationStore>(verifier: &TokenVerifier, store: &
 }
 
 /// `GET /v1/conversations/{id}` — details, participants and my settings.
-pub async fn get_conversation<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
-    conversation_read(verifier, request, async |token, id| Ok(store.get_conversation(token, id).await?)).await
+pub async fn get_conversation<S: ConversationStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
+    conversation_read(verifier, request, async |token, id| {
+        Ok(store.get_conversation(token, id).await?)
+    })
+    .await
 }
 
 /// `GET /v1/conversations/{id}/events?after_seq=&limit=` — the durable events
 /// after a seq, in order: how a client catches up after a gap or a reconnect.
-pub async fn list_events<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+pub async fn list_events<S: ConversationStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
     conversation_read(verifier, request, async |token, id| {
         let page = EventsQuery::parse(query(request, "after_seq"), query(request, "limit"))?;
         Ok(store.list_events(token, id, page).await?)
@@ -171,8 +217,15 @@ pub async fn list_events<S: ConversationStore>(verifier: &TokenVerifier, store: 
 }
 
 /// `GET /v1/conversations/{id}/stats` — message count, participants, online, last message.
-pub async fn conversation_stats<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
-    conversation_read(verifier, request, async |token, id| Ok(store.conversation_stats(token, id).await?)).await
+pub async fn conversation_stats<S: ConversationStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
+    conversation_read(verifier, request, async |token, id| {
+        Ok(store.conversation_stats(token, id).await?)
+    })
+    .await
 }
 
 /// `GET /v1/conversations/{id}/connections` — who is online now, and on how many
@@ -182,5 +235,8 @@ pub async fn conversation_connections<S: ConversationStore>(
     store: &S,
     request: &Request,
 ) -> Response<Body> {
-    conversation_read(verifier, request, async |token, id| Ok(store.conversation_connections(token, id).await?)).await
+    conversation_read(verifier, request, async |token, id| {
+        Ok(store.conversation_connections(token, id).await?)
+    })
+    .await
 }

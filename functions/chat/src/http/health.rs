@@ -22,7 +22,10 @@ pub async fn health<H: HealthProbe>(probe: &H) -> Response<Body> {
         ),
         Err(e) => {
             tracing::error!(error = %e, "health check: database unreachable");
-            json_response(503, &json!({"status": "degraded", "database": "unreachable", "version": version}))
+            json_response(
+                503,
+                &json!({"status": "degraded", "database": "unreachable", "version": version}),
+            )
         }
     }
 }

@@ -3,7 +3,7 @@
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use super::{conversation_read, delivered, json_body, json_response, path_uuid, query, signed_in};
+use super::{conversation_read, json_body, json_response, path_uuid, query, signed_in, write_by_id};
 use crate::auth::TokenVerifier;
 use crate::delivery::deliver_message;
 use crate::domain::{EditMessageInput, HistoryQuery, MessageDraft, SearchQuery};
@@ -53,11 +53,9 @@ where
     S: MessageStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    signed_in(verifier, request, async |caller, _token| {
-        let id = path_uuid(request, "id")?;
+    write_by_id(verifier, store, pusher, request, async |caller, id| {
         let input = json_body::<EditMessageInput>(request)?.validate()?;
-        let outcome = store.edit_message(caller.user_id, id, &input.body).await?;
-        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+        Ok(store.edit_message(caller, id, &input.body).await?)
     })
     .await
 }
@@ -69,17 +67,19 @@ where
     S: MessageStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    signed_in(verifier, request, async |caller, _token| {
-        let id = path_uuid(request, "id")?;
-        let outcome = store.delete_message(caller.user_id, id).await?;
-        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    write_by_id(verifier, store, pusher, request, async |caller, id| {
+        Ok(store.delete_message(caller, id).await?)
     })
     .await
 }
 
 /// `GET /v1/messages/search?q=&conversation_id=&limit=&offset=` — full-text
 /// search (English and Spanish) in the caller's conversations, best match first.
-pub async fn search_messages<S: MessageStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+pub async fn search_messages<S: MessageStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         let search = SearchQuery::parse(
             query(request, "q"),

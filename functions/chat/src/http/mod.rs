@@ -9,8 +9,9 @@ mod read_state;
 mod users;
 
 pub use conversations::{
-    add_members, conversation_connections, conversation_stats, create_conversation, get_conversation, join_conversation,
-    leave_conversation, list_conversations, list_events, list_rooms, open_direct_conversation, update_conversation,
+    add_members, conversation_connections, conversation_stats, create_conversation, get_conversation,
+    join_conversation, leave_conversation, list_conversations, list_events, list_rooms, open_direct_conversation,
+    update_conversation,
 };
 pub use health::health;
 pub use messages::{delete_message, edit_message, list_messages, search_messages, send_message};
@@ -28,7 +29,7 @@ use crate::delivery::deliver_all;
 use crate::domain::parse_uuid;
 use crate::error::ApiError;
 use crate::push::ConnectionPusher;
-use crate::store::{ConnectionRegistry, Delivery, Json, UserToken};
+use crate::store::{ConnectionRegistry, Delivery, Json, Outcome, UserToken};
 
 /// What an endpoint's body produces; [`signed_in`] turns the error into the JSON error response.
 pub type Handled = Result<Response<Body>, ApiError>;
@@ -82,7 +83,10 @@ pub async fn authenticate<'r>(verifier: &TokenVerifier, request: &'r Request) ->
     let header = request
         .headers()
         .get("authorization")
-        .map(|v| v.to_str().map_err(|_| ApiError::new(401, "invalid_token", "the Authorization header is not text")))
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::new(401, "invalid_token", "the Authorization header is not text"))
+        })
         .transpose()?;
     let token = bearer_token(header)?;
     Ok((verifier.verify(token).await?, token))
@@ -115,9 +119,37 @@ pub async fn conversation_read(
     .await
 }
 
+/// A write on one resource named by the `{id}` path parameter (a conversation
+/// or a message), answered with its result once the events it caused are pushed.
+pub async fn write_by_id<S, P, T>(
+    verifier: &TokenVerifier,
+    store: &S,
+    pusher: &P,
+    request: &Request,
+    write: impl AsyncFnOnce(Uuid, Uuid) -> Result<Outcome<T>, ApiError>,
+) -> Response<Body>
+where
+    S: ConnectionRegistry,
+    P: ConnectionPusher,
+    T: Serialize,
+{
+    signed_in(verifier, request, async |caller, _token| {
+        let id = path_uuid(request, "id")?;
+        let outcome = write(caller.user_id, id).await?;
+        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+    })
+    .await
+}
+
 /// Answers a write after pushing the events it caused, so a client that gets
 /// the response can count on the others having been sent theirs.
-pub async fn delivered<S, P>(store: &S, pusher: &P, status: u16, body: &impl Serialize, deliveries: &[Delivery]) -> Response<Body>
+pub async fn delivered<S, P>(
+    store: &S,
+    pusher: &P,
+    status: u16,
+    body: &impl Serialize,
+    deliveries: &[Delivery],
+) -> Response<Body>
 where
     S: ConnectionRegistry,
     P: ConnectionPusher,

@@ -2,7 +2,7 @@
 
 use lambda_http::{Body, Request, Response};
 
-use super::{delivered, json_response, optional_json_body, path_uuid, signed_in};
+use super::{json_response, optional_json_body, signed_in, write_by_id};
 use crate::auth::TokenVerifier;
 use crate::domain::{validate_read_seq, MarkReadInput};
 use crate::push::ConnectionPusher;
@@ -15,17 +15,22 @@ where
     S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
-    signed_in(verifier, request, async |caller, _token| {
-        let id = path_uuid(request, "id")?;
+    write_by_id(verifier, store, pusher, request, async |caller, id| {
         let input: MarkReadInput = optional_json_body(request)?;
         let seq = validate_read_seq(input.seq)?;
-        let outcome = store.mark_read(caller.user_id, id, seq).await?;
-        Ok(delivered(store, pusher, 200, &outcome.result, &outcome.deliveries).await)
+        Ok(store.mark_read(caller, id, seq).await?)
     })
     .await
 }
 
 /// `GET /v1/unread` — total and per-conversation unread counts.
-pub async fn unread_counts<S: ConversationStore>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
-    signed_in(verifier, request, async |_caller, token| Ok(json_response(200, &store.unread_counts(token).await?))).await
+pub async fn unread_counts<S: ConversationStore>(
+    verifier: &TokenVerifier,
+    store: &S,
+    request: &Request,
+) -> Response<Body> {
+    signed_in(verifier, request, async |_caller, token| {
+        Ok(json_response(200, &store.unread_counts(token).await?))
+    })
+    .await
 }

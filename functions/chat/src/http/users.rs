@@ -9,7 +9,10 @@ use crate::store::UserDirectory;
 
 /// `GET /v1/me` — my profile, online state and last seen.
 pub async fn get_me<S: UserDirectory>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
-    signed_in(verifier, request, async |_caller, token| Ok(json_response(200, &store.get_me(token).await?))).await
+    signed_in(verifier, request, async |_caller, token| {
+        Ok(json_response(200, &store.get_me(token).await?))
+    })
+    .await
 }
 
 /// `GET /v1/users?q=&limit=` — people I can start a chat with.

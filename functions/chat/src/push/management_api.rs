@@ -1,11 +1,11 @@
 use std::time::Duration;
 
+use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
+use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
-use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
-use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
 use url::Url;
 
 use super::{ConnectionPusher, PushError};

@@ -29,7 +29,11 @@ pub enum PushError {
 
 /// Sends bytes to one connection, or closes it. Implemented by [`ManagementApi`].
 pub trait ConnectionPusher: Send + Sync {
-    fn post_to_connection(&self, connection_id: &str, payload: &[u8]) -> impl Future<Output = Result<(), PushError>> + Send;
+    fn post_to_connection(
+        &self,
+        connection_id: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<(), PushError>> + Send;
     fn delete_connection(&self, connection_id: &str) -> impl Future<Output = Result<(), PushError>> + Send;
 }
 
@@ -167,8 +171,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn gone_connections_are_reported_and_the_rest_still_get_it() {
         let pusher = Scripted::default();
-        pusher.answers.lock().unwrap().insert("c1".into(), vec![Err(PushError::Gone)]);
-        pusher.answers.lock().unwrap().insert("c3".into(), vec![Err(PushError::Failed("boom".into()))]);
+        pusher
+            .answers
+            .lock()
+            .unwrap()
+            .insert("c1".into(), vec![Err(PushError::Gone)]);
+        pusher
+            .answers
+            .lock()
+            .unwrap()
+            .insert("c3".into(), vec![Err(PushError::Failed("boom".into()))]);
         let report = fan_out(&pusher, ids(5), b"x", FanOutPolicy::default()).await;
         assert_eq!(report.delivered, 3);
         assert_eq!(report.gone, vec!["c1".to_string()]);
@@ -188,7 +200,11 @@ mod tests {
         assert_eq!(pusher.posted.lock().unwrap().len(), 3);
 
         let always = Scripted::default();
-        always.answers.lock().unwrap().insert("c0".into(), vec![Err(PushError::Throttled); 100]);
+        always
+            .answers
+            .lock()
+            .unwrap()
+            .insert("c0".into(), vec![Err(PushError::Throttled); 100]);
         let policy = FanOutPolicy::default();
         let report = fan_out(&always, ids(1), b"x", policy).await;
         assert_eq!(report.failed, 1);

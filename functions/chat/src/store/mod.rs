@@ -216,7 +216,8 @@ pub trait ConnectionRegistry: Send + Sync {
 
 /// Messages: storing them, changing them, finding them, and who must hear about them.
 pub trait MessageStore: Send + Sync {
-    fn send_message(&self, sender: Uuid, message: &NewMessage) -> impl Future<Output = StoreResult<SendOutcome>> + Send;
+    fn send_message(&self, sender: Uuid, message: &NewMessage)
+        -> impl Future<Output = StoreResult<SendOutcome>> + Send;
     fn typing_recipients(
         &self,
         user_id: Uuid,
@@ -229,10 +230,23 @@ pub trait MessageStore: Send + Sync {
         query: HistoryQuery,
     ) -> impl Future<Output = StoreResult<HistoryPage>> + Send;
     /// Only the author; `message.updated` to the members.
-    fn edit_message(&self, user_id: Uuid, message_id: Uuid, body: &str) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn edit_message(
+        &self,
+        user_id: Uuid,
+        message_id: Uuid,
+        body: &str,
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
     /// Only the author; the body is wiped; `message.deleted` to the members.
-    fn delete_message(&self, user_id: Uuid, message_id: Uuid) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn search_messages(&self, token: UserToken<'_>, query: &SearchQuery) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn delete_message(
+        &self,
+        user_id: Uuid,
+        message_id: Uuid,
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn search_messages(
+        &self,
+        token: UserToken<'_>,
+        query: &SearchQuery,
+    ) -> impl Future<Output = StoreResult<Json>> + Send;
 }
 
 /// Conversations, membership and read state. Writes take the verified caller's
@@ -245,7 +259,11 @@ pub trait ConversationStore: Send + Sync {
         other_user_id: Uuid,
         context: Option<&ConversationContext>,
     ) -> impl Future<Output = StoreResult<Outcome<OpenedConversation>>> + Send;
-    fn create_conversation(&self, user_id: Uuid, input: &NewConversation) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn create_conversation(
+        &self,
+        user_id: Uuid,
+        input: &NewConversation,
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
     fn update_conversation(
         &self,
         user_id: Uuid,
@@ -258,8 +276,16 @@ pub trait ConversationStore: Send + Sync {
         conversation_id: Uuid,
         user_ids: &[Uuid],
     ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn join_room(&self, user_id: Uuid, conversation_id: Uuid) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn leave_conversation(&self, user_id: Uuid, conversation_id: Uuid) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn join_room(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
+    fn leave_conversation(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
     /// Moves the read watermark forward (never back); `seq` None means the latest.
     fn mark_read(
         &self,
@@ -268,7 +294,11 @@ pub trait ConversationStore: Send + Sync {
         seq: Option<i64>,
     ) -> impl Future<Output = StoreResult<Outcome<ReadState>>> + Send;
 
-    fn get_conversation(&self, token: UserToken<'_>, conversation_id: Uuid) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn get_conversation(
+        &self,
+        token: UserToken<'_>,
+        conversation_id: Uuid,
+    ) -> impl Future<Output = StoreResult<Json>> + Send;
     fn list_conversations(
         &self,
         token: UserToken<'_>,
@@ -282,8 +312,16 @@ pub trait ConversationStore: Send + Sync {
         conversation_id: Uuid,
         query: EventsQuery,
     ) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn conversation_stats(&self, token: UserToken<'_>, conversation_id: Uuid) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn conversation_connections(&self, token: UserToken<'_>, conversation_id: Uuid) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn conversation_stats(
+        &self,
+        token: UserToken<'_>,
+        conversation_id: Uuid,
+    ) -> impl Future<Output = StoreResult<Json>> + Send;
+    fn conversation_connections(
+        &self,
+        token: UserToken<'_>,
+        conversation_id: Uuid,
+    ) -> impl Future<Output = StoreResult<Json>> + Send;
     fn unread_counts(&self, token: UserToken<'_>) -> impl Future<Output = StoreResult<Json>> + Send;
 }
 

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use ::postgrest::{Builder, Postgrest};
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -69,7 +69,12 @@ impl PostgrestStore {
         send(request, function).await
     }
 
-    async fn user_rpc<T: DeserializeOwned>(&self, token: UserToken<'_>, function: &str, params: Value) -> StoreResult<T> {
+    async fn user_rpc<T: DeserializeOwned>(
+        &self,
+        token: UserToken<'_>,
+        function: &str,
+        params: Value,
+    ) -> StoreResult<T> {
         let request = self.as_user.rpc(function, rpc_body(params)).auth(token.0);
         send(request, function).await
     }
@@ -146,7 +151,12 @@ struct Removed {
 }
 
 impl ConnectionRegistry for PostgrestStore {
-    async fn register_connection(&self, connection_id: &str, user_id: Uuid, token_exp: DateTime<Utc>) -> StoreResult<Registered> {
+    async fn register_connection(
+        &self,
+        connection_id: &str,
+        user_id: Uuid,
+        token_exp: DateTime<Utc>,
+    ) -> StoreResult<Registered> {
         self.service_rpc(
             "register_connection",
             json!({"p_connection_id": connection_id, "p_user_id": user_id, "p_token_exp": token_exp}),
@@ -200,8 +210,11 @@ impl MessageStore for PostgrestStore {
     }
 
     async fn delete_message(&self, user_id: Uuid, message_id: Uuid) -> StoreResult<Outcome<Json>> {
-        self.service_rpc("delete_message", json!({"p_user_id": user_id, "p_message_id": message_id}))
-            .await
+        self.service_rpc(
+            "delete_message",
+            json!({"p_user_id": user_id, "p_message_id": message_id}),
+        )
+        .await
     }
 
     async fn search_messages(&self, token: UserToken<'_>, query: &SearchQuery) -> StoreResult<Json> {
@@ -228,7 +241,12 @@ impl MessageStore for PostgrestStore {
         Ok(list.recipients)
     }
 
-    async fn list_messages(&self, token: UserToken<'_>, conversation_id: Uuid, query: HistoryQuery) -> StoreResult<HistoryPage> {
+    async fn list_messages(
+        &self,
+        token: UserToken<'_>,
+        conversation_id: Uuid,
+        query: HistoryQuery,
+    ) -> StoreResult<HistoryPage> {
         self.user_rpc(
             token,
             "list_messages",
@@ -275,7 +293,12 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn update_conversation(&self, user_id: Uuid, conversation_id: Uuid, patch: &ConversationPatch) -> StoreResult<Outcome<Json>> {
+    async fn update_conversation(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        patch: &ConversationPatch,
+    ) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "update_conversation",
             json!({
@@ -298,8 +321,11 @@ impl ConversationStore for PostgrestStore {
     }
 
     async fn join_room(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
-        self.service_rpc("join_room", json!({"p_user_id": user_id, "p_conversation_id": conversation_id}))
-            .await
+        self.service_rpc(
+            "join_room",
+            json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+        )
+        .await
     }
 
     async fn leave_conversation(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
@@ -310,7 +336,12 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn mark_read(&self, user_id: Uuid, conversation_id: Uuid, seq: Option<i64>) -> StoreResult<Outcome<ReadState>> {
+    async fn mark_read(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        seq: Option<i64>,
+    ) -> StoreResult<Outcome<ReadState>> {
         self.service_rpc(
             "mark_read",
             json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_seq": seq}),
@@ -323,7 +354,12 @@ impl ConversationStore for PostgrestStore {
             .await
     }
 
-    async fn list_conversations(&self, token: UserToken<'_>, query: &ListQuery, archived: Option<bool>) -> StoreResult<Json> {
+    async fn list_conversations(
+        &self,
+        token: UserToken<'_>,
+        query: &ListQuery,
+        archived: Option<bool>,
+    ) -> StoreResult<Json> {
         self.user_rpc(
             token,
             "list_conversations",
@@ -333,8 +369,12 @@ impl ConversationStore for PostgrestStore {
     }
 
     async fn list_rooms(&self, token: UserToken<'_>, query: &ListQuery) -> StoreResult<Json> {
-        self.user_rpc(token, "list_rooms", json!({"p_limit": query.limit, "p_cursor": query.cursor}))
-            .await
+        self.user_rpc(
+            token,
+            "list_rooms",
+            json!({"p_limit": query.limit, "p_cursor": query.cursor}),
+        )
+        .await
     }
 
     async fn list_events(&self, token: UserToken<'_>, conversation_id: Uuid, query: EventsQuery) -> StoreResult<Json> {
@@ -347,13 +387,21 @@ impl ConversationStore for PostgrestStore {
     }
 
     async fn conversation_stats(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
-        self.user_rpc(token, "conversation_stats", json!({"p_conversation_id": conversation_id}))
-            .await
+        self.user_rpc(
+            token,
+            "conversation_stats",
+            json!({"p_conversation_id": conversation_id}),
+        )
+        .await
     }
 
     async fn conversation_connections(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
-        self.user_rpc(token, "conversation_connections", json!({"p_conversation_id": conversation_id}))
-            .await
+        self.user_rpc(
+            token,
+            "conversation_connections",
+            json!({"p_conversation_id": conversation_id}),
+        )
+        .await
     }
 
     async fn unread_counts(&self, token: UserToken<'_>) -> StoreResult<Json> {
@@ -367,12 +415,17 @@ impl UserDirectory for PostgrestStore {
     }
 
     async fn search_users(&self, token: UserToken<'_>, query: &UserQuery) -> StoreResult<Json> {
-        self.user_rpc(token, "search_users", json!({"p_query": query.q, "p_limit": query.limit}))
-            .await
+        self.user_rpc(
+            token,
+            "search_users",
+            json!({"p_query": query.q, "p_limit": query.limit}),
+        )
+        .await
     }
 
     async fn get_presence(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> StoreResult<Json> {
-        self.user_rpc(token, "get_presence", json!({"p_user_ids": user_ids})).await
+        self.user_rpc(token, "get_presence", json!({"p_user_ids": user_ids}))
+            .await
     }
 }
 

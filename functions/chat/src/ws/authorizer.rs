@@ -81,7 +81,10 @@ mod tests {
         };
         assert_eq!(offered_token(&request), Some(jwt));
         request.query_string_parameters = None;
-        request.headers = Some(HashMap::from([("Sec-WebSocket-Protocol".into(), format!("chat, {jwt}"))]));
+        request.headers = Some(HashMap::from([(
+            "Sec-WebSocket-Protocol".into(),
+            format!("chat, {jwt}"),
+        )]));
         assert_eq!(offered_token(&request), Some(jwt));
         request.headers = Some(HashMap::from([("sec-websocket-protocol".into(), "chat".into())]));
         assert_eq!(offered_token(&request), None);

@@ -13,7 +13,11 @@ use crate::store::{ConnectionRegistry, StoreError};
 
 /// Registers the connection; on the user's first one, `presence` online goes to
 /// their contacts (other people's sockets: this one is not open yet).
-pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, pusher: &P, event: &WsEvent) -> WsResponse {
+pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(
+    registry: &R,
+    pusher: &P,
+    event: &WsEvent,
+) -> WsResponse {
     let Some(speaker) = event.speaker() else {
         tracing::error!("$connect without authorizer context: is the authorizer attached to the route?");
         return WsResponse::status(401);
@@ -42,7 +46,10 @@ pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, p
     }) {
         let (token, protocol) = token_from_subprotocols(offered);
         if let Some(chosen) = protocol.or(token) {
-            response.headers = Some(HashMap::from([("Sec-WebSocket-Protocol".to_string(), chosen.to_string())]));
+            response.headers = Some(HashMap::from([(
+                "Sec-WebSocket-Protocol".to_string(),
+                chosen.to_string(),
+            )]));
         }
     }
     response
@@ -50,7 +57,11 @@ pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, p
 
 /// Forgets the connection; when it was the user's last, `presence` offline
 /// (with last seen) goes to their contacts.
-pub async fn disconnect<R: ConnectionRegistry, P: ConnectionPusher>(registry: &R, pusher: &P, event: &WsEvent) -> WsResponse {
+pub async fn disconnect<R: ConnectionRegistry, P: ConnectionPusher>(
+    registry: &R,
+    pusher: &P,
+    event: &WsEvent,
+) -> WsResponse {
     // $disconnect is best effort on API Gateway's side too; a failure here leaves
     // a row the stale-connection sweep (410 on push) removes later.
     match registry.unregister_connection(event.connection_id()).await {

@@ -154,12 +154,26 @@ pub async fn reply<P: ConnectionPusher>(pusher: &P, connection_id: &str, event: 
 pub async fn current_speaker<P: ConnectionPusher>(pusher: &P, event: &WsEvent) -> Option<Speaker> {
     let Some(speaker) = event.speaker() else {
         let error = ApiError::new(401, "unauthorized", "this connection has no verified identity");
-        reply(pusher, event.connection_id(), &ServerEvent::error(&error, Some(event.route_key()), event.request_id())).await;
+        reply(
+            pusher,
+            event.connection_id(),
+            &ServerEvent::error(&error, Some(event.route_key()), event.request_id()),
+        )
+        .await;
         return None;
     };
     if speaker.token_exp < Utc::now().timestamp() {
-        let error = ApiError::new(401, "token_expired", "the access token has expired; reconnect with a fresh one");
-        reply(pusher, event.connection_id(), &ServerEvent::error(&error, Some(event.route_key()), event.request_id())).await;
+        let error = ApiError::new(
+            401,
+            "token_expired",
+            "the access token has expired; reconnect with a fresh one",
+        );
+        reply(
+            pusher,
+            event.connection_id(),
+            &ServerEvent::error(&error, Some(event.route_key()), event.request_id()),
+        )
+        .await;
         if let Err(e) = pusher.delete_connection(event.connection_id()).await {
             tracing::warn!(error = %e, "closing an expired connection failed");
         }
@@ -176,7 +190,12 @@ pub async fn reply_error<P: ConnectionPusher>(pusher: &P, event: &WsEvent, error
     } else {
         tracing::info!(code = error.code, "route refused");
     }
-    reply(pusher, event.connection_id(), &ServerEvent::error(error, Some(event.route_key()), event.request_id())).await;
+    reply(
+        pusher,
+        event.connection_id(),
+        &ServerEvent::error(error, Some(event.route_key()), event.request_id()),
+    )
+    .await;
     WsResponse::ok()
 }
 
