@@ -138,3 +138,19 @@ fn closed(frame: Option<CloseFrame>) -> Closed {
         None => Closed::WithoutFrame,
     }
 }
+
+// --- Helpers for the conversations API tests (tests/conversations_api.rs) ---
+
+impl WsClient {
+    /// Asserts that nothing at all arrives within [`SILENCE`] (and nothing is
+    /// pending): for a socket that must not learn anything.
+    pub async fn expect_nothing(&mut self) {
+        assert!(self.pending.is_empty(), "unexpected events: {:?}", self.pending);
+        if let Ok(next) = tokio::time::timeout(SILENCE, self.next_json()).await {
+            match next {
+                Ok(event) => panic!("unexpected event: {event}"),
+                Err(closed) => panic!("the socket closed ({closed:?}) while it should stay silent"),
+            }
+        }
+    }
+}

@@ -32,7 +32,7 @@ impl ServerEvent {
             kind: "message.created",
             conversation_id: Some(message.conversation_id),
             seq: Some(message.seq),
-            data: json!(message),
+            data: message.json().clone(),
         }
     }
 
@@ -46,7 +46,7 @@ impl ServerEvent {
                 "client_msg_id": message.client_msg_id,
                 "id": message.id,
                 "seq": message.seq,
-                "created_at": message.created_at,
+                "created_at": message.created_at(),
                 "duplicate": duplicate,
             }),
         }
@@ -118,7 +118,13 @@ mod tests {
         // A deleted sender's messages still read (sender_id null).
         let mut orphan = serde_json::to_value(&message).unwrap();
         orphan["sender_id"] = Value::Null;
-        assert!(serde_json::from_value::<Message>(orphan).unwrap().sender_id.is_none());
+        assert!(serde_json::from_value::<Message>(orphan).unwrap().json()["sender_id"].is_null());
+        // The database's timestamp text goes out as it came in.
+        assert_eq!(created["data"]["created_at"], "2026-11-21T07:00:00.123456+00:00");
+        assert_eq!(
+            serde_json::to_value(&message).unwrap()["created_at"],
+            "2026-11-21T07:00:00.123456+00:00"
+        );
         let ack: Value = serde_json::from_slice(&ServerEvent::message_ack(&message, false).to_bytes()).unwrap();
         assert_eq!(ack["type"], "message.ack");
         assert!(ack.get("seq").is_none());

@@ -23,22 +23,56 @@ use crate::error::ApiError;
 
 pub use self::rest::PostgrestStore;
 
-/// A stored message as every API returns it.
+/// A stored message. Clients get the database's JSON as it is, so a response,
+/// a pushed event and a replayed one are the same text (timestamps included);
+/// the fields the functions themselves read are parsed beside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
 pub struct Message {
     pub id: Uuid,
     pub conversation_id: Uuid,
     pub seq: i64,
-    /// None for system messages and once the sender's account is deleted.
-    pub sender_id: Option<Uuid>,
     pub client_msg_id: Option<String>,
-    pub kind: String,
-    pub body: Option<String>,
-    pub attachment: Option<serde_json::Value>,
-    pub reply_to_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub edited_at: Option<DateTime<Utc>>,
-    pub deleted_at: Option<DateTime<Utc>>,
+    json: Value,
+}
+
+impl Message {
+    /// The message as clients see it.
+    pub fn json(&self) -> &Value {
+        &self.json
+    }
+
+    pub fn created_at(&self) -> &Value {
+        &self.json["created_at"]
+    }
+}
+
+impl TryFrom<Value> for Message {
+    type Error = serde_json::Error;
+
+    fn try_from(json: Value) -> Result<Self, Self::Error> {
+        #[derive(Deserialize)]
+        struct Key {
+            id: Uuid,
+            conversation_id: Uuid,
+            seq: i64,
+            client_msg_id: Option<String>,
+        }
+        let key = Key::deserialize(&json)?;
+        Ok(Self {
+            id: key.id,
+            conversation_id: key.conversation_id,
+            seq: key.seq,
+            client_msg_id: key.client_msg_id,
+            json,
+        })
+    }
+}
+
+impl From<Message> for Value {
+    fn from(message: Message) -> Self {
+        message.json
+    }
 }
 
 /// A live WebSocket connection of a user who should receive an event.
