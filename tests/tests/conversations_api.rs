@@ -1955,3 +1955,38 @@ async fn the_event_log_replays_every_durable_event_as_it_was_pushed() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_room_message_reaches_every_member_including_those_who_joined() {
+    let stack = stack();
+    let owner = stack.new_user("room-owner").await;
+    let member = stack.new_user("room-member").await;
+    let joiner = stack.new_user("room-joiner").await;
+    let outsider = stack.new_user("room-outsider").await;
+    // Sockets open before anyone shares a conversation, so no presence events interfere.
+    let [mut owner_socket, mut member_socket, mut joiner_socket, mut outsider_socket] =
+        connect_all(stack, [&owner, &member, &joiner, &outsider]).await;
+    let room = uuid_of(&create(stack, &owner, "room", &unique_name("Lobby"), &[&member]).await["id"]);
+    owner_socket.expect("conversation.created").await;
+    member_socket.expect("conversation.created").await;
+    let (status, joined) = stack
+        .http()
+        .post(&joiner, &format!("/v1/conversations/{room}/join"), json!({}))
+        .await;
+    assert_eq!((status, joined["joined"].as_bool()), (200, Some(true)), "{joined}");
+    owner_socket.expect("member.joined").await;
+    member_socket.expect("member.joined").await;
+    joiner_socket.expect("member.joined").await;
+
+    owner_socket
+        .send_json(json!({"action": "sendMessage", "conversation_id": room, "body": "welcome all", "client_msg_id": "room-1"}))
+        .await;
+    let ack = owner_socket.expect("message.ack").await;
+    for socket in [&mut member_socket, &mut joiner_socket] {
+        let created = socket.expect("message.created").await;
+        assert_eq!(created["data"]["body"], "welcome all");
+        assert_eq!(created["data"]["id"], ack["data"]["id"]);
+        assert_eq!(created["seq"], ack["data"]["seq"]);
+    }
+    outsider_socket.expect_nothing().await;
+}
