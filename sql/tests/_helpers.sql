@@ -161,13 +161,16 @@ $$;
 
 -- A group or room: the owner plus members, with its conversation.created
 -- event as seq 1, the way a creating RPC leaves it.
-create function tests.make_conversation(p_kind text, p_owner uuid, p_members uuid[], p_name text default 'test')
+-- Without a name, a room gets a unique one (room names are unique).
+create function tests.make_conversation(p_kind text, p_owner uuid, p_members uuid[], p_name text default null)
 returns uuid language plpgsql as $$
 declare
   v_id uuid;
 begin
   insert into public.conversations (kind, name, created_by, last_seq)
-  values (p_kind, p_name, p_owner, 1)
+  values (p_kind,
+          coalesce(p_name, case when p_kind = 'room' then 'room ' || gen_random_uuid() else 'test' end),
+          p_owner, 1)
   returning id into v_id;
 
   insert into public.participants (conversation_id, user_id, role)
@@ -188,4 +191,64 @@ returns jsonb language sql as $$
     p_sender, p_conversation_id, coalesce(p_client_msg_id, gen_random_uuid()::text),
     'text', p_body, null, null
   ) -> 'message'
+$$;
+
+-- Registers a WebSocket connection: live for an hour, or with a token that
+-- expired a minute ago (still registered, but no longer live).
+create function tests.connect(p_connection_id text, p_user_id uuid, p_live boolean default true)
+returns void language plpgsql as $$
+begin
+  perform public.register_connection(p_connection_id, p_user_id,
+    now() + case when p_live then interval '1 hour' else interval '-1 minute' end);
+end;
+$$;
+
+-- The result of a write RPC ({"result", "deliveries"}) without its deliveries.
+create function tests.result(p_response jsonb) returns jsonb language sql immutable as $$
+  select p_response -> 'result'
+$$;
+
+-- The deliveries of a write RPC's response whose event has the given type.
+create function tests.deliveries(p_response jsonb, p_type text) returns jsonb language sql immutable as $$
+  select coalesce(jsonb_agg(d order by ordinality), '[]'::jsonb)
+  from jsonb_array_elements(p_response -> 'deliveries') with ordinality as t (d, ordinality)
+  where d -> 'event' ->> 'type' = p_type
+$$;
+
+-- The connection ids a list of recipients addresses, sorted.
+create function tests.connection_ids(p_recipients jsonb) returns text[] language sql immutable as $$
+  select coalesce(array_agg(r ->> 'connection_id' order by r ->> 'connection_id'), '{}'::text[])
+  from jsonb_array_elements(coalesce(p_recipients, '[]'::jsonb)) as r
+$$;
+
+-- The connection ids the deliveries of one event type go to, sorted (each
+-- once per delivery: a connection listed twice shows up twice).
+create function tests.recipients(p_response jsonb, p_type text) returns text[] language sql immutable as $$
+  select coalesce(array_agg(r ->> 'connection_id' order by r ->> 'connection_id'), '{}'::text[])
+  from jsonb_array_elements(tests.deliveries(p_response, p_type)) as d,
+       jsonb_array_elements(d -> 'recipients') as r
+$$;
+
+-- The types of a conversation's durable events, in seq order.
+create function tests.event_types(p_conversation_id uuid) returns text[] language sql stable as $$
+  select coalesce(array_agg(type order by seq), '{}'::text[])
+  from public.conversation_events
+  where conversation_id = p_conversation_id
+$$;
+
+-- Asserts that a conversation's events are numbered 1..last_seq, without gaps.
+create function tests.check_gap_free(p_conversation_id uuid, p_what text) returns void language plpgsql as $$
+begin
+  perform tests.eq(
+    (select coalesce(array_agg(seq order by seq), '{}'::bigint[]) from public.conversation_events
+      where conversation_id = p_conversation_id),
+    (select coalesce(array_agg(g order by g), '{}'::bigint[])
+      from generate_series(1::bigint, (select last_seq from public.conversations where id = p_conversation_id)) g),
+    p_what || ': event seqs are 1..last_seq');
+end;
+$$;
+
+-- A message id from a Message JSON (what tests.send returns).
+create function tests.id(p_json jsonb) returns uuid language sql immutable as $$
+  select (p_json ->> 'id')::uuid
 $$;

@@ -1,4 +1,5 @@
 -- The connection registry, typing recipients and health stats.
+-- (What register/unregister push, presence, is covered by presence.sql.)
 
 -- register / unregister: first and last connection, idempotent disconnects.
 do $$
@@ -8,25 +9,36 @@ begin
   perform tests.act_as_service();
 
   v_result := public.register_connection('alice-1', tests.alice(), now() + interval '1 hour');
-  perform tests.eq(v_result, jsonb_build_object('user_id', tests.alice(), 'first_connection', true), 'first connection');
+  perform tests.eq(v_result - 'deliveries', jsonb_build_object('user_id', tests.alice(), 'first_connection', true),
+    'first connection');
+  perform tests.eq(jsonb_array_length(v_result -> 'deliveries'), 1, 'deliveries of a first connection');
+  perform tests.eq(v_result -> 'deliveries' -> 0 -> 'event' ->> 'type', 'presence', 'a first connection pushes presence');
   v_result := public.register_connection('alice-2', tests.alice(), now() + interval '1 hour');
   perform tests.eq(v_result -> 'first_connection', 'false'::jsonb, 'second connection is first');
+  perform tests.eq(v_result -> 'deliveries', '[]'::jsonb, 'deliveries of a second connection');
   -- $connect retried with the same id: still not the first.
   v_result := public.register_connection('alice-1', tests.alice(), now() + interval '2 hours');
   perform tests.eq(v_result -> 'first_connection', 'false'::jsonb, 'retried connection is first');
+  perform tests.eq(v_result -> 'deliveries', '[]'::jsonb, 'deliveries of a retried connection');
   perform tests.reset();
   perform tests.eq((select count(*) from public.connections where user_id = tests.alice()), 2::bigint, 'alice''s connections');
   perform tests.check((select last_seen_at from public.profiles where id = tests.alice()) is not null, 'last_seen_at set on connect');
 
   perform tests.act_as_service();
   v_result := public.unregister_connection('alice-2');
-  perform tests.eq(v_result, jsonb_build_object('user_id', tests.alice(), 'last_connection', false), 'first of two disconnects');
+  perform tests.eq(v_result, jsonb_build_object('user_id', tests.alice(), 'last_connection', false, 'deliveries', '[]'::jsonb),
+    'first of two disconnects');
   v_result := public.unregister_connection('alice-1');
-  perform tests.eq(v_result, jsonb_build_object('user_id', tests.alice(), 'last_connection', true), 'last disconnect');
+  perform tests.eq(v_result - 'deliveries', jsonb_build_object('user_id', tests.alice(), 'last_connection', true),
+    'last disconnect');
+  perform tests.eq(v_result -> 'deliveries' -> 0 -> 'event' -> 'data' -> 'online', 'false'::jsonb,
+    'a last disconnect pushes presence offline');
   v_result := public.unregister_connection('alice-1');
-  perform tests.eq(v_result, jsonb_build_object('user_id', null, 'last_connection', false), 'repeated disconnect');
+  perform tests.eq(v_result, jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', '[]'::jsonb),
+    'repeated disconnect');
   v_result := public.unregister_connection('never-seen');
-  perform tests.eq(v_result, jsonb_build_object('user_id', null, 'last_connection', false), 'disconnect of an unknown id');
+  perform tests.eq(v_result, jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', '[]'::jsonb),
+    'disconnect of an unknown id');
 
   perform tests.raises(format('select public.register_connection(''x-1'', %L, null)', gen_random_uuid()), 'user_not_found',
     'connect as an unknown user');

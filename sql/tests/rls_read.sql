@@ -10,9 +10,7 @@ declare
   v_room uuid := tests.make_conversation('room', tests.carol(), array[]::uuid[], 'lobby');
   v_direct uuid;
 begin
-  perform tests.act_as(tests.alice());
-  v_direct := (public.open_direct_conversation(tests.bob()) -> 'conversation' ->> 'id')::uuid;
-  perform tests.reset();
+  v_direct := (public.open_direct_conversation(tests.alice(), tests.bob()) -> 'result' -> 'conversation' ->> 'id')::uuid;
 
   perform tests.send(tests.alice(), v_group, 'hello group');
   perform tests.send(tests.bob(), v_group, 'hi alice');

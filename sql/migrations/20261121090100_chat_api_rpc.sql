@@ -1,0 +1,1792 @@
+-- The chat API's RPCs: conversation management, read receipts, edits and
+-- deletes, presence, listings and search.
+--
+-- Conventions are those of 20261121080200_chat_rpc.sql: every RPC returns
+-- jsonb, is SECURITY DEFINER with an empty search_path, refuses with
+-- public.api_error(code, detail), and has its EXECUTE grants set explicitly
+-- at the end (Supabase grants every new function to anon and authenticated).
+--
+-- Internal RPCs (service_role only) take the caller as their first parameter,
+-- p_user_id: the Lambda functions verify the token and pass the user id.
+-- Those that change something return
+--   {"result": {...}, "deliveries": [{"event": <envelope>, "recipients": [...]}, ...]}
+-- so a single round trip tells the function what to answer and what to push.
+-- User-facing RPCs take the caller from auth.uid(), never from a parameter.
+--
+-- Locking: every change of a conversation's membership or content locks the
+-- conversation row first (directly, or through next_conversation_seq) and
+-- only then its participants or messages. One order everywhere means no
+-- deadlocks, and the row lock serializes the changes in seq order.
+
+-- ===========================================================================
+-- Internal helpers: not callable by any API role.
+-- ===========================================================================
+
+-- The envelope of every server -> client event. A key that does not apply is
+-- absent rather than null, so a client can tell a durable event (it has a
+-- seq) from a transient one by the key alone.
+create function public.event_envelope(p_type text, p_conversation_id uuid, p_seq bigint, p_data jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
+      || case when p_conversation_id is null then '{}'::jsonb
+              else jsonb_build_object('conversation_id', p_conversation_id) end
+      || case when p_seq is null then '{}'::jsonb
+              else jsonb_build_object('seq', p_seq) end
+$$;
+
+-- One event and the connections to push it to.
+create function public.delivery(p_event jsonb, p_recipients jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object('event', p_event, 'recipients', coalesce(p_recipients, '[]'::jsonb))
+$$;
+
+-- Live connections of the given users, as Recipient JSON (for events meant
+-- for particular users: the one who left, the ones just added, a reader).
+create function public.user_recipients(p_user_ids uuid[])
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    jsonb_agg(
+      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+      order by c.user_id, c.connection_id
+    ),
+    '[]'::jsonb
+  )
+  from public.connections c
+  where c.user_id = any (coalesce(p_user_ids, '{}'::uuid[]))
+    and public.connection_is_live(c.token_exp)
+$$;
+
+-- Whether two users are both current participants of some conversation:
+-- the people allowed to see each other's presence.
+create function public.shares_conversation(p_user_id uuid, p_other_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.participants a
+    join public.participants b on b.conversation_id = a.conversation_id
+    where a.user_id = p_user_id
+      and a.left_at is null
+      and b.user_id = p_other_user_id
+      and b.left_at is null
+  )
+$$;
+
+-- Whether a viewer may see a user's presence: their own, or a contact's.
+create function public.presence_visible(p_viewer uuid, p_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select p_viewer is not null
+     and p_user_id is not null
+     and (p_viewer = p_user_id or public.shares_conversation(p_viewer, p_user_id))
+$$;
+
+-- Whether a user has a live connection.
+create function public.is_online(p_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.connections c
+    where c.user_id = p_user_id
+      and public.connection_is_live(c.token_exp)
+  )
+$$;
+
+-- Where a user's presence changes go: the live connections of everyone who
+-- shares a current conversation with them (they alone may see it).
+create function public.contact_recipients(p_user_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    jsonb_agg(
+      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+      order by c.user_id, c.connection_id
+    ),
+    '[]'::jsonb
+  )
+  from public.connections c
+  where c.user_id <> p_user_id
+    and public.connection_is_live(c.token_exp)
+    and public.shares_conversation(p_user_id, c.user_id)
+$$;
+
+-- The Profile JSON shape as a viewer may see it: presence (online,
+-- last_seen_at) only for the user themself and their contacts, else null.
+create function public.profile_json(p_profile public.profiles, p_viewer uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', p_profile.id,
+    'username', p_profile.username,
+    'display_name', p_profile.display_name,
+    'avatar_url', p_profile.avatar_url,
+    'online', case when v.visible then public.is_online(p_profile.id) end,
+    'last_seen_at', case when v.visible then p_profile.last_seen_at end
+  )
+  from (select public.presence_visible(p_viewer, p_profile.id) as visible) v
+$$;
+
+-- Unread messages of a participant: others' messages after the watermark that
+-- still say something (a deleted message is nothing left to read).
+create function public.unread_count(p_conversation_id uuid, p_user_id uuid, p_last_read_seq bigint)
+returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select count(*)
+  from public.messages m
+  where m.conversation_id = p_conversation_id
+    and m.seq > coalesce(p_last_read_seq, 0)
+    and m.sender_id is distinct from p_user_id
+    and m.deleted_at is null
+$$;
+
+-- The "me" settings of a participant: private to that participant.
+create function public.me_json(p_participant public.participants)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'role', p_participant.role,
+    'joined_at', p_participant.joined_at,
+    'archived', p_participant.archived,
+    'muted', p_participant.muted,
+    'last_read_seq', p_participant.last_read_seq,
+    'unread_count', public.unread_count(p_participant.conversation_id, p_participant.user_id, p_participant.last_read_seq)
+  )
+$$;
+
+-- The caller of a user-facing RPC. service_role without a user's claims has
+-- no caller, and must not be mistaken for one.
+create function public.require_caller()
+returns uuid
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_me uuid := auth.uid();
+begin
+  if v_me is null then
+    perform public.api_error('invalid_argument', 'A signed-in user is required.');
+  end if;
+  return v_me;
+end;
+$$;
+
+-- A user's current participation, or not_a_participant. The same refusal for
+-- a conversation that does not exist, so the answer reveals nothing.
+create function public.require_participant(p_conversation_id uuid, p_user_id uuid)
+returns public.participants
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_participant public.participants;
+begin
+  select p.* into v_participant
+  from public.participants p
+  where p.conversation_id = p_conversation_id
+    and p.user_id = p_user_id
+    and p.left_at is null;
+  if not found then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+  return v_participant;
+end;
+$$;
+
+-- Locks the conversation row for a change made by one of its participants and
+-- returns the participation as of the lock. Outsiders are refused before any
+-- lock is taken (they must not be able to hold up someone else's
+-- conversation); the check is repeated under the lock because a concurrent
+-- leave may have committed in between, and every membership change takes this
+-- lock first.
+create function public.lock_as_participant(p_conversation_id uuid, p_user_id uuid)
+returns public.participants
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform public.require_participant(p_conversation_id, p_user_id);
+  -- The lock next_conversation_seq's update takes; it does not block inserts
+  -- of rows referencing the conversation, as FOR UPDATE would.
+  perform 1
+  from public.conversations c
+  where c.id = p_conversation_id
+  for no key update;
+  return public.require_participant(p_conversation_id, p_user_id);
+end;
+$$;
+
+-- A conversation name as stored: trimmed, 1 to 200 characters, something
+-- visible, no control characters (names are shown in lists and
+-- notifications), or invalid_name.
+create function public.validated_conversation_name(p_name text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_name text := btrim(p_name);
+begin
+  if v_name is null
+     or public.is_blank(v_name)
+     or char_length(v_name) > 200
+     or v_name ~ '[[:cntrl:]]' then
+    perform public.api_error('invalid_name', 'The name must be 1 to 200 characters, without control characters.');
+  end if;
+  return v_name;
+end;
+$$;
+
+-- Paging cursors: the (activity time, id) of the last row of a page, opaque
+-- to clients. The time is written as UTC ISO 8601 with microseconds, so it
+-- reads back exactly whatever the session's TimeZone and DateStyle.
+create function public.encode_cursor(p_at timestamptz, p_id uuid)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  -- base64url without padding; encode() wraps lines, so newlines go too.
+  select rtrim(
+    translate(
+      encode(convert_to(to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' || p_id::text, 'UTF8'), 'base64'),
+      E'+/\n',
+      '-_'
+    ),
+    '='
+  )
+$$;
+
+-- The (time, id) of a cursor, or invalid_cursor for anything a client made up.
+create function public.decode_cursor(p_cursor text, out o_at timestamptz, out o_id uuid)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_base64 text;
+  v_text text;
+begin
+  if p_cursor is null or char_length(p_cursor) > 200 or p_cursor !~ '^[A-Za-z0-9_-]+$' then
+    perform public.api_error('invalid_cursor', 'The cursor is not one this API returned.');
+  end if;
+  begin
+    v_base64 := translate(p_cursor, '-_', '+/');
+    v_base64 := v_base64 || repeat('=', (4 - char_length(v_base64) % 4) % 4);
+    v_text := convert_from(decode(v_base64, 'base64'), 'UTF8');
+    if v_text !~ '^[^|]+\|[0-9a-fA-F-]{36}$' then
+      raise exception using errcode = '22000', message = 'malformed cursor';
+    end if;
+    o_at := split_part(v_text, '|', 1)::timestamptz;
+    o_id := split_part(v_text, '|', 2)::uuid;
+  exception
+    -- Bad base64, bad UTF-8, a bad time or id: all data exceptions.
+    when data_exception then
+      perform public.api_error('invalid_cursor', 'The cursor is not one this API returned.');
+  end;
+end;
+$$;
+
+-- The Conversation JSON shape, with its current participants; each carries
+-- last_read_seq, which is how clients show read receipts.
+create or replace function public.conversation_json(p_conversation_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', c.id,
+    'kind', c.kind,
+    'name', c.name,
+    'context_type', c.context_type,
+    'context_id', c.context_id,
+    'created_by', c.created_by,
+    'created_at', c.created_at,
+    'last_seq', c.last_seq,
+    'participants', coalesce((
+      select jsonb_agg(
+        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq)
+        order by p.joined_at, p.user_id
+      )
+      from public.participants p
+      where p.conversation_id = c.id
+        and p.left_at is null
+    ), '[]'::jsonb)
+  )
+  from public.conversations c
+  where c.id = p_conversation_id
+$$;
+
+-- ===========================================================================
+-- Internal RPCs (service_role only)
+-- ===========================================================================
+
+-- $connect: records the connection and marks the user seen.
+-- first_connection: the user had no other live connection; then the user's
+-- contacts are told the user is online.
+-- The profile row is locked first so a user's connects and disconnects are
+-- serialized and exactly one of them sees the first/last connection.
+create or replace function public.register_connection(
+  p_connection_id text,
+  p_user_id uuid,
+  p_token_exp timestamptz
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_first boolean;
+  v_seen timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  if p_connection_id is null or char_length(p_connection_id) not between 1 and 128 then
+    perform public.api_error('invalid_argument', 'connection_id must be 1 to 128 characters.');
+  end if;
+
+  update public.profiles
+     set last_seen_at = v_seen
+   where id = p_user_id;
+  if not found then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  -- $connect may be retried with the same connection id.
+  insert into public.connections (connection_id, user_id, token_exp)
+  values (p_connection_id, p_user_id, p_token_exp)
+  on conflict (connection_id) do update
+     set user_id = excluded.user_id,
+         token_exp = excluded.token_exp,
+         last_seen_at = now();
+
+  v_first := not exists (
+    select 1
+    from public.connections c
+    where c.user_id = p_user_id
+      and c.connection_id <> p_connection_id
+      and public.connection_is_live(c.token_exp)
+  );
+
+  if v_first then
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('presence', null, null,
+        jsonb_build_object('user_id', p_user_id, 'online', true, 'last_seen_at', v_seen)),
+      public.contact_recipients(p_user_id)
+    ));
+  end if;
+
+  return jsonb_build_object('user_id', p_user_id, 'first_connection', v_first, 'deliveries', v_deliveries);
+end;
+$$;
+
+-- $disconnect: forgets the connection and marks the user seen.
+-- last_connection: no other live connection remains; then the user's
+-- contacts are told the user went offline.
+-- An unknown id is not an error: $disconnect may run twice.
+create or replace function public.unregister_connection(p_connection_id text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid;
+  v_last boolean;
+  v_seen timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  select c.user_id into v_user_id
+  from public.connections c
+  where c.connection_id = p_connection_id;
+  if v_user_id is null then
+    return jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', v_deliveries);
+  end if;
+
+  -- Same lock order as register_connection: profile, then connection.
+  update public.profiles
+     set last_seen_at = v_seen
+   where id = v_user_id;
+
+  delete from public.connections c
+   where c.connection_id = p_connection_id
+     and c.user_id = v_user_id;
+  if not found then
+    -- A concurrent $disconnect of the same connection got there first.
+    return jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', v_deliveries);
+  end if;
+
+  v_last := not exists (
+    select 1
+    from public.connections c
+    where c.user_id = v_user_id
+      and public.connection_is_live(c.token_exp)
+  );
+
+  if v_last then
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('presence', null, null,
+        jsonb_build_object('user_id', v_user_id, 'online', false, 'last_seen_at', v_seen)),
+      public.contact_recipients(v_user_id)
+    ));
+  end if;
+
+  return jsonb_build_object('user_id', v_user_id, 'last_connection', v_last, 'deliveries', v_deliveries);
+end;
+$$;
+
+-- open_direct_conversation moves behind the Lambda functions, which pass the
+-- verified caller and push the resulting events; the user-facing version
+-- could not tell anyone about a conversation it created.
+drop function public.open_direct_conversation(uuid, text, text);
+
+-- Finds or creates the 1:1 between the caller and another user, optionally
+-- about a context (e.g. 'listing' + id). Concurrency-safe: the unique index on
+-- the ordered pair (+ context) lets exactly one creator win; the other finds it.
+-- Opening a 1:1 the caller had left brings the caller back (member.joined);
+-- the other side is never pulled back by someone else.
+create function public.open_direct_conversation(
+  p_user_id uuid,
+  p_other_user_id uuid,
+  p_context_type text default null,
+  p_context_id text default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_low uuid;
+  v_high uuid;
+  v_id uuid;
+  v_created boolean := false;
+  v_rejoined public.participants;
+  v_payload jsonb;
+  v_seq bigint;
+  v_json jsonb;
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  if p_user_id is null then
+    perform public.api_error('invalid_argument', 'A signed-in user is required.');
+  end if;
+  if p_other_user_id is null then
+    perform public.api_error('invalid_argument', 'other_user_id is required.');
+  end if;
+  if (p_context_type is null) <> (p_context_id is null) then
+    perform public.api_error('invalid_argument', 'context_type and context_id must be given together.');
+  end if;
+  if char_length(p_context_type) not between 1 and 100 or char_length(p_context_id) not between 1 and 100 then
+    perform public.api_error('invalid_argument', 'context_type and context_id must be 1 to 100 characters.');
+  end if;
+  if p_other_user_id = p_user_id then
+    perform public.api_error('invalid_participant', 'You cannot open a direct conversation with yourself.');
+  end if;
+  if not exists (select 1 from public.profiles where id = p_other_user_id) then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+  if not exists (select 1 from public.profiles where id = p_user_id) then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+
+  v_low := least(p_user_id, p_other_user_id);
+  v_high := greatest(p_user_id, p_other_user_id);
+
+  insert into public.conversations
+    (kind, context_type, context_id, created_by, direct_user_low, direct_user_high, last_seq)
+  values
+    ('direct', p_context_type, p_context_id, p_user_id, v_low, v_high, 1)
+  on conflict (direct_user_low, direct_user_high, coalesce(context_type, ''), coalesce(context_id, ''))
+    where kind = 'direct'
+    do nothing
+  returning id into v_id;
+
+  if v_id is not null then
+    v_created := true;
+
+    insert into public.participants (conversation_id, user_id, role)
+    values (v_id, p_user_id, 'owner'),
+           (v_id, p_other_user_id, 'member');
+
+    v_json := public.conversation_json(v_id);
+    insert into public.conversation_events (conversation_id, seq, type, actor_id, payload)
+    values (v_id, 1, 'conversation.created', p_user_id, v_json);
+
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.created', v_id, 1, v_json),
+      public.live_recipients(v_id, null)
+    ));
+  else
+    -- Someone created it before (possibly a moment ago, concurrently).
+    select c.id into strict v_id
+    from public.conversations c
+    where c.kind = 'direct'
+      and c.direct_user_low = v_low
+      and c.direct_user_high = v_high
+      and coalesce(c.context_type, '') = coalesce(p_context_type, '')
+      and coalesce(c.context_id, '') = coalesce(p_context_id, '');
+
+    -- Conversation row first, then the participant: the order of every
+    -- membership change.
+    perform 1 from public.conversations c where c.id = v_id for no key update;
+
+    update public.participants p
+       set left_at = null,
+           joined_at = now()
+     where p.conversation_id = v_id
+       and p.user_id = p_user_id
+       and p.left_at is not null
+    returning p.* into v_rejoined;
+
+    if found then
+      v_payload := jsonb_build_object(
+        'user_id', v_rejoined.user_id, 'role', v_rejoined.role,
+        'joined_at', v_rejoined.joined_at, 'added_by', null);
+      v_seq := public.append_conversation_event(v_id, 'member.joined', p_user_id, null, v_payload);
+      v_deliveries := jsonb_build_array(public.delivery(
+        public.event_envelope('member.joined', v_id, v_seq, v_payload),
+        public.live_recipients(v_id, null)
+      ));
+    end if;
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', public.conversation_json(v_id), 'created', v_created),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+
+-- Creates a group or a public room with the caller as owner and the given
+-- users as members, its conversation.created event as seq 1.
+create function public.create_conversation(
+  p_user_id uuid,
+  p_kind text,
+  p_name text,
+  p_member_ids uuid[] default '{}'
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_name text;
+  v_members uuid[];
+  v_id uuid;
+  v_json jsonb;
+  v_constraint text;
+begin
+  if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+  if p_kind is null or p_kind not in ('group', 'room') then
+    perform public.api_error('invalid_argument', 'kind must be group or room.');
+  end if;
+  v_name := public.validated_conversation_name(p_name);
+
+  if array_position(p_member_ids, null) is not null then
+    perform public.api_error('invalid_argument', 'member_ids must be user ids.');
+  end if;
+  -- The caller is the owner, not one of the members.
+  v_members := array(
+    select distinct m
+    from unnest(coalesce(p_member_ids, '{}'::uuid[])) as m
+    where m <> p_user_id
+    order by m
+  );
+  if cardinality(v_members) > 100 then
+    perform public.api_error('too_many_members', 'At most 100 members can be added at once.');
+  end if;
+  if exists (
+    select 1
+    from unnest(v_members) as m
+    where not exists (select 1 from public.profiles p where p.id = m)
+  ) then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+  if p_kind = 'room' and exists (
+    select 1 from public.conversations c where c.kind = 'room' and lower(c.name) = lower(v_name)
+  ) then
+    perform public.api_error('room_name_taken', 'A room with this name already exists.');
+  end if;
+
+  -- A subtransaction: a concurrent creator may take the room name between
+  -- the check above and this insert; the unique index decides.
+  begin
+    insert into public.conversations (kind, name, created_by, last_seq)
+    values (p_kind, v_name, p_user_id, 1)
+    returning id into v_id;
+  exception
+    when unique_violation then
+      get stacked diagnostics v_constraint = constraint_name;
+      if v_constraint is distinct from 'conversations_room_name_key' then
+        raise;
+      end if;
+      perform public.api_error('room_name_taken', 'A room with this name already exists.');
+  end;
+
+  insert into public.participants (conversation_id, user_id, role)
+  values (v_id, p_user_id, 'owner');
+  insert into public.participants (conversation_id, user_id, role)
+  select v_id, m, 'member' from unnest(v_members) as m;
+
+  v_json := public.conversation_json(v_id);
+  insert into public.conversation_events (conversation_id, seq, type, actor_id, payload)
+  values (v_id, 1, 'conversation.created', p_user_id, v_json);
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', v_json),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.created', v_id, 1, v_json),
+      public.live_recipients(v_id, null)
+    ))
+  );
+end;
+$$;
+
+-- Renames a group or room (owner only, a durable event for everyone) and/or
+-- changes the caller's own archived / muted settings (private, no event).
+-- Every check comes before the first write.
+create function public.update_conversation(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_name text default null,
+  p_archived boolean default null,
+  p_muted boolean default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants;
+  v_conversation public.conversations;
+  v_name text;
+  v_payload jsonb;
+  v_seq bigint;
+  v_constraint text;
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  if p_name is null and p_archived is null and p_muted is null then
+    perform public.api_error('invalid_argument', 'Give name, archived or muted.');
+  end if;
+
+  if p_name is null then
+    -- Only the caller's own row changes: no need to hold up the conversation.
+    v_me := public.require_participant(p_conversation_id, p_user_id);
+  else
+    v_me := public.lock_as_participant(p_conversation_id, p_user_id);
+    select c.* into v_conversation from public.conversations c where c.id = p_conversation_id;
+    if v_conversation.kind = 'direct' then
+      perform public.api_error('unsupported_for_kind', 'A direct conversation has no name.');
+    end if;
+    if v_me.role <> 'owner' then
+      perform public.api_error('not_owner', 'Only the owner can rename the conversation.');
+    end if;
+    v_name := public.validated_conversation_name(p_name);
+    if v_conversation.kind = 'room' and exists (
+      select 1
+      from public.conversations c
+      where c.kind = 'room'
+        and lower(c.name) = lower(v_name)
+        and c.id <> p_conversation_id
+    ) then
+      perform public.api_error('room_name_taken', 'A room with this name already exists.');
+    end if;
+  end if;
+
+  if v_name is not null and v_name is distinct from v_conversation.name then
+    begin
+      update public.conversations c set name = v_name where c.id = p_conversation_id;
+    exception
+      when unique_violation then
+        get stacked diagnostics v_constraint = constraint_name;
+        if v_constraint is distinct from 'conversations_room_name_key' then
+          raise;
+        end if;
+        perform public.api_error('room_name_taken', 'A room with this name already exists.');
+    end;
+    v_payload := jsonb_build_object('name', v_name, 'updated_by', p_user_id);
+    v_seq := public.append_conversation_event(p_conversation_id, 'conversation.updated', p_user_id, null, v_payload);
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.updated', p_conversation_id, v_seq, v_payload),
+      public.live_recipients(p_conversation_id, null)
+    ));
+  end if;
+
+  if p_archived is not null or p_muted is not null then
+    update public.participants p
+       set archived = coalesce(p_archived, p.archived),
+           muted = coalesce(p_muted, p.muted)
+     where p.conversation_id = p_conversation_id
+       and p.user_id = p_user_id
+    returning p.* into v_me;
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me)),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+
+-- Adds users to a group or room (owner only). Current members are skipped;
+-- former members come back as members. Each addition is a durable
+-- member.joined event; the added users are also sent the conversation itself,
+-- which they did not know.
+create function public.add_members(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_user_ids uuid[]
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants;
+  v_kind text;
+  v_ids uuid[];
+  v_user uuid;
+  v_row public.participants;
+  v_payload jsonb;
+  v_seq bigint;
+  v_added uuid[] := '{}'::uuid[];
+  v_events jsonb := '[]'::jsonb;
+  v_json jsonb;
+  v_recipients jsonb;
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  v_me := public.require_participant(p_conversation_id, p_user_id);
+  select c.kind into v_kind from public.conversations c where c.id = p_conversation_id;
+  if v_kind = 'direct' then
+    perform public.api_error('unsupported_for_kind', 'A direct conversation has exactly its two users.');
+  end if;
+  if v_me.role <> 'owner' then
+    perform public.api_error('not_owner', 'Only the owner can add members.');
+  end if;
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
+  end if;
+  if array_position(p_user_ids, null) is not null then
+    perform public.api_error('invalid_argument', 'user_ids must be user ids.');
+  end if;
+  -- Deduplicated, in the order given.
+  v_ids := array(
+    select u
+    from unnest(p_user_ids) with ordinality as t (u, i)
+    group by u
+    order by min(i)
+  );
+  if cardinality(v_ids) > 100 then
+    perform public.api_error('too_many_members', 'At most 100 members can be added at once.');
+  end if;
+  if exists (
+    select 1
+    from unnest(v_ids) as u
+    where not exists (select 1 from public.profiles p where p.id = u)
+  ) then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  -- Ownership as of the lock: the owner may have left meanwhile.
+  v_me := public.lock_as_participant(p_conversation_id, p_user_id);
+  if v_me.role <> 'owner' then
+    perform public.api_error('not_owner', 'Only the owner can add members.');
+  end if;
+
+  foreach v_user in array v_ids loop
+    insert into public.participants (conversation_id, user_id, role, joined_at)
+    values (p_conversation_id, v_user, 'member', now())
+    on conflict (conversation_id, user_id) do update
+       set left_at = null,
+           joined_at = excluded.joined_at,
+           role = 'member'
+     where public.participants.left_at is not null
+    returning * into v_row;
+
+    if found then
+      v_added := v_added || v_user;
+      v_payload := jsonb_build_object(
+        'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', p_user_id);
+      v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
+      v_events := v_events || jsonb_build_array(public.event_envelope('member.joined', p_conversation_id, v_seq, v_payload));
+    end if;
+  end loop;
+
+  v_json := public.conversation_json(p_conversation_id);
+  if cardinality(v_added) > 0 then
+    -- The conversation first: an added user's client learns of it before
+    -- the events that refer to it. Not durable (no seq): it is a snapshot.
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.created', p_conversation_id, null, v_json),
+      public.user_recipients(v_added)
+    ));
+    v_recipients := public.live_recipients(p_conversation_id, null);
+    v_deliveries := v_deliveries || coalesce((
+      select jsonb_agg(public.delivery(e, v_recipients) order by (e ->> 'seq')::bigint)
+      from jsonb_array_elements(v_events) as e
+    ), '[]'::jsonb);
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', v_json, 'added', to_jsonb(v_added)),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+
+-- Joins a public room. Joining again is not an error (joined = false).
+-- A room whose members all left has no owner; whoever joins it next becomes
+-- the owner, so a room with members always has one (as leave_conversation
+-- keeps it).
+create function public.join_room(p_user_id uuid, p_conversation_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_role text;
+  v_row public.participants;
+  v_payload jsonb;
+  v_seq bigint;
+begin
+  if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+
+  -- Only rooms are open to join; anything else looks like nothing at all.
+  perform 1
+  from public.conversations c
+  where c.id = p_conversation_id
+    and c.kind = 'room'
+  for no key update;
+  if not found then
+    perform public.api_error('conversation_not_found', 'No such room.');
+  end if;
+
+  if exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    return jsonb_build_object(
+      'result', jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'joined', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  v_role := case when exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and p.role = 'owner'
+  ) then 'member' else 'owner' end;
+
+  insert into public.participants (conversation_id, user_id, role, joined_at)
+  values (p_conversation_id, p_user_id, v_role, now())
+  on conflict (conversation_id, user_id) do update
+     set left_at = null,
+         joined_at = excluded.joined_at,
+         role = excluded.role
+  returning * into v_row;
+
+  v_payload := jsonb_build_object(
+    'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', null);
+  v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'joined', true),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('member.joined', p_conversation_id, v_seq, v_payload),
+      public.live_recipients(p_conversation_id, null)
+    ))
+  );
+end;
+$$;
+
+-- Leaves a conversation. If that leaves no owner among the current members,
+-- the longest-standing member becomes the owner, so someone can still manage
+-- it. The leaver's own devices get the event too (to drop the conversation).
+create function public.leave_conversation(p_user_id uuid, p_conversation_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_left_at timestamptz;
+  v_new_owner uuid;
+  v_payload jsonb;
+  v_seq bigint;
+begin
+  perform public.lock_as_participant(p_conversation_id, p_user_id);
+
+  update public.participants p
+     set left_at = now()
+   where p.conversation_id = p_conversation_id
+     and p.user_id = p_user_id
+  returning p.left_at into v_left_at;
+
+  if not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and p.role = 'owner'
+  ) then
+    update public.participants p
+       set role = 'owner'
+     where (p.conversation_id, p.user_id) = (
+       select q.conversation_id, q.user_id
+       from public.participants q
+       where q.conversation_id = p_conversation_id
+         and q.left_at is null
+       order by q.joined_at, q.user_id
+       limit 1
+     )
+    returning p.user_id into v_new_owner;
+  end if;
+
+  v_payload := jsonb_build_object('user_id', p_user_id, 'left_at', v_left_at, 'new_owner_id', v_new_owner);
+  v_seq := public.append_conversation_event(p_conversation_id, 'member.left', p_user_id, null, v_payload);
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation_id', p_conversation_id, 'left', true, 'seq', v_seq),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('member.left', p_conversation_id, v_seq, v_payload),
+      public.live_recipients(p_conversation_id, null) || public.user_recipients(array[p_user_id])
+    ))
+  );
+end;
+$$;
+
+-- Moves the caller's read watermark forward (never back) to p_seq, or to the
+-- latest event. A read receipt is not durable: the watermark itself is the
+-- state (participants' last_read_seq), the read event only tells the devices
+-- now. In a room only the reader's own devices hear of it: a room's members
+-- did not sign up for each other's receipts.
+create function public.mark_read(p_user_id uuid, p_conversation_id uuid, p_seq bigint default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants;
+  v_conversation public.conversations;
+  v_target bigint;
+  v_watermark bigint;
+  v_changed boolean;
+  v_read_at timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  perform public.require_participant(p_conversation_id, p_user_id);
+  if p_seq < 0 then
+    perform public.api_error('invalid_argument', 'seq must not be negative.');
+  end if;
+
+  select c.* into v_conversation from public.conversations c where c.id = p_conversation_id;
+  v_target := least(coalesce(p_seq, v_conversation.last_seq), v_conversation.last_seq);
+
+  -- Only the reader's own row is locked: concurrent marks of one reader are
+  -- serialized, so the watermark cannot go back.
+  select p.* into v_me
+  from public.participants p
+  where p.conversation_id = p_conversation_id
+    and p.user_id = p_user_id
+    and p.left_at is null
+  for update;
+  if not found then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  v_watermark := greatest(v_me.last_read_seq, v_target);
+  v_changed := v_watermark > v_me.last_read_seq;
+
+  if v_changed then
+    update public.participants p
+       set last_read_seq = v_watermark
+     where p.conversation_id = p_conversation_id
+       and p.user_id = p_user_id;
+
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('read', p_conversation_id, null,
+        jsonb_build_object('user_id', p_user_id, 'last_read_seq', v_watermark, 'read_at', v_read_at)),
+      case when v_conversation.kind = 'room'
+        then public.user_recipients(array[p_user_id])
+        else public.live_recipients(p_conversation_id, null)
+      end
+    ));
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object(
+      'conversation_id', p_conversation_id,
+      'last_read_seq', v_watermark,
+      'unread_count', public.unread_count(p_conversation_id, p_user_id, v_watermark),
+      'changed', v_changed
+    ),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+
+-- Finds a message the caller may act on, locked for the change: the
+-- conversation row first (the order of every durable change), then the
+-- message. A message that does not exist and one in a conversation the caller
+-- is not in are the same message_not_found.
+create function public.lock_message_for_change(p_user_id uuid, p_message_id uuid)
+returns public.messages
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_conversation_id uuid;
+  v_message public.messages;
+begin
+  select m.conversation_id into v_conversation_id
+  from public.messages m
+  where m.id = p_message_id;
+
+  if v_conversation_id is null or p_user_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = v_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    perform public.api_error('message_not_found', 'No such message.');
+  end if;
+
+  perform 1 from public.conversations c where c.id = v_conversation_id for no key update;
+
+  select m.* into v_message
+  from public.messages m
+  where m.id = p_message_id
+  for update;
+
+  -- Membership as of the lock: a concurrent leave may have committed.
+  if not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = v_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    perform public.api_error('message_not_found', 'No such message.');
+  end if;
+
+  if v_message.kind = 'system' or v_message.sender_id is distinct from p_user_id then
+    perform public.api_error('not_author', 'Only the author can change a message.');
+  end if;
+  return v_message;
+end;
+$$;
+
+-- Edits the text (or an attachment's caption) of the caller's message. The
+-- message.updated event is durable; the earlier events of the message are
+-- rewritten to the new content, because participants replay them and the
+-- old text must not survive anywhere they can read.
+create function public.edit_message(p_user_id uuid, p_message_id uuid, p_body text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+  v_body text := p_body;
+  v_json jsonb;
+  v_seq bigint;
+begin
+  if v_message.deleted_at is not null then
+    perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
+  end if;
+
+  if v_message.kind = 'text' and public.is_blank(v_body) then
+    perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+  end if;
+  if char_length(v_body) > 5000 then
+    perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
+  end if;
+  if public.is_blank(v_body) then
+    -- An optional caption that says nothing is no caption.
+    v_body := null;
+  end if;
+
+  if v_body is not distinct from v_message.body then
+    return jsonb_build_object(
+      'result', jsonb_build_object('message', public.message_json(v_message), 'changed', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  update public.messages m
+     set body = v_body,
+         edited_at = now()
+   where m.id = p_message_id
+  returning m.* into v_message;
+
+  v_json := public.message_json(v_message);
+  v_seq := public.append_conversation_event(v_message.conversation_id, 'message.updated', p_user_id, v_message.id, v_json);
+  update public.conversation_events e
+     set payload = v_json
+   where e.conversation_id = v_message.conversation_id
+     and e.message_id = v_message.id
+     and e.seq < v_seq;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', v_json, 'changed', true),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('message.updated', v_message.conversation_id, v_seq, v_json),
+      public.live_recipients(v_message.conversation_id, null)
+    ))
+  );
+end;
+$$;
+
+-- Deletes the caller's message: it keeps its place (id, seq) as a tombstone,
+-- its content is wiped from the row (the search column follows, so it never
+-- matches again) and from every earlier event of the message.
+create function public.delete_message(p_user_id uuid, p_message_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+  v_json jsonb;
+  v_seq bigint;
+begin
+  if v_message.deleted_at is not null then
+    return jsonb_build_object(
+      'result', jsonb_build_object('message', public.message_json(v_message), 'deleted', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  update public.messages m
+     set deleted_at = now(),
+         body = null,
+         attachment = null
+   where m.id = p_message_id
+  returning m.* into v_message;
+
+  v_json := public.message_json(v_message);
+  v_seq := public.append_conversation_event(v_message.conversation_id, 'message.deleted', p_user_id, v_message.id, v_json);
+  update public.conversation_events e
+     set payload = v_json
+   where e.conversation_id = v_message.conversation_id
+     and e.message_id = v_message.id
+     and e.seq < v_seq;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', v_json, 'deleted', true),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('message.deleted', v_message.conversation_id, v_seq, v_json),
+      public.live_recipients(v_message.conversation_id, null)
+    ))
+  );
+end;
+$$;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is auth.uid())
+-- ===========================================================================
+
+-- The caller's own profile, presence included.
+create function public.get_me()
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_profile public.profiles;
+begin
+  select p.* into v_profile from public.profiles p where p.id = auth.uid();
+  if not found then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+  return jsonb_build_object('user', public.profile_json(v_profile, v_profile.id));
+end;
+$$;
+
+-- Finds other users by a piece of their username or display name, to start
+-- a conversation with. The query is matched literally (% and _ are not
+-- wildcards). Presence shows only for contacts.
+create function public.search_users(p_query text default null, p_limit int default 20)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
+  v_pattern text;
+begin
+  if char_length(p_query) > 100 then
+    perform public.api_error('invalid_query', 'The query must be at most 100 characters.');
+  end if;
+  v_pattern := '%' || replace(replace(replace(coalesce(btrim(p_query), ''), '\', '\\'), '%', '\%'), '_', '\_') || '%';
+
+  return jsonb_build_object('users', (
+    with found as (
+      select p
+      from public.profiles p
+      where p.id <> v_me
+        and (p.username ilike v_pattern escape '\' or p.display_name ilike v_pattern escape '\')
+      order by p.username
+      limit v_limit
+    )
+    select coalesce(jsonb_agg(public.profile_json(f.p, v_me) order by (f.p).username), '[]'::jsonb)
+    from found f
+  ));
+end;
+$$;
+
+-- Presence of the given users, for those the caller may see (the caller and
+-- contacts); the others are left out, indistinguishable from unknown ids.
+create function public.get_presence(p_user_ids uuid[])
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+begin
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
+  end if;
+  if cardinality(p_user_ids) > 100 then
+    perform public.api_error('invalid_argument', 'At most 100 user_ids at once.');
+  end if;
+
+  return jsonb_build_object('presence', (
+    select coalesce(jsonb_agg(
+      jsonb_build_object('user_id', p.id, 'online', public.is_online(p.id), 'last_seen_at', p.last_seen_at)
+      order by p.id
+    ), '[]'::jsonb)
+    from public.profiles p
+    where p.id = any (p_user_ids)
+      and public.presence_visible(v_me, p.id)
+  ));
+end;
+$$;
+
+-- Public rooms, most recently active first, a page at a time.
+create function public.list_rooms(p_limit int default 50, p_cursor text default null)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_limit int := least(greatest(coalesce(p_limit, 50), 1), 100);
+  v_after_at timestamptz;
+  v_after_id uuid;
+  v_rooms jsonb := '[]'::jsonb;
+  v_count int := 0;
+  v_last_at timestamptz;
+  v_last_id uuid;
+  v_next text;
+  r record;
+begin
+  if p_cursor is not null then
+    select d.o_at, d.o_id into v_after_at, v_after_id from public.decode_cursor(p_cursor) d;
+  end if;
+
+  -- One row more than the page says whether there is another page.
+  for r in
+    select c.id, c.name, c.created_by, c.created_at, a.at as last_activity_at
+    from public.conversations c
+    left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+    cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
+    where c.kind = 'room'
+      and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
+    order by a.at desc, c.id desc
+    limit v_limit + 1
+  loop
+    v_count := v_count + 1;
+    if v_count > v_limit then
+      v_next := public.encode_cursor(v_last_at, v_last_id);
+      exit;
+    end if;
+    v_rooms := v_rooms || jsonb_build_array(jsonb_build_object(
+      'id', r.id,
+      'name', r.name,
+      'created_by', r.created_by,
+      'created_at', r.created_at,
+      'member_count', (select count(*) from public.participants p where p.conversation_id = r.id and p.left_at is null),
+      'message_count', (select count(*) from public.messages m where m.conversation_id = r.id and m.deleted_at is null),
+      'last_activity_at', r.last_activity_at,
+      'joined', exists (
+        select 1 from public.participants p
+        where p.conversation_id = r.id and p.user_id = v_me and p.left_at is null
+      )
+    ));
+    v_last_at := r.last_activity_at;
+    v_last_id := r.id;
+  end loop;
+
+  return jsonb_build_object('rooms', v_rooms, 'next_cursor', v_next);
+end;
+$$;
+
+-- The caller's current conversations, most recently active first, a page at
+-- a time, each with what a conversation list shows (last message, unread
+-- count, the caller's own settings).
+create function public.list_conversations(
+  p_limit int default 20,
+  p_cursor text default null,
+  p_archived boolean default null
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_limit int := least(greatest(coalesce(p_limit, 20), 1), 100);
+  v_after_at timestamptz;
+  v_after_id uuid;
+  v_items jsonb := '[]'::jsonb;
+  v_count int := 0;
+  v_last_at timestamptz;
+  v_last_id uuid;
+  v_next text;
+  r record;
+begin
+  if p_cursor is not null then
+    select d.o_at, d.o_id into v_after_at, v_after_id from public.decode_cursor(p_cursor) d;
+  end if;
+
+  for r in
+    select c.id, c.kind, c.name, c.context_type, c.context_id, c.created_at, c.last_seq,
+           c.direct_user_low, c.direct_user_high, a.at as last_activity_at,
+           p.role, p.last_read_seq, p.archived, p.muted
+    from public.participants p
+    join public.conversations c on c.id = p.conversation_id
+    left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+    cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
+    where p.user_id = v_me
+      and p.left_at is null
+      and (p_archived is null or p.archived = p_archived)
+      and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
+    order by a.at desc, c.id desc
+    limit v_limit + 1
+  loop
+    v_count := v_count + 1;
+    if v_count > v_limit then
+      v_next := public.encode_cursor(v_last_at, v_last_id);
+      exit;
+    end if;
+    v_items := v_items || jsonb_build_array(jsonb_build_object(
+      'id', r.id,
+      'kind', r.kind,
+      'name', r.name,
+      'context_type', r.context_type,
+      'context_id', r.context_id,
+      'created_at', r.created_at,
+      'last_seq', r.last_seq,
+      'last_activity_at', r.last_activity_at,
+      'member_count', (select count(*) from public.participants q where q.conversation_id = r.id and q.left_at is null),
+      'other_user_id', case when r.kind = 'direct'
+                            then case when r.direct_user_low = v_me then r.direct_user_high else r.direct_user_low end
+                       end,
+      'last_message', (
+        select public.message_json(m)
+        from public.messages m
+        where m.conversation_id = r.id
+        order by m.seq desc
+        limit 1
+      ),
+      'unread_count', public.unread_count(r.id, v_me, r.last_read_seq),
+      'last_read_seq', r.last_read_seq,
+      'archived', r.archived,
+      'muted', r.muted,
+      'role', r.role
+    ));
+    v_last_at := r.last_activity_at;
+    v_last_id := r.id;
+  end loop;
+
+  return jsonb_build_object('conversations', v_items, 'next_cursor', v_next);
+end;
+$$;
+
+-- One conversation and the caller's own settings in it.
+create function public.get_conversation(p_conversation_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants := public.require_participant(p_conversation_id, auth.uid());
+begin
+  return jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me));
+end;
+$$;
+
+-- The durable events after a seq, in order, as the envelopes the WebSocket
+-- pushed (with their payloads as rewritten by later edits and deletes): how a
+-- client that was offline catches up.
+create function public.list_events(p_conversation_id uuid, p_after_seq bigint default 0, p_limit int default 100)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_limit int := least(greatest(coalesce(p_limit, 100), 1), 500);
+  v_rows public.conversation_events[];
+begin
+  perform public.require_participant(p_conversation_id, auth.uid());
+  if p_after_seq < 0 then
+    perform public.api_error('invalid_argument', 'after_seq must not be negative.');
+  end if;
+
+  -- One row more than the page says whether there is more.
+  v_rows := array(
+    select e
+    from public.conversation_events e
+    where e.conversation_id = p_conversation_id
+      and e.seq > coalesce(p_after_seq, 0)
+    order by e.seq
+    limit v_limit + 1
+  );
+
+  return jsonb_build_object(
+    'events', (
+      select coalesce(jsonb_agg(
+        public.event_envelope(r.type, r.conversation_id, r.seq, r.payload)
+          || jsonb_build_object('actor_id', r.actor_id, 'created_at', r.created_at)
+        order by r.seq
+      ), '[]'::jsonb)
+      from unnest(v_rows[1:v_limit]) as r
+    ),
+    'has_more', coalesce(array_length(v_rows, 1), 0) > v_limit,
+    'last_seq', (select c.last_seq from public.conversations c where c.id = p_conversation_id)
+  );
+end;
+$$;
+
+-- Counts about one conversation, for its participants.
+create function public.conversation_stats(p_conversation_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform public.require_participant(p_conversation_id, auth.uid());
+
+  return (
+    select jsonb_build_object(
+      'conversation_id', c.id,
+      'kind', c.kind,
+      'name', c.name,
+      'message_count', (
+        select count(*) from public.messages m where m.conversation_id = c.id and m.deleted_at is null
+      ),
+      'participant_count', (
+        select count(*) from public.participants p where p.conversation_id = c.id and p.left_at is null
+      ),
+      'online_count', (
+        select count(*)
+        from public.participants p
+        where p.conversation_id = c.id
+          and p.left_at is null
+          and public.is_online(p.user_id)
+      ),
+      'last_message', (
+        select public.message_json(m) from public.messages m where m.conversation_id = c.id order by m.seq desc limit 1
+      ),
+      'last_activity_at', coalesce(e.created_at, c.created_at),
+      'last_seq', c.last_seq
+    )
+    from public.conversations c
+    left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+    where c.id = p_conversation_id
+  );
+end;
+$$;
+
+-- How many live connections each current participant has: enough to show
+-- who is around, never the connection ids (those address someone's devices).
+create function public.conversation_connections(p_conversation_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_users jsonb;
+begin
+  perform public.require_participant(p_conversation_id, auth.uid());
+
+  select coalesce(jsonb_agg(jsonb_build_object('user_id', u.user_id, 'connections', u.connections) order by u.user_id), '[]'::jsonb)
+  into v_users
+  from (
+    select p.user_id, count(*)::int as connections
+    from public.participants p
+    join public.connections c on c.user_id = p.user_id
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and public.connection_is_live(c.token_exp)
+    group by p.user_id
+  ) u;
+
+  return jsonb_build_object(
+    'conversation_id', p_conversation_id,
+    'users', v_users,
+    'total_connections', (select coalesce(sum((u ->> 'connections')::int), 0) from jsonb_array_elements(v_users) as u)
+  );
+end;
+$$;
+
+-- The caller's unread counts, for a badge: the conversations with something
+-- unread and the total (muted ones included; each says whether it is muted).
+create function public.unread_counts()
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_conversations jsonb;
+begin
+  select coalesce(jsonb_agg(
+           jsonb_build_object('conversation_id', u.conversation_id, 'unread_count', u.unread_count, 'muted', u.muted)
+           order by u.conversation_id
+         ), '[]'::jsonb)
+  into v_conversations
+  from (
+    select p.conversation_id, p.muted, public.unread_count(p.conversation_id, p.user_id, p.last_read_seq) as unread_count
+    from public.participants p
+    where p.user_id = v_me
+      and p.left_at is null
+  ) u
+  where u.unread_count > 0;
+
+  return jsonb_build_object(
+    'total', (select coalesce(sum((c ->> 'unread_count')::bigint), 0) from jsonb_array_elements(v_conversations) as c),
+    'conversations', v_conversations
+  );
+end;
+$$;
+
+-- Full-text search of the messages the caller can read (current
+-- conversations only), in English and Spanish at once: messages.search holds
+-- both stemmings, and the query is stemmed both ways. Deleted messages never
+-- match (their body is gone, and they are excluded besides).
+create function public.search_messages(
+  p_query text,
+  p_conversation_id uuid default null,
+  p_limit int default 20,
+  p_offset int default 0
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := auth.uid();
+  v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
+  v_offset int := coalesce(p_offset, 0);
+  v_query tsquery;
+  v_results jsonb;
+  v_rows int;
+begin
+  if public.is_blank(p_query) or char_length(p_query) > 200 then
+    perform public.api_error('invalid_query', 'The query must be 1 to 200 characters.');
+  end if;
+  if v_offset < 0 or v_offset > 10000 then
+    perform public.api_error('invalid_argument', 'offset must be 0 to 10000.');
+  end if;
+  if p_conversation_id is not null then
+    perform public.require_participant(p_conversation_id, v_me);
+  end if;
+
+  v_query := websearch_to_tsquery('english', p_query) || websearch_to_tsquery('spanish', p_query);
+
+  -- One row more than the page says whether there is more.
+  select coalesce(jsonb_agg(jsonb_build_object('message', public.message_json(h.m), 'rank', h.rank) order by h.n), '[]'::jsonb),
+         count(*)
+  into v_results, v_rows
+  from (
+    select m, ts_rank(m.search, v_query) as rank,
+           row_number() over (order by ts_rank(m.search, v_query) desc, m.seq desc, m.id desc) as n
+    from public.messages m
+    join public.participants p
+      on p.conversation_id = m.conversation_id
+     and p.user_id = v_me
+     and p.left_at is null
+    where (p_conversation_id is null or m.conversation_id = p_conversation_id)
+      and m.deleted_at is null
+      and m.search @@ v_query
+    order by n
+    limit v_limit + 1
+    offset v_offset
+  ) h;
+
+  if v_rows > v_limit then
+    v_results := v_results - v_limit;
+  end if;
+
+  return jsonb_build_object(
+    'results', v_results,
+    'next_offset', case when v_rows > v_limit then v_offset + v_limit end
+  );
+end;
+$$;
+
+-- ===========================================================================
+-- Who may execute what
+-- ===========================================================================
+
+-- Helpers: only the functions above (running as their owner) call them.
+-- conversation_json was replaced above; its grants are restated so this
+-- file alone shows who may run what.
+revoke execute on function
+  public.event_envelope(text, uuid, bigint, jsonb),
+  public.delivery(jsonb, jsonb),
+  public.user_recipients(uuid[]),
+  public.shares_conversation(uuid, uuid),
+  public.presence_visible(uuid, uuid),
+  public.is_online(uuid),
+  public.contact_recipients(uuid),
+  public.profile_json(public.profiles, uuid),
+  public.unread_count(uuid, uuid, bigint),
+  public.me_json(public.participants),
+  public.require_caller(),
+  public.require_participant(uuid, uuid),
+  public.lock_as_participant(uuid, uuid),
+  public.lock_message_for_change(uuid, uuid),
+  public.validated_conversation_name(text),
+  public.encode_cursor(timestamptz, uuid),
+  public.decode_cursor(text),
+  public.conversation_json(uuid)
+from public, anon, authenticated, service_role;
+
+-- Internal RPCs: service_role only.
+revoke execute on function
+  public.register_connection(text, uuid, timestamptz),
+  public.unregister_connection(text),
+  public.open_direct_conversation(uuid, uuid, text, text),
+  public.create_conversation(uuid, text, text, uuid[]),
+  public.update_conversation(uuid, uuid, text, boolean, boolean),
+  public.add_members(uuid, uuid, uuid[]),
+  public.join_room(uuid, uuid),
+  public.leave_conversation(uuid, uuid),
+  public.mark_read(uuid, uuid, bigint),
+  public.edit_message(uuid, uuid, text),
+  public.delete_message(uuid, uuid)
+from public, anon, authenticated;
+
+grant execute on function
+  public.register_connection(text, uuid, timestamptz),
+  public.unregister_connection(text),
+  public.open_direct_conversation(uuid, uuid, text, text),
+  public.create_conversation(uuid, text, text, uuid[]),
+  public.update_conversation(uuid, uuid, text, boolean, boolean),
+  public.add_members(uuid, uuid, uuid[]),
+  public.join_room(uuid, uuid),
+  public.leave_conversation(uuid, uuid),
+  public.mark_read(uuid, uuid, bigint),
+  public.edit_message(uuid, uuid, text),
+  public.delete_message(uuid, uuid)
+to service_role;
+
+-- User-facing RPCs: signed-in users (and service_role), never anon.
+revoke execute on function
+  public.get_me(),
+  public.search_users(text, int),
+  public.get_presence(uuid[]),
+  public.list_rooms(int, text),
+  public.list_conversations(int, text, boolean),
+  public.get_conversation(uuid),
+  public.list_events(uuid, bigint, int),
+  public.conversation_stats(uuid),
+  public.conversation_connections(uuid),
+  public.unread_counts(),
+  public.search_messages(text, uuid, int, int)
+from public, anon;
+
+grant execute on function
+  public.get_me(),
+  public.search_users(text, int),
+  public.get_presence(uuid[]),
+  public.list_rooms(int, text),
+  public.list_conversations(int, text, boolean),
+  public.get_conversation(uuid),
+  public.list_events(uuid, bigint, int),
+  public.conversation_stats(uuid),
+  public.conversation_connections(uuid),
+  public.unread_counts(),
+  public.search_messages(text, uuid, int, int)
+to authenticated, service_role;
