@@ -367,3 +367,40 @@ fn every_reference_resolves_and_every_path_parameter_is_declared() {
     }
     assert!(problems.is_empty(), "references and parameters:\n  {}", problems.join("\n  "));
 }
+
+/// The service_role key bypasses Row Level Security: only the functions that
+/// call the internal RPCs get it, never a read on the caller's behalf.
+#[test]
+fn the_service_role_key_reaches_only_functions_that_write_and_push() {
+    let template = load("template.yaml");
+    let has_key = |environment: Option<&Value>| {
+        environment
+            .and_then(|e| e.get("Variables"))
+            .and_then(|v| v.get("SUPABASE_SERVICE_ROLE_KEY"))
+            .is_some()
+    };
+    let globals = template.get("Globals").and_then(|g| g.get("Function"));
+    assert!(
+        !has_key(globals.and_then(|f| f.get("Environment"))),
+        "Globals must not give every function the service_role key"
+    );
+    let resources = template.get("Resources").and_then(Value::as_mapping).unwrap();
+    let functions = template_functions();
+    let mut keyed = Vec::new();
+    for (id, resource) in resources {
+        let id = text(id).unwrap();
+        let properties = resource.get("Properties");
+        if !has_key(properties.and_then(|p| p.get("Environment"))) {
+            continue;
+        }
+        keyed.push(id.clone());
+        let pushes = properties
+            .and_then(|p| p.get("Policies"))
+            .and_then(Value::as_sequence)
+            .is_some_and(|policies| policies.iter().any(|p| text(p).as_deref() == Some("ManageConnectionsPolicy")));
+        assert!(pushes, "{id} gets the service_role key but pushes nothing");
+        let reads = functions[&id].routes.iter().any(|(method, _)| method == "GET");
+        assert!(!reads, "{id} serves a GET and must read with the caller's token only");
+    }
+    assert!(!keyed.is_empty(), "the functions that write need the key");
+}

@@ -42,8 +42,10 @@ pub struct Config {
     pub rest_url: Url,
     /// Public anon key, sent as `apikey` (Supabase's gateway requires it).
     pub anon_key: Secret,
-    /// service_role key, only for the internal RPCs (connection registry, fan-out).
-    pub service_role_key: Secret,
+    /// service_role key, for the internal RPCs (connection registry, writes that
+    /// return other users' connections). Only the functions that call them are
+    /// given it; the others run without.
+    pub service_role_key: Option<Secret>,
     /// Legacy HS256 secret; `None` when the project uses asymmetric keys only.
     pub jwt_secret: Option<Secret>,
     /// Where the asymmetric signing keys are published.
@@ -111,7 +113,7 @@ impl Config {
         Ok(Self {
             rest_url,
             anon_key: required_secret(env, "SUPABASE_ANON_KEY")?,
-            service_role_key: required_secret(env, "SUPABASE_SERVICE_ROLE_KEY")?,
+            service_role_key: env.var("SUPABASE_SERVICE_ROLE_KEY").map(Secret::new),
             jwt_secret,
             jwks_url,
             jwt_issuer: env.var("SUPABASE_JWT_ISSUER"),
@@ -178,6 +180,13 @@ mod tests {
         );
         assert!(config.jwt_secret.is_none());
         assert!(config.management_endpoint.is_none());
+        // Functions that only read on the caller's behalf get no service key.
+        let reader = Config::from(&[
+            ("SUPABASE_URL", "https://abcd.supabase.co"),
+            ("SUPABASE_ANON_KEY", "anon"),
+        ])
+        .unwrap();
+        assert!(reader.service_role_key.is_none());
     }
 
     #[test]

@@ -93,10 +93,8 @@ fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
             settings.postgrest_url.clone(),
         ),
         ("SUPABASE_ANON_KEY".to_owned(), settings.anon_key.clone()),
-        (
-            "SUPABASE_SERVICE_ROLE_KEY".to_owned(),
-            settings.service_role_key.clone(),
-        ),
+        // Not SUPABASE_SERVICE_ROLE_KEY: template.yaml gives it only to the
+        // functions that need it, from the SupabaseServiceRoleKey parameter.
         (
             "SUPABASE_JWT_SECRET".to_owned(),
             settings.jwt_secret.clone(),

@@ -17,9 +17,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PostgrestStore {
     /// `apikey: <anon key>`; the caller's token goes in `Authorization`.
     as_user: Postgrest,
-    /// `apikey` and `Authorization` are the service_role key.
-    as_service: Postgrest,
-    service_role_key: Secret,
+    /// `apikey` (and `Authorization`) are the service_role key; `None` in the
+    /// functions that are not given it.
+    as_service: Option<(Postgrest, Secret)>,
 }
 
 /// Legacy Supabase keys are JWTs and go in `Authorization` too; the newer opaque
@@ -41,10 +41,11 @@ struct PostgrestError {
 
 impl PostgrestStore {
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        for (name, key) in [
-            ("SUPABASE_ANON_KEY", &config.anon_key),
-            ("SUPABASE_SERVICE_ROLE_KEY", &config.service_role_key),
-        ] {
+        let keys = [
+            ("SUPABASE_ANON_KEY", Some(&config.anon_key)),
+            ("SUPABASE_SERVICE_ROLE_KEY", config.service_role_key.as_ref()),
+        ];
+        for (name, key) in keys.into_iter().filter_map(|(name, key)| Some((name, key?))) {
             if !key.expose().bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(ConfigError {
                     name,
@@ -56,15 +57,22 @@ impl PostgrestStore {
         let base = config.rest_url.as_str().trim_end_matches('/').to_string();
         Ok(Self {
             as_user: Postgrest::new(base.clone()).insert_header("apikey", config.anon_key.expose()),
-            as_service: Postgrest::new(base).insert_header("apikey", config.service_role_key.expose()),
-            service_role_key: config.service_role_key.clone(),
+            as_service: config
+                .service_role_key
+                .as_ref()
+                .map(|key| (Postgrest::new(base).insert_header("apikey", key.expose()), key.clone())),
         })
     }
 
     async fn service_rpc<T: DeserializeOwned>(&self, function: &str, params: Value) -> StoreResult<T> {
-        let mut request = self.as_service.rpc(function, rpc_body(params));
-        if is_jwt(self.service_role_key.expose()) {
-            request = request.auth(self.service_role_key.expose());
+        let Some((as_service, key)) = &self.as_service else {
+            return Err(StoreError::Unexpected(format!(
+                "{function} needs SUPABASE_SERVICE_ROLE_KEY, which this function is not given"
+            )));
+        };
+        let mut request = as_service.rpc(function, rpc_body(params));
+        if is_jwt(key.expose()) {
+            request = request.auth(key.expose());
         }
         send(request, function).await
     }
