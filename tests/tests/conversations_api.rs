@@ -1716,7 +1716,7 @@ async fn stats_and_connections_count_what_is_there_and_never_show_connection_ids
 
     let (status, connections) = http.get(&carol, &format!("/v1/conversations/{id}/connections")).await;
     assert_eq!(status, 200, "{connections}");
-    let mut expected = vec![(alice.id, 2), (bob.id, 1)];
+    let mut expected = [(alice.id, 2), (bob.id, 1)];
     expected.sort();
     let expected_users: Vec<Value> = expected
         .iter()
