@@ -420,14 +420,19 @@ async fn a_socket_whose_token_expired_gets_token_expired_and_is_closed() {
     let exp = chrono::Utc::now().timestamp() + 2;
     let token = stack.token(json!({"sub": user.id.to_string(), "exp": exp}));
     let mut socket = WsClient::connect(&stack.websocket_url_with_token(&token)).await.expect("connect");
+    let mut other = WsClient::connect(&stack.websocket_url_with_token(&token)).await.expect("connect");
     socket.ping().await;
     while chrono::Utc::now().timestamp() <= exp {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // A known route and an unknown action ($default) alike.
     socket.send_json(json!({"action": "ping"})).await;
-    let error = socket.expect("error").await;
-    assert_eq!(error["data"]["code"], "token_expired");
-    assert!(matches!(socket.expect_closed().await, Closed::WithCode(_) | Closed::WithoutFrame));
+    other.send_json(json!({"action": "dance"})).await;
+    for socket in [&mut socket, &mut other] {
+        let error = socket.expect("error").await;
+        assert_eq!(error["data"]["code"], "token_expired");
+        assert!(matches!(socket.expect_closed().await, Closed::WithCode(_) | Closed::WithoutFrame));
+    }
     stack
         .eventually("the expired connection is unregistered", || async { stack.connection_ids(&user).await.is_empty() })
         .await;
