@@ -1617,3 +1617,33 @@ async fn the_api_needs_a_valid_token() {
     let (_, body) = mark_read(stack, &alice, conversation, json!({})).await;
     assert_eq!(body["changed"], true, "the refused read changed nothing: {body}");
 }
+
+#[tokio::test]
+async fn the_idempotency_key_header_stands_in_for_client_msg_id() {
+    let stack = stack();
+    let (alice, _bob, conversation) = stack.direct_pair().await;
+    let url = format!("{}{}", stack.info.http_url.trim_end_matches('/'), messages_path(conversation));
+    let key = format!("retry-{}", tag());
+    let post = |key: &str, body: Value| {
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&alice.token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let first = post(&key, json!({"body": "sent once"})).await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["message"]["client_msg_id"], key.as_str());
+    let retry = post(&key, json!({"body": "sent once"})).await.unwrap();
+    assert_eq!(retry.status().as_u16(), 200);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!((retry["duplicate"].as_bool(), &retry["message"]["id"]), (Some(true), &first["message"]["id"]));
+    // The body's own client_msg_id wins over the header.
+    let own = post(&key, json!({"body": "own id", "client_msg_id": format!("own-{}", tag())})).await.unwrap();
+    assert_eq!(own.status().as_u16(), 201);
+    let bad = post("has spaces", json!({"body": "x"})).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+    assert_eq!(stack.message_count(conversation).await, 2);
+}

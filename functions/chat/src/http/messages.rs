@@ -7,6 +7,7 @@ use super::{conversation_read, json_body, json_response, path_uuid, query, signe
 use crate::auth::TokenVerifier;
 use crate::delivery::deliver_message;
 use crate::domain::{EditMessageInput, HistoryQuery, MessageDraft, SearchQuery};
+use crate::error::ApiError;
 use crate::push::ConnectionPusher;
 use crate::store::{ConnectionRegistry, MessageStore};
 
@@ -25,8 +26,9 @@ pub async fn list_messages<S: MessageStore>(verifier: &TokenVerifier, store: &S,
 }
 
 /// `POST /v1/conversations/{id}/messages` — store, then push `message.created`
-/// to every live connection of the participants. Idempotent by `client_msg_id`:
-/// 201 for a new message, 200 with the stored one for a repeat.
+/// to every live connection of the participants. Idempotent by `client_msg_id`
+/// (or the `Idempotency-Key` header): 201 for a new message, 200 with the
+/// stored one for a repeat.
 pub async fn send_message<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
 where
     S: MessageStore + ConnectionRegistry,
@@ -34,7 +36,12 @@ where
 {
     signed_in(verifier, request, async |caller, _token| {
         let conversation_id = path_uuid(request, "id")?;
-        let draft: MessageDraft = json_body(request)?;
+        let mut draft: MessageDraft = json_body(request)?;
+        // A client that cannot put an id in the body (a plain HTTP retry
+        // policy, say) can make the send idempotent with the usual header.
+        if draft.client_msg_id.is_none() {
+            draft.client_msg_id = idempotency_key(request)?;
+        }
         let message = draft.validate(conversation_id, false)?;
         let outcome = store.send_message(caller.user_id, &message).await?;
         deliver_message(store, pusher, &outcome, None).await;
@@ -45,6 +52,19 @@ where
         ))
     })
     .await
+}
+
+/// The `Idempotency-Key` header, standing in for `client_msg_id`.
+fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
+    request
+        .headers()
+        .get("idempotency-key")
+        .map(|value| {
+            value.to_str().map(str::to_owned).map_err(|_| {
+                ApiError::unprocessable("invalid_client_msg_id", "the Idempotency-Key header must be ASCII text")
+            })
+        })
+        .transpose()
 }
 
 /// `PATCH /v1/messages/{id}` — the author edits the body; `message.updated` to the members.
