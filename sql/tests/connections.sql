@@ -78,6 +78,14 @@ begin
   perform tests.check(v_result ->> 'last_seen_at' is not null, 'touch returns last_seen_at');
   perform tests.raises('select public.touch_connection(''gone'')', 'unknown_connection', 'touch an unknown connection');
 
+  -- Connections still in their $connect (registered moments ago) answer 410
+  -- too; they are not forgotten.
+  perform tests.eq(public.remove_connections(array['carol-1', 'dave-1']), '{"removed": 0}'::jsonb,
+    'connections registered moments ago are kept');
+  perform tests.reset();
+  update public.connections set connected_at = now() - interval '31 seconds'
+   where connection_id in ('carol-1', 'dave-1');
+  perform tests.act_as_service();
   perform tests.eq(public.remove_connections(array['carol-1', 'dave-1', 'gone']), '{"removed": 2}'::jsonb,
     'remove two known and one unknown connection');
   perform tests.eq(public.remove_connections(array[]::text[]), '{"removed": 0}'::jsonb, 'remove nothing');

@@ -211,7 +211,8 @@ async fn a_stale_connection_is_forgotten_and_the_others_still_get_the_message() 
         .db()
         .await
         .execute(
-            "insert into connections (connection_id, user_id, token_exp) values ('StaleConn000=', $1, now() + interval '1 hour')",
+            "insert into connections (connection_id, user_id, token_exp, connected_at) \
+             values ('StaleConn000=', $1, now() + interval '1 hour', now() - interval '1 minute')",
             &[&bob.id],
         )
         .await
@@ -436,4 +437,35 @@ async fn a_socket_whose_token_expired_gets_token_expired_and_is_closed() {
     stack
         .eventually("the expired connection is unregistered", || async { stack.connection_ids(&user).await.is_empty() })
         .await;
+}
+
+/// Each first connection announces presence to the contacts, some of whom are
+/// still in their own handshake (API Gateway answers 410 for them): none of
+/// them may be forgotten for it.
+#[tokio::test]
+async fn contacts_connecting_at_once_all_stay_registered_and_hear_every_message() {
+    let stack = stack();
+    let owner = stack.new_user("crowd-owner").await;
+    let mut members = Vec::new();
+    for i in 0..11 {
+        members.push(stack.new_user(&format!("crowd-{i}")).await);
+    }
+    let member_ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
+    let (status, group) = stack
+        .http()
+        .post(&owner, "/v1/conversations", json!({"kind": "group", "name": "crowd", "member_ids": member_ids}))
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let conversation: Uuid = group["conversation"]["id"].as_str().unwrap().parse().unwrap();
+
+    let mut sockets = futures_util::future::join_all(members.iter().map(|m| stack.connect(m))).await;
+    for member in &members {
+        assert_eq!(stack.connection_ids(member).await.len(), 1, "{} lost its connection", member.name);
+    }
+    let mut owner_socket = stack.connect(&owner).await;
+    owner_socket.send_json(send_frame(conversation, "everyone here?", "crowd-1")).await;
+    owner_socket.expect("message.ack").await;
+    for socket in &mut sockets {
+        assert_eq!(socket.expect("message.created").await["data"]["body"], "everyone here?");
+    }
 }
