@@ -16,12 +16,13 @@ export SAM_CLI_TELEMETRY := 0
 # only a value given on the command line counts.
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 
-.PHONY: help setup setup-deploy dev test token build deploy clean distclean
+.PHONY: help setup setup-deploy dev test bench token build deploy clean distclean
 
 help:
 	@echo "make setup         install what is missing (PostgreSQL, postrust, SAM CLI)"
 	@echo "make dev           run the whole stack locally until Ctrl-C"
 	@echo "make test          lint the template, then unit, SQL and end-to-end tests"
+	@echo "make bench         latency, throughput, round trips, cold starts on release builds (BENCH_FLAGS=--help)"
 	@echo "make token USER=x  an access token for alice, bob, carol, dave or a user id"
 	@echo "make build         sam build (cargo-lambda, arm64, no Docker)"
 	@echo "make deploy        sam deploy (guided the first time)"
@@ -43,6 +44,12 @@ test: setup
 	$(SAM) validate --lint --template template.yaml --region $(REGION)
 	cargo build --workspace --bins --tests
 	cargo test --workspace --no-fail-fast
+
+# Release binaries (stripped, as deployed) on an isolated stack with free
+# ports; the figures go to bench/results/. Flags: `make bench BENCH_FLAGS="--duration 30"`.
+bench: setup
+	cargo build --release --workspace --bins
+	cargo run --quiet --release -p chat-bench -- $(BENCH_FLAGS)
 
 token:
 	@$(CHAT_LOCAL) token $(TOKEN_USER)

@@ -292,6 +292,8 @@ async fn scales_out_to_the_limit_and_reuses_warm_instances() {
         after.instances_started
     );
     assert_eq!(served.functions["SlowFunction"].invocations, 13);
+    // Live instances are sampled for their peak memory whenever stats are read.
+    assert!(served.functions["SlowFunction"].peak_rss_kib.unwrap_or(0) > 0);
     stack.stop().await;
 }
 

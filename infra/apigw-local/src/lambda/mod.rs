@@ -3,6 +3,7 @@
 
 mod pool;
 mod process;
+mod rss;
 mod runtime_api;
 pub mod stats;
 

@@ -16,6 +16,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::process::LaunchConfig;
+use super::rss;
 use super::stats::{FunctionStats, InstanceColdStart};
 use super::InvokeError;
 use crate::ids;
@@ -343,11 +344,24 @@ impl FunctionPool {
     }
 
     pub fn stats(&self) -> FunctionStats {
-        let st = self.lock();
+        let live_pids: Vec<u32> = self.lock().instances.values().filter_map(|i| i.pid).collect();
+        // Read outside the lock: /proc is quick, but invocations must not wait on it.
+        let samples: Vec<Option<u64>> = live_pids.iter().map(|pid| rss::peak_rss_kib(*pid)).collect();
+        let mut st = self.lock();
+        for sample in samples {
+            st.stats.record_peak_rss(sample);
+        }
         let mut stats = st.stats.clone();
         stats.cold_starts = st.cold_starts.values().cloned().collect();
         stats.live_pids = st.instances.values().filter_map(|i| i.pid).collect();
         stats
+    }
+
+    /// Keeps an instance's peak memory before it is stopped: its `/proc`
+    /// entry goes with it.
+    fn sample_peak_rss(&self, pid: Option<u32>) {
+        let sample = pid.and_then(rss::peak_rss_kib);
+        self.lock().stats.record_peak_rss(sample);
     }
 }
 

@@ -24,6 +24,11 @@ pub struct FunctionStats {
     pub max_handler_ms: f64,
     /// Instances alive now.
     pub live_pids: Vec<u32>,
+    /// Largest peak resident set size (`VmHWM`) of any instance, in KiB:
+    /// sampled whenever stats are read and just before an instance is
+    /// stopped. `None` until a sample was taken (or without `/proc`).
+    #[serde(default)]
+    pub peak_rss_kib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +41,12 @@ pub struct InstanceColdStart {
 }
 
 impl FunctionStats {
+    pub(crate) fn record_peak_rss(&mut self, kib: Option<u64>) {
+        if let Some(kib) = kib {
+            self.peak_rss_kib = Some(self.peak_rss_kib.map_or(kib, |peak| peak.max(kib)));
+        }
+    }
+
     pub(crate) fn record_handler_time(&mut self, ms: f64) {
         self.total_handler_ms += ms;
         if ms > self.max_handler_ms {

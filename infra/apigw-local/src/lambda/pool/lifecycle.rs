@@ -106,6 +106,7 @@ impl FunctionPool {
             let status = tokio::select! {
                 status = child.wait() => status,
                 _ = kill.notified() => {
+                    pool.sample_peak_rss(pid);
                     let _ = child.start_kill();
                     child.wait().await
                 }

@@ -1,0 +1,99 @@
+//! The REST calls the benchmark makes, each returning what it needs or why not.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::topology::Kind;
+use crate::users::User;
+
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(http_url: &str) -> Api {
+        Api {
+            base: http_url.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Creates a conversation as `creator`: a direct one with the one other
+    /// member, else a group or room with all of them.
+    pub async fn create_conversation(
+        &self,
+        kind: Kind,
+        creator: &User,
+        others: &[&User],
+        name: &str,
+    ) -> Result<Uuid, String> {
+        let (path, body) = match kind {
+            Kind::Direct => ("/v1/conversations/direct", json!({"user_id": others[0].id})),
+            Kind::Group | Kind::Room => (
+                "/v1/conversations",
+                json!({
+                    "kind": kind.name(),
+                    "name": name,
+                    "member_ids": others.iter().map(|u| u.id).collect::<Vec<_>>(),
+                }),
+            ),
+        };
+        let (status, body) = self.post(creator, path, body).await?;
+        if status == 404 && kind != Kind::Direct {
+            return Err(format!(
+                "POST {path} does not exist on this build: run with `--direct-share 1 --room-size 0` to use direct conversations only"
+            ));
+        }
+        if status != 200 && status != 201 {
+            return Err(format!("creating a {} conversation: {status} {body}", kind.name()));
+        }
+        body["conversation"]["id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| format!("creating a {} conversation: no id in {body}", kind.name()))
+    }
+
+    /// One timed GET; the status says whether it counts.
+    pub async fn timed_get(&self, user: &User, path: &str) -> Result<(u16, Duration), String> {
+        let started = Instant::now();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status().as_u16();
+        // The body is part of the answer: read it before stopping the clock.
+        response.bytes().await.map_err(|e| format!("GET {path}: {e}"))?;
+        Ok((status, started.elapsed()))
+    }
+
+    pub async fn get_anonymous(&self, path: &str) -> Result<u16, String> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        Ok(response.status().as_u16())
+    }
+
+    async fn post(&self, user: &User, path: &str, body: Value) -> Result<(u16, Value), String> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&user.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+}

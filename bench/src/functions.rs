@@ -1,0 +1,191 @@
+//! Per-function figures: cold start, warm handler time, peak memory and
+//! binary size, from the emulator's counters, the SAM template and the
+//! release binaries on disk.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use apigw_local::{EmulatorStats, FunctionStats};
+use serde::Serialize;
+use serde_yaml::Value;
+
+use crate::latency::{micros, Samples};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionFigures {
+    pub function: String,
+    pub binary: String,
+    /// Size of the stripped release binary (what the zip would hold).
+    pub binary_bytes: Option<u64>,
+    pub memory_mb: u64,
+    pub instances_started: u64,
+    pub invocations: u64,
+    pub errors: u64,
+    /// Process start → its first invocation answered, per instance.
+    pub cold_start_p50_ms: Option<f64>,
+    pub cold_start_max_ms: Option<f64>,
+    /// Process start → the runtime asked for its first invocation (init only).
+    pub init_p50_ms: Option<f64>,
+    /// Mean handler time of invocations that were not an instance's first.
+    pub warm_handler_mean_ms: Option<f64>,
+    pub max_handler_ms: f64,
+    /// Largest `VmHWM` of any instance.
+    pub peak_rss_kib: Option<u64>,
+    /// Billed GB-seconds per million warm invocations at the template's
+    /// memory size, with the handler time measured here.
+    pub gb_seconds_per_million: Option<f64>,
+}
+
+/// Binary name and memory size of each function, by logical id.
+#[derive(Debug, Default)]
+pub struct TemplateFunctions(BTreeMap<String, (String, u64)>);
+
+impl TemplateFunctions {
+    pub fn read(template: &Path) -> Result<TemplateFunctions, String> {
+        let text = std::fs::read_to_string(template).map_err(|e| format!("reading {}: {e}", template.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", template.display()))
+    }
+
+    fn parse(text: &str) -> Result<TemplateFunctions, String> {
+        let doc: Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let default_memory = doc["Globals"]["Function"]["MemorySize"].as_u64().unwrap_or(128);
+        let mut found = BTreeMap::new();
+        if let Some(resources) = doc["Resources"].as_mapping() {
+            for (id, resource) in resources {
+                if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+                    continue;
+                }
+                let (Some(id), Some(binary)) =
+                    (id.as_str(), resource["Metadata"]["BuildProperties"]["Binary"].as_str())
+                else {
+                    continue;
+                };
+                let memory = resource["Properties"]["MemorySize"].as_u64().unwrap_or(default_memory);
+                found.insert(id.to_owned(), (binary.to_owned(), memory));
+            }
+        }
+        Ok(TemplateFunctions(found))
+    }
+}
+
+/// One row per function of the template, invoked or not.
+pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions, bin_dir: &Path) -> Vec<FunctionFigures> {
+    template
+        .0
+        .iter()
+        .map(|(id, (binary, memory_mb))| {
+            let empty = FunctionStats::default();
+            let s = stats.functions.get(id).unwrap_or(&empty);
+            let mut cold = Samples::default();
+            let mut init = Samples::default();
+            let mut first_handler_ms = 0.0;
+            let mut firsts = 0u64;
+            for start in &s.cold_starts {
+                if let Some(first) = start.first_response_ms {
+                    cold.push_ms(first);
+                    if let Some(init_ms) = start.init_ms {
+                        first_handler_ms += first - init_ms;
+                        firsts += 1;
+                    }
+                }
+                if let Some(init_ms) = start.init_ms {
+                    init.push_ms(init_ms);
+                }
+            }
+            let warm_invocations = s.invocations.saturating_sub(firsts);
+            let warm_handler_mean_ms = (warm_invocations > 0)
+                .then(|| (s.total_handler_ms - first_handler_ms).max(0.0) / warm_invocations as f64);
+            let gb_seconds_per_million = warm_handler_mean_ms.map(|ms| {
+                // Lambda bills whole milliseconds, at the configured memory.
+                ms.ceil() / 1000.0 * (*memory_mb as f64 / 1024.0) * 1_000_000.0
+            });
+            let cold_summary = cold.summary();
+            FunctionFigures {
+                function: id.clone(),
+                binary: binary.clone(),
+                binary_bytes: std::fs::metadata(bin_dir.join(binary)).ok().map(|m| m.len()),
+                memory_mb: *memory_mb,
+                instances_started: s.instances_started,
+                invocations: s.invocations,
+                errors: s.errors,
+                cold_start_p50_ms: cold_summary.map(|c| c.p50_ms),
+                cold_start_max_ms: cold_summary.map(|c| c.max_ms),
+                init_p50_ms: init.summary().map(|i| i.p50_ms),
+                warm_handler_mean_ms: warm_handler_mean_ms.map(micros),
+                max_handler_ms: micros(s.max_handler_ms),
+                peak_rss_kib: s.peak_rss_kib,
+                gb_seconds_per_million: gb_seconds_per_million.map(|g| g.round()),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apigw_local::InstanceColdStart;
+
+    const TEMPLATE: &str = r#"
+Globals:
+  Function:
+    MemorySize: 256
+Resources:
+  PingFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: ws-ping
+    Properties:
+      Policies:
+        - Resource: !Sub "arn:${AWS::Partition}:x"
+  BigFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: big
+    Properties:
+      MemorySize: 1024
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+"#;
+
+    #[test]
+    fn template_gives_binaries_and_memory() {
+        let t = TemplateFunctions::parse(TEMPLATE).unwrap();
+        assert_eq!(t.0["PingFunction"], ("ws-ping".to_string(), 256));
+        assert_eq!(t.0["BigFunction"], ("big".to_string(), 1024));
+        assert_eq!(t.0.len(), 2);
+    }
+
+    #[test]
+    fn warm_time_leaves_out_each_instance_first_invocation() {
+        let t = TemplateFunctions::parse(TEMPLATE).unwrap();
+        let mut stats = EmulatorStats::default();
+        stats.functions.insert(
+            "PingFunction".into(),
+            FunctionStats {
+                instances_started: 1,
+                cold_starts: vec![InstanceColdStart {
+                    pid: 1,
+                    init_ms: Some(4.0),
+                    first_response_ms: Some(14.0),
+                }],
+                invocations: 11,
+                // The first took 10 ms, the ten others 2 ms each.
+                total_handler_ms: 30.0,
+                max_handler_ms: 10.0,
+                peak_rss_kib: Some(5000),
+                ..FunctionStats::default()
+            },
+        );
+        let rows = figures(&stats, &t, Path::new("/nonexistent"));
+        let ping = rows.iter().find(|r| r.function == "PingFunction").unwrap();
+        assert_eq!(ping.warm_handler_mean_ms, Some(2.0));
+        assert_eq!(ping.cold_start_p50_ms, Some(14.0));
+        assert_eq!(ping.init_p50_ms, Some(4.0));
+        // 2 ms at 0.25 GB, a million times.
+        assert_eq!(ping.gb_seconds_per_million, Some(500.0));
+        let big = rows.iter().find(|r| r.function == "BigFunction").unwrap();
+        assert_eq!((big.invocations, big.warm_handler_mean_ms), (0, None));
+    }
+}

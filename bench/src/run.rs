@@ -1,0 +1,453 @@
+//! One benchmark run, phase by phase, on a stack of its own:
+//! set-up → connect → floor → load → one-at-a-time sends → REST → other
+//! routes → disconnect → per-function figures.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt};
+use uuid::Uuid;
+
+use crate::api::Api;
+use crate::client::Membership;
+use crate::fleet::{Fleet, LoadPlan, Member};
+use crate::floor::{self, Ratio};
+use crate::functions::{self, TemplateFunctions};
+use crate::latency::Samples;
+use crate::machine::{Commit, Machine};
+use crate::options::Options;
+use crate::random::Random;
+use crate::report::{
+    merge, ConnectFigures, DisconnectFigures, LoadFigures, Report, RestFigures, Settings, UnloadedFigures, VsFloor,
+    SCHEMA,
+};
+use crate::round_trips::{RoundTrips, StatementCounter};
+use crate::stack::{self, Stack};
+use crate::topology::{Kind, Topology};
+use crate::users::{self, User};
+
+/// Conversations created at once over REST.
+const CREATE_CONCURRENCY: usize = 4;
+/// Time for pushes that follow a handshake (presence) to finish.
+const CONNECT_SETTLE: Duration = Duration::from_secs(1);
+/// Longest wait for every `$disconnect` to have run.
+const DISCONNECT_WAIT: Duration = Duration::from_secs(15);
+const DISCONNECT_FUNCTION: &str = "WsDisconnectFunction";
+
+pub async fn run(options: &Options) -> Result<Report, String> {
+    let started_at = chrono::Utc::now();
+    let root = stack::workspace_root();
+    let bin_dir = options.bin_dir.clone().unwrap_or_else(stack::default_bin_dir);
+    let bin_dir = std::path::absolute(&bin_dir).unwrap_or(bin_dir);
+    let template = TemplateFunctions::read(&root.join("template.yaml"))?;
+    let topology = Topology::plan(
+        options.clients,
+        options.direct_share,
+        options.group_size,
+        options.room_size,
+    );
+    progress(&format!("starting an isolated stack from {}", bin_dir.display()));
+    let stack = Stack::start(&bin_dir, options.max_instances).await?;
+    let measured = measure(options, &stack, &topology).await;
+    // Read while every instance is alive: their peak memory is sampled now.
+    let stats = match &measured {
+        Ok(_) => stack.emulator_stats().await.ok(),
+        Err(_) => None,
+    };
+    let ready_after = stack.ready_after;
+    progress("stopping the stack");
+    stack.stop().await;
+    let measured = measured?;
+    let stats = stats.ok_or("the emulator's stats could not be read")?;
+    let vs_floor = VsFloor {
+        deliver: measured
+            .load
+            .deliver
+            .as_ref()
+            .map(|d| Ratio::of(d, &measured.floor.insert_and_push)),
+        ack: measured
+            .load
+            .ack
+            .as_ref()
+            .map(|a| Ratio::of(a, &measured.floor.insert_and_push)),
+    };
+    Ok(Report {
+        schema: SCHEMA,
+        started_at,
+        git: Commit::of(&root),
+        machine: measured.machine,
+        settings: Settings::new(options, &topology),
+        stack_ready_s: hundredths(ready_after.as_secs_f64()),
+        connect: measured.connect,
+        load: measured.load,
+        unloaded: measured.unloaded,
+        floor: measured.floor,
+        vs_floor,
+        rest: measured.rest,
+        disconnect: measured.disconnect,
+        functions: functions::figures(&stats, &template, &bin_dir),
+    })
+}
+
+/// What the phases on the running stack found.
+struct Measured {
+    machine: Machine,
+    connect: ConnectFigures,
+    load: LoadFigures,
+    unloaded: UnloadedFigures,
+    floor: floor::Floor,
+    rest: Vec<RestFigures>,
+    disconnect: DisconnectFigures,
+}
+
+async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Result<Measured, String> {
+    let db = stack.db().await?;
+    let postgres = db
+        .query_one("select current_setting('server_version')", &[])
+        .await
+        .ok()
+        .map(|row| row.get::<_, String>(0));
+    let machine = Machine::describe(postgres);
+    let counter = StatementCounter::new(&db).await;
+    if counter.is_none() {
+        progress("pg_stat_statements is not available: database round trips will not be counted");
+    }
+    let api = Api::new(&stack.info.http_url);
+
+    progress(&format!(
+        "creating {} users and {} conversations",
+        options.clients,
+        topology.conversations.len()
+    ));
+    let users = users::create(&db, options.clients, &stack.info.jwt_secret).await?;
+    let conversation_ids = create_conversations(&api, topology, &users).await?;
+    let memberships: Vec<Vec<Membership>> = (0..options.clients)
+        .map(|client| {
+            topology
+                .conversations_of(client)
+                .into_iter()
+                .map(|index| membership(topology, &conversation_ids, index))
+                .collect()
+        })
+        .collect();
+
+    progress(&format!(
+        "connecting {} WebSocket clients, {} at a time",
+        options.clients, options.connect_concurrency
+    ));
+    reset(&counter).await?;
+    let members = users
+        .iter()
+        .zip(&memberships)
+        .map(|(user, memberships)| Member {
+            url: format!("{}?token={}", stack.info.websocket_url, user.token),
+            memberships: memberships.clone(),
+        })
+        .collect();
+    let connected = Fleet::connect(members, options.connect_concurrency).await?;
+    let fleet = connected.fleet;
+    tokio::time::sleep(CONNECT_SETTLE).await;
+    let round_trips = read(&counter, fleet.len() as u64).await?;
+    let connect = ConnectFigures {
+        clients: fleet.len(),
+        registered: registered_connections(&db, &users).await?,
+        handshake: connected.handshakes.summary(),
+        round_trips,
+    };
+
+    progress(&format!(
+        "measuring the floor ({} raw INSERTs and pushes)",
+        options.floor_samples
+    ));
+    let floor = floor::measure(&db, users[0].id, options.floor_samples).await?;
+
+    let load = run_load(options, &fleet, &memberships).await;
+    let unloaded = sequential_sends(options, &fleet, topology, &conversation_ids, &counter).await?;
+    let rest = rest_operations(options, &api, topology, &conversation_ids, &users, &counter).await?;
+    touch_other_routes(&fleet, &api, conversation_ids[topology.home[0]]).await;
+
+    progress("disconnecting");
+    let before = stack.emulator_stats().await?;
+    let disconnects_before = invocations(&before, DISCONNECT_FUNCTION);
+    reset(&counter).await?;
+    let clients = fleet.len();
+    let closed = fleet.close().await;
+    let waited = Instant::now();
+    while waited.elapsed() < DISCONNECT_WAIT {
+        let now = stack.emulator_stats().await?;
+        if invocations(&now, DISCONNECT_FUNCTION) >= disconnects_before + clients as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Counted when invoked; give the last ones time to finish their statements.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let disconnect = DisconnectFigures {
+        clients,
+        closed,
+        round_trips: read(&counter, clients as u64).await?,
+    };
+
+    Ok(Measured {
+        machine,
+        connect,
+        load,
+        unloaded,
+        floor,
+        rest,
+        disconnect,
+    })
+}
+
+async fn create_conversations(api: &Api, topology: &Topology, users: &[User]) -> Result<Vec<Uuid>, String> {
+    let run = Uuid::new_v4().simple().to_string();
+    let created: Vec<Result<(usize, Uuid), String>> = stream::iter(topology.conversations.iter().enumerate())
+        .map(|(index, planned)| {
+            let run = &run;
+            async move {
+                let creator = &users[planned.members[0]];
+                let others: Vec<&User> = planned.members[1..].iter().map(|&m| &users[m]).collect();
+                let name = format!("bench {} {index} {}", planned.kind.name(), &run[..8]);
+                let id = api.create_conversation(planned.kind, creator, &others, &name).await?;
+                Ok((index, id))
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut ids = vec![Uuid::nil(); topology.conversations.len()];
+    for result in created {
+        let (index, id) = result?;
+        ids[index] = id;
+    }
+    Ok(ids)
+}
+
+fn membership(topology: &Topology, ids: &[Uuid], index: usize) -> Membership {
+    let planned = &topology.conversations[index];
+    Membership {
+        id: ids[index],
+        kind: planned.kind,
+        recipients: planned.members.len() as u64 - 1,
+    }
+}
+
+async fn run_load(options: &Options, fleet: &Fleet, memberships: &[Vec<Membership>]) -> LoadFigures {
+    progress(&format!(
+        "sending for {} s after a {} s warm-up",
+        options.duration.as_secs_f64(),
+        options.warmup.as_secs_f64()
+    ));
+    let plan = LoadPlan {
+        rates: memberships
+            .iter()
+            .map(|conversations| {
+                conversations
+                    .iter()
+                    .map(|m| {
+                        (
+                            *m,
+                            if m.kind == Kind::Room {
+                                options.room_rate
+                            } else {
+                                options.rate
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .collect(),
+        warmup: options.warmup,
+        duration: options.duration,
+        drain: options.drain,
+    };
+    let (expected_before, delivered_before) = owed(fleet);
+    let window = fleet.run_load(&plan, Instant::now(), &mut Random::new()).await;
+    let records = fleet.take_records().await;
+    let (expected, delivered) = owed(fleet);
+    let lost = (expected - expected_before).saturating_sub(delivered - delivered_before);
+    let merged = merge(records, lost);
+    let end = merged.last_delivery.unwrap_or(window.send_until).max(window.send_until);
+    let measured_s = end.duration_since(window.measure_from).as_secs_f64();
+    let deliveries_measured = merged.all_deliveries.len() as u64;
+    LoadFigures {
+        measured_s: hundredths(measured_s),
+        sent: merged.sent,
+        sent_measured: merged.sent_measured,
+        sends_per_s: hundredths(merged.sent_measured as f64 / options.duration.as_secs_f64()),
+        deliveries_measured,
+        deliveries_per_s: hundredths(deliveries_measured as f64 / measured_s),
+        deliver: merged.all_deliveries.summary(),
+        deliver_by_kind: merged
+            .deliveries
+            .iter()
+            .filter_map(|(kind, samples)| Some((*kind, samples.summary()?)))
+            .collect(),
+        ack: merged.acks.summary(),
+        integrity: merged.integrity,
+        drained_after_s: window.drained_after.map(|d| hundredths(d.as_secs_f64())),
+    }
+}
+
+/// Messages sent one at a time across direct, group and room conversations:
+/// latency without load, and the statements one send costs.
+async fn sequential_sends(
+    options: &Options,
+    fleet: &Fleet,
+    topology: &Topology,
+    ids: &[Uuid],
+    counter: &Option<StatementCounter<'_>>,
+) -> Result<UnloadedFigures, String> {
+    progress(&format!("sending {} messages one at a time", options.sequential_sends));
+    let by_kind: Vec<Vec<usize>> = Kind::ALL
+        .iter()
+        .map(|kind| {
+            (0..topology.conversations.len())
+                .filter(|&i| topology.conversations[i].kind == *kind)
+                .collect()
+        })
+        .filter(|found: &Vec<usize>| !found.is_empty())
+        .collect();
+    let (expected_before, delivered_before) = owed(fleet);
+    reset(counter).await?;
+    for n in 0..options.sequential_sends {
+        let of_kind = &by_kind[n % by_kind.len()];
+        let index = of_kind[(n / by_kind.len()) % of_kind.len()];
+        let members = &topology.conversations[index].members;
+        let sender = members[(n / by_kind.len()) % members.len()];
+        // A missing ack shows in the record's count.
+        let _ = fleet.send_one(sender, membership(topology, ids, index)).await;
+    }
+    fleet.settle(options.drain).await;
+    let round_trips = read(counter, options.sequential_sends as u64).await?;
+    let records = fleet.take_records().await;
+    let (expected, delivered) = owed(fleet);
+    let lost = (expected - expected_before).saturating_sub(delivered - delivered_before);
+    let merged = merge(records, lost);
+    Ok(UnloadedFigures {
+        sends: merged.sent,
+        ack: merged.acks.summary(),
+        deliver: merged.all_deliveries.summary(),
+        integrity: merged.integrity,
+        round_trips,
+    })
+}
+
+/// History and the conversation list, one request at a time, each user
+/// asking about a conversation of theirs.
+async fn rest_operations(
+    options: &Options,
+    api: &Api,
+    topology: &Topology,
+    ids: &[Uuid],
+    users: &[User],
+    counter: &Option<StatementCounter<'_>>,
+) -> Result<Vec<RestFigures>, String> {
+    progress(&format!("timing {} requests per REST operation", options.rest_requests));
+    let history = |n: usize| {
+        let index = n % ids.len();
+        let member =
+            topology.conversations[index].members[(n / ids.len()) % topology.conversations[index].members.len()];
+        (member, format!("/v1/conversations/{}/messages?limit=50", ids[index]))
+    };
+    let list = |n: usize| (n % users.len(), "/v1/conversations?limit=20".to_owned());
+    let mut figures = Vec::new();
+    for (operation, path_for) in [
+        (
+            "GET /v1/conversations/{id}/messages?limit=50",
+            &history as &dyn Fn(usize) -> (usize, String),
+        ),
+        ("GET /v1/conversations?limit=20", &list),
+    ] {
+        reset(counter).await?;
+        let mut latency = Samples::default();
+        let mut failures = 0u64;
+        for n in 0..options.rest_requests {
+            let (user, path) = path_for(n);
+            let (status, elapsed) = api.timed_get(&users[user], &path).await?;
+            if status == 200 {
+                latency.push(elapsed);
+            } else {
+                failures += 1;
+                if status == 404 && n == 0 {
+                    progress(&format!("{operation} answered 404: not measured"));
+                    failures = options.rest_requests as u64;
+                    break;
+                }
+            }
+        }
+        let round_trips = match latency.len() {
+            0 => None,
+            ok => read(counter, ok as u64).await?,
+        };
+        figures.push(RestFigures {
+            operation: operation.to_owned(),
+            requests: options.rest_requests,
+            failures,
+            latency: latency.summary(),
+            round_trips,
+        });
+    }
+    Ok(figures)
+}
+
+/// Invokes the routes the load does not use, so that every function has a
+/// cold start and a warm time in the table.
+async fn touch_other_routes(fleet: &Fleet, api: &Api, conversation: Uuid) {
+    progress("invoking the remaining routes once");
+    for frame in [
+        r#"{"action":"ping"}"#.to_owned(),
+        format!(r#"{{"action":"typing","conversation_id":"{conversation}","is_typing":true}}"#),
+        r#"{"action":"benchUnknownAction"}"#.to_owned(),
+    ] {
+        fleet.send_frame(0, frame).await;
+    }
+    let _ = api.get_anonymous("/v1/health").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Connections of these users in the registry: one per client once all are
+/// connected, or some were dropped (a push answered 410 removes a connection).
+async fn registered_connections(db: &tokio_postgres::Client, users: &[User]) -> Result<u64, String> {
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let row = db
+        .query_one(
+            "select count(*) from public.connections where user_id = any($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| format!("counting registered connections: {e}"))?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// Seconds and rates need no more precision than this in the results.
+fn hundredths(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn owed(fleet: &Fleet) -> (u64, u64) {
+    let c = &fleet.counters;
+    (c.expected.load(Ordering::Relaxed), c.delivered.load(Ordering::Relaxed))
+}
+
+fn invocations(stats: &apigw_local::EmulatorStats, function: &str) -> u64 {
+    stats.functions.get(function).map_or(0, |f| f.invocations)
+}
+
+async fn reset(counter: &Option<StatementCounter<'_>>) -> Result<(), String> {
+    match counter {
+        Some(counter) => counter.reset().await,
+        None => Ok(()),
+    }
+}
+
+async fn read(counter: &Option<StatementCounter<'_>>, operations: u64) -> Result<Option<RoundTrips>, String> {
+    match counter {
+        Some(counter) => counter.read(operations).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+pub fn progress(text: &str) {
+    eprintln!("chat-bench: {text}");
+}

@@ -1,0 +1,137 @@
+//! The isolated stack under test: `chat-local up --ephemeral` from the
+//! release build, on free ports with a fresh database. It holds the read end
+//! of a pipe whose write end lives here, so it stops (and removes its state)
+//! when this process exits, however that happens. It is never killed: a
+//! killed runner could not stop its Postgres.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use apigw_local::EmulatorStats;
+use serde::Deserialize;
+use tokio::process::{Child, ChildStdin, Command};
+
+/// Start-up includes creating a Postgres cluster; on a slow disk that is slow.
+const READY_WAIT: Duration = Duration::from_secs(180);
+/// Stopping closes every socket (running `$disconnect`) and Postgres.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// What `chat-local` writes to its ready file (the fields used here).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StackInfo {
+    pub http_url: String,
+    pub websocket_url: String,
+    pub database_url: String,
+    pub jwt_secret: String,
+}
+
+pub struct Stack {
+    pub info: StackInfo,
+    /// Ready file written → start-up time, as the runner measured nothing itself.
+    pub ready_after: Duration,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    http: reqwest::Client,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `target/release` of this workspace, or of `CARGO_TARGET_DIR`.
+pub fn default_bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("release")
+}
+
+impl Stack {
+    pub async fn start(bin_dir: &Path, max_instances: Option<usize>) -> Result<Stack, String> {
+        let runner = bin_dir.join("chat-local");
+        if !runner.is_file() {
+            return Err(format!(
+                "{} is missing: build with `cargo build --release --workspace --bins` (make bench does)",
+                runner.display()
+            ));
+        }
+        let ready_dir = std::env::temp_dir().join(format!("chat-bench-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&ready_dir).map_err(|e| format!("creating {}: {e}", ready_dir.display()))?;
+        let ready_file = ready_dir.join("ready.json");
+        let mut command = Command::new(&runner);
+        command
+            .current_dir(workspace_root())
+            .args(["up", "--ephemeral", "--exit-on-stdin-eof", "--ready-file"])
+            .arg(&ready_file)
+            .arg("--bin-dir")
+            .arg(bin_dir)
+            // Errors only, unless asked: logging every delivery would cost the
+            // functions more than the work measured, and the table must stay readable.
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+            .stdin(Stdio::piped())
+            // The banner would interleave with the table; errors still show on stderr.
+            .stdout(Stdio::null());
+        if let Some(n) = max_instances {
+            command.args(["--max-instances", &n.to_string()]);
+        }
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", runner.display()))?;
+        let stdin = child.stdin.take();
+        let info = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                break serde_json::from_str::<StackInfo>(&text).map_err(|e| format!("the ready file: {e}"))?;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("chat-local exited before it was ready: {status}"));
+            }
+            if started.elapsed() > READY_WAIT {
+                return Err("the local stack did not become ready".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let ready_after = started.elapsed();
+        let _ = std::fs::remove_dir_all(&ready_dir);
+        Ok(Stack {
+            info,
+            ready_after,
+            child,
+            stdin,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// A superuser connection to the stack's database.
+    pub async fn db(&self) -> Result<tokio_postgres::Client, String> {
+        let (client, connection) = tokio_postgres::connect(&self.info.database_url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connecting to the stack's database: {e}"))?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// The emulator's per-function counters (`GET /__emulator/stats`).
+    pub async fn emulator_stats(&self) -> Result<EmulatorStats, String> {
+        let url = format!("{}/__emulator/stats", self.info.http_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("emulator stats: {e}"))?;
+        response.json().await.map_err(|e| format!("emulator stats: {e}"))
+    }
+
+    /// Closes the runner's stdin and waits for it to stop everything.
+    pub async fn stop(mut self) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(STOP_WAIT, self.child.wait()).await.is_err() {
+            eprintln!("chat-bench: the stack is still stopping; leaving it to finish");
+        }
+    }
+}

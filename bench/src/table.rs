@@ -1,0 +1,254 @@
+//! The report as one readable plain-text table (also pasted into the README).
+
+use std::fmt::Write as _;
+
+use crate::latency::Summary;
+use crate::report::{Integrity, Report};
+use crate::round_trips::RoundTrips;
+
+/// Statements listed under each operation's round-trip count.
+const STATEMENTS_SHOWN: usize = 6;
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    latency(&mut out, report);
+    throughput(&mut out, report);
+    round_trips(&mut out, report);
+    functions(&mut out, report);
+    out
+}
+
+fn header(out: &mut String, r: &Report) {
+    let s = &r.settings;
+    let m = &r.machine;
+    let _ = writeln!(
+        out,
+        "chat-bench · {} · commit {}",
+        r.started_at.format("%Y-%m-%d %H:%M UTC"),
+        r.git.short()
+    );
+    let _ = writeln!(out, "machine   {}", m.one_line());
+    let _ = writeln!(
+        out,
+        "software  {} · PostgreSQL {}",
+        m.rustc.as_deref().unwrap_or("rustc ?"),
+        m.postgres.as_deref().unwrap_or("?")
+    );
+    let room = if s.room_size > 0 {
+        format!(", a room of {}", s.room_size)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "load      {} clients: {} in {} direct pairs, {} in {} groups of ≤{}{room}",
+        s.clients,
+        s.clients_in_direct,
+        s.direct_conversations,
+        s.clients_in_groups,
+        s.group_conversations,
+        s.group_size
+    );
+    let room_rate = if s.room_size > 0 {
+        format!(", {} msg/s each into the room", s.room_rate_per_member)
+    } else {
+        String::new()
+    };
+    let instances = s
+        .max_instances
+        .map_or("the stack's default".to_owned(), |n| n.to_string());
+    let _ = writeln!(
+        out,
+        "          {} msg/s each{room_rate}; {} s measured after {} s warm-up; instances per function: {instances}; stack ready in {:.1} s",
+        s.rate_per_client, s.duration_s, s.warmup_s, r.stack_ready_s
+    );
+    out.push('\n');
+}
+
+fn latency(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "{:<46}{:>8}{:>9}{:>9}{:>9}{:>9}",
+        "latency (ms)", "count", "p50", "p95", "p99", "max"
+    );
+    let mut row = |label: &str, summary: Option<&Summary>| match summary {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "{label:<46}{:>8}{:>9}{:>9}{:>9}{:>9}",
+                s.count,
+                ms(s.p50_ms),
+                ms(s.p95_ms),
+                ms(s.p99_ms),
+                ms(s.max_ms)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{label:<46}{:>8}", "—");
+        }
+    };
+    let load = &r.load;
+    row("send → deliver, every recipient", load.deliver.as_ref());
+    for (kind, summary) in &load.deliver_by_kind {
+        row(&format!("  in {kind} conversations"), Some(summary));
+    }
+    row("send → ack, sender", load.ack.as_ref());
+    row("send → deliver, one send at a time", r.unloaded.deliver.as_ref());
+    row("send → ack, one send at a time", r.unloaded.ack.as_ref());
+    row("WebSocket connect (authorizer+$connect)", r.connect.handshake.as_ref());
+    for rest in &r.rest {
+        row(&rest.operation, rest.latency.as_ref());
+    }
+    row("floor: INSERT (tokio-postgres)", Some(&r.floor.insert));
+    row("floor: WebSocket push (loopback)", Some(&r.floor.push));
+    row("floor: INSERT + push", Some(&r.floor.insert_and_push));
+    let ratio = |ratio: Option<&crate::floor::Ratio>| {
+        ratio.map_or("—".to_owned(), |x| format!("p50 ×{:.1}, p99 ×{:.1}", x.p50, x.p99))
+    };
+    let _ = writeln!(
+        out,
+        "{:<46}deliver {} · ack {}",
+        "ours over the floor (INSERT + push)",
+        ratio(r.vs_floor.deliver.as_ref()),
+        ratio(r.vs_floor.ack.as_ref())
+    );
+    out.push('\n');
+}
+
+fn throughput(out: &mut String, r: &Report) {
+    let load = &r.load;
+    let drained = load.drained_after_s.map_or("the drain timed out".to_owned(), |s| {
+        format!("settled {s:.2} s after sending stopped")
+    });
+    let _ = writeln!(
+        out,
+        "throughput  {:.1} sends/s, {:.1} deliveries/s ({} sends, {} deliveries measured over {:.1} s; {drained})",
+        load.sends_per_s, load.deliveries_per_s, load.sent_measured, load.deliveries_measured, load.measured_s
+    );
+    integrity(out, "integrity   load:", &load.integrity);
+    integrity(out, "            one at a time:", &r.unloaded.integrity);
+    let failures: u64 = r.rest.iter().map(|rest| rest.failures).sum();
+    let _ = writeln!(
+        out,
+        "            connections registered {}/{} · REST failures {failures} · sockets closed by the server {}/{}",
+        r.connect.registered, r.connect.clients, r.disconnect.closed, r.disconnect.clients
+    );
+    for sample in load
+        .integrity
+        .error_samples
+        .iter()
+        .chain(&r.unloaded.integrity.error_samples)
+    {
+        let _ = writeln!(out, "            error: {sample}");
+    }
+    out.push('\n');
+}
+
+fn integrity(out: &mut String, label: &str, i: &Integrity) {
+    let _ = writeln!(
+        out,
+        "{label} errors {} · lost {} · duplicates {} · acks missing {} · duplicate acks {} · strays {} · dropped sockets {}",
+        i.errors, i.lost, i.duplicates, i.acks_missing, i.ack_duplicates, i.strays, i.dropped_sockets
+    );
+}
+
+fn round_trips(out: &mut String, r: &Report) {
+    let _ = writeln!(out, "database round trips per operation (pg_stat_statements calls)");
+    let mut row = |label: &str, trips: Option<&RoundTrips>| {
+        let Some(trips) = trips else {
+            let _ = writeln!(out, "  {label:<46}{:>7}", "—");
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "  {label:<46}{:>6.2} statements · {:.2} transactions · {:.2} RPC calls (over {})",
+            trips.per_operation, trips.transactions_per_operation, trips.rpc_calls_per_operation, trips.operations
+        );
+        for statement in trips.statements.iter().take(STATEMENTS_SHOWN) {
+            let _ = writeln!(out, "      {:>6.2}  {}", statement.per_operation, statement.statement);
+        }
+        if trips.statements.len() > STATEMENTS_SHOWN {
+            let _ = writeln!(
+                out,
+                "              … {} more statements",
+                trips.statements.len() - STATEMENTS_SHOWN
+            );
+        }
+    };
+    row("sendMessage (WebSocket)", r.unloaded.round_trips.as_ref());
+    row("connect (authorizer + $connect)", r.connect.round_trips.as_ref());
+    row("disconnect ($disconnect)", r.disconnect.round_trips.as_ref());
+    for rest in &r.rest {
+        row(&rest.operation, rest.round_trips.as_ref());
+    }
+    out.push('\n');
+}
+
+fn functions(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "{:<34}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}{:>9}",
+        "function",
+        "binary",
+        "cold p50",
+        "cold max",
+        "init",
+        "warm",
+        "max",
+        "calls",
+        "errors",
+        "inst",
+        "peak RSS",
+        "GB-s/1M"
+    );
+    let _ = writeln!(
+        out,
+        "{:<34}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}{:>9}",
+        "", "MiB", "ms", "ms", "ms", "mean ms", "ms", "", "", "", "MiB", ""
+    );
+    for f in &r.functions {
+        let _ = writeln!(
+            out,
+            "{:<34}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}{:>9}",
+            f.function,
+            f.binary_bytes.map_or("—".into(), |b| format!("{:.1}", b as f64 / MIB)),
+            opt_ms(f.cold_start_p50_ms),
+            opt_ms(f.cold_start_max_ms),
+            opt_ms(f.init_p50_ms),
+            opt_ms(f.warm_handler_mean_ms),
+            if f.invocations > 0 {
+                ms(f.max_handler_ms)
+            } else {
+                "—".into()
+            },
+            f.invocations,
+            f.errors,
+            f.instances_started,
+            f.peak_rss_kib
+                .map_or("—".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
+            f.gb_seconds_per_million.map_or("—".into(), |g| format!("{g:.0}")),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "cold: process start → first invocation answered · init: → first request for work · warm: handler time of later invocations\n\
+         GB-s/1M: Lambda GB-seconds per million warm invocations at the template's memory size, with these handler times"
+    );
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn ms(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+fn opt_ms(value: Option<f64>) -> String {
+    value.map_or("—".into(), ms)
+}
