@@ -187,8 +187,12 @@ mod tests {
         assert_eq!(health.log_format.as_deref(), Some("JSON"));
         assert_eq!(health.env["SUPABASE_URL"], "http://127.0.0.1:3000");
         assert_eq!(health.env["SUPABASE_ANON_KEY"], "anon");
+        // Given only to the functions that call internal RPCs (their own
+        // Environment, merged over Globals).
+        assert!(!health.env.contains_key("SUPABASE_SERVICE_ROLE_KEY"));
         // No Default and no override: empty.
-        assert_eq!(health.env["SUPABASE_SERVICE_ROLE_KEY"], "");
+        assert_eq!(t.functions["WsSendMessageFunction"].env["SUPABASE_SERVICE_ROLE_KEY"], "");
+        assert_eq!(t.functions["WsSendMessageFunction"].env["SUPABASE_URL"], "http://127.0.0.1:3000");
         assert_eq!(health.env["SUPABASE_JWT_SECRET"], "");
         assert_eq!(health.env["RUST_LOG"], "info");
         assert_eq!(
