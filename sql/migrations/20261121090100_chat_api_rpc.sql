@@ -1077,9 +1077,9 @@ end;
 $$;
 
 -- Finds a message the caller may act on, locked for the change: the
--- conversation row first (the order of every durable change), then the
--- message. A message that does not exist and one in a conversation the caller
--- is not in are the same message_not_found.
+-- conversation row first (through lock_as_participant, the order of every
+-- durable change), then the message. A message that does not exist and one
+-- in a conversation the caller is not in are the same message_not_found.
 create function public.lock_message_for_change(p_user_id uuid, p_message_id uuid)
 returns public.messages
 language plpgsql
@@ -1103,28 +1103,44 @@ begin
     perform public.api_error('message_not_found', 'No such message.');
   end if;
 
-  perform 1 from public.conversations c where c.id = v_conversation_id for no key update;
+  perform public.lock_as_participant(v_conversation_id, p_user_id);
 
   select m.* into v_message
   from public.messages m
   where m.id = p_message_id
   for update;
 
-  -- Membership as of the lock: a concurrent leave may have committed.
-  if not exists (
-    select 1
-    from public.participants p
-    where p.conversation_id = v_conversation_id
-      and p.user_id = p_user_id
-      and p.left_at is null
-  ) then
-    perform public.api_error('message_not_found', 'No such message.');
-  end if;
-
   if v_message.kind = 'system' or v_message.sender_id is distinct from p_user_id then
     perform public.api_error('not_author', 'Only the author can change a message.');
   end if;
   return v_message;
+end;
+$$;
+
+-- Records a change of a message (message.updated or message.deleted) as the
+-- conversation's next durable event, rewrites the payloads of the message's
+-- earlier events to its new content (participants replay them, and an old or
+-- deleted text must not survive anywhere they can read), and returns the
+-- delivery of the new event to the members.
+create function public.record_message_change(p_type text, p_user_id uuid, p_message public.messages)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_json jsonb := public.message_json(p_message);
+  v_seq bigint := public.append_conversation_event(p_message.conversation_id, p_type, p_user_id, p_message.id, v_json);
+begin
+  update public.conversation_events e
+     set payload = v_json
+   where e.conversation_id = p_message.conversation_id
+     and e.message_id = p_message.id
+     and e.seq < v_seq;
+
+  return public.delivery(
+    public.event_envelope(p_type, p_message.conversation_id, v_seq, v_json),
+    public.live_recipients(p_message.conversation_id, null)
+  );
 end;
 $$;
 
@@ -1141,8 +1157,6 @@ as $$
 declare
   v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
   v_body text := p_body;
-  v_json jsonb;
-  v_seq bigint;
 begin
   if v_message.deleted_at is not null then
     perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
@@ -1172,20 +1186,9 @@ begin
    where m.id = p_message_id
   returning m.* into v_message;
 
-  v_json := public.message_json(v_message);
-  v_seq := public.append_conversation_event(v_message.conversation_id, 'message.updated', p_user_id, v_message.id, v_json);
-  update public.conversation_events e
-     set payload = v_json
-   where e.conversation_id = v_message.conversation_id
-     and e.message_id = v_message.id
-     and e.seq < v_seq;
-
   return jsonb_build_object(
-    'result', jsonb_build_object('message', v_json, 'changed', true),
-    'deliveries', jsonb_build_array(public.delivery(
-      public.event_envelope('message.updated', v_message.conversation_id, v_seq, v_json),
-      public.live_recipients(v_message.conversation_id, null)
-    ))
+    'result', jsonb_build_object('message', public.message_json(v_message), 'changed', true),
+    'deliveries', jsonb_build_array(public.record_message_change('message.updated', p_user_id, v_message))
   );
 end;
 $$;
@@ -1201,8 +1204,6 @@ set search_path = ''
 as $$
 declare
   v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
-  v_json jsonb;
-  v_seq bigint;
 begin
   if v_message.deleted_at is not null then
     return jsonb_build_object(
@@ -1218,20 +1219,9 @@ begin
    where m.id = p_message_id
   returning m.* into v_message;
 
-  v_json := public.message_json(v_message);
-  v_seq := public.append_conversation_event(v_message.conversation_id, 'message.deleted', p_user_id, v_message.id, v_json);
-  update public.conversation_events e
-     set payload = v_json
-   where e.conversation_id = v_message.conversation_id
-     and e.message_id = v_message.id
-     and e.seq < v_seq;
-
   return jsonb_build_object(
-    'result', jsonb_build_object('message', v_json, 'deleted', true),
-    'deliveries', jsonb_build_array(public.delivery(
-      public.event_envelope('message.deleted', v_message.conversation_id, v_seq, v_json),
-      public.live_recipients(v_message.conversation_id, null)
-    ))
+    'result', jsonb_build_object('message', public.message_json(v_message), 'deleted', true),
+    'deliveries', jsonb_build_array(public.record_message_change('message.deleted', p_user_id, v_message))
   );
 end;
 $$;
@@ -1727,6 +1717,7 @@ revoke execute on function
   public.require_participant(uuid, uuid),
   public.lock_as_participant(uuid, uuid),
   public.lock_message_for_change(uuid, uuid),
+  public.record_message_change(text, uuid, public.messages),
   public.validated_conversation_name(text),
   public.encode_cursor(timestamptz, uuid),
   public.decode_cursor(text),

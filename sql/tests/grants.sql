@@ -118,6 +118,7 @@ select sig, 'helper' from unnest(array[
   'public.require_participant(uuid,uuid)',
   'public.lock_as_participant(uuid,uuid)',
   'public.lock_message_for_change(uuid,uuid)',
+  'public.record_message_change(text,uuid,public.messages)',
   'public.validated_conversation_name(text)',
   'public.encode_cursor(timestamp with time zone,uuid)',
   'public.decode_cursor(text)'
@@ -222,6 +223,7 @@ declare
     format('select public.require_participant(gen_random_uuid(), %L)', tests.alice()),
     format('select public.lock_as_participant(gen_random_uuid(), %L)', tests.alice()),
     format('select public.lock_message_for_change(%L, gen_random_uuid())', tests.alice()),
+    format('select public.record_message_change(''message.updated'', %L, null::public.messages)', tests.alice()),
     'select public.require_caller()',
     'select public.event_envelope(''x'', null, null, null)',
     'select public.delivery(''{}'', ''[]'')',
