@@ -323,6 +323,29 @@ begin
 end;
 $$;
 
+-- One page of a cursor-paged list: p_rows holds up to p_limit + 1 items in
+-- page order, each with its last_activity_at and id (the paging key); the
+-- extra one only says that another page follows, whose cursor is the key of
+-- the last item kept.
+create function public.cursor_page(p_key text, p_rows jsonb, p_limit int)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    p_key, coalesce((
+      select jsonb_agg(t.item order by t.n)
+      from jsonb_array_elements(p_rows) with ordinality as t(item, n)
+      where t.n <= p_limit
+    ), '[]'::jsonb),
+    'next_cursor', case when jsonb_array_length(p_rows) > p_limit then public.encode_cursor(
+      (p_rows -> (p_limit - 1) ->> 'last_activity_at')::timestamptz,
+      (p_rows -> (p_limit - 1) ->> 'id')::uuid
+    ) end
+  )
+$$;
+
 -- The Conversation JSON shape, with its current participants; each carries
 -- last_read_seq, which is how clients show read receipts.
 create or replace function public.conversation_json(p_conversation_id uuid)
@@ -1328,34 +1351,13 @@ declare
   v_limit int := least(greatest(coalesce(p_limit, 50), 1), 100);
   v_after_at timestamptz;
   v_after_id uuid;
-  v_rooms jsonb := '[]'::jsonb;
-  v_count int := 0;
-  v_last_at timestamptz;
-  v_last_id uuid;
-  v_next text;
-  r record;
 begin
   if p_cursor is not null then
     select d.o_at, d.o_id into v_after_at, v_after_id from public.decode_cursor(p_cursor) d;
   end if;
 
-  -- One row more than the page says whether there is another page.
-  for r in
-    select c.id, c.name, c.created_by, c.created_at, a.at as last_activity_at
-    from public.conversations c
-    left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
-    cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
-    where c.kind = 'room'
-      and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
-    order by a.at desc, c.id desc
-    limit v_limit + 1
-  loop
-    v_count := v_count + 1;
-    if v_count > v_limit then
-      v_next := public.encode_cursor(v_last_at, v_last_id);
-      exit;
-    end if;
-    v_rooms := v_rooms || jsonb_build_array(jsonb_build_object(
+  return public.cursor_page('rooms', (
+    select coalesce(jsonb_agg(jsonb_build_object(
       'id', r.id,
       'name', r.name,
       'created_by', r.created_by,
@@ -1367,12 +1369,19 @@ begin
         select 1 from public.participants p
         where p.conversation_id = r.id and p.user_id = v_me and p.left_at is null
       )
-    ));
-    v_last_at := r.last_activity_at;
-    v_last_id := r.id;
-  end loop;
-
-  return jsonb_build_object('rooms', v_rooms, 'next_cursor', v_next);
+    ) order by r.last_activity_at desc, r.id desc), '[]'::jsonb)
+    from (
+      select c.id, c.name, c.created_by, c.created_at, a.at as last_activity_at
+      from public.conversations c
+      left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+      cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
+      where c.kind = 'room'
+        and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
+      order by a.at desc, c.id desc
+      -- One row more than the page says whether there is another page.
+      limit v_limit + 1
+    ) r
+  ), v_limit);
 end;
 $$;
 
@@ -1395,38 +1404,13 @@ declare
   v_limit int := least(greatest(coalesce(p_limit, 20), 1), 100);
   v_after_at timestamptz;
   v_after_id uuid;
-  v_items jsonb := '[]'::jsonb;
-  v_count int := 0;
-  v_last_at timestamptz;
-  v_last_id uuid;
-  v_next text;
-  r record;
 begin
   if p_cursor is not null then
     select d.o_at, d.o_id into v_after_at, v_after_id from public.decode_cursor(p_cursor) d;
   end if;
 
-  for r in
-    select c.id, c.kind, c.name, c.context_type, c.context_id, c.created_at, c.last_seq,
-           c.direct_user_low, c.direct_user_high, a.at as last_activity_at,
-           p.role, p.last_read_seq, p.archived, p.muted
-    from public.participants p
-    join public.conversations c on c.id = p.conversation_id
-    left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
-    cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
-    where p.user_id = v_me
-      and p.left_at is null
-      and (p_archived is null or p.archived = p_archived)
-      and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
-    order by a.at desc, c.id desc
-    limit v_limit + 1
-  loop
-    v_count := v_count + 1;
-    if v_count > v_limit then
-      v_next := public.encode_cursor(v_last_at, v_last_id);
-      exit;
-    end if;
-    v_items := v_items || jsonb_build_array(jsonb_build_object(
+  return public.cursor_page('conversations', (
+    select coalesce(jsonb_agg(jsonb_build_object(
       'id', r.id,
       'kind', r.kind,
       'name', r.name,
@@ -1451,12 +1435,23 @@ begin
       'archived', r.archived,
       'muted', r.muted,
       'role', r.role
-    ));
-    v_last_at := r.last_activity_at;
-    v_last_id := r.id;
-  end loop;
-
-  return jsonb_build_object('conversations', v_items, 'next_cursor', v_next);
+    ) order by r.last_activity_at desc, r.id desc), '[]'::jsonb)
+    from (
+      select c.id, c.kind, c.name, c.context_type, c.context_id, c.created_at, c.last_seq,
+             c.direct_user_low, c.direct_user_high, a.at as last_activity_at,
+             p.role, p.last_read_seq, p.archived, p.muted
+      from public.participants p
+      join public.conversations c on c.id = p.conversation_id
+      left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+      cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
+      where p.user_id = v_me
+        and p.left_at is null
+        and (p_archived is null or p.archived = p_archived)
+        and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
+      order by a.at desc, c.id desc
+      limit v_limit + 1
+    ) r
+  ), v_limit);
 end;
 $$;
 
@@ -1721,6 +1716,7 @@ revoke execute on function
   public.validated_conversation_name(text),
   public.encode_cursor(timestamptz, uuid),
   public.decode_cursor(text),
+  public.cursor_page(text, jsonb, int),
   public.conversation_json(uuid)
 from public, anon, authenticated, service_role;
 

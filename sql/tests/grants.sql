@@ -121,7 +121,8 @@ select sig, 'helper' from unnest(array[
   'public.record_message_change(text,uuid,public.messages)',
   'public.validated_conversation_name(text)',
   'public.encode_cursor(timestamp with time zone,uuid)',
-  'public.decode_cursor(text)'
+  'public.decode_cursor(text)',
+  'public.cursor_page(text,jsonb,integer)'
 ]) as sig
 union all
 -- Used by a check constraint on messages, so whoever writes messages
@@ -228,6 +229,7 @@ declare
     'select public.event_envelope(''x'', null, null, null)',
     'select public.delivery(''{}'', ''[]'')',
     'select public.validated_conversation_name(''x'')',
+    'select public.cursor_page(''rooms'', ''[]'', 1)',
     'select public.encode_cursor(now(), gen_random_uuid())',
     'select public.decode_cursor(''x'')'
   ];
