@@ -1,0 +1,2724 @@
+-- Baseline: the whole schema, made by sql/baseline.sh from sql/schemas/.
+-- Applied, it leaves the database exactly as the schema files do; the
+-- end-to-end tests compare the two.
+
+-- ===========================================================================
+-- sql/schemas/00_foundation.sql
+-- ===========================================================================
+
+-- Foundation: the helpers every feature uses (errors, blank text, event
+-- envelopes, paging cursors). No tables.
+--
+-- Conventions of the whole schema (sql/schemas/*.sql, applied in file-name
+-- order):
+--
+-- - Every RPC returns jsonb and reports a refusal as
+--     raise exception using errcode = 'P0001', message = '<code>', detail = '<sentence>'
+--   (public.api_error), which PostgREST returns as
+--   {"code":"P0001","message":"<code>","details":"…"}.
+-- - Functions are SECURITY DEFINER (RPCs) or run inside one (helpers), with
+--   an empty search_path and schema-qualified names, so a caller cannot
+--   redirect them to objects of its own.
+-- - Supabase grants EXECUTE on every new function in public to anon and
+--   authenticated, so every function's grants follow it: helpers are revoked
+--   from every API role; internal RPCs (the Lambda functions verify the token
+--   and pass the user id as p_user_id) are executable by service_role only;
+--   user-facing RPCs, which take the caller from auth.uid(), by authenticated
+--   and service_role.
+-- - Every table enables row level security and revokes Supabase's blanket
+--   grants where it is created, then grants exactly what its policies are
+--   written for. RLS is not forced: the table owner (the SECURITY DEFINER
+--   functions) and service_role bypass it.
+-- - Internal RPCs that change something return
+--     {"result": {...}, "deliveries": [{"event": <envelope>, "recipients": [...]}, ...]}
+--   so one round trip tells the function what to answer and what to push.
+-- - Locking: every change of a conversation's membership or content locks the
+--   conversation row first (directly, or through next_conversation_seq) and
+--   only then its participants or messages. One order everywhere means no
+--   deadlocks, and the row lock serializes the changes in seq order.
+-- - Tables, row types, policies and SQL-language function bodies refer only
+--   to objects of this file or earlier files. A PL/pgSQL body is resolved
+--   when it first runs, so it may call what a later file defines.
+
+-- Raises the API error every RPC uses.
+create function public.api_error(p_code text, p_detail text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using errcode = 'P0001', message = p_code, detail = p_detail;
+end;
+$$;
+revoke execute on function public.api_error(text, text) from public, anon, authenticated, service_role;
+
+-- Whether a text is empty or only whitespace, counting the Unicode spaces
+-- and invisible separators a client can send (not only ASCII blanks).
+-- Shared by the messages check and the RPCs so they agree.
+create function public.is_blank(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select p_text is null
+      or p_text ~ '^[\s\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$'
+$$;
+
+-- Not an API: check constraints evaluate it with the writer's privileges, and
+-- only the table owner and service_role write messages.
+revoke execute on function public.is_blank(text) from public, anon, authenticated;
+grant execute on function public.is_blank(text) to service_role;
+
+-- The envelope of every server -> client event. A key that does not apply is
+-- absent rather than null, so a client can tell a durable event (it has a
+-- seq) from a transient one by the key alone.
+create function public.event_envelope(p_type text, p_conversation_id uuid, p_seq bigint, p_data jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
+      || case when p_conversation_id is null then '{}'::jsonb
+              else jsonb_build_object('conversation_id', p_conversation_id) end
+      || case when p_seq is null then '{}'::jsonb
+              else jsonb_build_object('seq', p_seq) end
+$$;
+revoke execute on function public.event_envelope(text, uuid, bigint, jsonb) from public, anon, authenticated, service_role;
+
+-- One event and the connections to push it to.
+create function public.delivery(p_event jsonb, p_recipients jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object('event', p_event, 'recipients', coalesce(p_recipients, '[]'::jsonb))
+$$;
+revoke execute on function public.delivery(jsonb, jsonb) from public, anon, authenticated, service_role;
+
+-- Paging cursors: the (activity time, id) of the last row of a page, opaque
+-- to clients. The time is written as UTC ISO 8601 with microseconds, so it
+-- reads back exactly whatever the session's TimeZone and DateStyle.
+create function public.encode_cursor(p_at timestamptz, p_id uuid)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  -- base64url without padding; encode() wraps lines, so newlines go too.
+  select rtrim(
+    translate(
+      encode(convert_to(to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' || p_id::text, 'UTF8'), 'base64'),
+      E'+/\n',
+      '-_'
+    ),
+    '='
+  )
+$$;
+revoke execute on function public.encode_cursor(timestamptz, uuid) from public, anon, authenticated, service_role;
+
+-- The (time, id) of a cursor, or invalid_cursor for anything a client made up.
+create function public.decode_cursor(p_cursor text, out o_at timestamptz, out o_id uuid)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_base64 text;
+  v_text text;
+begin
+  if p_cursor is null or char_length(p_cursor) > 200 or p_cursor !~ '^[A-Za-z0-9_-]+$' then
+    perform public.api_error('invalid_cursor', 'The cursor is not one this API returned.');
+  end if;
+  begin
+    v_base64 := translate(p_cursor, '-_', '+/');
+    v_base64 := v_base64 || repeat('=', (4 - char_length(v_base64) % 4) % 4);
+    v_text := convert_from(decode(v_base64, 'base64'), 'UTF8');
+    if v_text !~ '^[^|]+\|[0-9a-fA-F-]{36}$' then
+      raise exception using errcode = '22000', message = 'malformed cursor';
+    end if;
+    o_at := split_part(v_text, '|', 1)::timestamptz;
+    o_id := split_part(v_text, '|', 2)::uuid;
+  exception
+    -- Bad base64, bad UTF-8, a bad time or id: all data exceptions.
+    when data_exception then
+      perform public.api_error('invalid_cursor', 'The cursor is not one this API returned.');
+  end;
+end;
+$$;
+revoke execute on function public.decode_cursor(text) from public, anon, authenticated, service_role;
+
+-- One page of a cursor-paged list: p_rows holds up to p_limit + 1 items in
+-- page order, each with its last_activity_at and id (the paging key); the
+-- extra one only says that another page follows, whose cursor is the key of
+-- the last item kept.
+create function public.cursor_page(p_key text, p_rows jsonb, p_limit int)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    p_key, coalesce((
+      select jsonb_agg(t.item order by t.n)
+      from jsonb_array_elements(p_rows) with ordinality as t(item, n)
+      where t.n <= p_limit
+    ), '[]'::jsonb),
+    'next_cursor', case when jsonb_array_length(p_rows) > p_limit then public.encode_cursor(
+      (p_rows -> (p_limit - 1) ->> 'last_activity_at')::timestamptz,
+      (p_rows -> (p_limit - 1) ->> 'id')::uuid
+    ) end
+  )
+$$;
+revoke execute on function public.cursor_page(text, jsonb, int) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- sql/schemas/10_profiles.sql
+-- ===========================================================================
+
+-- Profiles: one per auth user, created by a trigger on auth.users.
+--
+-- Signed-in users read profiles through PostgREST as well as through the
+-- RPCs. last_seen_at is not readable that way: presence is visible only to
+-- people who share a conversation with the user, which a column grant cannot
+-- express, so it is read only through the presence RPCs (profile_json,
+-- get_presence). Column privileges do the hiding: a request for that column
+-- (or for *) fails instead of silently returning nulls, so nothing can leak
+-- through a policy mistake later.
+
+create table public.profiles (
+  id uuid primary key references auth.users (id) on delete cascade,
+  username text not null unique
+    constraint profiles_username_length check (char_length(username) between 1 and 100)
+    constraint profiles_username_text check (btrim(username) <> '' and username !~ '[[:cntrl:]]'),
+  display_name text
+    constraint profiles_display_name_length check (char_length(display_name) <= 200)
+    constraint profiles_display_name_text check (display_name !~ '[[:cntrl:]]'),
+  avatar_url text
+    constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048)
+    -- Rendered by clients as an image source: https only, no javascript: or data:.
+    constraint profiles_avatar_url_https check (avatar_url ~ '^https://[^[:space:][:cntrl:]]+$'),
+  last_seen_at timestamptz,
+  created_at timestamptz not null default now()
+);
+
+comment on table public.profiles is
+  'Public profile of an auth user; created by the create_profile_for_new_user trigger.';
+comment on column public.profiles.last_seen_at is
+  'Presence: set when a connection registers, pings or goes away.';
+
+alter table public.profiles enable row level security;
+revoke all on table public.profiles from anon, authenticated;
+-- Everything but last_seen_at (see above).
+grant select (id, username, display_name, avatar_url, created_at) on table public.profiles to authenticated;
+-- id and last_seen_at are not the user's to change (presence is server-side).
+grant update (username, display_name, avatar_url) on table public.profiles to authenticated;
+-- service_role bypasses RLS and works on every table (as on Supabase).
+grant all on table public.profiles to service_role;
+
+create policy "profiles are readable by signed-in users"
+  on public.profiles
+  for select
+  to authenticated
+  using (true);
+
+create policy "profiles are updatable by their owner"
+  on public.profiles
+  for update
+  to authenticated
+  using (id = (select auth.uid()))
+  with check (id = (select auth.uid()));
+
+-- Creates the profile of a new auth user. The username comes from the sign-up
+-- metadata, else it is "user_" and the start of the id; when it is taken, a
+-- suffix from the user's id makes it unique (retried, because two sign-ups
+-- can race for the same name). Never from the e-mail: profiles are readable
+-- by every signed-in user.
+create function public.handle_new_auth_user()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_meta jsonb := coalesce(new.raw_user_meta_data, '{}'::jsonb);
+  v_base text;
+  v_candidate text;
+  v_hex text := replace(new.id::text, '-', '');
+  v_attempt int := 0;
+begin
+  -- Never the email: profiles are readable by every signed-in user.
+  v_base := coalesce(
+    nullif(btrim(regexp_replace(v_meta ->> 'username', '[[:cntrl:]]', '', 'g')), ''),
+    'user_' || left(v_hex, 8)
+  );
+  v_base := left(v_base, 60);
+  v_candidate := v_base;
+
+  loop
+    begin
+      insert into public.profiles (id, username, display_name, avatar_url)
+      values (
+        new.id,
+        v_candidate,
+        left(regexp_replace(coalesce(
+          nullif(btrim(v_meta ->> 'display_name'), ''),
+          nullif(btrim(v_meta ->> 'full_name'), ''),
+          nullif(btrim(v_meta ->> 'name'), ''),
+          v_base
+        ), '[[:cntrl:]]', '', 'g'), 200),
+        case when v_meta ->> 'avatar_url' ~ '^https://[^[:space:][:cntrl:]]+$'
+             then left(v_meta ->> 'avatar_url', 2048) end
+      )
+      on conflict (id) do nothing;
+      return new;
+    exception
+      when unique_violation then
+        v_attempt := v_attempt + 1;
+        if v_attempt > 3 then
+          raise;
+        end if;
+        -- 4, then 8 hex digits of the id, then the id itself, which no
+        -- other user can have generated.
+        v_candidate := case v_attempt
+          when 1 then v_base || '_' || left(v_hex, 4)
+          when 2 then v_base || '_' || left(v_hex, 8)
+          else new.id::text
+        end;
+    end;
+  end loop;
+end;
+$$;
+
+revoke execute on function public.handle_new_auth_user() from public, anon, authenticated, service_role;
+
+create trigger create_profile_for_new_user
+  after insert on auth.users
+  for each row execute function public.handle_new_auth_user();
+
+-- ===========================================================================
+-- sql/schemas/20_connections.sql
+-- ===========================================================================
+
+-- Connections: the WebSocket registry. Internal: only service_role and the
+-- SECURITY DEFINER functions touch it; users never see connection ids (they
+-- address someone's devices). Who goes online and offline when a connection
+-- comes or goes is presence (70_presence.sql).
+
+create table public.connections (
+  connection_id text primary key
+    constraint connections_connection_id_length check (char_length(connection_id) between 1 and 128),
+  user_id uuid not null references public.profiles (id) on delete cascade,
+  connected_at timestamptz not null default now(),
+  last_seen_at timestamptz not null default now(),
+  -- Expiry of the token the socket connected with; past it the socket is
+  -- no longer live and gets nothing more.
+  token_exp timestamptz
+);
+
+create index connections_user_id_idx on public.connections (user_id);
+
+-- Deliberately no policy and no grant for users.
+alter table public.connections enable row level security;
+revoke all on table public.connections from anon, authenticated;
+grant all on table public.connections to service_role;
+
+-- Whether a registered connection may still receive events: the token it
+-- connected with has not expired. A row whose $disconnect never came stays
+-- until a push to it is answered 410 Gone (remove_connections).
+create function public.connection_is_live(p_token_exp timestamptz)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select p_token_exp is null or p_token_exp > now()
+$$;
+revoke execute on function public.connection_is_live(timestamptz) from public, anon, authenticated, service_role;
+
+-- Live connections of the given users, as Recipient JSON (for events meant
+-- for particular users: the one who left, the ones just added, a reader).
+create function public.user_recipients(p_user_ids uuid[])
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    jsonb_agg(
+      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+      order by c.user_id, c.connection_id
+    ),
+    '[]'::jsonb
+  )
+  from public.connections c
+  where c.user_id = any (coalesce(p_user_ids, '{}'::uuid[]))
+    and public.connection_is_live(c.token_exp)
+$$;
+revoke execute on function public.user_recipients(uuid[]) from public, anon, authenticated, service_role;
+
+-- Whether a user has a live connection.
+create function public.is_online(p_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.connections c
+    where c.user_id = p_user_id
+      and public.connection_is_live(c.token_exp)
+  )
+$$;
+revoke execute on function public.is_online(uuid) from public, anon, authenticated, service_role;
+
+-- ping: refreshes the connection's and the user's last seen time.
+create function public.touch_connection(p_connection_id text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid;
+  v_now timestamptz := now();
+begin
+  select c.user_id into v_user_id
+  from public.connections c
+  where c.connection_id = p_connection_id;
+  if v_user_id is null then
+    perform public.api_error('unknown_connection', 'No such connection.');
+  end if;
+
+  -- Same lock order as register_connection: profile, then connection.
+  update public.profiles
+     set last_seen_at = v_now
+   where id = v_user_id;
+
+  update public.connections c
+     set last_seen_at = v_now
+   where c.connection_id = p_connection_id;
+  if not found then
+    perform public.api_error('unknown_connection', 'No such connection.');
+  end if;
+
+  return jsonb_build_object('user_id', v_user_id, 'last_seen_at', v_now);
+end;
+$$;
+revoke execute on function public.touch_connection(text) from public, anon, authenticated;
+grant execute on function public.touch_connection(text) to service_role;
+
+-- Forgets connections a push found gone: API Gateway answered 410 Gone.
+-- A push to a connection whose $connect has not returned yet is answered 410
+-- too, although that connection is already registered (its $connect registers
+-- before it returns); forgetting it would leave a socket about to open with
+-- nothing until it reconnected. So only connections older than any $connect
+-- can take are forgotten (API Gateway's integration timeout is 29 seconds); a
+-- young one that really went away is removed by its $disconnect, or by a
+-- later 410.
+create function public.remove_connections(p_connection_ids text[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_removed int;
+begin
+  delete from public.connections c
+   where c.connection_id = any (coalesce(p_connection_ids, '{}'::text[]))
+     and c.connected_at < now() - interval '30 seconds';
+  get diagnostics v_removed = row_count;
+  return jsonb_build_object('removed', v_removed);
+end;
+$$;
+revoke execute on function public.remove_connections(text[]) from public, anon, authenticated;
+grant execute on function public.remove_connections(text[]) to service_role;
+
+-- ===========================================================================
+-- sql/schemas/30_conversations.sql
+-- ===========================================================================
+
+-- Conversations and their participants: direct (1:1), group, or public room,
+-- optionally about a thing; membership, and the RPCs that change it.
+--
+-- Users read through RLS and never write conversations or participants
+-- directly: every durable change goes through a SECURITY DEFINER function that
+-- checks, takes the next seq and writes the event in one transaction.
+--
+-- participants.archived and participants.muted are a member's own settings;
+-- fellow participants must not learn who muted them, so those columns are not
+-- granted (a request for them, or for *, fails); the owner reads them through
+-- get_conversation and list_conversations.
+
+create table public.conversations (
+  id uuid primary key default gen_random_uuid(),
+  kind text not null
+    constraint conversations_kind_check check (kind in ('direct', 'group', 'room')),
+  name text
+    constraint conversations_name_length check (char_length(name) between 1 and 200),
+  context_type text
+    constraint conversations_context_type_length check (char_length(context_type) between 1 and 100),
+  context_id text
+    constraint conversations_context_id_length check (char_length(context_id) between 1 and 100),
+  created_by uuid references public.profiles (id) on delete set null,
+  created_at timestamptz not null default now(),
+  -- The sequence number of the latest durable event; the next event takes
+  -- last_seq + 1 in the same transaction (the row lock serializes writers).
+  last_seq bigint not null default 0
+    constraint conversations_last_seq_nonnegative check (last_seq >= 0),
+  -- The ordered pair of a direct conversation, so the pair is unique.
+  direct_user_low uuid,
+  direct_user_high uuid,
+  constraint conversations_context_pair check ((context_type is null) = (context_id is null)),
+  constraint conversations_direct_pair check (
+    case when kind = 'direct'
+      then direct_user_low is not null
+       and direct_user_high is not null
+       and direct_user_low < direct_user_high
+      else direct_user_low is null and direct_user_high is null
+    end
+  )
+);
+
+-- One 1:1 per pair and context, even when both users open it at once:
+-- open_direct_conversation inserts with ON CONFLICT on this index.
+create unique index conversations_direct_pair_key
+  on public.conversations (direct_user_low, direct_user_high, coalesce(context_type, ''), coalesce(context_id, ''))
+  where kind = 'direct';
+
+-- Public rooms are listed for everyone.
+create index conversations_room_idx on public.conversations (created_at) where kind = 'room';
+
+-- Room names are how rooms are found, so two rooms may not share one, in any
+-- letter case. Enforced by the database, not only by the RPCs' checks, because
+-- two creators can race for the same name; the RPCs turn the violation into
+-- room_name_taken. Groups and direct conversations may share names.
+create unique index conversations_room_name_key
+  on public.conversations (lower(name))
+  where kind = 'room';
+
+alter table public.conversations enable row level security;
+revoke all on table public.conversations from anon, authenticated;
+grant select on table public.conversations to authenticated;
+grant all on table public.conversations to service_role;
+
+-- Membership; left_at set means a former member.
+create table public.participants (
+  conversation_id uuid not null references public.conversations (id) on delete cascade,
+  user_id uuid not null references public.profiles (id) on delete cascade,
+  role text not null default 'member'
+    constraint participants_role_check check (role in ('owner', 'member')),
+  joined_at timestamptz not null default now(),
+  left_at timestamptz,
+  -- Read watermark: unread = messages by others with seq > last_read_seq.
+  last_read_seq bigint not null default 0
+    constraint participants_last_read_seq_nonnegative check (last_read_seq >= 0),
+  archived boolean not null default false,
+  muted boolean not null default false,
+  primary key (conversation_id, user_id)
+);
+
+create index participants_user_id_idx on public.participants (user_id);
+
+alter table public.participants enable row level security;
+revoke all on table public.participants from anon, authenticated;
+-- Not archived and muted (see above); last_read_seq stays readable: fellow
+-- participants see read receipts.
+grant select (conversation_id, user_id, role, joined_at, left_at, last_read_seq)
+  on table public.participants to authenticated;
+grant all on table public.participants to service_role;
+
+-- Whether the calling user is a current participant of a conversation.
+-- SECURITY DEFINER so that policies on participants (and on tables whose
+-- policies consult participants) do not recurse into participants' own RLS.
+create function public.is_participant(p_conversation_id uuid)
+returns boolean
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = auth.uid()
+      and p.left_at is null
+  )
+$$;
+
+comment on function public.is_participant(uuid) is
+  'RLS helper: is auth.uid() a current participant of the conversation?';
+
+-- Policies run it with the querying user's privileges, so authenticated needs
+-- EXECUTE; it only ever answers about the caller's own membership.
+revoke execute on function public.is_participant(uuid) from public, anon;
+grant execute on function public.is_participant(uuid) to authenticated, service_role;
+
+create policy "conversations are readable by their participants"
+  on public.conversations
+  for select
+  to authenticated
+  using (public.is_participant(id));
+
+-- Public rooms can be browsed (and then joined) by anyone signed in.
+create policy "rooms are readable by signed-in users"
+  on public.conversations
+  for select
+  to authenticated
+  using (kind = 'room');
+
+create policy "participants are readable by fellow participants"
+  on public.participants
+  for select
+  to authenticated
+  using (public.is_participant(conversation_id));
+
+-- ===========================================================================
+-- Helpers
+-- ===========================================================================
+
+-- The Conversation JSON shape, with its current participants; each carries
+-- last_read_seq, which is how clients show read receipts.
+create function public.conversation_json(p_conversation_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', c.id,
+    'kind', c.kind,
+    'name', c.name,
+    'context_type', c.context_type,
+    'context_id', c.context_id,
+    'created_by', c.created_by,
+    'created_at', c.created_at,
+    'last_seq', c.last_seq,
+    'participants', coalesce((
+      select jsonb_agg(
+        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq)
+        order by p.joined_at, p.user_id
+      )
+      from public.participants p
+      where p.conversation_id = c.id
+        and p.left_at is null
+    ), '[]'::jsonb)
+  )
+  from public.conversations c
+  where c.id = p_conversation_id
+$$;
+revoke execute on function public.conversation_json(uuid) from public, anon, authenticated, service_role;
+
+-- Live connections of a conversation's current participants, as Recipient
+-- JSON, optionally leaving one user out (typing goes to the others only).
+create function public.live_recipients(p_conversation_id uuid, p_except_user_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    jsonb_agg(
+      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+      order by c.user_id, c.connection_id
+    ),
+    '[]'::jsonb
+  )
+  from public.participants p
+  join public.connections c on c.user_id = p.user_id
+  where p.conversation_id = p_conversation_id
+    and p.left_at is null
+    and (p_except_user_id is null or p.user_id <> p_except_user_id)
+    and public.connection_is_live(c.token_exp)
+$$;
+revoke execute on function public.live_recipients(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- The caller of a user-facing RPC. service_role without a user's claims has
+-- no caller, and must not be mistaken for one.
+create function public.require_caller()
+returns uuid
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_me uuid := auth.uid();
+begin
+  if v_me is null then
+    perform public.api_error('invalid_argument', 'A signed-in user is required.');
+  end if;
+  return v_me;
+end;
+$$;
+revoke execute on function public.require_caller() from public, anon, authenticated, service_role;
+
+-- A user's current participation, or not_a_participant. The same refusal for
+-- a conversation that does not exist, so the answer reveals nothing.
+create function public.require_participant(p_conversation_id uuid, p_user_id uuid)
+returns public.participants
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_participant public.participants;
+begin
+  select p.* into v_participant
+  from public.participants p
+  where p.conversation_id = p_conversation_id
+    and p.user_id = p_user_id
+    and p.left_at is null;
+  if not found then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+  return v_participant;
+end;
+$$;
+revoke execute on function public.require_participant(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- Locks the conversation row for a change made by one of its participants and
+-- returns the participation as of the lock. Outsiders are refused before any
+-- lock is taken (they must not be able to hold up someone else's
+-- conversation); the check is repeated under the lock because a concurrent
+-- leave may have committed in between, and every membership change takes this
+-- lock first.
+create function public.lock_as_participant(p_conversation_id uuid, p_user_id uuid)
+returns public.participants
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform public.require_participant(p_conversation_id, p_user_id);
+  -- The lock next_conversation_seq's update takes; it does not block inserts
+  -- of rows referencing the conversation, as FOR UPDATE would.
+  perform 1
+  from public.conversations c
+  where c.id = p_conversation_id
+  for no key update;
+  return public.require_participant(p_conversation_id, p_user_id);
+end;
+$$;
+revoke execute on function public.lock_as_participant(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- A conversation name as stored: trimmed, 1 to 200 characters, something
+-- visible, no control characters (names are shown in lists and
+-- notifications), or invalid_name.
+create function public.validated_conversation_name(p_name text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_name text := btrim(p_name);
+begin
+  if v_name is null
+     or public.is_blank(v_name)
+     or char_length(v_name) > 200
+     or v_name ~ '[[:cntrl:]]' then
+    perform public.api_error('invalid_name', 'The name must be 1 to 200 characters, without control characters.');
+  end if;
+  return v_name;
+end;
+$$;
+revoke execute on function public.validated_conversation_name(text) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- Internal RPCs (service_role only; the caller is p_user_id)
+-- ===========================================================================
+
+-- Finds or creates the 1:1 between the caller and another user, optionally
+-- about a context (e.g. 'listing' + id). Concurrency-safe: the unique index on
+-- the ordered pair (+ context) lets exactly one creator win; the other finds it.
+-- Opening a 1:1 the caller had left brings the caller back (member.joined);
+-- the other side is never pulled back by someone else.
+create function public.open_direct_conversation(
+  p_user_id uuid,
+  p_other_user_id uuid,
+  p_context_type text default null,
+  p_context_id text default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_low uuid;
+  v_high uuid;
+  v_id uuid;
+  v_created boolean := false;
+  v_rejoined public.participants;
+  v_payload jsonb;
+  v_seq bigint;
+  v_json jsonb;
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  if p_user_id is null then
+    perform public.api_error('invalid_argument', 'A signed-in user is required.');
+  end if;
+  if p_other_user_id is null then
+    perform public.api_error('invalid_argument', 'other_user_id is required.');
+  end if;
+  if (p_context_type is null) <> (p_context_id is null) then
+    perform public.api_error('invalid_argument', 'context_type and context_id must be given together.');
+  end if;
+  if char_length(p_context_type) not between 1 and 100 or char_length(p_context_id) not between 1 and 100 then
+    perform public.api_error('invalid_argument', 'context_type and context_id must be 1 to 100 characters.');
+  end if;
+  if p_other_user_id = p_user_id then
+    perform public.api_error('invalid_participant', 'You cannot open a direct conversation with yourself.');
+  end if;
+  if not exists (select 1 from public.profiles where id = p_other_user_id) then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+  if not exists (select 1 from public.profiles where id = p_user_id) then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+
+  v_low := least(p_user_id, p_other_user_id);
+  v_high := greatest(p_user_id, p_other_user_id);
+
+  insert into public.conversations
+    (kind, context_type, context_id, created_by, direct_user_low, direct_user_high, last_seq)
+  values
+    ('direct', p_context_type, p_context_id, p_user_id, v_low, v_high, 1)
+  on conflict (direct_user_low, direct_user_high, coalesce(context_type, ''), coalesce(context_id, ''))
+    where kind = 'direct'
+    do nothing
+  returning id into v_id;
+
+  if v_id is not null then
+    v_created := true;
+
+    insert into public.participants (conversation_id, user_id, role)
+    values (v_id, p_user_id, 'owner'),
+           (v_id, p_other_user_id, 'member');
+
+    v_json := public.conversation_json(v_id);
+    insert into public.conversation_events (conversation_id, seq, type, actor_id, payload)
+    values (v_id, 1, 'conversation.created', p_user_id, v_json);
+
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.created', v_id, 1, v_json),
+      public.live_recipients(v_id, null)
+    ));
+  else
+    -- Someone created it before (possibly a moment ago, concurrently).
+    select c.id into strict v_id
+    from public.conversations c
+    where c.kind = 'direct'
+      and c.direct_user_low = v_low
+      and c.direct_user_high = v_high
+      and coalesce(c.context_type, '') = coalesce(p_context_type, '')
+      and coalesce(c.context_id, '') = coalesce(p_context_id, '');
+
+    -- Conversation row first, then the participant: the order of every
+    -- membership change.
+    perform 1 from public.conversations c where c.id = v_id for no key update;
+
+    update public.participants p
+       set left_at = null,
+           joined_at = now()
+     where p.conversation_id = v_id
+       and p.user_id = p_user_id
+       and p.left_at is not null
+    returning p.* into v_rejoined;
+
+    if found then
+      v_payload := jsonb_build_object(
+        'user_id', v_rejoined.user_id, 'role', v_rejoined.role,
+        'joined_at', v_rejoined.joined_at, 'added_by', null);
+      v_seq := public.append_conversation_event(v_id, 'member.joined', p_user_id, null, v_payload);
+      v_deliveries := jsonb_build_array(public.delivery(
+        public.event_envelope('member.joined', v_id, v_seq, v_payload),
+        public.live_recipients(v_id, null)
+      ));
+    end if;
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', public.conversation_json(v_id), 'created', v_created),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+revoke execute on function public.open_direct_conversation(uuid, uuid, text, text) from public, anon, authenticated;
+grant execute on function public.open_direct_conversation(uuid, uuid, text, text) to service_role;
+
+-- Creates a group or a public room with the caller as owner and the given
+-- users as members, its conversation.created event as seq 1.
+create function public.create_conversation(
+  p_user_id uuid,
+  p_kind text,
+  p_name text,
+  p_member_ids uuid[] default '{}'
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_name text;
+  v_members uuid[];
+  v_id uuid;
+  v_json jsonb;
+  v_constraint text;
+begin
+  if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+  if p_kind is null or p_kind not in ('group', 'room') then
+    perform public.api_error('invalid_argument', 'kind must be group or room.');
+  end if;
+  v_name := public.validated_conversation_name(p_name);
+
+  if array_position(p_member_ids, null) is not null then
+    perform public.api_error('invalid_argument', 'member_ids must be user ids.');
+  end if;
+  -- The caller is the owner, not one of the members.
+  v_members := array(
+    select distinct m
+    from unnest(coalesce(p_member_ids, '{}'::uuid[])) as m
+    where m <> p_user_id
+    order by m
+  );
+  if cardinality(v_members) > 100 then
+    perform public.api_error('too_many_members', 'At most 100 members can be added at once.');
+  end if;
+  if exists (
+    select 1
+    from unnest(v_members) as m
+    where not exists (select 1 from public.profiles p where p.id = m)
+  ) then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+  if p_kind = 'room' and exists (
+    select 1 from public.conversations c where c.kind = 'room' and lower(c.name) = lower(v_name)
+  ) then
+    perform public.api_error('room_name_taken', 'A room with this name already exists.');
+  end if;
+
+  -- A subtransaction: a concurrent creator may take the room name between
+  -- the check above and this insert; the unique index decides.
+  begin
+    insert into public.conversations (kind, name, created_by, last_seq)
+    values (p_kind, v_name, p_user_id, 1)
+    returning id into v_id;
+  exception
+    when unique_violation then
+      get stacked diagnostics v_constraint = constraint_name;
+      if v_constraint is distinct from 'conversations_room_name_key' then
+        raise;
+      end if;
+      perform public.api_error('room_name_taken', 'A room with this name already exists.');
+  end;
+
+  insert into public.participants (conversation_id, user_id, role)
+  values (v_id, p_user_id, 'owner');
+  insert into public.participants (conversation_id, user_id, role)
+  select v_id, m, 'member' from unnest(v_members) as m;
+
+  v_json := public.conversation_json(v_id);
+  insert into public.conversation_events (conversation_id, seq, type, actor_id, payload)
+  values (v_id, 1, 'conversation.created', p_user_id, v_json);
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', v_json),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.created', v_id, 1, v_json),
+      public.live_recipients(v_id, null)
+    ))
+  );
+end;
+$$;
+revoke execute on function public.create_conversation(uuid, text, text, uuid[]) from public, anon, authenticated;
+grant execute on function public.create_conversation(uuid, text, text, uuid[]) to service_role;
+
+-- Renames a group or room (owner only, a durable event for everyone) and/or
+-- changes the caller's own archived / muted settings (private, no event).
+-- Every check comes before the first write.
+create function public.update_conversation(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_name text default null,
+  p_archived boolean default null,
+  p_muted boolean default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants;
+  v_conversation public.conversations;
+  v_name text;
+  v_payload jsonb;
+  v_seq bigint;
+  v_constraint text;
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  if p_name is null and p_archived is null and p_muted is null then
+    perform public.api_error('invalid_argument', 'Give name, archived or muted.');
+  end if;
+
+  if p_name is null then
+    -- Only the caller's own row changes: no need to hold up the conversation.
+    v_me := public.require_participant(p_conversation_id, p_user_id);
+  else
+    v_me := public.lock_as_participant(p_conversation_id, p_user_id);
+    select c.* into v_conversation from public.conversations c where c.id = p_conversation_id;
+    if v_conversation.kind = 'direct' then
+      perform public.api_error('unsupported_for_kind', 'A direct conversation has no name.');
+    end if;
+    if v_me.role <> 'owner' then
+      perform public.api_error('not_owner', 'Only the owner can rename the conversation.');
+    end if;
+    v_name := public.validated_conversation_name(p_name);
+    if v_conversation.kind = 'room' and exists (
+      select 1
+      from public.conversations c
+      where c.kind = 'room'
+        and lower(c.name) = lower(v_name)
+        and c.id <> p_conversation_id
+    ) then
+      perform public.api_error('room_name_taken', 'A room with this name already exists.');
+    end if;
+  end if;
+
+  if v_name is not null and v_name is distinct from v_conversation.name then
+    begin
+      update public.conversations c set name = v_name where c.id = p_conversation_id;
+    exception
+      when unique_violation then
+        get stacked diagnostics v_constraint = constraint_name;
+        if v_constraint is distinct from 'conversations_room_name_key' then
+          raise;
+        end if;
+        perform public.api_error('room_name_taken', 'A room with this name already exists.');
+    end;
+    v_payload := jsonb_build_object('name', v_name, 'updated_by', p_user_id);
+    v_seq := public.append_conversation_event(p_conversation_id, 'conversation.updated', p_user_id, null, v_payload);
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.updated', p_conversation_id, v_seq, v_payload),
+      public.live_recipients(p_conversation_id, null)
+    ));
+  end if;
+
+  if p_archived is not null or p_muted is not null then
+    update public.participants p
+       set archived = coalesce(p_archived, p.archived),
+           muted = coalesce(p_muted, p.muted)
+     where p.conversation_id = p_conversation_id
+       and p.user_id = p_user_id
+    returning p.* into v_me;
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me)),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+revoke execute on function public.update_conversation(uuid, uuid, text, boolean, boolean) from public, anon, authenticated;
+grant execute on function public.update_conversation(uuid, uuid, text, boolean, boolean) to service_role;
+
+-- Adds users to a group or room (owner only). Current members are skipped;
+-- former members come back as members. Each addition is a durable
+-- member.joined event; the added users are also sent the conversation itself,
+-- which they did not know.
+create function public.add_members(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_user_ids uuid[]
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants;
+  v_kind text;
+  v_ids uuid[];
+  v_user uuid;
+  v_row public.participants;
+  v_payload jsonb;
+  v_seq bigint;
+  v_added uuid[] := '{}'::uuid[];
+  v_events jsonb := '[]'::jsonb;
+  v_json jsonb;
+  v_recipients jsonb;
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  v_me := public.require_participant(p_conversation_id, p_user_id);
+  select c.kind into v_kind from public.conversations c where c.id = p_conversation_id;
+  if v_kind = 'direct' then
+    perform public.api_error('unsupported_for_kind', 'A direct conversation has exactly its two users.');
+  end if;
+  if v_me.role <> 'owner' then
+    perform public.api_error('not_owner', 'Only the owner can add members.');
+  end if;
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
+  end if;
+  if array_position(p_user_ids, null) is not null then
+    perform public.api_error('invalid_argument', 'user_ids must be user ids.');
+  end if;
+  -- Deduplicated, in the order given.
+  v_ids := array(
+    select u
+    from unnest(p_user_ids) with ordinality as t (u, i)
+    group by u
+    order by min(i)
+  );
+  if cardinality(v_ids) > 100 then
+    perform public.api_error('too_many_members', 'At most 100 members can be added at once.');
+  end if;
+  if exists (
+    select 1
+    from unnest(v_ids) as u
+    where not exists (select 1 from public.profiles p where p.id = u)
+  ) then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  -- Ownership as of the lock: the owner may have left meanwhile.
+  v_me := public.lock_as_participant(p_conversation_id, p_user_id);
+  if v_me.role <> 'owner' then
+    perform public.api_error('not_owner', 'Only the owner can add members.');
+  end if;
+
+  foreach v_user in array v_ids loop
+    insert into public.participants (conversation_id, user_id, role, joined_at)
+    values (p_conversation_id, v_user, 'member', now())
+    on conflict (conversation_id, user_id) do update
+       set left_at = null,
+           joined_at = excluded.joined_at,
+           role = 'member'
+     where public.participants.left_at is not null
+    returning * into v_row;
+
+    if found then
+      v_added := v_added || v_user;
+      v_payload := jsonb_build_object(
+        'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', p_user_id);
+      v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
+      v_events := v_events || jsonb_build_array(public.event_envelope('member.joined', p_conversation_id, v_seq, v_payload));
+    end if;
+  end loop;
+
+  v_json := public.conversation_json(p_conversation_id);
+  if cardinality(v_added) > 0 then
+    -- The conversation first: an added user's client learns of it before
+    -- the events that refer to it. Not durable (no seq): it is a snapshot.
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('conversation.created', p_conversation_id, null, v_json),
+      public.user_recipients(v_added)
+    ));
+    v_recipients := public.live_recipients(p_conversation_id, null);
+    v_deliveries := v_deliveries || coalesce((
+      select jsonb_agg(public.delivery(e, v_recipients) order by (e ->> 'seq')::bigint)
+      from jsonb_array_elements(v_events) as e
+    ), '[]'::jsonb);
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', v_json, 'added', to_jsonb(v_added)),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+revoke execute on function public.add_members(uuid, uuid, uuid[]) from public, anon, authenticated;
+grant execute on function public.add_members(uuid, uuid, uuid[]) to service_role;
+
+-- Joins a public room. Joining again is not an error (joined = false).
+-- A room whose members all left has no owner; whoever joins it next becomes
+-- the owner, so a room with members always has one (as leave_conversation
+-- keeps it).
+create function public.join_room(p_user_id uuid, p_conversation_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_role text;
+  v_row public.participants;
+  v_payload jsonb;
+  v_seq bigint;
+begin
+  if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+
+  -- Only rooms are open to join; anything else looks like nothing at all.
+  perform 1
+  from public.conversations c
+  where c.id = p_conversation_id
+    and c.kind = 'room'
+  for no key update;
+  if not found then
+    perform public.api_error('conversation_not_found', 'No such room.');
+  end if;
+
+  if exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    return jsonb_build_object(
+      'result', jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'joined', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  v_role := case when exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and p.role = 'owner'
+  ) then 'member' else 'owner' end;
+
+  insert into public.participants (conversation_id, user_id, role, joined_at)
+  values (p_conversation_id, p_user_id, v_role, now())
+  on conflict (conversation_id, user_id) do update
+     set left_at = null,
+         joined_at = excluded.joined_at,
+         role = excluded.role
+  returning * into v_row;
+
+  v_payload := jsonb_build_object(
+    'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', null);
+  v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'joined', true),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('member.joined', p_conversation_id, v_seq, v_payload),
+      public.live_recipients(p_conversation_id, null)
+    ))
+  );
+end;
+$$;
+revoke execute on function public.join_room(uuid, uuid) from public, anon, authenticated;
+grant execute on function public.join_room(uuid, uuid) to service_role;
+
+-- Leaves a conversation. If that leaves no owner among the current members,
+-- the longest-standing member becomes the owner, so someone can still manage
+-- it. The leaver's own devices get the event too (to drop the conversation).
+create function public.leave_conversation(p_user_id uuid, p_conversation_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_left_at timestamptz;
+  v_new_owner uuid;
+  v_payload jsonb;
+  v_seq bigint;
+begin
+  perform public.lock_as_participant(p_conversation_id, p_user_id);
+
+  update public.participants p
+     set left_at = now()
+   where p.conversation_id = p_conversation_id
+     and p.user_id = p_user_id
+  returning p.left_at into v_left_at;
+
+  if not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and p.role = 'owner'
+  ) then
+    update public.participants p
+       set role = 'owner'
+     where (p.conversation_id, p.user_id) = (
+       select q.conversation_id, q.user_id
+       from public.participants q
+       where q.conversation_id = p_conversation_id
+         and q.left_at is null
+       order by q.joined_at, q.user_id
+       limit 1
+     )
+    returning p.user_id into v_new_owner;
+  end if;
+
+  v_payload := jsonb_build_object('user_id', p_user_id, 'left_at', v_left_at, 'new_owner_id', v_new_owner);
+  v_seq := public.append_conversation_event(p_conversation_id, 'member.left', p_user_id, null, v_payload);
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('conversation_id', p_conversation_id, 'left', true, 'seq', v_seq),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('member.left', p_conversation_id, v_seq, v_payload),
+      public.live_recipients(p_conversation_id, null) || public.user_recipients(array[p_user_id])
+    ))
+  );
+end;
+$$;
+revoke execute on function public.leave_conversation(uuid, uuid) from public, anon, authenticated;
+grant execute on function public.leave_conversation(uuid, uuid) to service_role;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is auth.uid())
+-- ===========================================================================
+
+-- Public rooms, most recently active first, a page at a time.
+create function public.list_rooms(p_limit int default 50, p_cursor text default null)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_limit int := least(greatest(coalesce(p_limit, 50), 1), 100);
+  v_after_at timestamptz;
+  v_after_id uuid;
+begin
+  if p_cursor is not null then
+    select d.o_at, d.o_id into v_after_at, v_after_id from public.decode_cursor(p_cursor) d;
+  end if;
+
+  return public.cursor_page('rooms', (
+    select coalesce(jsonb_agg(jsonb_build_object(
+      'id', r.id,
+      'name', r.name,
+      'created_by', r.created_by,
+      'created_at', r.created_at,
+      'member_count', (select count(*) from public.participants p where p.conversation_id = r.id and p.left_at is null),
+      'message_count', (select count(*) from public.messages m where m.conversation_id = r.id and m.deleted_at is null),
+      'last_activity_at', r.last_activity_at,
+      'joined', exists (
+        select 1 from public.participants p
+        where p.conversation_id = r.id and p.user_id = v_me and p.left_at is null
+      )
+    ) order by r.last_activity_at desc, r.id desc), '[]'::jsonb)
+    from (
+      select c.id, c.name, c.created_by, c.created_at, a.at as last_activity_at
+      from public.conversations c
+      left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+      cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
+      where c.kind = 'room'
+        and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
+      order by a.at desc, c.id desc
+      -- One row more than the page says whether there is another page.
+      limit v_limit + 1
+    ) r
+  ), v_limit);
+end;
+$$;
+revoke execute on function public.list_rooms(int, text) from public, anon;
+grant execute on function public.list_rooms(int, text) to authenticated, service_role;
+
+-- The caller's current conversations, most recently active first, a page at
+-- a time, each with what a conversation list shows (last message, unread
+-- count, the caller's own settings).
+create function public.list_conversations(
+  p_limit int default 20,
+  p_cursor text default null,
+  p_archived boolean default null
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_limit int := least(greatest(coalesce(p_limit, 20), 1), 100);
+  v_after_at timestamptz;
+  v_after_id uuid;
+begin
+  if p_cursor is not null then
+    select d.o_at, d.o_id into v_after_at, v_after_id from public.decode_cursor(p_cursor) d;
+  end if;
+
+  return public.cursor_page('conversations', (
+    select coalesce(jsonb_agg(jsonb_build_object(
+      'id', r.id,
+      'kind', r.kind,
+      'name', r.name,
+      'context_type', r.context_type,
+      'context_id', r.context_id,
+      'created_at', r.created_at,
+      'last_seq', r.last_seq,
+      'last_activity_at', r.last_activity_at,
+      'member_count', (select count(*) from public.participants q where q.conversation_id = r.id and q.left_at is null),
+      'other_user_id', case when r.kind = 'direct'
+                            then case when r.direct_user_low = v_me then r.direct_user_high else r.direct_user_low end
+                       end,
+      'last_message', (
+        select public.message_json(m)
+        from public.messages m
+        where m.conversation_id = r.id
+        order by m.seq desc
+        limit 1
+      ),
+      'unread_count', public.unread_count(r.id, v_me, r.last_read_seq),
+      'last_read_seq', r.last_read_seq,
+      'archived', r.archived,
+      'muted', r.muted,
+      'role', r.role
+    ) order by r.last_activity_at desc, r.id desc), '[]'::jsonb)
+    from (
+      select c.id, c.kind, c.name, c.context_type, c.context_id, c.created_at, c.last_seq,
+             c.direct_user_low, c.direct_user_high, a.at as last_activity_at,
+             p.role, p.last_read_seq, p.archived, p.muted
+      from public.participants p
+      join public.conversations c on c.id = p.conversation_id
+      left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+      cross join lateral (select coalesce(e.created_at, c.created_at) as at) a
+      where p.user_id = v_me
+        and p.left_at is null
+        and (p_archived is null or p.archived = p_archived)
+        and (v_after_id is null or (a.at, c.id) < (v_after_at, v_after_id))
+      order by a.at desc, c.id desc
+      limit v_limit + 1
+    ) r
+  ), v_limit);
+end;
+$$;
+revoke execute on function public.list_conversations(int, text, boolean) from public, anon;
+grant execute on function public.list_conversations(int, text, boolean) to authenticated, service_role;
+
+-- One conversation and the caller's own settings in it.
+create function public.get_conversation(p_conversation_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants := public.require_participant(p_conversation_id, auth.uid());
+begin
+  return jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me));
+end;
+$$;
+revoke execute on function public.get_conversation(uuid) from public, anon;
+grant execute on function public.get_conversation(uuid) to authenticated, service_role;
+
+-- Counts about one conversation, for its participants.
+create function public.conversation_stats(p_conversation_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform public.require_participant(p_conversation_id, auth.uid());
+
+  return (
+    select jsonb_build_object(
+      'conversation_id', c.id,
+      'kind', c.kind,
+      'name', c.name,
+      'message_count', (
+        select count(*) from public.messages m where m.conversation_id = c.id and m.deleted_at is null
+      ),
+      'participant_count', (
+        select count(*) from public.participants p where p.conversation_id = c.id and p.left_at is null
+      ),
+      'online_count', (
+        select count(*)
+        from public.participants p
+        where p.conversation_id = c.id
+          and p.left_at is null
+          and public.is_online(p.user_id)
+      ),
+      'last_message', (
+        select public.message_json(m) from public.messages m where m.conversation_id = c.id order by m.seq desc limit 1
+      ),
+      'last_activity_at', coalesce(e.created_at, c.created_at),
+      'last_seq', c.last_seq
+    )
+    from public.conversations c
+    left join public.conversation_events e on e.conversation_id = c.id and e.seq = c.last_seq
+    where c.id = p_conversation_id
+  );
+end;
+$$;
+revoke execute on function public.conversation_stats(uuid) from public, anon;
+grant execute on function public.conversation_stats(uuid) to authenticated, service_role;
+
+-- How many live connections each current participant has: enough to show
+-- who is around, never the connection ids (those address someone's devices).
+create function public.conversation_connections(p_conversation_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_users jsonb;
+begin
+  perform public.require_participant(p_conversation_id, auth.uid());
+
+  select coalesce(jsonb_agg(jsonb_build_object('user_id', u.user_id, 'connections', u.connections) order by u.user_id), '[]'::jsonb)
+  into v_users
+  from (
+    select p.user_id, count(*)::int as connections
+    from public.participants p
+    join public.connections c on c.user_id = p.user_id
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and public.connection_is_live(c.token_exp)
+    group by p.user_id
+  ) u;
+
+  return jsonb_build_object(
+    'conversation_id', p_conversation_id,
+    'users', v_users,
+    'total_connections', (select coalesce(sum((u ->> 'connections')::int), 0) from jsonb_array_elements(v_users) as u)
+  );
+end;
+$$;
+revoke execute on function public.conversation_connections(uuid) from public, anon;
+grant execute on function public.conversation_connections(uuid) to authenticated, service_role;
+
+-- ===========================================================================
+-- sql/schemas/40_messages.sql
+-- ===========================================================================
+
+-- Messages: sending (idempotent per client_msg_id), typing, history, edits
+-- and deletes. Participants read them through RLS; every write goes through
+-- an RPC that also writes the conversation's event (50_events.sql).
+
+create table public.messages (
+  id uuid primary key default gen_random_uuid(),
+  conversation_id uuid not null references public.conversations (id) on delete cascade,
+  seq bigint not null
+    constraint messages_seq_positive check (seq > 0),
+  -- Null for system messages, and after the author's account is deleted.
+  sender_id uuid references public.profiles (id) on delete set null,
+  client_msg_id text
+    constraint messages_client_msg_id_length check (char_length(client_msg_id) between 1 and 100),
+  kind text not null default 'text'
+    constraint messages_kind_check check (kind in ('text', 'image', 'file', 'system')),
+  body text
+    constraint messages_body_length check (char_length(body) <= 5000),
+  attachment jsonb
+    constraint messages_attachment_object check (attachment is null or jsonb_typeof(attachment) = 'object'),
+  reply_to_id uuid references public.messages (id) on delete set null,
+  created_at timestamptz not null default now(),
+  edited_at timestamptz,
+  deleted_at timestamptz,
+  -- What search_messages (80_search.sql) matches: both stemmings at once.
+  search tsvector generated always as (
+    to_tsvector('english'::regconfig, coalesce(body, ''))
+    || to_tsvector('spanish'::regconfig, coalesce(body, ''))
+  ) stored,
+  -- A live text message says something; a deleted one may have its body wiped.
+  constraint messages_text_body_not_blank check (
+    kind <> 'text'
+    or deleted_at is not null
+    or not public.is_blank(body)
+  ),
+  constraint messages_conversation_seq_key unique (conversation_id, seq),
+  -- Idempotency key of a send: a retry finds the stored message.
+  constraint messages_sender_client_msg_id_key unique (sender_id, client_msg_id)
+);
+
+comment on column public.messages.client_msg_id is
+  'Idempotency key chosen by the sending client; unique per sender.';
+
+create index messages_reply_to_id_idx on public.messages (reply_to_id) where reply_to_id is not null;
+
+alter table public.messages enable row level security;
+revoke all on table public.messages from anon, authenticated;
+grant select on table public.messages to authenticated;
+grant all on table public.messages to service_role;
+
+create policy "messages are readable by participants"
+  on public.messages
+  for select
+  to authenticated
+  using (public.is_participant(conversation_id));
+
+-- ===========================================================================
+-- Helpers
+-- ===========================================================================
+
+-- The Message JSON shape. A deleted message keeps its place (id, seq) but
+-- shows no content.
+create function public.message_json(p_message public.messages)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', p_message.id,
+    'conversation_id', p_message.conversation_id,
+    'seq', p_message.seq,
+    'sender_id', p_message.sender_id,
+    'client_msg_id', p_message.client_msg_id,
+    'kind', p_message.kind,
+    'body', case when p_message.deleted_at is null then p_message.body end,
+    'attachment', case when p_message.deleted_at is null then p_message.attachment end,
+    'reply_to_id', p_message.reply_to_id,
+    'created_at', p_message.created_at,
+    'edited_at', p_message.edited_at,
+    'deleted_at', p_message.deleted_at
+  )
+$$;
+revoke execute on function public.message_json(public.messages) from public, anon, authenticated, service_role;
+
+-- Validates an attachment for a message kind and returns the stored form
+-- ({url, name, mime_type, size_bytes}, nothing else), or null for text.
+create function public.validated_attachment(p_kind text, p_attachment jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_url text;
+  v_name text;
+  v_mime text;
+  v_size numeric;
+begin
+  if p_kind = 'text' then
+    if p_attachment is not null and jsonb_typeof(p_attachment) <> 'null' then
+      perform public.api_error('invalid_attachment', 'A text message cannot carry an attachment.');
+    end if;
+    return null;
+  end if;
+
+  if p_attachment is null or jsonb_typeof(p_attachment) <> 'object' then
+    perform public.api_error('invalid_attachment',
+      format('A %s message needs an attachment object {url, name, mime_type, size_bytes}.', p_kind));
+  end if;
+
+  if jsonb_typeof(p_attachment -> 'url') is distinct from 'string'
+     or jsonb_typeof(p_attachment -> 'name') is distinct from 'string'
+     or jsonb_typeof(p_attachment -> 'mime_type') is distinct from 'string'
+     or jsonb_typeof(p_attachment -> 'size_bytes') is distinct from 'number' then
+    perform public.api_error('invalid_attachment',
+      'The attachment needs url, name and mime_type strings and a size_bytes number.');
+  end if;
+
+  v_url := p_attachment ->> 'url';
+  v_name := btrim(p_attachment ->> 'name');
+  v_mime := lower(btrim(p_attachment ->> 'mime_type'));
+  v_size := (p_attachment ->> 'size_bytes')::numeric;
+
+  if char_length(v_url) > 2048 or v_url !~ '^https://[^\s/?#]+[^\s]*$' then
+    perform public.api_error('invalid_attachment', 'The attachment url must be an https URL of at most 2048 characters.');
+  end if;
+  if public.is_blank(v_name) or char_length(v_name) > 255 then
+    perform public.api_error('invalid_attachment', 'The attachment name must be 1 to 255 characters.');
+  end if;
+  if char_length(v_mime) > 255 or v_mime !~ '^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$' then
+    perform public.api_error('invalid_attachment', 'The attachment mime_type must look like type/subtype.');
+  end if;
+  if p_kind = 'image' and v_mime not like 'image/%' then
+    perform public.api_error('invalid_attachment', 'An image message needs an image/* mime_type.');
+  end if;
+  if v_size <= 0 or v_size <> trunc(v_size) or v_size > 9007199254740991 then
+    perform public.api_error('invalid_attachment', 'The attachment size_bytes must be a positive whole number.');
+  end if;
+
+  return jsonb_build_object('url', v_url, 'name', v_name, 'mime_type', v_mime, 'size_bytes', v_size::bigint);
+end;
+$$;
+revoke execute on function public.validated_attachment(text, jsonb) from public, anon, authenticated, service_role;
+
+-- Finds a message the caller may act on, locked for the change: the
+-- conversation row first (through lock_as_participant, the order of every
+-- durable change), then the message. A message that does not exist and one
+-- in a conversation the caller is not in are the same message_not_found.
+create function public.lock_message_for_change(p_user_id uuid, p_message_id uuid)
+returns public.messages
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_conversation_id uuid;
+  v_message public.messages;
+begin
+  select m.conversation_id into v_conversation_id
+  from public.messages m
+  where m.id = p_message_id;
+
+  if v_conversation_id is null or p_user_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = v_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    perform public.api_error('message_not_found', 'No such message.');
+  end if;
+
+  perform public.lock_as_participant(v_conversation_id, p_user_id);
+
+  select m.* into v_message
+  from public.messages m
+  where m.id = p_message_id
+  for update;
+
+  if v_message.kind = 'system' or v_message.sender_id is distinct from p_user_id then
+    perform public.api_error('not_author', 'Only the author can change a message.');
+  end if;
+  return v_message;
+end;
+$$;
+revoke execute on function public.lock_message_for_change(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- Records a change of a message (message.updated or message.deleted) as the
+-- conversation's next durable event, rewrites the payloads of the message's
+-- earlier events to its new content (participants replay them, and an old or
+-- deleted text must not survive anywhere they can read), and returns the
+-- delivery of the new event to the members.
+create function public.record_message_change(p_type text, p_user_id uuid, p_message public.messages)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_json jsonb := public.message_json(p_message);
+  v_seq bigint := public.append_conversation_event(p_message.conversation_id, p_type, p_user_id, p_message.id, v_json);
+begin
+  update public.conversation_events e
+     set payload = v_json
+   where e.conversation_id = p_message.conversation_id
+     and e.message_id = p_message.id
+     and e.seq < v_seq;
+
+  return public.delivery(
+    public.event_envelope(p_type, p_message.conversation_id, v_seq, v_json),
+    public.live_recipients(p_message.conversation_id, null)
+  );
+end;
+$$;
+revoke execute on function public.record_message_change(text, uuid, public.messages) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- Internal RPCs (service_role only; the caller is p_user_id or p_sender)
+-- ===========================================================================
+
+-- Stores a message and its message.created event under the next seq, and
+-- returns the stored message with everyone to push it to, in one round trip.
+-- Idempotent per (sender, client_msg_id): a repeat returns the stored message
+-- with duplicate = true and takes no seq.
+create function public.send_message(
+  p_sender uuid,
+  p_conversation_id uuid,
+  p_client_msg_id text,
+  p_kind text default 'text',
+  p_body text default null,
+  p_attachment jsonb default null,
+  p_reply_to_id uuid default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_kind text := coalesce(p_kind, 'text');
+  v_body text := p_body;
+  v_attachment jsonb;
+  v_message public.messages;
+  v_duplicate boolean := false;
+  v_seq bigint;
+  v_now timestamptz;
+  v_json jsonb;
+  v_constraint text;
+begin
+  if p_sender is null or p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_sender
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  if p_client_msg_id is null or char_length(p_client_msg_id) not between 1 and 100 then
+    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters.');
+  end if;
+
+  select m.* into v_message
+  from public.messages m
+  where m.sender_id = p_sender
+    and m.client_msg_id = p_client_msg_id;
+  v_duplicate := found;
+
+  if not v_duplicate then
+    if v_kind not in ('text', 'image', 'file') then
+      perform public.api_error('invalid_kind', 'kind must be text, image or file.');
+    end if;
+
+    if v_kind = 'text' and public.is_blank(v_body) then
+      perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+    end if;
+    if char_length(v_body) > 5000 then
+      perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
+    end if;
+    if public.is_blank(v_body) then
+      -- An optional caption that says nothing is no caption.
+      v_body := null;
+    end if;
+
+    v_attachment := public.validated_attachment(v_kind, p_attachment);
+
+    if p_reply_to_id is not null and not exists (
+      select 1
+      from public.messages m
+      where m.id = p_reply_to_id
+        and m.conversation_id = p_conversation_id
+    ) then
+      perform public.api_error('invalid_reply', 'reply_to_id must be a message of this conversation.');
+    end if;
+
+    -- A subtransaction: if a concurrent send with the same client_msg_id
+    -- wins the unique key, the seq taken here is rolled back with the insert.
+    begin
+      v_seq := public.next_conversation_seq(p_conversation_id);
+      v_now := clock_timestamp();
+
+      insert into public.messages
+        (conversation_id, seq, sender_id, client_msg_id, kind, body, attachment, reply_to_id, created_at)
+      values
+        (p_conversation_id, v_seq, p_sender, p_client_msg_id, v_kind, v_body, v_attachment, p_reply_to_id, v_now)
+      returning * into v_message;
+
+      v_json := public.message_json(v_message);
+
+      insert into public.conversation_events (conversation_id, seq, type, message_id, actor_id, payload, created_at)
+      values (p_conversation_id, v_seq, 'message.created', v_message.id, p_sender, v_json, v_now);
+    exception
+      when unique_violation then
+        get stacked diagnostics v_constraint = constraint_name;
+        if v_constraint is distinct from 'messages_sender_client_msg_id_key' then
+          raise;
+        end if;
+        select m.* into v_message
+        from public.messages m
+        where m.sender_id = p_sender
+          and m.client_msg_id = p_client_msg_id;
+        if not found then
+          raise;
+        end if;
+        v_duplicate := true;
+    end;
+  end if;
+
+  if v_duplicate then
+    if v_message.conversation_id <> p_conversation_id then
+      perform public.api_error('idempotency_conflict',
+        'This client_msg_id was already used for a message in another conversation.');
+    end if;
+    v_json := public.message_json(v_message);
+  end if;
+
+  return jsonb_build_object(
+    'message', v_json,
+    'duplicate', v_duplicate,
+    'recipients', public.live_recipients(p_conversation_id, null)
+  );
+end;
+$$;
+revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) from public, anon, authenticated;
+grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) to service_role;
+
+-- Where to send a typing indicator: the other current participants' live connections.
+create function public.typing_recipients(p_user_id uuid, p_conversation_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if p_user_id is null or p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  return jsonb_build_object('recipients', public.live_recipients(p_conversation_id, p_user_id));
+end;
+$$;
+revoke execute on function public.typing_recipients(uuid, uuid) from public, anon, authenticated;
+grant execute on function public.typing_recipients(uuid, uuid) to service_role;
+
+-- Edits the text (or an attachment's caption) of the caller's message. The
+-- message.updated event is durable; the earlier events of the message are
+-- rewritten to the new content, because participants replay them and the
+-- old text must not survive anywhere they can read.
+create function public.edit_message(p_user_id uuid, p_message_id uuid, p_body text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+  v_body text := p_body;
+begin
+  if v_message.deleted_at is not null then
+    perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
+  end if;
+
+  if v_message.kind = 'text' and public.is_blank(v_body) then
+    perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+  end if;
+  if char_length(v_body) > 5000 then
+    perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
+  end if;
+  if public.is_blank(v_body) then
+    -- An optional caption that says nothing is no caption.
+    v_body := null;
+  end if;
+
+  if v_body is not distinct from v_message.body then
+    return jsonb_build_object(
+      'result', jsonb_build_object('message', public.message_json(v_message), 'changed', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  update public.messages m
+     set body = v_body,
+         edited_at = now()
+   where m.id = p_message_id
+  returning m.* into v_message;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', public.message_json(v_message), 'changed', true),
+    'deliveries', jsonb_build_array(public.record_message_change('message.updated', p_user_id, v_message))
+  );
+end;
+$$;
+revoke execute on function public.edit_message(uuid, uuid, text) from public, anon, authenticated;
+grant execute on function public.edit_message(uuid, uuid, text) to service_role;
+
+-- Deletes the caller's message: it keeps its place (id, seq) as a tombstone,
+-- its content is wiped from the row (the search column follows, so it never
+-- matches again) and from every earlier event of the message.
+create function public.delete_message(p_user_id uuid, p_message_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+begin
+  if v_message.deleted_at is not null then
+    return jsonb_build_object(
+      'result', jsonb_build_object('message', public.message_json(v_message), 'deleted', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  update public.messages m
+     set deleted_at = now(),
+         body = null,
+         attachment = null
+   where m.id = p_message_id
+  returning m.* into v_message;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', public.message_json(v_message), 'deleted', true),
+    'deliveries', jsonb_build_array(public.record_message_change('message.deleted', p_user_id, v_message))
+  );
+end;
+$$;
+revoke execute on function public.delete_message(uuid, uuid) from public, anon, authenticated;
+grant execute on function public.delete_message(uuid, uuid) to service_role;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is auth.uid())
+-- ===========================================================================
+
+-- A page of history, always in ascending seq order.
+-- With p_after_seq: the oldest messages after it (catching up), has_more
+-- meaning newer ones remain. Otherwise: the newest before p_before_seq (or
+-- the newest overall), has_more meaning older ones remain.
+create function public.list_messages(
+  p_conversation_id uuid,
+  p_before_seq bigint default null,
+  p_after_seq bigint default null,
+  p_limit int default 50
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_limit int := least(greatest(coalesce(p_limit, 50), 1), 100);
+  v_rows public.messages[];
+begin
+  if p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = auth.uid()
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+  if p_before_seq is not null and p_after_seq is not null then
+    perform public.api_error('invalid_argument', 'Give before_seq or after_seq, not both.');
+  end if;
+
+  -- One row more than the page says whether there is more.
+  if p_after_seq is not null then
+    v_rows := array(
+      select m
+      from public.messages m
+      where m.conversation_id = p_conversation_id
+        and m.seq > p_after_seq
+      order by m.seq
+      limit v_limit + 1
+    );
+  else
+    v_rows := array(
+      select m
+      from public.messages m
+      where m.conversation_id = p_conversation_id
+        and (p_before_seq is null or m.seq < p_before_seq)
+      order by m.seq desc
+      limit v_limit + 1
+    );
+  end if;
+
+  return jsonb_build_object(
+    'messages', (
+      select coalesce(jsonb_agg(public.message_json(r) order by r.seq), '[]'::jsonb)
+      from unnest(v_rows[1:v_limit]) as r
+    ),
+    'has_more', coalesce(array_length(v_rows, 1), 0) > v_limit
+  );
+end;
+$$;
+revoke execute on function public.list_messages(uuid, bigint, bigint, int) from public, anon;
+grant execute on function public.list_messages(uuid, bigint, bigint, int) to authenticated, service_role;
+
+-- ===========================================================================
+-- sql/schemas/50_events.sql
+-- ===========================================================================
+
+-- Conversation events: the durable, gap-free log of each conversation, which
+-- a client replays to catch up. Every durable change of a conversation takes
+-- the next last_seq in the same transaction and writes its event with it.
+
+create table public.conversation_events (
+  conversation_id uuid not null references public.conversations (id) on delete cascade,
+  seq bigint not null
+    constraint conversation_events_seq_positive check (seq > 0),
+  type text not null
+    constraint conversation_events_type_length check (char_length(type) between 1 and 64),
+  message_id uuid references public.messages (id) on delete set null,
+  actor_id uuid references public.profiles (id) on delete set null,
+  payload jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now(),
+  primary key (conversation_id, seq)
+);
+
+comment on column public.conversation_events.payload is
+  'What the event pushed to clients. Participants can replay it, so whatever '
+  'deletes or edits a message must rewrite the payloads of that message''s earlier events.';
+
+-- health_stats counts conversations with an event in the last 24 hours.
+create index conversation_events_created_at_idx on public.conversation_events (created_at);
+create index conversation_events_message_id_idx on public.conversation_events (message_id) where message_id is not null;
+
+alter table public.conversation_events enable row level security;
+revoke all on table public.conversation_events from anon, authenticated;
+grant select on table public.conversation_events to authenticated;
+grant all on table public.conversation_events to service_role;
+
+create policy "conversation events are readable by participants"
+  on public.conversation_events
+  for select
+  to authenticated
+  using (public.is_participant(conversation_id));
+
+-- Takes the conversation's next sequence number. The row lock this update
+-- takes serializes every durable change of one conversation until commit,
+-- which is what keeps seq gap-free and in commit order.
+create function public.next_conversation_seq(p_conversation_id uuid)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_seq bigint;
+begin
+  update public.conversations
+     set last_seq = last_seq + 1
+   where id = p_conversation_id
+  returning last_seq into v_seq;
+
+  if v_seq is null then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+  return v_seq;
+end;
+$$;
+revoke execute on function public.next_conversation_seq(uuid) from public, anon, authenticated, service_role;
+
+-- Appends a durable event (other than message.created, which send_message
+-- writes together with its message, and conversation.created, seq 1 of a new
+-- conversation) and returns its seq, so every change numbers events the same
+-- way.
+create function public.append_conversation_event(
+  p_conversation_id uuid,
+  p_type text,
+  p_actor_id uuid,
+  p_message_id uuid,
+  p_payload jsonb
+)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_seq bigint := public.next_conversation_seq(p_conversation_id);
+begin
+  insert into public.conversation_events (conversation_id, seq, type, message_id, actor_id, payload, created_at)
+  values (p_conversation_id, v_seq, p_type, p_message_id, p_actor_id, coalesce(p_payload, '{}'::jsonb), clock_timestamp());
+  return v_seq;
+end;
+$$;
+revoke execute on function public.append_conversation_event(uuid, text, uuid, uuid, jsonb) from public, anon, authenticated, service_role;
+
+-- The durable events after a seq, in order, as the envelopes the WebSocket
+-- pushed (with their payloads as rewritten by later edits and deletes): how a
+-- client that was offline catches up.
+create function public.list_events(p_conversation_id uuid, p_after_seq bigint default 0, p_limit int default 100)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_limit int := least(greatest(coalesce(p_limit, 100), 1), 500);
+  v_rows public.conversation_events[];
+begin
+  perform public.require_participant(p_conversation_id, auth.uid());
+  if p_after_seq < 0 then
+    perform public.api_error('invalid_argument', 'after_seq must not be negative.');
+  end if;
+
+  -- One row more than the page says whether there is more.
+  v_rows := array(
+    select e
+    from public.conversation_events e
+    where e.conversation_id = p_conversation_id
+      and e.seq > coalesce(p_after_seq, 0)
+    order by e.seq
+    limit v_limit + 1
+  );
+
+  return jsonb_build_object(
+    'events', (
+      select coalesce(jsonb_agg(
+        public.event_envelope(r.type, r.conversation_id, r.seq, r.payload)
+          || jsonb_build_object('actor_id', r.actor_id, 'created_at', r.created_at)
+        order by r.seq
+      ), '[]'::jsonb)
+      from unnest(v_rows[1:v_limit]) as r
+    ),
+    'has_more', coalesce(array_length(v_rows, 1), 0) > v_limit,
+    'last_seq', (select c.last_seq from public.conversations c where c.id = p_conversation_id)
+  );
+end;
+$$;
+revoke execute on function public.list_events(uuid, bigint, int) from public, anon;
+grant execute on function public.list_events(uuid, bigint, int) to authenticated, service_role;
+
+-- ===========================================================================
+-- sql/schemas/60_read_state.sql
+-- ===========================================================================
+
+-- Read state: each participant's read watermark (participants.last_read_seq),
+-- unread counts, and read receipts. A receipt is not durable: the watermark
+-- itself is the state, the read event only tells the devices now.
+
+-- Unread messages of a participant: others' messages after the watermark that
+-- still say something (a deleted message is nothing left to read).
+create function public.unread_count(p_conversation_id uuid, p_user_id uuid, p_last_read_seq bigint)
+returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select count(*)
+  from public.messages m
+  where m.conversation_id = p_conversation_id
+    and m.seq > coalesce(p_last_read_seq, 0)
+    and m.sender_id is distinct from p_user_id
+    and m.deleted_at is null
+$$;
+revoke execute on function public.unread_count(uuid, uuid, bigint) from public, anon, authenticated, service_role;
+
+-- The "me" settings of a participant: private to that participant.
+create function public.me_json(p_participant public.participants)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'role', p_participant.role,
+    'joined_at', p_participant.joined_at,
+    'archived', p_participant.archived,
+    'muted', p_participant.muted,
+    'last_read_seq', p_participant.last_read_seq,
+    'unread_count', public.unread_count(p_participant.conversation_id, p_participant.user_id, p_participant.last_read_seq)
+  )
+$$;
+revoke execute on function public.me_json(public.participants) from public, anon, authenticated, service_role;
+
+-- Moves the caller's read watermark forward (never back) to p_seq, or to the
+-- latest event. A read receipt is not durable: the watermark itself is the
+-- state (participants' last_read_seq), the read event only tells the devices
+-- now. In a room only the reader's own devices hear of it: a room's members
+-- did not sign up for each other's receipts.
+create function public.mark_read(p_user_id uuid, p_conversation_id uuid, p_seq bigint default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me public.participants;
+  v_conversation public.conversations;
+  v_target bigint;
+  v_watermark bigint;
+  v_changed boolean;
+  v_read_at timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  perform public.require_participant(p_conversation_id, p_user_id);
+  if p_seq < 0 then
+    perform public.api_error('invalid_argument', 'seq must not be negative.');
+  end if;
+
+  select c.* into v_conversation from public.conversations c where c.id = p_conversation_id;
+  v_target := least(coalesce(p_seq, v_conversation.last_seq), v_conversation.last_seq);
+
+  -- Only the reader's own row is locked: concurrent marks of one reader are
+  -- serialized, so the watermark cannot go back.
+  select p.* into v_me
+  from public.participants p
+  where p.conversation_id = p_conversation_id
+    and p.user_id = p_user_id
+    and p.left_at is null
+  for update;
+  if not found then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  v_watermark := greatest(v_me.last_read_seq, v_target);
+  v_changed := v_watermark > v_me.last_read_seq;
+
+  if v_changed then
+    update public.participants p
+       set last_read_seq = v_watermark
+     where p.conversation_id = p_conversation_id
+       and p.user_id = p_user_id;
+
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('read', p_conversation_id, null,
+        jsonb_build_object('user_id', p_user_id, 'last_read_seq', v_watermark, 'read_at', v_read_at)),
+      case when v_conversation.kind = 'room'
+        then public.user_recipients(array[p_user_id])
+        else public.live_recipients(p_conversation_id, null)
+      end
+    ));
+  end if;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object(
+      'conversation_id', p_conversation_id,
+      'last_read_seq', v_watermark,
+      'unread_count', public.unread_count(p_conversation_id, p_user_id, v_watermark),
+      'changed', v_changed
+    ),
+    'deliveries', v_deliveries
+  );
+end;
+$$;
+revoke execute on function public.mark_read(uuid, uuid, bigint) from public, anon, authenticated;
+grant execute on function public.mark_read(uuid, uuid, bigint) to service_role;
+
+-- The caller's unread counts, for a badge: the conversations with something
+-- unread and the total (muted ones included; each says whether it is muted).
+create function public.unread_counts()
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_conversations jsonb;
+begin
+  select coalesce(jsonb_agg(
+           jsonb_build_object('conversation_id', u.conversation_id, 'unread_count', u.unread_count, 'muted', u.muted)
+           order by u.conversation_id
+         ), '[]'::jsonb)
+  into v_conversations
+  from (
+    select p.conversation_id, p.muted, public.unread_count(p.conversation_id, p.user_id, p.last_read_seq) as unread_count
+    from public.participants p
+    where p.user_id = v_me
+      and p.left_at is null
+  ) u
+  where u.unread_count > 0;
+
+  return jsonb_build_object(
+    'total', (select coalesce(sum((c ->> 'unread_count')::bigint), 0) from jsonb_array_elements(v_conversations) as c),
+    'conversations', v_conversations
+  );
+end;
+$$;
+revoke execute on function public.unread_counts() from public, anon;
+grant execute on function public.unread_counts() to authenticated, service_role;
+
+-- ===========================================================================
+-- sql/schemas/70_presence.sql
+-- ===========================================================================
+
+-- Presence: who is online and when they were last seen, visible only to the
+-- user and the people who share a current conversation with them (contacts).
+-- A user's first connection tells the contacts the user is online, the last
+-- one going away that the user is offline. Profiles as a viewer sees them.
+
+-- Whether two users are both current participants of some conversation:
+-- the people allowed to see each other's presence.
+create function public.shares_conversation(p_user_id uuid, p_other_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.participants a
+    join public.participants b on b.conversation_id = a.conversation_id
+    where a.user_id = p_user_id
+      and a.left_at is null
+      and b.user_id = p_other_user_id
+      and b.left_at is null
+  )
+$$;
+revoke execute on function public.shares_conversation(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- Whether a viewer may see a user's presence: their own, or a contact's.
+create function public.presence_visible(p_viewer uuid, p_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select p_viewer is not null
+     and p_user_id is not null
+     and (p_viewer = p_user_id or public.shares_conversation(p_viewer, p_user_id))
+$$;
+revoke execute on function public.presence_visible(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- Where a user's presence changes go: the live connections of everyone who
+-- shares a current conversation with them (they alone may see it).
+create function public.contact_recipients(p_user_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    jsonb_agg(
+      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+      order by c.user_id, c.connection_id
+    ),
+    '[]'::jsonb
+  )
+  from public.connections c
+  where c.user_id <> p_user_id
+    and public.connection_is_live(c.token_exp)
+    and public.shares_conversation(p_user_id, c.user_id)
+$$;
+revoke execute on function public.contact_recipients(uuid) from public, anon, authenticated, service_role;
+
+-- The Profile JSON shape as a viewer may see it: presence (online,
+-- last_seen_at) only for the user themself and their contacts, else null.
+create function public.profile_json(p_profile public.profiles, p_viewer uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', p_profile.id,
+    'username', p_profile.username,
+    'display_name', p_profile.display_name,
+    'avatar_url', p_profile.avatar_url,
+    'online', case when v.visible then public.is_online(p_profile.id) end,
+    'last_seen_at', case when v.visible then p_profile.last_seen_at end
+  )
+  from (select public.presence_visible(p_viewer, p_profile.id) as visible) v
+$$;
+revoke execute on function public.profile_json(public.profiles, uuid) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- Internal RPCs (service_role only)
+-- ===========================================================================
+
+-- $connect: records the connection and marks the user seen.
+-- first_connection: the user had no other live connection; then the user's
+-- contacts are told the user is online.
+-- The profile row is locked first so a user's connects and disconnects are
+-- serialized and exactly one of them sees the first/last connection.
+create function public.register_connection(
+  p_connection_id text,
+  p_user_id uuid,
+  p_token_exp timestamptz
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_first boolean;
+  v_seen timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  if p_connection_id is null or char_length(p_connection_id) not between 1 and 128 then
+    perform public.api_error('invalid_argument', 'connection_id must be 1 to 128 characters.');
+  end if;
+
+  update public.profiles
+     set last_seen_at = v_seen
+   where id = p_user_id;
+  if not found then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  -- $connect may be retried with the same connection id.
+  insert into public.connections (connection_id, user_id, token_exp)
+  values (p_connection_id, p_user_id, p_token_exp)
+  on conflict (connection_id) do update
+     set user_id = excluded.user_id,
+         token_exp = excluded.token_exp,
+         last_seen_at = now();
+
+  v_first := not exists (
+    select 1
+    from public.connections c
+    where c.user_id = p_user_id
+      and c.connection_id <> p_connection_id
+      and public.connection_is_live(c.token_exp)
+  );
+
+  if v_first then
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('presence', null, null,
+        jsonb_build_object('user_id', p_user_id, 'online', true, 'last_seen_at', v_seen)),
+      public.contact_recipients(p_user_id)
+    ));
+  end if;
+
+  return jsonb_build_object('user_id', p_user_id, 'first_connection', v_first, 'deliveries', v_deliveries);
+end;
+$$;
+revoke execute on function public.register_connection(text, uuid, timestamptz) from public, anon, authenticated;
+grant execute on function public.register_connection(text, uuid, timestamptz) to service_role;
+
+-- $disconnect: forgets the connection and marks the user seen.
+-- last_connection: no other live connection remains; then the user's
+-- contacts are told the user went offline.
+-- An unknown id is not an error: $disconnect may run twice.
+create function public.unregister_connection(p_connection_id text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid;
+  v_last boolean;
+  v_seen timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  select c.user_id into v_user_id
+  from public.connections c
+  where c.connection_id = p_connection_id;
+  if v_user_id is null then
+    return jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', v_deliveries);
+  end if;
+
+  -- Same lock order as register_connection: profile, then connection.
+  update public.profiles
+     set last_seen_at = v_seen
+   where id = v_user_id;
+
+  delete from public.connections c
+   where c.connection_id = p_connection_id
+     and c.user_id = v_user_id;
+  if not found then
+    -- A concurrent $disconnect of the same connection got there first.
+    return jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', v_deliveries);
+  end if;
+
+  v_last := not exists (
+    select 1
+    from public.connections c
+    where c.user_id = v_user_id
+      and public.connection_is_live(c.token_exp)
+  );
+
+  if v_last then
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('presence', null, null,
+        jsonb_build_object('user_id', v_user_id, 'online', false, 'last_seen_at', v_seen)),
+      public.contact_recipients(v_user_id)
+    ));
+  end if;
+
+  return jsonb_build_object('user_id', v_user_id, 'last_connection', v_last, 'deliveries', v_deliveries);
+end;
+$$;
+revoke execute on function public.unregister_connection(text) from public, anon, authenticated;
+grant execute on function public.unregister_connection(text) to service_role;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is auth.uid())
+-- ===========================================================================
+
+-- The caller's own profile, presence included.
+create function public.get_me()
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_profile public.profiles;
+begin
+  select p.* into v_profile from public.profiles p where p.id = auth.uid();
+  if not found then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+  return jsonb_build_object('user', public.profile_json(v_profile, v_profile.id));
+end;
+$$;
+revoke execute on function public.get_me() from public, anon;
+grant execute on function public.get_me() to authenticated, service_role;
+
+-- Finds other users by a piece of their username or display name, to start
+-- a conversation with. The query is matched literally (% and _ are not
+-- wildcards). Presence shows only for contacts.
+create function public.search_users(p_query text default null, p_limit int default 20)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
+  v_pattern text;
+begin
+  if char_length(p_query) > 100 then
+    perform public.api_error('invalid_query', 'The query must be at most 100 characters.');
+  end if;
+  v_pattern := '%' || replace(replace(replace(coalesce(btrim(p_query), ''), '\', '\\'), '%', '\%'), '_', '\_') || '%';
+
+  return jsonb_build_object('users', (
+    with found as (
+      select p
+      from public.profiles p
+      where p.id <> v_me
+        and (p.username ilike v_pattern escape '\' or p.display_name ilike v_pattern escape '\')
+      order by p.username
+      limit v_limit
+    )
+    select coalesce(jsonb_agg(public.profile_json(f.p, v_me) order by (f.p).username), '[]'::jsonb)
+    from found f
+  ));
+end;
+$$;
+revoke execute on function public.search_users(text, int) from public, anon;
+grant execute on function public.search_users(text, int) to authenticated, service_role;
+
+-- Presence of the given users, for those the caller may see (the caller and
+-- contacts); the others are left out, indistinguishable from unknown ids.
+create function public.get_presence(p_user_ids uuid[])
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+begin
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
+  end if;
+  if cardinality(p_user_ids) > 100 then
+    perform public.api_error('invalid_argument', 'At most 100 user_ids at once.');
+  end if;
+
+  return jsonb_build_object('presence', (
+    select coalesce(jsonb_agg(
+      jsonb_build_object('user_id', p.id, 'online', public.is_online(p.id), 'last_seen_at', p.last_seen_at)
+      order by p.id
+    ), '[]'::jsonb)
+    from public.profiles p
+    where p.id = any (p_user_ids)
+      and public.presence_visible(v_me, p.id)
+  ));
+end;
+$$;
+revoke execute on function public.get_presence(uuid[]) from public, anon;
+grant execute on function public.get_presence(uuid[]) to authenticated, service_role;
+
+-- ===========================================================================
+-- sql/schemas/80_search.sql
+-- ===========================================================================
+
+-- Full-text search of messages (messages.search, a generated column of both
+-- the English and the Spanish stemming of the body).
+
+create index messages_search_idx on public.messages using gin (search);
+
+-- Full-text search of the messages the caller can read (current
+-- conversations only), in English and Spanish at once: messages.search holds
+-- both stemmings, and the query is stemmed both ways. Deleted messages never
+-- match (their body is gone, and they are excluded besides).
+create function public.search_messages(
+  p_query text,
+  p_conversation_id uuid default null,
+  p_limit int default 20,
+  p_offset int default 0
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := auth.uid();
+  v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
+  v_offset int := coalesce(p_offset, 0);
+  v_query tsquery;
+  v_results jsonb;
+  v_rows int;
+begin
+  if public.is_blank(p_query) or char_length(p_query) > 200 then
+    perform public.api_error('invalid_query', 'The query must be 1 to 200 characters.');
+  end if;
+  if v_offset < 0 or v_offset > 10000 then
+    perform public.api_error('invalid_argument', 'offset must be 0 to 10000.');
+  end if;
+  if p_conversation_id is not null then
+    perform public.require_participant(p_conversation_id, v_me);
+  end if;
+
+  v_query := websearch_to_tsquery('english', p_query) || websearch_to_tsquery('spanish', p_query);
+
+  -- One row more than the page says whether there is more.
+  select coalesce(jsonb_agg(jsonb_build_object('message', public.message_json(h.m), 'rank', h.rank) order by h.n), '[]'::jsonb),
+         count(*)
+  into v_results, v_rows
+  from (
+    select m, ts_rank(m.search, v_query) as rank,
+           row_number() over (order by ts_rank(m.search, v_query) desc, m.seq desc, m.id desc) as n
+    from public.messages m
+    join public.participants p
+      on p.conversation_id = m.conversation_id
+     and p.user_id = v_me
+     and p.left_at is null
+    where (p_conversation_id is null or m.conversation_id = p_conversation_id)
+      and m.deleted_at is null
+      and m.search @@ v_query
+    order by n
+    limit v_limit + 1
+    offset v_offset
+  ) h;
+
+  if v_rows > v_limit then
+    v_results := v_results - v_limit;
+  end if;
+
+  return jsonb_build_object(
+    'results', v_results,
+    'next_offset', case when v_rows > v_limit then v_offset + v_limit end
+  );
+end;
+$$;
+revoke execute on function public.search_messages(text, uuid, int, int) from public, anon;
+grant execute on function public.search_messages(text, uuid, int, int) to authenticated, service_role;
+
+-- ===========================================================================
+-- sql/schemas/90_health.sql
+-- ===========================================================================
+
+-- Health: counts for GET /v1/health.
+
+-- For GET /v1/health; callable without signing in, reveals only counts.
+create function public.health_stats()
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'live_connections', (
+      select count(*)
+      from public.connections c
+      where public.connection_is_live(c.token_exp)
+    ),
+    'users_online', (
+      select count(distinct c.user_id)
+      from public.connections c
+      where public.connection_is_live(c.token_exp)
+    ),
+    'active_conversations', (
+      select count(distinct e.conversation_id)
+      from public.conversation_events e
+      where e.created_at > now() - interval '24 hours'
+    )
+  )
+$$;
+revoke execute on function public.health_stats() from public;
+grant execute on function public.health_stats() to anon, authenticated, service_role;

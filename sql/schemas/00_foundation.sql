@@ -1,0 +1,167 @@
+-- Foundation: the helpers every feature uses (errors, blank text, event
+-- envelopes, paging cursors). No tables.
+--
+-- Conventions of the whole schema (sql/schemas/*.sql, applied in file-name
+-- order):
+--
+-- - Every RPC returns jsonb and reports a refusal as
+--     raise exception using errcode = 'P0001', message = '<code>', detail = '<sentence>'
+--   (public.api_error), which PostgREST returns as
+--   {"code":"P0001","message":"<code>","details":"…"}.
+-- - Functions are SECURITY DEFINER (RPCs) or run inside one (helpers), with
+--   an empty search_path and schema-qualified names, so a caller cannot
+--   redirect them to objects of its own.
+-- - Supabase grants EXECUTE on every new function in public to anon and
+--   authenticated, so every function's grants follow it: helpers are revoked
+--   from every API role; internal RPCs (the Lambda functions verify the token
+--   and pass the user id as p_user_id) are executable by service_role only;
+--   user-facing RPCs, which take the caller from auth.uid(), by authenticated
+--   and service_role.
+-- - Every table enables row level security and revokes Supabase's blanket
+--   grants where it is created, then grants exactly what its policies are
+--   written for. RLS is not forced: the table owner (the SECURITY DEFINER
+--   functions) and service_role bypass it.
+-- - Internal RPCs that change something return
+--     {"result": {...}, "deliveries": [{"event": <envelope>, "recipients": [...]}, ...]}
+--   so one round trip tells the function what to answer and what to push.
+-- - Locking: every change of a conversation's membership or content locks the
+--   conversation row first (directly, or through next_conversation_seq) and
+--   only then its participants or messages. One order everywhere means no
+--   deadlocks, and the row lock serializes the changes in seq order.
+-- - Tables, row types, policies and SQL-language function bodies refer only
+--   to objects of this file or earlier files. A PL/pgSQL body is resolved
+--   when it first runs, so it may call what a later file defines.
+
+-- Raises the API error every RPC uses.
+create function public.api_error(p_code text, p_detail text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using errcode = 'P0001', message = p_code, detail = p_detail;
+end;
+$$;
+revoke execute on function public.api_error(text, text) from public, anon, authenticated, service_role;
+
+-- Whether a text is empty or only whitespace, counting the Unicode spaces
+-- and invisible separators a client can send (not only ASCII blanks).
+-- Shared by the messages check and the RPCs so they agree.
+create function public.is_blank(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select p_text is null
+      or p_text ~ '^[\s\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$'
+$$;
+
+-- Not an API: check constraints evaluate it with the writer's privileges, and
+-- only the table owner and service_role write messages.
+revoke execute on function public.is_blank(text) from public, anon, authenticated;
+grant execute on function public.is_blank(text) to service_role;
+
+-- The envelope of every server -> client event. A key that does not apply is
+-- absent rather than null, so a client can tell a durable event (it has a
+-- seq) from a transient one by the key alone.
+create function public.event_envelope(p_type text, p_conversation_id uuid, p_seq bigint, p_data jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
+      || case when p_conversation_id is null then '{}'::jsonb
+              else jsonb_build_object('conversation_id', p_conversation_id) end
+      || case when p_seq is null then '{}'::jsonb
+              else jsonb_build_object('seq', p_seq) end
+$$;
+revoke execute on function public.event_envelope(text, uuid, bigint, jsonb) from public, anon, authenticated, service_role;
+
+-- One event and the connections to push it to.
+create function public.delivery(p_event jsonb, p_recipients jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object('event', p_event, 'recipients', coalesce(p_recipients, '[]'::jsonb))
+$$;
+revoke execute on function public.delivery(jsonb, jsonb) from public, anon, authenticated, service_role;
+
+-- Paging cursors: the (activity time, id) of the last row of a page, opaque
+-- to clients. The time is written as UTC ISO 8601 with microseconds, so it
+-- reads back exactly whatever the session's TimeZone and DateStyle.
+create function public.encode_cursor(p_at timestamptz, p_id uuid)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  -- base64url without padding; encode() wraps lines, so newlines go too.
+  select rtrim(
+    translate(
+      encode(convert_to(to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' || p_id::text, 'UTF8'), 'base64'),
+      E'+/\n',
+      '-_'
+    ),
+    '='
+  )
+$$;
+revoke execute on function public.encode_cursor(timestamptz, uuid) from public, anon, authenticated, service_role;
+
+-- The (time, id) of a cursor, or invalid_cursor for anything a client made up.
+create function public.decode_cursor(p_cursor text, out o_at timestamptz, out o_id uuid)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_base64 text;
+  v_text text;
+begin
+  if p_cursor is null or char_length(p_cursor) > 200 or p_cursor !~ '^[A-Za-z0-9_-]+$' then
+    perform public.api_error('invalid_cursor', 'The cursor is not one this API returned.');
+  end if;
+  begin
+    v_base64 := translate(p_cursor, '-_', '+/');
+    v_base64 := v_base64 || repeat('=', (4 - char_length(v_base64) % 4) % 4);
+    v_text := convert_from(decode(v_base64, 'base64'), 'UTF8');
+    if v_text !~ '^[^|]+\|[0-9a-fA-F-]{36}$' then
+      raise exception using errcode = '22000', message = 'malformed cursor';
+    end if;
+    o_at := split_part(v_text, '|', 1)::timestamptz;
+    o_id := split_part(v_text, '|', 2)::uuid;
+  exception
+    -- Bad base64, bad UTF-8, a bad time or id: all data exceptions.
+    when data_exception then
+      perform public.api_error('invalid_cursor', 'The cursor is not one this API returned.');
+  end;
+end;
+$$;
+revoke execute on function public.decode_cursor(text) from public, anon, authenticated, service_role;
+
+-- One page of a cursor-paged list: p_rows holds up to p_limit + 1 items in
+-- page order, each with its last_activity_at and id (the paging key); the
+-- extra one only says that another page follows, whose cursor is the key of
+-- the last item kept.
+create function public.cursor_page(p_key text, p_rows jsonb, p_limit int)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    p_key, coalesce((
+      select jsonb_agg(t.item order by t.n)
+      from jsonb_array_elements(p_rows) with ordinality as t(item, n)
+      where t.n <= p_limit
+    ), '[]'::jsonb),
+    'next_cursor', case when jsonb_array_length(p_rows) > p_limit then public.encode_cursor(
+      (p_rows -> (p_limit - 1) ->> 'last_activity_at')::timestamptz,
+      (p_rows -> (p_limit - 1) ->> 'id')::uuid
+    ) end
+  )
+$$;
+revoke execute on function public.cursor_page(text, jsonb, int) from public, anon, authenticated, service_role;

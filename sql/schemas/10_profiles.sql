@@ -1,0 +1,119 @@
+-- Profiles: one per auth user, created by a trigger on auth.users.
+--
+-- Signed-in users read profiles through PostgREST as well as through the
+-- RPCs. last_seen_at is not readable that way: presence is visible only to
+-- people who share a conversation with the user, which a column grant cannot
+-- express, so it is read only through the presence RPCs (profile_json,
+-- get_presence). Column privileges do the hiding: a request for that column
+-- (or for *) fails instead of silently returning nulls, so nothing can leak
+-- through a policy mistake later.
+
+create table public.profiles (
+  id uuid primary key references auth.users (id) on delete cascade,
+  username text not null unique
+    constraint profiles_username_length check (char_length(username) between 1 and 100)
+    constraint profiles_username_text check (btrim(username) <> '' and username !~ '[[:cntrl:]]'),
+  display_name text
+    constraint profiles_display_name_length check (char_length(display_name) <= 200)
+    constraint profiles_display_name_text check (display_name !~ '[[:cntrl:]]'),
+  avatar_url text
+    constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048)
+    -- Rendered by clients as an image source: https only, no javascript: or data:.
+    constraint profiles_avatar_url_https check (avatar_url ~ '^https://[^[:space:][:cntrl:]]+$'),
+  last_seen_at timestamptz,
+  created_at timestamptz not null default now()
+);
+
+comment on table public.profiles is
+  'Public profile of an auth user; created by the create_profile_for_new_user trigger.';
+comment on column public.profiles.last_seen_at is
+  'Presence: set when a connection registers, pings or goes away.';
+
+alter table public.profiles enable row level security;
+revoke all on table public.profiles from anon, authenticated;
+-- Everything but last_seen_at (see above).
+grant select (id, username, display_name, avatar_url, created_at) on table public.profiles to authenticated;
+-- id and last_seen_at are not the user's to change (presence is server-side).
+grant update (username, display_name, avatar_url) on table public.profiles to authenticated;
+-- service_role bypasses RLS and works on every table (as on Supabase).
+grant all on table public.profiles to service_role;
+
+create policy "profiles are readable by signed-in users"
+  on public.profiles
+  for select
+  to authenticated
+  using (true);
+
+create policy "profiles are updatable by their owner"
+  on public.profiles
+  for update
+  to authenticated
+  using (id = (select auth.uid()))
+  with check (id = (select auth.uid()));
+
+-- Creates the profile of a new auth user. The username comes from the sign-up
+-- metadata, else it is "user_" and the start of the id; when it is taken, a
+-- suffix from the user's id makes it unique (retried, because two sign-ups
+-- can race for the same name). Never from the e-mail: profiles are readable
+-- by every signed-in user.
+create function public.handle_new_auth_user()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_meta jsonb := coalesce(new.raw_user_meta_data, '{}'::jsonb);
+  v_base text;
+  v_candidate text;
+  v_hex text := replace(new.id::text, '-', '');
+  v_attempt int := 0;
+begin
+  -- Never the email: profiles are readable by every signed-in user.
+  v_base := coalesce(
+    nullif(btrim(regexp_replace(v_meta ->> 'username', '[[:cntrl:]]', '', 'g')), ''),
+    'user_' || left(v_hex, 8)
+  );
+  v_base := left(v_base, 60);
+  v_candidate := v_base;
+
+  loop
+    begin
+      insert into public.profiles (id, username, display_name, avatar_url)
+      values (
+        new.id,
+        v_candidate,
+        left(regexp_replace(coalesce(
+          nullif(btrim(v_meta ->> 'display_name'), ''),
+          nullif(btrim(v_meta ->> 'full_name'), ''),
+          nullif(btrim(v_meta ->> 'name'), ''),
+          v_base
+        ), '[[:cntrl:]]', '', 'g'), 200),
+        case when v_meta ->> 'avatar_url' ~ '^https://[^[:space:][:cntrl:]]+$'
+             then left(v_meta ->> 'avatar_url', 2048) end
+      )
+      on conflict (id) do nothing;
+      return new;
+    exception
+      when unique_violation then
+        v_attempt := v_attempt + 1;
+        if v_attempt > 3 then
+          raise;
+        end if;
+        -- 4, then 8 hex digits of the id, then the id itself, which no
+        -- other user can have generated.
+        v_candidate := case v_attempt
+          when 1 then v_base || '_' || left(v_hex, 4)
+          when 2 then v_base || '_' || left(v_hex, 8)
+          else new.id::text
+        end;
+    end;
+  end loop;
+end;
+$$;
+
+revoke execute on function public.handle_new_auth_user() from public, anon, authenticated, service_role;
+
+create trigger create_profile_for_new_user
+  after insert on auth.users
+  for each row execute function public.handle_new_auth_user();

@@ -1,0 +1,524 @@
+-- Messages: sending (idempotent per client_msg_id), typing, history, edits
+-- and deletes. Participants read them through RLS; every write goes through
+-- an RPC that also writes the conversation's event (50_events.sql).
+
+create table public.messages (
+  id uuid primary key default gen_random_uuid(),
+  conversation_id uuid not null references public.conversations (id) on delete cascade,
+  seq bigint not null
+    constraint messages_seq_positive check (seq > 0),
+  -- Null for system messages, and after the author's account is deleted.
+  sender_id uuid references public.profiles (id) on delete set null,
+  client_msg_id text
+    constraint messages_client_msg_id_length check (char_length(client_msg_id) between 1 and 100),
+  kind text not null default 'text'
+    constraint messages_kind_check check (kind in ('text', 'image', 'file', 'system')),
+  body text
+    constraint messages_body_length check (char_length(body) <= 5000),
+  attachment jsonb
+    constraint messages_attachment_object check (attachment is null or jsonb_typeof(attachment) = 'object'),
+  reply_to_id uuid references public.messages (id) on delete set null,
+  created_at timestamptz not null default now(),
+  edited_at timestamptz,
+  deleted_at timestamptz,
+  -- What search_messages (80_search.sql) matches: both stemmings at once.
+  search tsvector generated always as (
+    to_tsvector('english'::regconfig, coalesce(body, ''))
+    || to_tsvector('spanish'::regconfig, coalesce(body, ''))
+  ) stored,
+  -- A live text message says something; a deleted one may have its body wiped.
+  constraint messages_text_body_not_blank check (
+    kind <> 'text'
+    or deleted_at is not null
+    or not public.is_blank(body)
+  ),
+  constraint messages_conversation_seq_key unique (conversation_id, seq),
+  -- Idempotency key of a send: a retry finds the stored message.
+  constraint messages_sender_client_msg_id_key unique (sender_id, client_msg_id)
+);
+
+comment on column public.messages.client_msg_id is
+  'Idempotency key chosen by the sending client; unique per sender.';
+
+create index messages_reply_to_id_idx on public.messages (reply_to_id) where reply_to_id is not null;
+
+alter table public.messages enable row level security;
+revoke all on table public.messages from anon, authenticated;
+grant select on table public.messages to authenticated;
+grant all on table public.messages to service_role;
+
+create policy "messages are readable by participants"
+  on public.messages
+  for select
+  to authenticated
+  using (public.is_participant(conversation_id));
+
+-- ===========================================================================
+-- Helpers
+-- ===========================================================================
+
+-- The Message JSON shape. A deleted message keeps its place (id, seq) but
+-- shows no content.
+create function public.message_json(p_message public.messages)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', p_message.id,
+    'conversation_id', p_message.conversation_id,
+    'seq', p_message.seq,
+    'sender_id', p_message.sender_id,
+    'client_msg_id', p_message.client_msg_id,
+    'kind', p_message.kind,
+    'body', case when p_message.deleted_at is null then p_message.body end,
+    'attachment', case when p_message.deleted_at is null then p_message.attachment end,
+    'reply_to_id', p_message.reply_to_id,
+    'created_at', p_message.created_at,
+    'edited_at', p_message.edited_at,
+    'deleted_at', p_message.deleted_at
+  )
+$$;
+revoke execute on function public.message_json(public.messages) from public, anon, authenticated, service_role;
+
+-- Validates an attachment for a message kind and returns the stored form
+-- ({url, name, mime_type, size_bytes}, nothing else), or null for text.
+create function public.validated_attachment(p_kind text, p_attachment jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_url text;
+  v_name text;
+  v_mime text;
+  v_size numeric;
+begin
+  if p_kind = 'text' then
+    if p_attachment is not null and jsonb_typeof(p_attachment) <> 'null' then
+      perform public.api_error('invalid_attachment', 'A text message cannot carry an attachment.');
+    end if;
+    return null;
+  end if;
+
+  if p_attachment is null or jsonb_typeof(p_attachment) <> 'object' then
+    perform public.api_error('invalid_attachment',
+      format('A %s message needs an attachment object {url, name, mime_type, size_bytes}.', p_kind));
+  end if;
+
+  if jsonb_typeof(p_attachment -> 'url') is distinct from 'string'
+     or jsonb_typeof(p_attachment -> 'name') is distinct from 'string'
+     or jsonb_typeof(p_attachment -> 'mime_type') is distinct from 'string'
+     or jsonb_typeof(p_attachment -> 'size_bytes') is distinct from 'number' then
+    perform public.api_error('invalid_attachment',
+      'The attachment needs url, name and mime_type strings and a size_bytes number.');
+  end if;
+
+  v_url := p_attachment ->> 'url';
+  v_name := btrim(p_attachment ->> 'name');
+  v_mime := lower(btrim(p_attachment ->> 'mime_type'));
+  v_size := (p_attachment ->> 'size_bytes')::numeric;
+
+  if char_length(v_url) > 2048 or v_url !~ '^https://[^\s/?#]+[^\s]*$' then
+    perform public.api_error('invalid_attachment', 'The attachment url must be an https URL of at most 2048 characters.');
+  end if;
+  if public.is_blank(v_name) or char_length(v_name) > 255 then
+    perform public.api_error('invalid_attachment', 'The attachment name must be 1 to 255 characters.');
+  end if;
+  if char_length(v_mime) > 255 or v_mime !~ '^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$' then
+    perform public.api_error('invalid_attachment', 'The attachment mime_type must look like type/subtype.');
+  end if;
+  if p_kind = 'image' and v_mime not like 'image/%' then
+    perform public.api_error('invalid_attachment', 'An image message needs an image/* mime_type.');
+  end if;
+  if v_size <= 0 or v_size <> trunc(v_size) or v_size > 9007199254740991 then
+    perform public.api_error('invalid_attachment', 'The attachment size_bytes must be a positive whole number.');
+  end if;
+
+  return jsonb_build_object('url', v_url, 'name', v_name, 'mime_type', v_mime, 'size_bytes', v_size::bigint);
+end;
+$$;
+revoke execute on function public.validated_attachment(text, jsonb) from public, anon, authenticated, service_role;
+
+-- Finds a message the caller may act on, locked for the change: the
+-- conversation row first (through lock_as_participant, the order of every
+-- durable change), then the message. A message that does not exist and one
+-- in a conversation the caller is not in are the same message_not_found.
+create function public.lock_message_for_change(p_user_id uuid, p_message_id uuid)
+returns public.messages
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_conversation_id uuid;
+  v_message public.messages;
+begin
+  select m.conversation_id into v_conversation_id
+  from public.messages m
+  where m.id = p_message_id;
+
+  if v_conversation_id is null or p_user_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = v_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    perform public.api_error('message_not_found', 'No such message.');
+  end if;
+
+  perform public.lock_as_participant(v_conversation_id, p_user_id);
+
+  select m.* into v_message
+  from public.messages m
+  where m.id = p_message_id
+  for update;
+
+  if v_message.kind = 'system' or v_message.sender_id is distinct from p_user_id then
+    perform public.api_error('not_author', 'Only the author can change a message.');
+  end if;
+  return v_message;
+end;
+$$;
+revoke execute on function public.lock_message_for_change(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- Records a change of a message (message.updated or message.deleted) as the
+-- conversation's next durable event, rewrites the payloads of the message's
+-- earlier events to its new content (participants replay them, and an old or
+-- deleted text must not survive anywhere they can read), and returns the
+-- delivery of the new event to the members.
+create function public.record_message_change(p_type text, p_user_id uuid, p_message public.messages)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_json jsonb := public.message_json(p_message);
+  v_seq bigint := public.append_conversation_event(p_message.conversation_id, p_type, p_user_id, p_message.id, v_json);
+begin
+  update public.conversation_events e
+     set payload = v_json
+   where e.conversation_id = p_message.conversation_id
+     and e.message_id = p_message.id
+     and e.seq < v_seq;
+
+  return public.delivery(
+    public.event_envelope(p_type, p_message.conversation_id, v_seq, v_json),
+    public.live_recipients(p_message.conversation_id, null)
+  );
+end;
+$$;
+revoke execute on function public.record_message_change(text, uuid, public.messages) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- Internal RPCs (service_role only; the caller is p_user_id or p_sender)
+-- ===========================================================================
+
+-- Stores a message and its message.created event under the next seq, and
+-- returns the stored message with everyone to push it to, in one round trip.
+-- Idempotent per (sender, client_msg_id): a repeat returns the stored message
+-- with duplicate = true and takes no seq.
+create function public.send_message(
+  p_sender uuid,
+  p_conversation_id uuid,
+  p_client_msg_id text,
+  p_kind text default 'text',
+  p_body text default null,
+  p_attachment jsonb default null,
+  p_reply_to_id uuid default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_kind text := coalesce(p_kind, 'text');
+  v_body text := p_body;
+  v_attachment jsonb;
+  v_message public.messages;
+  v_duplicate boolean := false;
+  v_seq bigint;
+  v_now timestamptz;
+  v_json jsonb;
+  v_constraint text;
+begin
+  if p_sender is null or p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_sender
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  if p_client_msg_id is null or char_length(p_client_msg_id) not between 1 and 100 then
+    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters.');
+  end if;
+
+  select m.* into v_message
+  from public.messages m
+  where m.sender_id = p_sender
+    and m.client_msg_id = p_client_msg_id;
+  v_duplicate := found;
+
+  if not v_duplicate then
+    if v_kind not in ('text', 'image', 'file') then
+      perform public.api_error('invalid_kind', 'kind must be text, image or file.');
+    end if;
+
+    if v_kind = 'text' and public.is_blank(v_body) then
+      perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+    end if;
+    if char_length(v_body) > 5000 then
+      perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
+    end if;
+    if public.is_blank(v_body) then
+      -- An optional caption that says nothing is no caption.
+      v_body := null;
+    end if;
+
+    v_attachment := public.validated_attachment(v_kind, p_attachment);
+
+    if p_reply_to_id is not null and not exists (
+      select 1
+      from public.messages m
+      where m.id = p_reply_to_id
+        and m.conversation_id = p_conversation_id
+    ) then
+      perform public.api_error('invalid_reply', 'reply_to_id must be a message of this conversation.');
+    end if;
+
+    -- A subtransaction: if a concurrent send with the same client_msg_id
+    -- wins the unique key, the seq taken here is rolled back with the insert.
+    begin
+      v_seq := public.next_conversation_seq(p_conversation_id);
+      v_now := clock_timestamp();
+
+      insert into public.messages
+        (conversation_id, seq, sender_id, client_msg_id, kind, body, attachment, reply_to_id, created_at)
+      values
+        (p_conversation_id, v_seq, p_sender, p_client_msg_id, v_kind, v_body, v_attachment, p_reply_to_id, v_now)
+      returning * into v_message;
+
+      v_json := public.message_json(v_message);
+
+      insert into public.conversation_events (conversation_id, seq, type, message_id, actor_id, payload, created_at)
+      values (p_conversation_id, v_seq, 'message.created', v_message.id, p_sender, v_json, v_now);
+    exception
+      when unique_violation then
+        get stacked diagnostics v_constraint = constraint_name;
+        if v_constraint is distinct from 'messages_sender_client_msg_id_key' then
+          raise;
+        end if;
+        select m.* into v_message
+        from public.messages m
+        where m.sender_id = p_sender
+          and m.client_msg_id = p_client_msg_id;
+        if not found then
+          raise;
+        end if;
+        v_duplicate := true;
+    end;
+  end if;
+
+  if v_duplicate then
+    if v_message.conversation_id <> p_conversation_id then
+      perform public.api_error('idempotency_conflict',
+        'This client_msg_id was already used for a message in another conversation.');
+    end if;
+    v_json := public.message_json(v_message);
+  end if;
+
+  return jsonb_build_object(
+    'message', v_json,
+    'duplicate', v_duplicate,
+    'recipients', public.live_recipients(p_conversation_id, null)
+  );
+end;
+$$;
+revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) from public, anon, authenticated;
+grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) to service_role;
+
+-- Where to send a typing indicator: the other current participants' live connections.
+create function public.typing_recipients(p_user_id uuid, p_conversation_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if p_user_id is null or p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_user_id
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  return jsonb_build_object('recipients', public.live_recipients(p_conversation_id, p_user_id));
+end;
+$$;
+revoke execute on function public.typing_recipients(uuid, uuid) from public, anon, authenticated;
+grant execute on function public.typing_recipients(uuid, uuid) to service_role;
+
+-- Edits the text (or an attachment's caption) of the caller's message. The
+-- message.updated event is durable; the earlier events of the message are
+-- rewritten to the new content, because participants replay them and the
+-- old text must not survive anywhere they can read.
+create function public.edit_message(p_user_id uuid, p_message_id uuid, p_body text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+  v_body text := p_body;
+begin
+  if v_message.deleted_at is not null then
+    perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
+  end if;
+
+  if v_message.kind = 'text' and public.is_blank(v_body) then
+    perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+  end if;
+  if char_length(v_body) > 5000 then
+    perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
+  end if;
+  if public.is_blank(v_body) then
+    -- An optional caption that says nothing is no caption.
+    v_body := null;
+  end if;
+
+  if v_body is not distinct from v_message.body then
+    return jsonb_build_object(
+      'result', jsonb_build_object('message', public.message_json(v_message), 'changed', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  update public.messages m
+     set body = v_body,
+         edited_at = now()
+   where m.id = p_message_id
+  returning m.* into v_message;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', public.message_json(v_message), 'changed', true),
+    'deliveries', jsonb_build_array(public.record_message_change('message.updated', p_user_id, v_message))
+  );
+end;
+$$;
+revoke execute on function public.edit_message(uuid, uuid, text) from public, anon, authenticated;
+grant execute on function public.edit_message(uuid, uuid, text) to service_role;
+
+-- Deletes the caller's message: it keeps its place (id, seq) as a tombstone,
+-- its content is wiped from the row (the search column follows, so it never
+-- matches again) and from every earlier event of the message.
+create function public.delete_message(p_user_id uuid, p_message_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+begin
+  if v_message.deleted_at is not null then
+    return jsonb_build_object(
+      'result', jsonb_build_object('message', public.message_json(v_message), 'deleted', false),
+      'deliveries', '[]'::jsonb
+    );
+  end if;
+
+  update public.messages m
+     set deleted_at = now(),
+         body = null,
+         attachment = null
+   where m.id = p_message_id
+  returning m.* into v_message;
+
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', public.message_json(v_message), 'deleted', true),
+    'deliveries', jsonb_build_array(public.record_message_change('message.deleted', p_user_id, v_message))
+  );
+end;
+$$;
+revoke execute on function public.delete_message(uuid, uuid) from public, anon, authenticated;
+grant execute on function public.delete_message(uuid, uuid) to service_role;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is auth.uid())
+-- ===========================================================================
+
+-- A page of history, always in ascending seq order.
+-- With p_after_seq: the oldest messages after it (catching up), has_more
+-- meaning newer ones remain. Otherwise: the newest before p_before_seq (or
+-- the newest overall), has_more meaning older ones remain.
+create function public.list_messages(
+  p_conversation_id uuid,
+  p_before_seq bigint default null,
+  p_after_seq bigint default null,
+  p_limit int default 50
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_limit int := least(greatest(coalesce(p_limit, 50), 1), 100);
+  v_rows public.messages[];
+begin
+  if p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = auth.uid()
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+  if p_before_seq is not null and p_after_seq is not null then
+    perform public.api_error('invalid_argument', 'Give before_seq or after_seq, not both.');
+  end if;
+
+  -- One row more than the page says whether there is more.
+  if p_after_seq is not null then
+    v_rows := array(
+      select m
+      from public.messages m
+      where m.conversation_id = p_conversation_id
+        and m.seq > p_after_seq
+      order by m.seq
+      limit v_limit + 1
+    );
+  else
+    v_rows := array(
+      select m
+      from public.messages m
+      where m.conversation_id = p_conversation_id
+        and (p_before_seq is null or m.seq < p_before_seq)
+      order by m.seq desc
+      limit v_limit + 1
+    );
+  end if;
+
+  return jsonb_build_object(
+    'messages', (
+      select coalesce(jsonb_agg(public.message_json(r) order by r.seq), '[]'::jsonb)
+      from unnest(v_rows[1:v_limit]) as r
+    ),
+    'has_more', coalesce(array_length(v_rows, 1), 0) > v_limit
+  );
+end;
+$$;
+revoke execute on function public.list_messages(uuid, bigint, bigint, int) from public, anon;
+grant execute on function public.list_messages(uuid, bigint, bigint, int) to authenticated, service_role;

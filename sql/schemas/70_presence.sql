@@ -1,0 +1,296 @@
+-- Presence: who is online and when they were last seen, visible only to the
+-- user and the people who share a current conversation with them (contacts).
+-- A user's first connection tells the contacts the user is online, the last
+-- one going away that the user is offline. Profiles as a viewer sees them.
+
+-- Whether two users are both current participants of some conversation:
+-- the people allowed to see each other's presence.
+create function public.shares_conversation(p_user_id uuid, p_other_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.participants a
+    join public.participants b on b.conversation_id = a.conversation_id
+    where a.user_id = p_user_id
+      and a.left_at is null
+      and b.user_id = p_other_user_id
+      and b.left_at is null
+  )
+$$;
+revoke execute on function public.shares_conversation(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- Whether a viewer may see a user's presence: their own, or a contact's.
+create function public.presence_visible(p_viewer uuid, p_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select p_viewer is not null
+     and p_user_id is not null
+     and (p_viewer = p_user_id or public.shares_conversation(p_viewer, p_user_id))
+$$;
+revoke execute on function public.presence_visible(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- Where a user's presence changes go: the live connections of everyone who
+-- shares a current conversation with them (they alone may see it).
+create function public.contact_recipients(p_user_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    jsonb_agg(
+      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+      order by c.user_id, c.connection_id
+    ),
+    '[]'::jsonb
+  )
+  from public.connections c
+  where c.user_id <> p_user_id
+    and public.connection_is_live(c.token_exp)
+    and public.shares_conversation(p_user_id, c.user_id)
+$$;
+revoke execute on function public.contact_recipients(uuid) from public, anon, authenticated, service_role;
+
+-- The Profile JSON shape as a viewer may see it: presence (online,
+-- last_seen_at) only for the user themself and their contacts, else null.
+create function public.profile_json(p_profile public.profiles, p_viewer uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', p_profile.id,
+    'username', p_profile.username,
+    'display_name', p_profile.display_name,
+    'avatar_url', p_profile.avatar_url,
+    'online', case when v.visible then public.is_online(p_profile.id) end,
+    'last_seen_at', case when v.visible then p_profile.last_seen_at end
+  )
+  from (select public.presence_visible(p_viewer, p_profile.id) as visible) v
+$$;
+revoke execute on function public.profile_json(public.profiles, uuid) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- Internal RPCs (service_role only)
+-- ===========================================================================
+
+-- $connect: records the connection and marks the user seen.
+-- first_connection: the user had no other live connection; then the user's
+-- contacts are told the user is online.
+-- The profile row is locked first so a user's connects and disconnects are
+-- serialized and exactly one of them sees the first/last connection.
+create function public.register_connection(
+  p_connection_id text,
+  p_user_id uuid,
+  p_token_exp timestamptz
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_first boolean;
+  v_seen timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  if p_connection_id is null or char_length(p_connection_id) not between 1 and 128 then
+    perform public.api_error('invalid_argument', 'connection_id must be 1 to 128 characters.');
+  end if;
+
+  update public.profiles
+     set last_seen_at = v_seen
+   where id = p_user_id;
+  if not found then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  -- $connect may be retried with the same connection id.
+  insert into public.connections (connection_id, user_id, token_exp)
+  values (p_connection_id, p_user_id, p_token_exp)
+  on conflict (connection_id) do update
+     set user_id = excluded.user_id,
+         token_exp = excluded.token_exp,
+         last_seen_at = now();
+
+  v_first := not exists (
+    select 1
+    from public.connections c
+    where c.user_id = p_user_id
+      and c.connection_id <> p_connection_id
+      and public.connection_is_live(c.token_exp)
+  );
+
+  if v_first then
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('presence', null, null,
+        jsonb_build_object('user_id', p_user_id, 'online', true, 'last_seen_at', v_seen)),
+      public.contact_recipients(p_user_id)
+    ));
+  end if;
+
+  return jsonb_build_object('user_id', p_user_id, 'first_connection', v_first, 'deliveries', v_deliveries);
+end;
+$$;
+revoke execute on function public.register_connection(text, uuid, timestamptz) from public, anon, authenticated;
+grant execute on function public.register_connection(text, uuid, timestamptz) to service_role;
+
+-- $disconnect: forgets the connection and marks the user seen.
+-- last_connection: no other live connection remains; then the user's
+-- contacts are told the user went offline.
+-- An unknown id is not an error: $disconnect may run twice.
+create function public.unregister_connection(p_connection_id text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid;
+  v_last boolean;
+  v_seen timestamptz := now();
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  select c.user_id into v_user_id
+  from public.connections c
+  where c.connection_id = p_connection_id;
+  if v_user_id is null then
+    return jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', v_deliveries);
+  end if;
+
+  -- Same lock order as register_connection: profile, then connection.
+  update public.profiles
+     set last_seen_at = v_seen
+   where id = v_user_id;
+
+  delete from public.connections c
+   where c.connection_id = p_connection_id
+     and c.user_id = v_user_id;
+  if not found then
+    -- A concurrent $disconnect of the same connection got there first.
+    return jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', v_deliveries);
+  end if;
+
+  v_last := not exists (
+    select 1
+    from public.connections c
+    where c.user_id = v_user_id
+      and public.connection_is_live(c.token_exp)
+  );
+
+  if v_last then
+    v_deliveries := jsonb_build_array(public.delivery(
+      public.event_envelope('presence', null, null,
+        jsonb_build_object('user_id', v_user_id, 'online', false, 'last_seen_at', v_seen)),
+      public.contact_recipients(v_user_id)
+    ));
+  end if;
+
+  return jsonb_build_object('user_id', v_user_id, 'last_connection', v_last, 'deliveries', v_deliveries);
+end;
+$$;
+revoke execute on function public.unregister_connection(text) from public, anon, authenticated;
+grant execute on function public.unregister_connection(text) to service_role;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is auth.uid())
+-- ===========================================================================
+
+-- The caller's own profile, presence included.
+create function public.get_me()
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_profile public.profiles;
+begin
+  select p.* into v_profile from public.profiles p where p.id = auth.uid();
+  if not found then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+  return jsonb_build_object('user', public.profile_json(v_profile, v_profile.id));
+end;
+$$;
+revoke execute on function public.get_me() from public, anon;
+grant execute on function public.get_me() to authenticated, service_role;
+
+-- Finds other users by a piece of their username or display name, to start
+-- a conversation with. The query is matched literally (% and _ are not
+-- wildcards). Presence shows only for contacts.
+create function public.search_users(p_query text default null, p_limit int default 20)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
+  v_pattern text;
+begin
+  if char_length(p_query) > 100 then
+    perform public.api_error('invalid_query', 'The query must be at most 100 characters.');
+  end if;
+  v_pattern := '%' || replace(replace(replace(coalesce(btrim(p_query), ''), '\', '\\'), '%', '\%'), '_', '\_') || '%';
+
+  return jsonb_build_object('users', (
+    with found as (
+      select p
+      from public.profiles p
+      where p.id <> v_me
+        and (p.username ilike v_pattern escape '\' or p.display_name ilike v_pattern escape '\')
+      order by p.username
+      limit v_limit
+    )
+    select coalesce(jsonb_agg(public.profile_json(f.p, v_me) order by (f.p).username), '[]'::jsonb)
+    from found f
+  ));
+end;
+$$;
+revoke execute on function public.search_users(text, int) from public, anon;
+grant execute on function public.search_users(text, int) to authenticated, service_role;
+
+-- Presence of the given users, for those the caller may see (the caller and
+-- contacts); the others are left out, indistinguishable from unknown ids.
+create function public.get_presence(p_user_ids uuid[])
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+begin
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
+  end if;
+  if cardinality(p_user_ids) > 100 then
+    perform public.api_error('invalid_argument', 'At most 100 user_ids at once.');
+  end if;
+
+  return jsonb_build_object('presence', (
+    select coalesce(jsonb_agg(
+      jsonb_build_object('user_id', p.id, 'online', public.is_online(p.id), 'last_seen_at', p.last_seen_at)
+      order by p.id
+    ), '[]'::jsonb)
+    from public.profiles p
+    where p.id = any (p_user_ids)
+      and public.presence_visible(v_me, p.id)
+  ));
+end;
+$$;
+revoke execute on function public.get_presence(uuid[]) from public, anon;
+grant execute on function public.get_presence(uuid[]) to authenticated, service_role;
