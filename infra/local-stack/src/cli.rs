@@ -1,75 +1,102 @@
-//! The command line, parsed by hand: two commands and a handful of flags do
-//! not justify an argument-parsing dependency.
+//! The command line. clap accepts both `--flag value` and `--flag=value`,
+//! writes `--help` from the doc comments below and reports mistakes with the
+//! usage, exiting with status 2.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use clap::{Args, Parser, Subcommand};
 
-pub const USAGE: &str = "\
-Runs the chat backend on this machine: Postgres, PostgREST and the API Gateway emulator.
+use crate::tokens::Subject;
 
-Usage:
-  chat-local up [options]
-      --ephemeral               fresh state in a temp dir and free ports; all removed on exit
-      --state-dir DIR           state (database, secrets); default .local/ at the workspace root
-                                (with --ephemeral: where the temp dir is made)
-      --http-port N             HTTP API (default 3000; 0 = any free port)
-      --ws-port N               WebSocket API and @connections (default 3001; 0 = any free port)
-      --postgrest-port N        PostgREST (default 3002; 0 = any free port)
-      --bin-dir DIR             function binaries (default: the cargo target dir's debug/)
-      --template PATH           SAM template (default template.yaml at the workspace root)
-      --sql-dir DIR             bootstrap, migrations and seed (default sql/ at the workspace root)
-      --ready-file PATH         write the stack's URLs, keys and tokens there as JSON once it is ready
-      --exit-on-stdin-eof       stop when stdin closes (so the stack dies with a test harness)
-      --ws-idle-timeout SECS    close idle WebSockets after this long (AWS: 600)
-      --ws-max-lifetime SECS    close WebSockets after this long (AWS: 7200)
-      --ws-max-frame-bytes N    largest WebSocket frame (AWS: 32768)
-      --ws-max-message-bytes N  largest WebSocket message (AWS: 131072)
-      --max-instances N         concurrent instances per function
-  chat-local token <alice|bob|carol|dave|USER-UUID> [--ttl SECS] [--state-dir DIR]
-      prints an access token signed with the stack's JWT secret (default lifetime 24 h)
-
-Environment: DATABASE_URL (use that server instead of a private one),
-SUPABASE_JWT_SECRET (instead of a generated one), SUPABASE_JWT_ISSUER, RUST_LOG.";
-
-#[derive(Debug, PartialEq)]
-pub enum Command {
-    Up(UpOptions),
-    Token(TokenOptions),
-    Help,
+/// Runs the chat backend on this machine: Postgres, PostgREST and the API Gateway emulator.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-local",
+    after_help = "Environment: DATABASE_URL (use that server instead of a private one), \
+                  SUPABASE_JWT_SECRET (instead of a generated one), SUPABASE_JWT_ISSUER, RUST_LOG."
+)]
+pub struct Cli {
+    /// None: print the help and exit successfully, as `--help` does.
+    #[command(subcommand)]
+    pub command: Option<Command>,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq, Subcommand)]
+pub enum Command {
+    /// Run the whole stack until Ctrl-C.
+    Up(UpOptions),
+    /// Print an access token signed with the stack's JWT secret.
+    Token(TokenOptions),
+}
+
+#[derive(Args, Debug, Default, PartialEq)]
 pub struct UpOptions {
+    /// Fresh state in a temp dir and free ports; all removed on exit.
+    #[arg(long)]
     pub ephemeral: bool,
+    /// State (database, secrets); default .local/ at the workspace root (with --ephemeral: where the temp dir is
+    /// made).
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// HTTP API (default 3000; 0 = any free port).
+    #[arg(long, value_name = "N")]
     pub http_port: Option<u16>,
+    /// WebSocket API and @connections (default 3001; 0 = any free port).
+    #[arg(long, value_name = "N")]
     pub ws_port: Option<u16>,
+    /// PostgREST (default 3002; 0 = any free port).
+    #[arg(long, value_name = "N")]
     pub postgrest_port: Option<u16>,
+    /// Function binaries (default: the cargo target dir's debug/).
+    #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// SAM template (default template.yaml at the workspace root).
+    #[arg(long, value_name = "PATH")]
     pub template: Option<PathBuf>,
+    /// Bootstrap, migrations and seed (default sql/ at the workspace root).
+    #[arg(long, value_name = "DIR")]
     pub sql_dir: Option<PathBuf>,
+    /// Write the stack's URLs, keys and tokens there as JSON once it is ready.
+    #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+    /// Stop when stdin closes (so the stack dies with a test harness).
+    #[arg(long)]
     pub exit_on_stdin_eof: bool,
+    #[command(flatten)]
     pub ws_limits: WsLimitOptions,
+    /// Concurrent instances per function.
+    #[arg(long, value_name = "N")]
     pub max_instances: Option<usize>,
 }
 
 /// Only what was given; the emulator's own defaults are AWS's.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Args, Clone, Debug, Default, PartialEq)]
 pub struct WsLimitOptions {
+    /// Close idle WebSockets after this long (AWS: 600).
+    #[arg(long = "ws-idle-timeout", value_name = "SECS", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,
+    /// Close WebSockets after this long (AWS: 7200).
+    #[arg(long = "ws-max-lifetime", value_name = "SECS", value_parser = seconds)]
     pub max_lifetime: Option<Duration>,
+    /// Largest WebSocket frame (AWS: 32768).
+    #[arg(long = "ws-max-frame-bytes", value_name = "N")]
     pub max_frame_bytes: Option<usize>,
+    /// Largest WebSocket message (AWS: 131072).
+    #[arg(long = "ws-max-message-bytes", value_name = "N")]
     pub max_message_bytes: Option<usize>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Args, Debug, PartialEq)]
 pub struct TokenOptions {
-    pub user: String,
-    pub ttl: Duration,
+    /// alice, bob, carol, dave or a user's UUID.
+    #[arg(value_name = "USER")]
+    pub user: Subject,
+    /// Lifetime in seconds (default 24 h).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub ttl: Option<Duration>,
+    /// State dir whose JWT secret signs the token (default .local/ at the workspace root).
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -88,167 +115,58 @@ impl UpOptions {
     }
 }
 
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
-    let mut args = Args::new(args);
-    match args.next_word().as_deref() {
-        None | Some("-h" | "--help" | "help") => Ok(Command::Help),
-        Some("up") => parse_up(args).map(Command::Up),
-        Some("token") => parse_token(args).map(Command::Token),
-        Some(other) => Err(usage(format!("unknown command `{other}`"))),
+impl TokenOptions {
+    pub fn lifetime(&self) -> Duration {
+        self.ttl.unwrap_or(DEFAULT_TOKEN_TTL)
     }
 }
 
-fn parse_up(mut args: Args) -> Result<UpOptions> {
-    let mut options = UpOptions::default();
-    while let Some(flag) = args.next_flag()? {
-        match flag.as_str() {
-            "--ephemeral" => options.ephemeral = true,
-            "--exit-on-stdin-eof" => options.exit_on_stdin_eof = true,
-            "--state-dir" => options.state_dir = Some(args.value(&flag)?),
-            "--http-port" => options.http_port = Some(args.value(&flag)?),
-            "--ws-port" => options.ws_port = Some(args.value(&flag)?),
-            "--postgrest-port" => options.postgrest_port = Some(args.value(&flag)?),
-            "--bin-dir" => options.bin_dir = Some(args.value(&flag)?),
-            "--template" => options.template = Some(args.value(&flag)?),
-            "--sql-dir" => options.sql_dir = Some(args.value(&flag)?),
-            "--ready-file" => options.ready_file = Some(args.value(&flag)?),
-            "--ws-idle-timeout" => {
-                options.ws_limits.idle_timeout = Some(args.seconds(&flag)?);
-            }
-            "--ws-max-lifetime" => {
-                options.ws_limits.max_lifetime = Some(args.seconds(&flag)?);
-            }
-            "--ws-max-frame-bytes" => {
-                options.ws_limits.max_frame_bytes = Some(args.value(&flag)?);
-            }
-            "--ws-max-message-bytes" => {
-                options.ws_limits.max_message_bytes = Some(args.value(&flag)?);
-            }
-            "--max-instances" => options.max_instances = Some(args.value(&flag)?),
-            _ => return Err(usage(format!("unknown option `{flag}` for `up`"))),
-        }
-    }
-    Ok(options)
-}
-
-fn parse_token(mut args: Args) -> Result<TokenOptions> {
-    let mut user = None;
-    let mut ttl = DEFAULT_TOKEN_TTL;
-    let mut state_dir = None;
-    loop {
-        if let Some(word) = args.next_word_if_positional() {
-            if user.replace(word).is_some() {
-                return Err(usage("`token` takes one user".into()));
-            }
-            continue;
-        }
-        let Some(flag) = args.next_flag()? else { break };
-        match flag.as_str() {
-            "--ttl" => ttl = args.seconds(&flag)?,
-            "--state-dir" => state_dir = Some(args.value(&flag)?),
-            _ => return Err(usage(format!("unknown option `{flag}` for `token`"))),
-        }
-    }
-    let user = user
-        .ok_or_else(|| usage("`token` needs a user: alice, bob, carol, dave or a UUID".into()))?;
-    Ok(TokenOptions {
-        user,
-        ttl,
-        state_dir,
-    })
-}
-
-fn usage(message: String) -> Error {
-    Error::Usage(format!("{message}\n\n{USAGE}"))
-}
-
-/// A cursor over the arguments that understands `--flag value` and `--flag=value`.
-struct Args {
-    items: std::collections::VecDeque<String>,
-    /// The `value` of a `--flag=value` just split off, waiting to be taken.
-    inline_value: Option<String>,
-}
-
-impl Args {
-    fn new(args: impl IntoIterator<Item = String>) -> Self {
-        Self {
-            items: args.into_iter().collect(),
-            inline_value: None,
-        }
-    }
-
-    fn next_word(&mut self) -> Option<String> {
-        self.items.pop_front()
-    }
-
-    fn next_word_if_positional(&mut self) -> Option<String> {
-        match self.items.front() {
-            Some(word) if !word.starts_with("--") => self.items.pop_front(),
-            _ => None,
-        }
-    }
-
-    fn next_flag(&mut self) -> Result<Option<String>> {
-        if let Some(value) = self.inline_value.take() {
-            return Err(usage(format!("unexpected value `{value}`")));
-        }
-        let Some(word) = self.items.pop_front() else {
-            return Ok(None);
-        };
-        if !word.starts_with("--") {
-            return Err(usage(format!("unexpected argument `{word}`")));
-        }
-        Ok(Some(match word.split_once('=') {
-            Some((flag, value)) => {
-                self.inline_value = Some(value.to_owned());
-                flag.to_owned()
-            }
-            None => word,
-        }))
-    }
-
-    fn value<T: FromStr>(&mut self, flag: &str) -> Result<T> {
-        let raw = self
-            .inline_value
-            .take()
-            .or_else(|| self.items.pop_front())
-            .ok_or_else(|| usage(format!("`{flag}` needs a value")))?;
-        raw.parse()
-            .map_err(|_| usage(format!("`{flag}`: `{raw}` is not a valid value")))
-    }
-
-    fn seconds(&mut self, flag: &str) -> Result<Duration> {
-        self.value::<u64>(flag).map(Duration::from_secs)
-    }
+fn seconds(text: &str) -> Result<Duration, std::num::ParseIntError> {
+    text.parse().map(Duration::from_secs)
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+
     use super::*;
 
-    fn parse_words(line: &str) -> Result<Command> {
-        parse(line.split_whitespace().map(str::to_owned))
+    fn parse_words(line: &str) -> Result<Option<Command>, clap::Error> {
+        Cli::try_parse_from(std::iter::once("chat-local").chain(line.split_whitespace())).map(|cli| cli.command)
+    }
+
+    fn up(line: &str) -> UpOptions {
+        match parse_words(line) {
+            Ok(Some(Command::Up(options))) => options,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn token(line: &str) -> TokenOptions {
+        match parse_words(line) {
+            Ok(Some(Command::Token(options))) => options,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn up_with_no_options_uses_dev_ports() {
-        let Command::Up(options) = parse_words("up").unwrap() else {
-            panic!()
-        };
+        let options = up("up");
         assert_eq!(options, UpOptions::default());
         assert_eq!(options.port(options.http_port, DEV_HTTP_PORT), 3000);
         assert_eq!(options.port(options.ws_port, DEV_WS_PORT), 3001);
-        assert_eq!(
-            options.port(options.postgrest_port, DEV_POSTGREST_PORT),
-            3002
-        );
+        assert_eq!(options.port(options.postgrest_port, DEV_POSTGREST_PORT), 3002);
     }
 
     #[test]
     fn ephemeral_defaults_to_free_ports_but_keeps_given_ones() {
-        let Command::Up(options) = parse_words("up --ephemeral --ws-port 4001").unwrap() else {
-            panic!()
-        };
+        let options = up("up --ephemeral --ws-port 4001");
         assert_eq!(options.port(options.http_port, DEV_HTTP_PORT), 0);
         assert_eq!(options.port(options.ws_port, DEV_WS_PORT), 4001);
     }
@@ -259,11 +177,8 @@ mod tests {
                     --bin-dir b --template t.yaml --sql-dir q --ready-file r.json --exit-on-stdin-eof \
                     --ws-idle-timeout 5 --ws-max-lifetime=6 --ws-max-frame-bytes 7 \
                     --ws-max-message-bytes 8 --max-instances 9";
-        let Command::Up(options) = parse_words(line).unwrap() else {
-            panic!()
-        };
         assert_eq!(
-            options,
+            up(line),
             UpOptions {
                 ephemeral: true,
                 state_dir: Some("/s".into()),
@@ -289,26 +204,25 @@ mod tests {
     #[test]
     fn token_takes_a_user_and_options_in_any_order() {
         let expected = TokenOptions {
-            user: "bob".into(),
-            ttl: Duration::from_secs(60),
+            user: "bob".parse().unwrap(),
+            ttl: Some(Duration::from_secs(60)),
             state_dir: Some("d".into()),
         };
-        assert_eq!(
-            parse_words("token bob --ttl 60 --state-dir d").unwrap(),
-            Command::Token(expected)
-        );
-        let Command::Token(options) = parse_words("token --ttl=60 alice").unwrap() else {
-            panic!()
-        };
-        assert_eq!(options.user, "alice");
-        let Command::Token(options) = parse_words("token carol").unwrap() else {
-            panic!()
-        };
-        assert_eq!(options.ttl, DEFAULT_TOKEN_TTL);
+        assert_eq!(token("token bob --ttl 60 --state-dir d"), expected);
+        assert_eq!(token("token --ttl=60 --state-dir=d bob"), expected);
+        assert_eq!(token("token --ttl=60 alice").user, "alice".parse().unwrap());
+        let id = "6f1c1a52-3a5e-4c0e-9b7e-2d4f5a6b7c8d";
+        assert_eq!(token(&format!("token {id}")).user.id.to_string(), id);
     }
 
     #[test]
-    fn mistakes_are_reported_with_usage() {
+    fn a_token_lives_a_day_unless_told_otherwise() {
+        assert_eq!(token("token carol").lifetime(), Duration::from_secs(24 * 60 * 60));
+        assert_eq!(token("token carol --ttl 5").lifetime(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn mistakes_are_reported_and_point_at_the_help() {
         for line in [
             "down",
             "up --http-port",
@@ -318,20 +232,24 @@ mod tests {
             "up --nope",
             "up stray",
             "token",
+            "token mallory",
             "token alice bob",
             "token alice --ttl -1",
         ] {
             let error = parse_words(line).expect_err(line);
-            assert!(
-                matches!(error, Error::Usage(ref text) if text.contains("Usage:")),
-                "{line}"
-            );
+            assert_eq!(error.exit_code(), 2, "{line}");
+            // Each message names the mistake and points at the help.
+            assert!(error.render().to_string().contains("'--help'"), "{line}: {error}");
         }
     }
 
     #[test]
     fn no_command_or_help_asks_for_help() {
-        assert_eq!(parse_words("").unwrap(), Command::Help);
-        assert_eq!(parse_words("--help").unwrap(), Command::Help);
+        assert!(parse_words("").unwrap().is_none());
+        for line in ["--help", "-h", "help", "up --help", "help token"] {
+            let error = parse_words(line).expect_err(line);
+            assert_eq!(error.kind(), ErrorKind::DisplayHelp, "{line}");
+            assert_eq!(error.exit_code(), 0, "{line}");
+        }
     }
 }

@@ -5,15 +5,8 @@ use std::fmt::Write as _;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Bad command line; the message already says what was expected.
-    #[error("{0}")]
-    Usage(String),
-
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
 
     #[error("{context}: {}", describe_db_error(.source))]
     Database {

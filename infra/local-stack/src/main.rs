@@ -23,27 +23,23 @@ mod workspace;
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use cli::{Command, TokenOptions};
-use error::{Error, Result};
+use clap::{CommandFactory as _, Parser as _};
+
+use cli::{Cli, Command, TokenOptions};
+use error::{Context as _, Result};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A bad command line prints the usage and exits with 2 here.
+    let cli = Cli::parse();
     init_logging();
-    let outcome = match cli::parse(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            println!("{}", cli::USAGE);
-            Ok(())
-        }
-        Ok(Command::Up(options)) => up::run(options).await,
-        Ok(Command::Token(options)) => print_token(options),
-        Err(error) => Err(error),
+    let outcome = match cli.command {
+        None => Cli::command().print_help().context(|| "printing the help".into()),
+        Some(Command::Up(options)) => up::run(options).await,
+        Some(Command::Token(options)) => print_token(options),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Usage(message)) => {
-            eprintln!("chat-local: {message}");
-            ExitCode::from(2)
-        }
         Err(error) => {
             eprintln!("chat-local: {error}");
             ExitCode::FAILURE
@@ -65,14 +61,11 @@ fn init_logging() {
 /// `chat-local token`: a user's access token, signed with the secret the
 /// stack of that state dir uses.
 fn print_token(options: TokenOptions) -> Result<()> {
-    let subject = tokens::Subject::parse(&options.user)?;
     let root = workspace::root();
-    let state_dir = options
-        .state_dir
-        .unwrap_or_else(|| workspace::default_state_dir(&root));
+    let state_dir = (options.state_dir.clone()).unwrap_or_else(|| workspace::default_state_dir(&root));
     let state = state_dir::StateDir::persistent(state_dir)?;
     let secrets = secrets::load_or_create(state.path())?;
     let minter = tokens::TokenMinter::from_env(&secrets.jwt_secret);
-    println!("{}", minter.access_token(&subject, options.ttl));
+    println!("{}", minter.access_token(&options.user, options.lifetime()));
     Ok(())
 }

@@ -7,8 +7,6 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-
 /// The users `sql/seed.sql` creates, with its fixed ids.
 pub const SEED_USERS: [SeedUser; 4] = [
     SeedUser::new("alice", 0x0000_0000_a11c),
@@ -38,8 +36,11 @@ pub struct Subject {
     pub email: String,
 }
 
-impl Subject {
-    pub fn parse(user: &str) -> Result<Self> {
+/// How the command line names a user (`chat-local token USER`).
+impl std::str::FromStr for Subject {
+    type Err = String;
+
+    fn from_str(user: &str) -> Result<Self, String> {
         if let Some(seed) = SEED_USERS.iter().find(|seed| seed.name == user) {
             return Ok(Self::from(seed));
         }
@@ -48,9 +49,7 @@ impl Subject {
                 id,
                 email: String::new(),
             }),
-            Err(_) => Err(Error::Usage(format!(
-                "unknown user `{user}`: use alice, bob, carol, dave or a user's UUID"
-            ))),
+            Err(_) => Err("not alice, bob, carol, dave or a user's UUID".into()),
         }
     }
 }
@@ -168,13 +167,9 @@ mod tests {
             Some(audience) => validation.set_audience(&[audience]),
             None => validation.validate_aud = false,
         }
-        decode::<T>(
-            token,
-            &DecodingKey::from_secret(SECRET.as_bytes()),
-            &validation,
-        )
-        .expect("token verifies")
-        .claims
+        decode::<T>(token, &DecodingKey::from_secret(SECRET.as_bytes()), &validation)
+            .expect("token verifies")
+            .claims
     }
 
     #[test]
@@ -194,7 +189,7 @@ mod tests {
     #[test]
     fn access_tokens_decode_back_with_supabase_claims() {
         let minter = TokenMinter::new(SECRET, None);
-        let alice = Subject::parse("alice").unwrap();
+        let alice = "alice".parse::<Subject>().unwrap();
         let token = minter.access_token(&alice, Duration::from_secs(600));
         let claims: AccessClaims = decode_as(&token, Some("authenticated"));
         assert_eq!(claims.sub, "00000000-0000-4000-8000-00000000a11c");
@@ -209,12 +204,12 @@ mod tests {
     #[test]
     fn issuer_is_set_only_when_configured() {
         let minter = TokenMinter::new(SECRET, Some("http://127.0.0.1/auth/v1".into()));
-        let token = minter.access_token(&Subject::parse("bob").unwrap(), Duration::from_secs(60));
+        let token = minter.access_token(&"bob".parse::<Subject>().unwrap(), Duration::from_secs(60));
         let claims: AccessClaims = decode_as(&token, Some("authenticated"));
         assert_eq!(claims.iss.as_deref(), Some("http://127.0.0.1/auth/v1"));
 
         let empty = TokenMinter::new(SECRET, Some(String::new()));
-        let token = empty.access_token(&Subject::parse("bob").unwrap(), Duration::from_secs(60));
+        let token = empty.access_token(&"bob".parse::<Subject>().unwrap(), Duration::from_secs(60));
         let raw: serde_json::Value = decode_as(&token, Some("authenticated"));
         assert!(raw.get("iss").is_none());
     }
@@ -222,8 +217,8 @@ mod tests {
     #[test]
     fn any_uuid_is_a_subject_but_unknown_names_are_not() {
         let id = "4b5f2d1e-8f0a-4c39-9d0e-2f6a1b7c3d4e";
-        assert_eq!(Subject::parse(id).unwrap().id.to_string(), id);
-        assert!(Subject::parse("mallory").is_err());
+        assert_eq!(id.parse::<Subject>().unwrap().id.to_string(), id);
+        assert!("mallory".parse::<Subject>().is_err());
     }
 
     #[test]
