@@ -45,19 +45,14 @@ pub async fn start(settings: EmulatorSettings) -> Result<Emulator> {
             Err(EmulatorError::Bind { addr, .. })
                 if settings.ws_port == 0 && addr.port() == ws_port && attempt < PORT_ATTEMPTS =>
             {
-                warn!(
-                    port = ws_port,
-                    "the WebSocket port was taken; trying another"
-                );
+                warn!(port = ws_port, "the WebSocket port was taken; trying another");
             }
             Err(error) => {
                 let hint = match error {
                     EmulatorError::MissingBinary { .. } => {
                         " (build them with `cargo build --workspace --bins`, or pass --bin-dir)"
                     }
-                    EmulatorError::Bind { .. } => {
-                        " (is another stack running? see --http-port and --ws-port)"
-                    }
+                    EmulatorError::Bind { .. } => " (is another stack running? see --http-port and --ws-port)",
                     _ => "",
                 };
                 return Err(Error::Setup(format!(
@@ -78,27 +73,18 @@ fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
         ("StageName".to_owned(), STAGE.to_owned()),
         ("SupabaseUrl".to_owned(), settings.postgrest_url.clone()),
         ("SupabaseAnonKey".to_owned(), settings.anon_key.clone()),
-        (
-            "SupabaseServiceRoleKey".to_owned(),
-            settings.service_role_key.clone(),
-        ),
+        ("SupabaseServiceRoleKey".to_owned(), settings.service_role_key.clone()),
         ("SupabaseJwtSecret".to_owned(), settings.jwt_secret.clone()),
         ("SupabaseJwtIssuer".to_owned(), issuer.clone()),
     ]);
     let function_env = BTreeMap::from([
         ("SUPABASE_URL".to_owned(), settings.postgrest_url.clone()),
         // postrust serves PostgREST at its root; Supabase serves it at /rest/v1.
-        (
-            "SUPABASE_REST_URL".to_owned(),
-            settings.postgrest_url.clone(),
-        ),
+        ("SUPABASE_REST_URL".to_owned(), settings.postgrest_url.clone()),
         ("SUPABASE_ANON_KEY".to_owned(), settings.anon_key.clone()),
         // Not SUPABASE_SERVICE_ROLE_KEY: template.yaml gives it only to the
         // functions that need it, from the SupabaseServiceRoleKey parameter.
-        (
-            "SUPABASE_JWT_SECRET".to_owned(),
-            settings.jwt_secret.clone(),
-        ),
+        ("SUPABASE_JWT_SECRET".to_owned(), settings.jwt_secret.clone()),
         ("SUPABASE_JWT_ISSUER".to_owned(), issuer),
         ("WEBSOCKET_MANAGEMENT_ENDPOINT".to_owned(), management_url),
         ("RUST_LOG".to_owned(), rust_log),
@@ -142,9 +128,6 @@ mod tests {
         });
         assert_eq!(limits.idle_timeout, Duration::from_secs(2));
         assert_eq!(limits.max_frame_bytes, 1024);
-        assert_eq!(
-            limits.max_message_bytes,
-            WsLimits::default().max_message_bytes
-        );
+        assert_eq!(limits.max_message_bytes, WsLimits::default().max_message_bytes);
     }
 }

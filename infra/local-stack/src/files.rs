@@ -53,8 +53,7 @@ pub struct TestDir(PathBuf);
 #[cfg(test)]
 impl TestDir {
     pub fn new(label: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("chat-local-test-{label}-{}", crate::random::hex(6)));
+        let dir = std::env::temp_dir().join(format!("chat-local-test-{label}-{}", crate::random::hex(6)));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }

@@ -9,12 +9,9 @@ use crate::error::{Context, Error, Result};
 /// rare enough for a local stack; servers that can bind port 0 themselves
 /// should be given 0 instead.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .context(|| "looking for a free port on 127.0.0.1".into())?;
-    let port = listener
-        .local_addr()
-        .context(|| "reading the free port".into())?
-        .port();
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context(|| "looking for a free port on 127.0.0.1".into())?;
+    let port = listener.local_addr().context(|| "reading the free port".into())?.port();
     Ok(port)
 }
 

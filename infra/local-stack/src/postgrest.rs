@@ -49,9 +49,7 @@ impl Postgrest {
             };
             match start_on(&binary, port, &settings).await {
                 Ok(postgrest) => return Ok(postgrest),
-                Err(failure)
-                    if settings.port == 0 && attempt < PORT_ATTEMPTS && failure.lost_port() =>
-                {
+                Err(failure) if settings.port == 0 && attempt < PORT_ATTEMPTS && failure.lost_port() => {
                     warn!(port, "postgrest could not bind its port; trying another");
                 }
                 Err(failure) => return Err(Error::Setup(failure.to_string())),
@@ -65,9 +63,7 @@ impl Postgrest {
 
     pub async fn exited(&mut self) -> String {
         let status = self.child.wait().await;
-        let status = status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string());
+        let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
         format!(
             "postgrest exited unexpectedly ({status}). Its last output:\n{}",
             self.output.text()
@@ -79,11 +75,7 @@ impl Postgrest {
     }
 }
 
-async fn start_on(
-    binary: &Path,
-    port: u16,
-    settings: &PostgrestSettings<'_>,
-) -> Result<Postgrest, StartFailure> {
+async fn start_on(binary: &Path, port: u16, settings: &PostgrestSettings<'_>) -> Result<Postgrest, StartFailure> {
     let mut command = Command::new(binary);
     // A clean environment: postrust also reads PORT, RUST_LOG and any
     // PGRST_* variable, and the developer's shell may have those set.
@@ -106,12 +98,10 @@ async fn start_on(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = process::supervise(&mut command)
-        .spawn()
-        .map_err(|error| StartFailure {
-            what: format!("could not start {}: {error}", binary.display()),
-            output: String::new(),
-        })?;
+    let mut child = process::supervise(&mut command).spawn().map_err(|error| StartFailure {
+        what: format!("could not start {}: {error}", binary.display()),
+        output: String::new(),
+    })?;
     let output = process::forward_output(&mut child, "[postgrest]");
     let url = format!("http://127.0.0.1:{port}");
 
@@ -130,10 +120,7 @@ async fn start_on(
             info!(%url, "postgrest is up");
             return Ok(Postgrest { child, url, output });
         }
-        Readiness::Exited(status) => format!(
-            "postgrest ({}) exited during start-up ({status})",
-            binary.display()
-        ),
+        Readiness::Exited(status) => format!("postgrest ({}) exited during start-up ({status})", binary.display()),
         Readiness::TimedOut => {
             format!("postgrest did not answer on {url} within {START_DEADLINE:?}")
         }

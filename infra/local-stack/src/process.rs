@@ -29,9 +29,7 @@ pub fn supervise(command: &mut Command) -> &mut Command {
             }
             // The runner may have died before the prctl took effect.
             if libc::getppid() as u32 != runner {
-                return Err(std::io::Error::other(
-                    "the runner exited while starting a child",
-                ));
+                return Err(std::io::Error::other("the runner exited while starting a child"));
             }
             Ok(())
         });
@@ -75,11 +73,7 @@ impl OutputTail {
 
     pub fn text(&self) -> String {
         let lines = self.0.lock().expect("output tail lock");
-        lines
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -145,13 +139,7 @@ mod tests {
         // Give the shell time to install its trap.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let started = std::time::Instant::now();
-        stop(
-            &mut child,
-            "test child",
-            libc::SIGTERM,
-            Duration::from_millis(300),
-        )
-        .await;
+        stop(&mut child, "test child", libc::SIGTERM, Duration::from_millis(300)).await;
         assert!(child.try_wait().unwrap().is_some());
         assert!(started.elapsed() < Duration::from_secs(5));
     }

@@ -25,10 +25,7 @@ pub fn bytes(len: usize) -> Vec<u8> {
 
 /// Lowercase hex: safe in URLs, SQL literals and identifiers.
 pub fn hex(len_bytes: usize) -> String {
-    bytes(len_bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    bytes(len_bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// URL-safe base64 without padding: printable, compact.

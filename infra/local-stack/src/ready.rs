@@ -61,10 +61,7 @@ impl ReadyInfo {
             lines.push(String::new());
             lines.push(format!("  {name} ({}), token valid 24 h:", user.id));
             lines.push(format!("    {}", user.token));
-            lines.push(format!(
-                "    websocat \"{}?token={}\"",
-                self.websocket_url, user.token
-            ));
+            lines.push(format!("    websocat \"{}?token={}\"", self.websocket_url, user.token));
         }
         lines.push(String::new());
         lines.push("  More tokens: make token USER=carol   Stop: Ctrl-C".to_owned());
@@ -106,8 +103,7 @@ mod tests {
         let dir = crate::files::TestDir::new("ready");
         let path = dir.path().join("ready.json");
         sample().write(&path).unwrap();
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         for key in [
             "http_url",
             "websocket_url",
@@ -120,10 +116,7 @@ mod tests {
         ] {
             assert!(json[key].is_string(), "{key}");
         }
-        assert_eq!(
-            json["users"]["alice"]["id"],
-            "00000000-0000-4000-8000-00000000a11c"
-        );
+        assert_eq!(json["users"]["alice"]["id"], "00000000-0000-4000-8000-00000000a11c");
         assert_eq!(json["users"]["alice"]["token"], "aaa.bbb.ccc");
     }
 

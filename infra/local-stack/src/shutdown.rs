@@ -21,8 +21,7 @@ impl Shutdown {
             (SignalKind::terminate(), "terminated"),
             (SignalKind::hangup(), "hung up"),
         ] {
-            let mut stream =
-                signal(kind).context(|| format!("listening for the `{reason}` signal"))?;
+            let mut stream = signal(kind).context(|| format!("listening for the `{reason}` signal"))?;
             let sender = sender.clone();
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
@@ -47,10 +46,7 @@ impl Shutdown {
 
     /// Waits for the first request to stop and says what it was.
     pub async fn requested(&mut self) -> &'static str {
-        self.requests
-            .recv()
-            .await
-            .unwrap_or("no way left to be stopped")
+        self.requests.recv().await.unwrap_or("no way left to be stopped")
     }
 
     /// After the first request, a second one means "now": exit at once. The

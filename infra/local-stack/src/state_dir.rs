@@ -25,26 +25,17 @@ impl StateDir {
                 .create(&path)
                 .context(|| format!("creating {}", path.display()))?;
         }
-        Ok(Self {
-            path,
-            ephemeral: false,
-        })
+        Ok(Self { path, ephemeral: false })
     }
 
     /// A new directory under `parent` (default: the system temp dir), named
     /// after this process so leftovers of runners that were killed outright
     /// can be recognised and removed by the next one.
     pub fn ephemeral(parent: Option<&Path>) -> Result<Self> {
-        let parent = parent
-            .map(Path::to_path_buf)
-            .unwrap_or_else(std::env::temp_dir);
+        let parent = parent.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
         std::fs::create_dir_all(&parent).context(|| format!("creating {}", parent.display()))?;
         remove_abandoned(&parent);
-        let path = parent.join(format!(
-            "{EPHEMERAL_PREFIX}{}-{}",
-            std::process::id(),
-            random::hex(4)
-        ));
+        let path = parent.join(format!("{EPHEMERAL_PREFIX}{}-{}", std::process::id(), random::hex(4)));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
@@ -53,10 +44,7 @@ impl StateDir {
         let path = path
             .canonicalize()
             .context(|| format!("resolving {}", path.display()))?;
-        Ok(Self {
-            path,
-            ephemeral: true,
-        })
+        Ok(Self { path, ephemeral: true })
     }
 
     pub fn path(&self) -> &Path {
@@ -111,10 +99,7 @@ fn remove_abandoned(parent: &Path) {
             continue;
         };
         if !process_exists(pid) {
-            debug!(
-                "removing {} left by a runner that was killed",
-                entry.path().display()
-            );
+            debug!("removing {} left by a runner that was killed", entry.path().display());
             let _ = remove_tree(&entry.path());
         }
     }

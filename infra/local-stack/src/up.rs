@@ -86,9 +86,8 @@ struct Paths {
 impl Paths {
     /// As given on the command line, else the workspace's.
     fn new(options: &UpOptions, root: &Path) -> Self {
-        let given_or = |given: &Option<PathBuf>, default: fn(&Path) -> PathBuf| {
-            given.clone().unwrap_or_else(|| default(root))
-        };
+        let given_or =
+            |given: &Option<PathBuf>, default: fn(&Path) -> PathBuf| given.clone().unwrap_or_else(|| default(root));
         Self {
             sql_dir: given_or(&options.sql_dir, workspace::default_sql_dir),
             template: given_or(&options.template, workspace::default_template),
@@ -142,12 +141,7 @@ impl Stack {
     }
 }
 
-async fn start(
-    options: &UpOptions,
-    paths: &Paths,
-    state: &StateDir,
-    stack: &mut Stack,
-) -> Result<ReadyInfo> {
+async fn start(options: &UpOptions, paths: &Paths, state: &StateDir, stack: &mut Stack) -> Result<ReadyInfo> {
     let secrets = secrets::load_or_create(state.path())?;
 
     let database = stack

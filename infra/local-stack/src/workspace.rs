@@ -59,10 +59,7 @@ pub fn default_bin_dir(root: &Path) -> PathBuf {
                 dir
             }
         })
-        .filter(|dir| {
-            dir.file_name()
-                .is_some_and(|name| name == "debug" || name == "release")
-        })
+        .filter(|dir| dir.file_name().is_some_and(|name| name == "debug" || name == "release"))
         .unwrap_or_else(|| root.join("target").join("debug"))
 }
 

@@ -44,22 +44,13 @@ async fn an_ephemeral_stack_serves_postgrest_and_leaves_nothing_behind() {
         );
     }
     for user in ["alice", "bob", "carol", "dave"] {
-        assert!(
-            ready["users"][user]["token"].is_string(),
-            "no token for {user}"
-        );
+        assert!(ready["users"][user]["token"].is_string(), "no token for {user}");
     }
-    assert_eq!(
-        ready["users"]["alice"]["id"],
-        "00000000-0000-4000-8000-00000000a11c"
-    );
+    assert_eq!(ready["users"]["alice"]["id"], "00000000-0000-4000-8000-00000000a11c");
 
     let anon_key = ready["anon_key"].as_str().expect("anon key");
     let response = reqwest::Client::new()
-        .post(format!(
-            "{}/rpc/health_stats",
-            ready["postgrest_url"].as_str().unwrap()
-        ))
+        .post(format!("{}/rpc/health_stats", ready["postgrest_url"].as_str().unwrap()))
         .header("apikey", anon_key)
         .bearer_auth(anon_key)
         .json(&serde_json::json!({}))
@@ -68,17 +59,11 @@ async fn an_ephemeral_stack_serves_postgrest_and_leaves_nothing_behind() {
         .expect("PostgREST answers");
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    assert!(
-        status.is_success(),
-        "POST /rpc/health_stats as anon: {status} {body}"
-    );
+    assert!(status.is_success(), "POST /rpc/health_stats as anon: {status} {body}");
 
     let runner_pid = runner.0.id();
     let descendants = descendants_of(runner_pid);
-    assert!(
-        !descendants.is_empty(),
-        "the runner should have child processes"
-    );
+    assert!(!descendants.is_empty(), "the runner should have child processes");
     let state_dir = PathBuf::from(ready["state_dir"].as_str().expect("state dir"));
     assert!(state_dir.is_dir());
 
@@ -88,19 +73,9 @@ async fn an_ephemeral_stack_serves_postgrest_and_leaves_nothing_behind() {
     assert!(status.success(), "chat-local exited with {status}");
 
     let survivors: Vec<_> = descendants.iter().filter(|pid| is_running(**pid)).collect();
-    assert!(
-        survivors.is_empty(),
-        "processes left running: {survivors:?}"
-    );
-    assert!(
-        !state_dir.exists(),
-        "{} was not removed",
-        state_dir.display()
-    );
-    assert!(
-        !ready_file.exists(),
-        "the ready file should be removed on exit"
-    );
+    assert!(survivors.is_empty(), "processes left running: {survivors:?}");
+    assert!(!state_dir.exists(), "{} was not removed", state_dir.display());
+    assert!(!ready_file.exists(), "the ready file should be removed on exit");
 }
 
 /// Kills the runner if the test fails before it exits.
@@ -158,12 +133,7 @@ fn descendants_of(root: u32) -> Vec<u32> {
     let mut index = 0;
     while index < found.len() {
         let parent = found[index];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, ppid)| *ppid == parent)
-                .map(|(pid, _)| *pid),
-        );
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
         index += 1;
     }
     found.remove(0);

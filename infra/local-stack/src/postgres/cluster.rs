@@ -77,8 +77,7 @@ impl Cluster {
                         child,
                         target,
                         log_path,
-                        remove_on_stop: (ephemeral && layout.outside_state_dir)
-                            .then(|| layout.root.clone()),
+                        remove_on_stop: (ephemeral && layout.outside_state_dir).then(|| layout.root.clone()),
                     });
                 }
                 Readiness::Exited(_) if attempt < PORT_ATTEMPTS && lost_the_port(&log_tail()) => {
@@ -91,13 +90,7 @@ impl Cluster {
                     ))
                 }
                 Readiness::TimedOut => {
-                    process::stop(
-                        &mut child,
-                        "postgres",
-                        libc::SIGQUIT,
-                        Duration::from_secs(5),
-                    )
-                    .await;
+                    process::stop(&mut child, "postgres", libc::SIGQUIT, Duration::from_secs(5)).await;
                     return Err(server_failed(
                         &format!("postgres did not accept connections within {START_DEADLINE:?}"),
                         &log_path,
@@ -113,14 +106,8 @@ impl Cluster {
 
     pub async fn exited(&mut self) -> String {
         let status = self.child.wait().await;
-        let status = status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string());
-        server_failed(
-            &format!("postgres exited unexpectedly ({status})"),
-            &self.log_path,
-        )
-        .to_string()
+        let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+        server_failed(&format!("postgres exited unexpectedly ({status})"), &self.log_path).to_string()
     }
 
     pub async fn stop(mut self) {
@@ -143,11 +130,8 @@ fn spawn_server(
     owner: Option<&ServerUser>,
     ephemeral: bool,
 ) -> Result<Child> {
-    let log =
-        std::fs::File::create(log_path).context(|| format!("creating {}", log_path.display()))?;
-    let log_too = log
-        .try_clone()
-        .context(|| "duplicating the log file handle".into())?;
+    let log = std::fs::File::create(log_path).context(|| format!("creating {}", log_path.display()))?;
+    let log_too = log.try_clone().context(|| "duplicating the log file handle".into())?;
     let mut command = Command::new(&binaries.postgres);
     command
         .arg("-D")

@@ -67,10 +67,7 @@ impl ExternalDatabase {
             // FORCE (PostgreSQL 13+) ends sessions a crashed function left
             // open. Two calls: DROP DATABASE refuses to share a transaction.
             client
-                .batch_execute(&format!(
-                    "drop database if exists {} with (force)",
-                    quote_ident(name)
-                ))
+                .batch_execute(&format!("drop database if exists {} with (force)", quote_ident(name)))
                 .await?;
             client
                 .batch_execute(&format!("drop role if exists {}", quote_ident(&role)))
@@ -90,11 +87,8 @@ impl ExternalDatabase {
 /// The parts of a connection string the stack needs. Only TCP servers: the
 /// URL is also handed to PostgREST and printed for tests.
 fn parse_target(url: &str) -> Result<DatabaseTarget> {
-    let config = tokio_postgres::Config::from_str(url).map_err(|error| {
-        Error::Setup(format!(
-            "DATABASE_URL is not a valid connection string: {error}"
-        ))
-    })?;
+    let config = tokio_postgres::Config::from_str(url)
+        .map_err(|error| Error::Setup(format!("DATABASE_URL is not a valid connection string: {error}")))?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         Some(_) => {

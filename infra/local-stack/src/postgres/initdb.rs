@@ -25,9 +25,7 @@ pub async fn initialize_if_needed(
     match std::fs::read_to_string(data_dir.join("PG_VERSION")) {
         Ok(version) => return check_version(version.trim(), binaries, data_dir),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
-            return Err(error).context(|| format!("reading {}/PG_VERSION", data_dir.display()))
-        }
+        Err(error) => return Err(error).context(|| format!("reading {}/PG_VERSION", data_dir.display())),
     }
     let is_empty = std::fs::read_dir(data_dir).map(|mut entries| entries.next().is_none());
     if matches!(is_empty, Ok(false)) {
@@ -42,14 +40,7 @@ pub async fn initialize_if_needed(
     command
         .arg("--pgdata")
         .arg(data_dir)
-        .args([
-            "--username",
-            SUPERUSER,
-            "--auth",
-            "trust",
-            "--encoding",
-            "UTF8",
-        ])
+        .args(["--username", SUPERUSER, "--auth", "trust", "--encoding", "UTF8"])
         .arg(locale_argument())
         .stdin(Stdio::null());
     if ephemeral {

@@ -43,13 +43,7 @@ pub fn choose(state_dir: &Path, owner: Option<&ServerUser>, ephemeral: bool) -> 
         .mode();
     if mode & 0o001 == 0 {
         std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(mode | 0o001))
-            .context(|| {
-                format!(
-                    "letting user {} through {}",
-                    owner.name,
-                    state_dir.display()
-                )
-            })?;
+            .context(|| format!("letting user {} through {}", owner.name, state_dir.display()))?;
     }
     if owner.can_reach(&in_state_dir.data_dir()) {
         return Ok(in_state_dir);
@@ -115,10 +109,7 @@ mod tests {
 
     #[test]
     fn long_socket_directories_fall_back_to_tcp_only() {
-        assert_eq!(
-            socket_directory_setting(Path::new("/tmp/x/pgrun")),
-            "/tmp/x/pgrun"
-        );
+        assert_eq!(socket_directory_setting(Path::new("/tmp/x/pgrun")), "/tmp/x/pgrun");
         let deep = PathBuf::from(format!("/{}", "d".repeat(100)));
         assert_eq!(socket_directory_setting(&deep), "");
     }

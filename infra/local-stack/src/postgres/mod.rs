@@ -89,12 +89,8 @@ impl Database {
     /// `DATABASE_URL` when set, else a private cluster under `state_dir`.
     pub async fn start(state_dir: &Path, ephemeral: bool) -> Result<Self> {
         match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Ok(Self::External(
-                external::ExternalDatabase::open(&url, ephemeral).await?,
-            )),
-            _ => Ok(Self::Private(
-                cluster::Cluster::start(state_dir, ephemeral).await?,
-            )),
+            Ok(url) if !url.is_empty() => Ok(Self::External(external::ExternalDatabase::open(&url, ephemeral).await?)),
+            _ => Ok(Self::Private(cluster::Cluster::start(state_dir, ephemeral).await?)),
         }
     }
 
@@ -147,9 +143,7 @@ impl Database {
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -165,9 +159,7 @@ async fn connect_with_retry(target: &DatabaseTarget, deadline: Duration) -> Resu
                 tracing::debug!("database not ready yet: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(error) => {
-                return Err(error).context(|| format!("connecting to {}", target.display_url()))
-            }
+            Err(error) => return Err(error).context(|| format!("connecting to {}", target.display_url())),
         }
     }
 }
@@ -193,10 +185,7 @@ mod tests {
             target.superuser_url(),
             "postgres://postgres:p%40ss%3A%2Fword@127.0.0.1:5433/chat_1"
         );
-        assert_eq!(
-            target.display_url(),
-            "postgres://postgres@127.0.0.1:5433/chat_1"
-        );
+        assert_eq!(target.display_url(), "postgres://postgres@127.0.0.1:5433/chat_1");
         assert_eq!(
             target.url_for("authenticator", Some("abc")),
             "postgres://authenticator:abc@127.0.0.1:5433/chat_1"

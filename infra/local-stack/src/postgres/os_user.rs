@@ -56,9 +56,7 @@ fn lookup(name: &str) -> Option<ServerUser> {
         return None;
     }
     // SAFETY: on success pw_name points into `buffer`, NUL-terminated.
-    let name = unsafe { CStr::from_ptr(entry.pw_name) }
-        .to_string_lossy()
-        .into_owned();
+    let name = unsafe { CStr::from_ptr(entry.pw_name) }.to_string_lossy().into_owned();
     Some(ServerUser {
         name,
         uid: entry.pw_uid,
@@ -67,9 +65,7 @@ fn lookup(name: &str) -> Option<ServerUser> {
 }
 
 async fn create_system_user(name: &str) -> Result<()> {
-    info!(
-        "creating system user {name} to own the local Postgres cluster (it refuses to run as root)"
-    );
+    info!("creating system user {name} to own the local Postgres cluster (it refuses to run as root)");
     let output = tokio::process::Command::new("useradd")
         .args([
             "--system",
