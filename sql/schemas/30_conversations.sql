@@ -57,6 +57,9 @@ create unique index conversations_room_name_key
   on public.conversations (lower(name))
   where kind = 'room';
 
+-- Deleting a user sets created_by to null in their conversations.
+create index conversations_created_by_idx on public.conversations (created_by) where created_by is not null;
+
 alter table public.conversations enable row level security;
 revoke all on table public.conversations from anon, authenticated;
 grant select on table public.conversations to authenticated;
@@ -115,18 +118,13 @@ comment on function public.is_participant(uuid) is
 revoke execute on function public.is_participant(uuid) from public, anon;
 grant execute on function public.is_participant(uuid) to authenticated, service_role;
 
-create policy "conversations are readable by their participants"
+-- Public rooms can be browsed (and then joined) by anyone signed in. One
+-- policy, not one per audience: every permissive policy runs for every row.
+create policy "conversations are readable by their participants, rooms by signed-in users"
   on public.conversations
   for select
   to authenticated
-  using (public.is_participant(id));
-
--- Public rooms can be browsed (and then joined) by anyone signed in.
-create policy "rooms are readable by signed-in users"
-  on public.conversations
-  for select
-  to authenticated
-  using (kind = 'room');
+  using (kind = 'room' or public.is_participant(id));
 
 create policy "participants are readable by fellow participants"
   on public.participants

@@ -22,6 +22,8 @@ comment on column public.conversation_events.payload is
 -- health_stats counts conversations with an event in the last 24 hours.
 create index conversation_events_created_at_idx on public.conversation_events (created_at);
 create index conversation_events_message_id_idx on public.conversation_events (message_id) where message_id is not null;
+-- Deleting a user sets actor_id to null in their events.
+create index conversation_events_actor_id_idx on public.conversation_events (actor_id) where actor_id is not null;
 
 alter table public.conversation_events enable row level security;
 revoke all on table public.conversation_events from anon, authenticated;
