@@ -22,21 +22,9 @@ mod users;
 
 use std::process::ExitCode;
 
-use options::Parsed;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match options::parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            println!("{}", options::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("chat-bench: {message}\n\n{}", options::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    let options = options::Options::from_args();
     let report = match run::run(&options).await {
         Ok(report) => report,
         Err(message) => {

@@ -1,130 +1,92 @@
-//! The command line, parsed by hand like `chat-local`'s: a dozen numeric
-//! flags do not justify an argument-parsing dependency.
+//! The command line, parsed by clap like `chat-local`'s; the checks that
+//! involve several flags or a load that cannot run are made after parsing and
+//! reported the same way (usage, exit status 2).
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-Benchmarks the chat backend on an isolated local stack (fresh database, free ports,
-release function binaries): send→deliver latency, throughput, database round trips,
-cold starts, handler time, memory and binary size. Run it through `make bench`.
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory as _, Parser};
 
-Usage: chat-bench [options]
-  --clients N            WebSocket clients, one user each (default 200)
-  --direct-share F       share of the clients in direct pairs; the rest are in groups (default 0.5)
-  --group-size N         members per group conversation, 3..101 (default 6)
-  --room-size N          members of the one room, 0 = no room, at most 101 (default 100)
-  --rate R               messages per second each client sends to its direct or group
-                         conversation (default 0.5)
-  --room-rate R          messages per second each room member sends to the room (default 0.02)
-  --duration SECS        measured sending time (default 60)
-  --warmup SECS          sending before the measurement starts, not measured (default 5)
-  --drain SECS           longest wait for the last deliveries after sending stops (default 15)
-  --rest-requests N      requests per REST operation measured (default 200)
-  --sequential-sends N   one-at-a-time sends that count database round trips (default 60)
-  --floor-samples N      raw INSERT and raw WebSocket push samples (default 1000)
-  --connect-concurrency N  WebSocket handshakes in flight at once while connecting (default 16)
-  --max-instances N      concurrent instances per function (default: the stack's)
-  --bin-dir DIR          release binaries: chat-local and the functions (default target/release)
-  --results-dir DIR      where the JSON goes (default bench/results)
-  --no-save              print the table only; write no JSON";
-
-#[derive(Debug, Clone, PartialEq)]
+/// Benchmarks the chat backend on an isolated local stack (fresh database, free ports, release function
+/// binaries): send→deliver latency, throughput, database round trips, cold starts, handler time, memory and binary
+/// size. Run it through `make bench`.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(name = "chat-bench")]
 pub struct Options {
+    /// WebSocket clients, one user each.
+    #[arg(long, value_name = "N", default_value_t = 200)]
     pub clients: usize,
+    /// Share of the clients in direct pairs; the rest are in groups.
+    #[arg(long, value_name = "F", default_value_t = 0.5)]
     pub direct_share: f64,
+    /// Members per group conversation, 3..101.
+    #[arg(long, value_name = "N", default_value_t = 6)]
     pub group_size: usize,
+    /// Members of the one room, 0 = no room, at most 101.
+    #[arg(long, value_name = "N", default_value_t = 100)]
     pub room_size: usize,
+    /// Messages per second each client sends to its direct or group conversation.
+    #[arg(long, value_name = "R", default_value_t = 0.5)]
     pub rate: f64,
+    /// Messages per second each room member sends to the room.
+    #[arg(long, value_name = "R", default_value_t = 0.02)]
     pub room_rate: f64,
+    /// Measured sending time.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "60")]
     pub duration: Duration,
+    /// Sending before the measurement starts, not measured.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "5")]
     pub warmup: Duration,
+    /// Longest wait for the last deliveries after sending stops.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "15")]
     pub drain: Duration,
+    /// Requests per REST operation measured.
+    #[arg(long, value_name = "N", default_value_t = 200)]
     pub rest_requests: usize,
+    /// One-at-a-time sends that count database round trips.
+    #[arg(long, value_name = "N", default_value_t = 60)]
     pub sequential_sends: usize,
+    /// Raw INSERT and raw WebSocket push samples.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     pub floor_samples: usize,
+    /// WebSocket handshakes in flight at once while connecting.
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub connect_concurrency: usize,
+    /// Concurrent instances per function (default: the stack's).
+    #[arg(long, value_name = "N")]
     pub max_instances: Option<usize>,
+    /// Release binaries: chat-local and the functions (default target/release).
+    #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// Where the JSON goes (default bench/results).
+    #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
+    /// Print the table only; write no JSON.
+    #[arg(long = "no-save", action = ArgAction::SetFalse)]
     pub save: bool,
 }
 
 /// A room or group holds its creator plus at most this many members.
 pub const MAX_MEMBERS_BESIDES_CREATOR: usize = 100;
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            clients: 200,
-            direct_share: 0.5,
-            group_size: 6,
-            room_size: 100,
-            rate: 0.5,
-            room_rate: 0.02,
-            duration: Duration::from_secs(60),
-            warmup: Duration::from_secs(5),
-            drain: Duration::from_secs(15),
-            rest_requests: 200,
-            sequential_sends: 60,
-            floor_samples: 1000,
-            connect_concurrency: 16,
-            max_instances: None,
-            bin_dir: None,
-            results_dir: None,
-            save: true,
-        }
-    }
-}
-
-pub enum Parsed {
-    Run(Options),
-    Help,
-}
-
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut options = Options::default();
-    let mut args = args.into_iter();
-    while let Some(word) = args.next() {
-        let (flag, inline) = match word.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (word, None),
-        };
-        let mut value = |flag: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("`{flag}` needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--clients" => options.clients = number(&flag, value(&flag)?)?,
-            "--direct-share" => options.direct_share = number(&flag, value(&flag)?)?,
-            "--group-size" => options.group_size = number(&flag, value(&flag)?)?,
-            "--room-size" => options.room_size = number(&flag, value(&flag)?)?,
-            "--rate" => options.rate = number(&flag, value(&flag)?)?,
-            "--room-rate" => options.room_rate = number(&flag, value(&flag)?)?,
-            "--duration" => options.duration = seconds(&flag, value(&flag)?)?,
-            "--warmup" => options.warmup = seconds(&flag, value(&flag)?)?,
-            "--drain" => options.drain = seconds(&flag, value(&flag)?)?,
-            "--rest-requests" => options.rest_requests = number(&flag, value(&flag)?)?,
-            "--sequential-sends" => options.sequential_sends = number(&flag, value(&flag)?)?,
-            "--floor-samples" => options.floor_samples = number(&flag, value(&flag)?)?,
-            "--connect-concurrency" => options.connect_concurrency = number(&flag, value(&flag)?)?,
-            "--max-instances" => options.max_instances = Some(number(&flag, value(&flag)?)?),
-            "--bin-dir" => options.bin_dir = Some(value(&flag)?.into()),
-            "--results-dir" => options.results_dir = Some(value(&flag)?.into()),
-            "--no-save" if inline.is_none() => options.save = false,
-            _ => return Err(format!("unknown option `{flag}`")),
-        }
-    }
-    options.validate()?;
-    Ok(Parsed::Run(options))
-}
-
 impl Options {
-    fn validate(&self) -> Result<(), String> {
+    /// The process's arguments, parsed and checked; a mistake prints the
+    /// usage and exits with status 2, `--help` prints the help and exits.
+    pub fn from_args() -> Options {
+        Self::checked(Self::try_parse()).unwrap_or_else(|error| error.exit())
+    }
+
+    fn checked(parsed: Result<Options, clap::Error>) -> Result<Options, clap::Error> {
+        let options = parsed?;
+        match options.impossibility() {
+            Some(message) => Err(Options::command().error(ErrorKind::ValueValidation, message)),
+            None => Ok(options),
+        }
+    }
+
+    /// Why this load cannot run, if it cannot.
+    fn impossibility(&self) -> Option<&'static str> {
         let checks = [
             (self.clients >= 2, "--clients must be at least 2"),
             (
@@ -154,56 +116,80 @@ impl Options {
                 "--rest-requests, --sequential-sends, --floor-samples and --connect-concurrency must be at least 1",
             ),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, message)) => Err(message.to_string()),
-            None => Ok(()),
-        }
+        checks.iter().find(|(ok, _)| !ok).map(|(_, message)| *message)
     }
 }
 
-fn number<T: FromStr>(flag: &str, raw: String) -> Result<T, String> {
-    raw.parse()
-        .map_err(|_| format!("`{flag}`: `{raw}` is not a valid value"))
-}
-
-fn seconds(flag: &str, raw: String) -> Result<Duration, String> {
-    let secs: f64 = number(flag, raw)?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{flag}` must be a number of seconds"));
+/// Seconds, fractions allowed (`--duration 1.5`).
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("not a number of seconds".into()),
     }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_words(line: &str) -> Result<Parsed, String> {
-        parse(line.split_whitespace().map(str::to_owned))
+    fn parse_words(line: &str) -> Result<Options, clap::Error> {
+        Options::checked(Options::try_parse_from(
+            std::iter::once("chat-bench").chain(line.split_whitespace()),
+        ))
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Options::command().debug_assert();
     }
 
     #[test]
     fn defaults_are_the_documented_load() {
-        let Parsed::Run(options) = parse_words("").unwrap() else {
-            panic!()
-        };
-        assert_eq!(options, Options::default());
+        let options = parse_words("").unwrap();
         assert_eq!((options.clients, options.group_size, options.room_size), (200, 6, 100));
+        assert_eq!(
+            (options.direct_share, options.rate, options.room_rate),
+            (0.5, 0.5, 0.02)
+        );
+        assert_eq!(
+            (options.duration, options.warmup, options.drain),
+            (Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(15))
+        );
+        assert_eq!(
+            (
+                options.rest_requests,
+                options.sequential_sends,
+                options.floor_samples,
+                options.connect_concurrency
+            ),
+            (200, 60, 1000, 16)
+        );
+        assert_eq!(
+            (options.max_instances, &options.bin_dir, &options.results_dir),
+            (None, &None, &None)
+        );
+        assert!(options.save);
     }
 
     #[test]
     fn flags_in_both_spellings() {
-        let Parsed::Run(options) =
-            parse_words("--clients=20 --rate 2 --room-size 0 --duration=1.5 --max-instances 8 --no-save").unwrap()
-        else {
-            panic!()
-        };
+        let options =
+            parse_words("--clients=20 --rate 2 --room-size 0 --duration=1.5 --max-instances 8 --no-save").unwrap();
         assert_eq!(options.clients, 20);
         assert_eq!(options.rate, 2.0);
         assert_eq!(options.room_size, 0);
         assert_eq!(options.duration, Duration::from_millis(1500));
         assert_eq!(options.max_instances, Some(8));
         assert!(!options.save);
+        let options = parse_words("--bin-dir=b --results-dir r --warmup 0 --drain=2").unwrap();
+        assert_eq!(
+            (options.bin_dir, options.results_dir),
+            (Some("b".into()), Some("r".into()))
+        );
+        assert_eq!(
+            (options.warmup, options.drain),
+            (Duration::ZERO, Duration::from_secs(2))
+        );
     }
 
     #[test]
@@ -215,15 +201,34 @@ mod tests {
             "--clients 10 --room-size 20",
             "--rate 0 --room-rate 0",
             "--duration 0",
+            "--duration -1",
             "--floor-samples 0",
             "--direct-share 2",
             "--rate fast",
             "--nope",
             "--clients",
             "--no-save=yes",
+            "stray",
         ] {
-            assert!(parse_words(line).is_err(), "{line}");
+            let error = parse_words(line).expect_err(line);
+            assert_eq!(error.exit_code(), 2, "{line}");
+            assert!(error.render().to_string().contains("'--help'"), "{line}: {error}");
         }
-        assert!(matches!(parse_words("--help"), Ok(Parsed::Help)));
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_its_default() {
+        let error = parse_words("--help").expect_err("help");
+        assert_eq!((error.kind(), error.exit_code()), (ErrorKind::DisplayHelp, 0));
+        let help = error.render().to_string();
+        for expected in [
+            "--clients <N>",
+            "[default: 200]",
+            "--duration <SECS>",
+            "[default: 60]",
+            "--no-save",
+        ] {
+            assert!(help.contains(expected), "{expected} missing from\n{help}");
+        }
     }
 }
