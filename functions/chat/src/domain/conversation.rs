@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{parse_uuid, MAX_BODY_CHARS};
+use super::message::check_body_text;
+use super::{has_control, parse_uuid, trim_blank};
 use crate::error::ApiError;
 
 pub const MAX_NAME_CHARS: usize = 200;
-/// Members added in one request (creation or `…/members`), besides the caller.
+/// Distinct user ids in one request (creation or `…/members`).
 pub const MAX_MEMBERS_PER_REQUEST: usize = 100;
 /// Users asked about in one `GET /v1/presence`.
 pub const MAX_PRESENCE_IDS: usize = 100;
@@ -133,21 +134,11 @@ pub struct EditMessageInput {
 }
 
 impl EditMessageInput {
-    /// The same rules as a new body, except that an image or file caption may be
-    /// emptied (the database decides by the message's kind).
+    /// The characters and length of a new body; whether it may be blank depends
+    /// on the message's kind (a text needs words, a caption may be emptied),
+    /// which only the database knows: SQL `public.validated_body` decides that.
     pub fn validate(self) -> Result<Self, ApiError> {
-        if self.body.contains('\0') {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "`body` must not contain NUL characters",
-            ));
-        }
-        if self.body.chars().nth(MAX_BODY_CHARS).is_some() {
-            return Err(ApiError::too_large(
-                "message_too_long",
-                format!("`body` may hold at most {MAX_BODY_CHARS} characters"),
-            ));
-        }
+        check_body_text(&self.body)?;
         Ok(self)
     }
 }
@@ -221,7 +212,7 @@ impl SearchQuery {
         limit: Option<&str>,
         offset: Option<&str>,
     ) -> Result<Self, ApiError> {
-        let q = q.map(str::trim).unwrap_or_default();
+        let q = q.map(trim_blank).unwrap_or_default();
         if q.is_empty() {
             return Err(ApiError::bad_request(
                 "invalid_query",
@@ -265,7 +256,7 @@ pub const MAX_USERS_PAGE: u32 = 50;
 
 impl UserQuery {
     pub fn parse(q: Option<&str>, limit: Option<&str>) -> Result<Self, ApiError> {
-        let q = q.map(str::trim).filter(|q| !q.is_empty());
+        let q = q.map(trim_blank).filter(|q| !q.is_empty());
         if let Some(q) = q {
             check_query_text("q", q, MAX_USER_QUERY_CHARS)?;
         }
@@ -295,9 +286,12 @@ pub fn parse_user_ids(raw: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
     Ok(ids)
 }
 
+/// A conversation name as stored: trimmed, 1 to [`MAX_NAME_CHARS`] characters,
+/// no control characters (names are shown in lists and notifications).
+/// SQL: `public.validated_conversation_name`.
 fn validate_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().nth(MAX_NAME_CHARS).is_some() || name.chars().any(char::is_control) {
+    let name = trim_blank(name);
+    if name.is_empty() || name.chars().nth(MAX_NAME_CHARS).is_some() || has_control(name) {
         return Err(ApiError::unprocessable(
             "invalid_name",
             format!("`name` must be 1-{MAX_NAME_CHARS} characters without control characters"),
@@ -322,8 +316,10 @@ fn check_member_count(count: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Search text, already trimmed: at most `max_chars` characters, no control
+/// characters. SQL: `public.validated_query_text`.
 fn check_query_text(field: &str, text: &str, max_chars: usize) -> Result<(), ApiError> {
-    if text.chars().nth(max_chars).is_some() || text.chars().any(char::is_control) {
+    if text.chars().nth(max_chars).is_some() || has_control(text) {
         return Err(ApiError::bad_request(
             "invalid_query",
             format!("`{field}` must be at most {max_chars} characters without control characters"),
@@ -347,6 +343,7 @@ fn parse_limit(raw: Option<&str>, max: u32) -> Result<Option<u32>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::MAX_BODY_CHARS;
 
     #[test]
     fn names_are_trimmed_and_bounded() {
@@ -356,7 +353,16 @@ mod tests {
             member_ids: vec![],
         };
         assert_eq!(new("  Trip to Lima ").validate().unwrap().name, "Trip to Lima");
-        for bad in ["", "   ", "a\u{7}b", &"x".repeat(MAX_NAME_CHARS + 1)] {
+        // Trimmed of every blank character, the invisible ones too.
+        assert_eq!(new("\t\u{3000}Lima\u{200b}\n").validate().unwrap().name, "Lima");
+        for bad in [
+            "",
+            "   ",
+            "\u{200b}\u{feff}",
+            "a\u{7}b",
+            "a\u{85}b",
+            &"x".repeat(MAX_NAME_CHARS + 1),
+        ] {
             assert_eq!(new(bad).validate().unwrap_err().code, "invalid_name", "{bad:?}");
         }
         assert!(new(&"é".repeat(MAX_NAME_CHARS)).validate().is_ok());
@@ -433,6 +439,12 @@ mod tests {
         let edit = |body: &str| EditMessageInput { body: body.into() }.validate();
         assert!(edit("fixed typo").is_ok());
         assert_eq!(edit("a\0").unwrap_err().code, "invalid_body");
+        assert_eq!(
+            edit(&"x".repeat(MAX_BODY_CHARS + 1)).unwrap_err().code,
+            "message_too_long"
+        );
         assert_eq!(edit(&"x".repeat(MAX_BODY_CHARS + 1)).unwrap_err().status, 413);
+        // Blank is for the database to judge: a caption may be emptied, a text may not.
+        assert!(edit("  ").is_ok());
     }
 }

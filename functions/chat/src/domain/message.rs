@@ -5,11 +5,14 @@ use crate::error::ApiError;
 
 /// The longest body a message may have, in characters (not bytes: "é" is one).
 pub const MAX_BODY_CHARS: usize = 5000;
-const MAX_CLIENT_MSG_ID_CHARS: usize = 100;
-const MAX_ATTACHMENT_NAME_CHARS: usize = 255;
-const MAX_URL_BYTES: usize = 2048;
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 100;
+pub const MAX_ATTACHMENT_NAME_CHARS: usize = 255;
+pub const MAX_URL_BYTES: usize = 2048;
+/// A MIME type's type and subtype are each at most 127 characters (RFC 6838
+/// section 4.2), so a whole one is at most 255.
+pub const MAX_MIME_PART_CHARS: usize = 127;
 /// Attachments are stored elsewhere (e.g. Supabase Storage); this caps the metadata.
-const MAX_ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
+pub const MAX_ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
 /// How many messages a history page holds at most.
 pub const MAX_PAGE: u32 = 100;
 pub const DEFAULT_PAGE: u32 = 50;
@@ -112,14 +115,7 @@ impl MessageDraft {
             }
             None => Uuid::new_v4().to_string(),
         };
-        let body = self.body.map(|b| validate_body(&b).map(|_| b)).transpose();
-        let body = match (kind, body) {
-            (_, Err(e)) => return Err(e),
-            (MessageKind::Text, Ok(None)) => {
-                return Err(ApiError::unprocessable("invalid_body", "a text message needs a `body`"))
-            }
-            (_, Ok(body)) => body,
-        };
+        let body = validate_body(kind, self.body)?;
         let attachment = match (kind, self.attachment) {
             (MessageKind::Text, Some(_)) => {
                 return Err(ApiError::unprocessable(
@@ -134,7 +130,7 @@ impl MessageDraft {
                     "image and file messages need an `attachment`",
                 ))
             }
-            (_, Some(a)) => Some(validate_attachment(a)?),
+            (_, Some(a)) => Some(validate_attachment(kind, a)?),
         };
         Ok(NewMessage {
             conversation_id,
@@ -147,22 +143,18 @@ impl MessageDraft {
     }
 }
 
-fn validate_body(body: &str) -> Result<(), ApiError> {
-    // Postgres text cannot hold NUL; other control characters (newlines, tabs) are text.
+/// The characters every body, caption or edit must respect: Postgres text
+/// cannot hold NUL (other control characters, newlines and tabs, are text), and
+/// at most [`MAX_BODY_CHARS`] characters, counted as Postgres' `char_length`
+/// counts them (code points).
+pub(super) fn check_body_text(body: &str) -> Result<(), ApiError> {
     if body.contains('\0') {
         return Err(ApiError::unprocessable(
             "invalid_body",
             "`body` must not contain NUL characters",
         ));
     }
-    if body.trim().is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_body",
-            "`body` must not be empty or only whitespace",
-        ));
-    }
-    // Count characters the way Postgres' char_length does (code points), and stop
-    // counting early: a megabyte of text need not be walked to the end.
+    // Stop counting early: a megabyte of text need not be walked to the end.
     if body.chars().nth(MAX_BODY_CHARS).is_some() {
         return Err(ApiError::too_large(
             "message_too_long",
@@ -172,9 +164,27 @@ fn validate_body(body: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate_client_msg_id(id: String) -> Result<String, ApiError> {
+/// The body of a new message as stored: a text message needs one that is not
+/// blank; for an image or file it is an optional caption, and a blank caption
+/// is no caption. SQL: `public.validated_body`.
+pub fn validate_body(kind: MessageKind, body: Option<String>) -> Result<Option<String>, ApiError> {
+    if kind == MessageKind::Text && body.as_deref().is_none_or(super::is_blank) {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "a text message needs a `body` that is not blank",
+        ));
+    }
+    if let Some(b) = &body {
+        check_body_text(b)?;
+    }
+    Ok(body.filter(|b| !super::is_blank(b)))
+}
+
+/// 1 to [`MAX_CLIENT_MSG_ID_CHARS`] of `A-Z a-z 0-9 - _ . :`, so that it can
+/// travel in a header and a log line as it is. SQL: `public.send_message`.
+pub fn validate_client_msg_id(id: String) -> Result<String, ApiError> {
     let ok = !id.is_empty()
-        && id.chars().count() <= MAX_CLIENT_MSG_ID_CHARS
+        && id.len() <= MAX_CLIENT_MSG_ID_CHARS
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
@@ -188,37 +198,64 @@ fn validate_client_msg_id(id: String) -> Result<String, ApiError> {
     }
 }
 
-fn validate_attachment(a: Attachment) -> Result<Attachment, ApiError> {
-    let bad = |why: &str| {
+/// An attachment as stored: `name` trimmed, `mime_type` trimmed and lower-cased.
+/// SQL: `public.validated_attachment`.
+pub fn validate_attachment(kind: MessageKind, a: Attachment) -> Result<Attachment, ApiError> {
+    let bad = |why: String| {
         Err(ApiError::unprocessable(
             "invalid_attachment",
             format!("`attachment`: {why}"),
         ))
     };
-    match url::Url::parse(&a.url) {
-        Ok(u) if u.scheme() == "https" && u.host().is_some() && a.url.len() <= MAX_URL_BYTES => {}
-        _ => return bad("`url` must be an https URL"),
-    }
-    if a.name.trim().is_empty()
-        || a.name.chars().count() > MAX_ATTACHMENT_NAME_CHARS
-        || a.name.contains(['/', '\\'])
-        || a.name.chars().any(char::is_control)
-    {
-        return bad("`name` must be a file name of 1-255 characters");
-    }
-    let mime_ok = a.mime_type.len() <= 127
-        && a.mime_type.split_once('/').is_some_and(|(t, s)| {
-            let token =
-                |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c));
-            token(t) && token(s)
+    // The URL is stored and shown as given, so the rule is on the text itself:
+    // https, a host, no spaces or control characters anywhere.
+    let url_ok = a.url.len() <= MAX_URL_BYTES
+        && a.url.strip_prefix("https://").is_some_and(|rest| {
+            let host_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            host_len > 0 && !rest.chars().any(|c| c == ' ' || c.is_control())
         });
-    if !mime_ok {
-        return bad("`mime_type` must look like type/subtype");
+    if !url_ok {
+        return bad(format!("`url` must be an https URL of at most {MAX_URL_BYTES} bytes"));
+    }
+    let name = super::trim_blank(&a.name);
+    if name.is_empty()
+        || name.chars().nth(MAX_ATTACHMENT_NAME_CHARS).is_some()
+        || name.contains(['/', '\\'])
+        || super::has_control(name)
+    {
+        return bad(format!(
+            "`name` must be a file name of 1-{MAX_ATTACHMENT_NAME_CHARS} characters without `/`, `\\` or control characters"
+        ));
+    }
+    let mime_type = super::trim_blank(&a.mime_type).to_ascii_lowercase();
+    // RFC 6838 restricted-name: a letter or digit, then up to 126 of these.
+    let restricted_name = |part: &str| {
+        part.len() <= MAX_MIME_PART_CHARS
+            && part.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    if !mime_type
+        .split_once('/')
+        .is_some_and(|(t, s)| restricted_name(t) && restricted_name(s))
+    {
+        return bad(format!(
+            "`mime_type` must be type/subtype, each 1-{MAX_MIME_PART_CHARS} characters"
+        ));
+    }
+    if kind == MessageKind::Image && !mime_type.starts_with("image/") {
+        return bad("an image message needs an image/* `mime_type`".into());
     }
     if a.size_bytes == 0 || a.size_bytes > MAX_ATTACHMENT_BYTES {
-        return bad("`size_bytes` must be between 1 and 104857600");
+        return bad(format!("`size_bytes` must be between 1 and {MAX_ATTACHMENT_BYTES}"));
     }
-    Ok(a)
+    Ok(Attachment {
+        url: a.url,
+        name: name.to_owned(),
+        mime_type,
+        size_bytes: a.size_bytes,
+    })
 }
 
 /// History paging: `before_seq` (older than) or `after_seq` (newer than), not both.
@@ -302,9 +339,42 @@ mod tests {
         }
         assert_eq!(draft("a\0b").validate(id, true).unwrap_err().code, "invalid_body");
         assert!(draft("line one\nline\ttwo").validate(id, true).is_ok());
+        assert_eq!(
+            draft("\u{200b}\u{2060}\u{feff}").validate(id, true).unwrap_err().code,
+            "invalid_body"
+        );
         let mut no_body = draft("x");
         no_body.body = None;
         assert_eq!(no_body.validate(id, true).unwrap_err().code, "invalid_body");
+    }
+
+    #[test]
+    fn a_blank_caption_is_no_caption_but_a_long_one_is_refused() {
+        let id = Uuid::new_v4();
+        let file = |body: &str| MessageDraft {
+            kind: Some("file".into()),
+            body: Some(body.into()),
+            attachment: Some(Attachment {
+                url: "https://cdn.example.com/r.pdf".into(),
+                name: "r.pdf".into(),
+                mime_type: "application/pdf".into(),
+                size_bytes: 1,
+            }),
+            client_msg_id: Some("c".into()),
+            ..Default::default()
+        };
+        assert_eq!(file(" \n ").validate(id, true).unwrap().body, None);
+        assert_eq!(
+            file("see p. 2").validate(id, true).unwrap().body.as_deref(),
+            Some("see p. 2")
+        );
+        assert_eq!(
+            file(&" ".repeat(MAX_BODY_CHARS + 1))
+                .validate(id, true)
+                .unwrap_err()
+                .code,
+            "message_too_long"
+        );
     }
 
     #[test]
@@ -364,6 +434,74 @@ mod tests {
         ] {
             assert_eq!(image(bad).validate(id, true).unwrap_err().code, "invalid_attachment");
         }
+        let part = |n: usize| "a".repeat(n);
+        let refused = [
+            Attachment {
+                url: "https:///a.png".into(),
+                ..good.clone()
+            },
+            Attachment {
+                url: "https://cdn.example.com/a b.png".into(),
+                ..good.clone()
+            },
+            Attachment {
+                url: format!("https://cdn.example.com/{}", part(MAX_URL_BYTES)),
+                ..good.clone()
+            },
+            Attachment {
+                name: "a\\b.png".into(),
+                ..good.clone()
+            },
+            Attachment {
+                name: "a\tb.png".into(),
+                ..good.clone()
+            },
+            Attachment {
+                name: " \u{3000} ".into(),
+                ..good.clone()
+            },
+            Attachment {
+                mime_type: format!("image/{}", part(MAX_MIME_PART_CHARS + 1)),
+                ..good.clone()
+            },
+            Attachment {
+                mime_type: "image/+png".into(),
+                ..good.clone()
+            },
+            Attachment {
+                mime_type: "application/pdf".into(),
+                ..good.clone()
+            },
+            Attachment {
+                size_bytes: MAX_ATTACHMENT_BYTES + 1,
+                ..good.clone()
+            },
+        ];
+        for bad in refused {
+            let why = format!("{bad:?}");
+            assert_eq!(
+                image(bad).validate(id, true).unwrap_err().code,
+                "invalid_attachment",
+                "{why}"
+            );
+        }
+        let edge = Attachment {
+            name: format!("  {}  ", "n".repeat(MAX_ATTACHMENT_NAME_CHARS)),
+            mime_type: format!(" Image/{}", part(MAX_MIME_PART_CHARS)),
+            size_bytes: MAX_ATTACHMENT_BYTES,
+            ..good.clone()
+        };
+        let stored = image(edge).validate(id, true).unwrap().attachment.unwrap();
+        assert_eq!(stored.name, "n".repeat(MAX_ATTACHMENT_NAME_CHARS));
+        assert_eq!(stored.mime_type, format!("image/{}", part(MAX_MIME_PART_CHARS)));
+        let file = MessageDraft {
+            kind: Some("file".into()),
+            ..image(Attachment {
+                mime_type: "application/pdf".into(),
+                ..good.clone()
+            })
+        };
+        assert!(file.validate(id, true).is_ok());
         let mut text_with_file = draft("hi");
         text_with_file.attachment = Some(good);
         assert!(text_with_file.validate(id, true).is_err());

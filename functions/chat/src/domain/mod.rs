@@ -1,6 +1,12 @@
 //! Domain types and the rules for input from outside. Everything a client sends
 //! is turned into one of these validated types before it reaches storage, so the
 //! SQL checks are a second line, not the first.
+//!
+//! This module owns every input rule (its limits are the constants below and in
+//! the submodules). The SQL functions repeat the checks as the database's own
+//! defence against direct PostgREST and service_role callers; the end-to-end
+//! test `rules` feeds one table of boundary cases to both layers and fails when
+//! they decide differently or refuse with different codes.
 
 mod conversation;
 mod message;
@@ -8,16 +14,40 @@ mod message;
 pub use conversation::{
     parse_user_ids, validate_read_seq, AddMembersInput, ConversationKind, ConversationPatch, EditMessageInput,
     EventsQuery, ListQuery, MarkReadFrame, MarkReadInput, NewConversation, SearchQuery, UserQuery, MAX_EVENTS_PAGE,
-    MAX_MEMBERS_PER_REQUEST, MAX_NAME_CHARS,
+    MAX_MEMBERS_PER_REQUEST, MAX_NAME_CHARS, MAX_SEARCH_CHARS, MAX_USER_QUERY_CHARS,
 };
 pub use message::{
-    Attachment, HistoryQuery, MessageDraft, MessageKind, NewMessage, SendMessageInput, TypingInput, MAX_BODY_CHARS,
-    MAX_PAGE,
+    Attachment, HistoryQuery, MessageDraft, MessageKind, NewMessage, SendMessageInput, TypingInput,
+    MAX_ATTACHMENT_BYTES, MAX_ATTACHMENT_NAME_CHARS, MAX_BODY_CHARS, MAX_CLIENT_MSG_ID_CHARS, MAX_MIME_PART_CHARS,
+    MAX_PAGE, MAX_URL_BYTES,
 };
 
 use uuid::Uuid;
 
 use crate::error::ApiError;
+
+/// Characters that say nothing on their own: Unicode `White_Space` plus the
+/// invisible zero-width space, word joiner and byte-order mark. SQL's
+/// `public.is_blank` and `public.trim_blank` use the same set.
+pub fn is_blank_char(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}')
+}
+
+/// Empty, or only [blank characters](is_blank_char).
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(is_blank_char)
+}
+
+/// `text` without leading and trailing [blank characters](is_blank_char).
+pub fn trim_blank(text: &str) -> &str {
+    text.trim_matches(is_blank_char)
+}
+
+/// Control characters (Unicode Cc: U+0000–U+001F, U+007F–U+009F), which have
+/// no place in names, file names or search text.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
 
 /// Parses a UUID from outside input, naming the field in the error.
 pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {

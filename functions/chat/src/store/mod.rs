@@ -203,33 +203,39 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The error codes the SQL functions raise, and the HTTP status each means.
+/// The error codes the SQL functions raise (`public.api_error(code, …)`), and
+/// the HTTP status each means. The test below reads the SQL: a code raised there
+/// and missing here, or listed here and raised nowhere, fails it.
+const DOMAIN_STATUS: &[(&str, u16)] = &[
+    ("invalid_argument", 400),
+    ("invalid_cursor", 400),
+    ("invalid_query", 400),
+    ("not_a_participant", 403),
+    ("not_owner", 403),
+    ("not_author", 403),
+    ("conversation_not_found", 404),
+    ("message_not_found", 404),
+    ("user_not_found", 404),
+    ("room_name_taken", 409),
+    ("message_deleted", 409),
+    ("idempotency_conflict", 409),
+    ("unknown_connection", 410),
+    ("unsupported_for_kind", 422),
+    ("invalid_name", 422),
+    ("too_many_members", 422),
+    ("invalid_participant", 422),
+    ("invalid_body", 422),
+    ("invalid_kind", 422),
+    ("invalid_attachment", 422),
+    ("invalid_reply", 422),
+    ("invalid_client_msg_id", 422),
+];
+
 fn domain_status(code: &str) -> Option<(u16, &'static str)> {
-    Some(match code {
-        "not_a_participant" => (403, "not_a_participant"),
-        "not_owner" => (403, "not_owner"),
-        "not_author" => (403, "not_author"),
-        "conversation_not_found" => (404, "conversation_not_found"),
-        "message_not_found" => (404, "message_not_found"),
-        "user_not_found" => (404, "user_not_found"),
-        "room_name_taken" => (409, "room_name_taken"),
-        "message_deleted" => (409, "message_deleted"),
-        "unsupported_for_kind" => (422, "unsupported_for_kind"),
-        "invalid_name" => (422, "invalid_name"),
-        "too_many_members" => (422, "too_many_members"),
-        "invalid_cursor" => (400, "invalid_cursor"),
-        "invalid_query" => (400, "invalid_query"),
-        "invalid_participant" => (422, "invalid_participant"),
-        "invalid_body" => (422, "invalid_body"),
-        "invalid_kind" => (422, "invalid_kind"),
-        "invalid_attachment" => (422, "invalid_attachment"),
-        "invalid_reply" => (422, "invalid_reply"),
-        "invalid_client_msg_id" => (422, "invalid_client_msg_id"),
-        "idempotency_conflict" => (409, "idempotency_conflict"),
-        "unknown_connection" => (410, "unknown_connection"),
-        "invalid_argument" => (400, "invalid_argument"),
-        _ => return None,
-    })
+    DOMAIN_STATUS
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map(|(known, status)| (*status, *known))
 }
 
 type StoreResult<T> = Result<T, StoreError>;
@@ -377,4 +383,75 @@ pub trait UserDirectory: Send + Sync {
 
 pub trait HealthProbe: Send + Sync {
     fn health_stats(&self) -> impl Future<Output = StoreResult<HealthStats>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// Every `api_error('<code>'` in the SQL that defines the database: the
+    /// schema files once they exist, the migrations until then.
+    fn codes_raised_in_sql() -> BTreeSet<String> {
+        let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql");
+        let dir = ["schemas", "migrations"]
+            .into_iter()
+            .map(|d| sql.join(d))
+            .find(|d| d.is_dir())
+            .expect("sql/schemas or sql/migrations");
+        let mut codes = BTreeSet::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "sql") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (_, rest) in text
+                .match_indices("api_error(")
+                .map(|(i, _)| text.split_at(i + "api_error(".len()))
+            {
+                let rest = rest.trim_start();
+                // The helper's own definition takes a parameter, not a literal.
+                let Some(literal) = rest.strip_prefix('\'') else {
+                    continue;
+                };
+                let code = &literal[..literal.find('\'').unwrap()];
+                codes.insert(code.to_owned());
+            }
+        }
+        assert!(files > 0, "no SQL files in {}", dir.display());
+        codes
+    }
+
+    #[test]
+    fn every_sql_error_code_has_a_status_and_every_status_a_code() {
+        let raised = codes_raised_in_sql();
+        let mapped: BTreeSet<String> = DOMAIN_STATUS.iter().map(|(c, _)| c.to_string()).collect();
+        assert_eq!(mapped.len(), DOMAIN_STATUS.len(), "a code is listed twice");
+        let unmapped: Vec<_> = raised.difference(&mapped).collect();
+        assert!(
+            unmapped.is_empty(),
+            "raised in SQL without an HTTP status: {unmapped:?}"
+        );
+        let unused: Vec<_> = mapped.difference(&raised).collect();
+        assert!(unused.is_empty(), "mapped but raised nowhere in SQL: {unused:?}");
+    }
+
+    #[test]
+    fn sql_codes_keep_their_code_and_get_their_status() {
+        let api = ApiError::from(StoreError::Rejected {
+            code: "unknown_connection".into(),
+            message: "This connection is not registered.".into(),
+        });
+        assert_eq!((api.status, api.code), (410, "unknown_connection"));
+        let api = ApiError::from(StoreError::Rejected {
+            code: "no_such_code".into(),
+            message: String::new(),
+        });
+        assert_eq!((api.status, api.code), (500, "internal_error"));
+    }
 }
