@@ -28,6 +28,8 @@ pub enum Command {
     Up(UpOptions),
     /// Print an access token signed with the stack's JWT secret.
     Token(TokenOptions),
+    /// Apply the pending migrations to a Supabase project's database (no local bootstrap, no seed data).
+    DbPush(DbPushOptions),
 }
 
 #[derive(Args, Debug, Default, PartialEq)]
@@ -121,6 +123,16 @@ impl TokenOptions {
     }
 }
 
+#[derive(Args, Debug, Default, PartialEq)]
+pub struct DbPushOptions {
+    /// The project's Postgres connection string (default: DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Where migrations/ is (default sql/ at the workspace root).
+    #[arg(long, value_name = "DIR")]
+    pub sql_dir: Option<PathBuf>,
+}
+
 fn seconds(text: &str) -> Result<Duration, std::num::ParseIntError> {
     text.parse().map(Duration::from_secs)
 }
@@ -147,6 +159,16 @@ mod tests {
             Ok(Some(Command::Token(options))) => options,
             other => panic!("{line}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn db_push_takes_a_url_and_a_sql_dir() {
+        let Ok(Some(Command::DbPush(options))) = parse_words("db-push --database-url postgres://x/y --sql-dir=q")
+        else {
+            panic!("db-push not parsed");
+        };
+        assert_eq!(options.database_url.as_deref(), Some("postgres://x/y"));
+        assert_eq!(options.sql_dir, Some("q".into()));
     }
 
     #[test]

@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
         None => Cli::command().print_help().context(|| "printing the help".into()),
         Some(Command::Up(options)) => up::run(options).await,
         Some(Command::Token(options)) => print_token(options),
+        Some(Command::DbPush(options)) => migrations::push_command(options).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

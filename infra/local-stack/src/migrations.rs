@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
+use crate::cli::DbPushOptions;
 use crate::error::{error_line, Context, Error, Result};
+use crate::workspace;
 
 #[derive(Debug, PartialEq)]
 pub struct Migration {
@@ -272,7 +274,25 @@ pub fn sql_file_error(path: &Path, sent: &str, lines_before: usize, error: tokio
     }
 }
 
-/// `chat-local db-push`: applies the pending migrations of `sql_dir` to the
+/// `chat-local db-push`, with the URL from the command line or DATABASE_URL
+/// and the workspace's sql/ unless told otherwise.
+pub async fn push_command(options: DbPushOptions) -> Result<()> {
+    let database_url = match options.database_url.or_else(|| std::env::var("DATABASE_URL").ok()) {
+        Some(url) if !url.is_empty() => url,
+        _ => {
+            return Err(Error::Setup(
+                "no database to push to: give --database-url or set DATABASE_URL (the project's connection string)"
+                    .into(),
+            ))
+        }
+    };
+    let sql_dir = options
+        .sql_dir
+        .unwrap_or_else(|| workspace::default_sql_dir(&workspace::root()));
+    push(&database_url, &sql_dir).await
+}
+
+/// Applies the pending migrations of `sql_dir` to the
 /// Supabase project's database at `database_url`, nothing else (no local
 /// bootstrap, no seed). Safe to run again: recorded versions are skipped.
 pub async fn push(database_url: &str, sql_dir: &Path) -> Result<()> {
@@ -375,18 +395,18 @@ mod tests {
     }
 
     #[test]
-    fn the_baseline_splits_into_statements_that_each_end_where_sql_does() {
+    fn the_migrations_split_into_statements_that_each_end_where_sql_does() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/migrations");
         let (migrations, _) = list(&dir).unwrap();
-        assert!(!migrations.is_empty());
-        for migration in migrations {
+        assert_eq!(migrations.first().map(|m| m.name.as_str()), Some("baseline"));
+        for migration in &migrations {
             let statements = split_statements(&read(&migration.path).unwrap());
-            // Every function body closes where it opened: no statement ends
-            // inside a dollar quote, which would leave an odd count of $$.
+            // No statement ends inside a function body: each has its $$ in pairs.
             for statement in &statements {
                 assert_eq!(statement.matches("$$").count() % 2, 0, "{statement}");
             }
-            assert!(statements.iter().any(|s| s.contains("create table public.messages")));
         }
+        let baseline = split_statements(&read(&migrations[0].path).unwrap());
+        assert!(baseline.iter().any(|s| s.contains("create table public.messages")));
     }
 }
