@@ -4,6 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest,
+};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -12,7 +16,6 @@ use crate::auth::TokenVerifier;
 use crate::config::{Config, ConfigError};
 use crate::push::ManagementApi;
 use crate::store::PostgrestStore;
-use crate::ws::{AuthorizerRequest, AuthorizerResponse, WsEvent, WsResponse};
 
 pub use lambda_runtime::Error;
 
@@ -67,21 +70,26 @@ where
 /// Serves a WebSocket route.
 pub async fn run_websocket<F, Fut>(handler: F) -> Result<(), Error>
 where
-    F: Fn(WsEvent) -> Fut,
-    Fut: Future<Output = WsResponse> + Send,
+    F: Fn(ApiGatewayWebsocketProxyRequest) -> Fut,
+    Fut: Future<Output = ApiGatewayProxyResponse> + Send,
 {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let parsed = serde_json::from_value::<WsEvent>(event.payload);
+        let parsed = serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event.payload)
+            .map_err(|e| e.to_string())
+            .and_then(|event| match event.request_context.connection_id {
+                Some(_) => Ok(event),
+                None => Err("requestContext.connectionId is missing".into()),
+            });
         // Boxed: the SDK's futures nest deeply, and an unboxed chain of them
         // exceeds the compiler's type-layout depth in every binary.
-        let response =
-            parsed.map(|event| -> Pin<Box<dyn Future<Output = WsResponse> + Send>> { Box::pin(handler(event)) });
+        let response = parsed
+            .map(|event| -> Pin<Box<dyn Future<Output = ApiGatewayProxyResponse> + Send>> { Box::pin(handler(event)) });
         async move {
             match response {
                 Ok(response) => Ok::<_, std::convert::Infallible>(response.await),
                 Err(e) => {
                     tracing::error!(error = %e, "not an API Gateway WebSocket event");
-                    Ok(WsResponse::status(400))
+                    Ok(crate::ws::status(400))
                 }
             }
         }
@@ -92,18 +100,20 @@ where
 /// Serves the `$connect` REQUEST authorizer. A refused token is reported as the
 /// error `Unauthorized`, which API Gateway turns into a 401.
 pub async fn run_authorizer(verifier: &'static TokenVerifier) -> Result<(), Error> {
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<AuthorizerRequest>| async move {
-        crate::ws::authorize(verifier, event.payload)
-            .await
-            .map_err(|refusal| {
-                tracing::info!(reason = %refusal, "connection refused");
-                Diagnostic {
-                    error_type: "Unauthorized".into(),
-                    error_message: "Unauthorized".into(),
-                }
-            })
-            .map(|allowed: AuthorizerResponse| allowed)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
+            crate::ws::authorize(verifier, event.payload)
+                .await
+                .map_err(|refusal| {
+                    tracing::info!(reason = %refusal, "connection refused");
+                    Diagnostic {
+                        error_type: "Unauthorized".into(),
+                        error_message: "Unauthorized".into(),
+                    }
+                })
+                .map(|allowed: ApiGatewayCustomAuthorizerResponse| allowed)
+        },
+    ))
     .await
 }
 

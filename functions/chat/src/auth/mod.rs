@@ -8,7 +8,7 @@
 mod jwks;
 
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -46,8 +46,10 @@ impl AuthError {
     }
 }
 
-/// Who is calling, as proven by a verified token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is calling, as proven by a verified token: on REST, the bearer token of
+/// the request; on WebSocket, the token offered at `$connect`, which the
+/// authorizer hands on as this struct (its context) to every later event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Caller {
     pub user_id: Uuid,
     /// `exp` of the token, seconds since the epoch.

@@ -1,11 +1,11 @@
 //! `$connect` and `$disconnect`: the connection registry. Nothing is posted
 //! from `$connect`: the socket is not open until this function returns.
 
-use std::collections::HashMap;
-
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::http::HeaderValue;
 use chrono::DateTime;
 
-use super::{WsEvent, WsResponse};
+use super::{caller, connection_id, status};
 use crate::auth::token_from_subprotocols;
 use crate::delivery::deliver_all;
 use crate::push::ConnectionPusher;
@@ -16,40 +16,36 @@ use crate::store::{ConnectionRegistry, StoreError};
 pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(
     registry: &R,
     pusher: &P,
-    event: &WsEvent,
-) -> WsResponse {
-    let Some(speaker) = event.speaker() else {
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let Some(caller) = caller(event) else {
         tracing::error!("$connect without authorizer context: is the authorizer attached to the route?");
-        return WsResponse::status(401);
+        return status(401);
     };
-    let token_exp = DateTime::from_timestamp(speaker.token_exp, 0).unwrap_or_default();
+    let token_exp = DateTime::from_timestamp(caller.token_exp, 0).unwrap_or_default();
     match registry
-        .register_connection(event.connection_id(), speaker.user_id, token_exp)
+        .register_connection(connection_id(event), caller.user_id, token_exp)
         .await
     {
         Ok(registered) => deliver_all(registry, pusher, &registered.deliveries).await,
         Err(StoreError::Rejected { code, .. }) if code == "user_not_found" => {
-            tracing::info!(user_id = %speaker.user_id, "valid token for a user that does not exist");
-            return WsResponse::status(403);
+            tracing::info!(user_id = %caller.user_id, "valid token for a user that does not exist");
+            return status(403);
         }
         Err(e) => {
             tracing::error!(error = %e, "registering the connection failed");
-            return WsResponse::status(500);
+            return status(500);
         }
     }
-    let mut response = WsResponse::ok();
+    let mut response = status(200);
     // A browser that offered subprotocols fails the handshake unless one is echoed.
-    if let Some(offered) = event.headers.as_ref().and_then(|h| {
-        h.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
-            .map(|(_, v)| v.as_str())
-    }) {
-        let (token, protocol) = token_from_subprotocols(offered);
-        if let Some(chosen) = protocol.or(token) {
-            response.headers = Some(HashMap::from([(
-                "Sec-WebSocket-Protocol".to_string(),
-                chosen.to_string(),
-            )]));
+    let offered = event
+        .headers
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok());
+    if let Some((token, protocol)) = offered.map(token_from_subprotocols) {
+        if let Some(chosen) = protocol.or(token).and_then(|p| HeaderValue::from_str(p).ok()) {
+            response.headers.insert("sec-websocket-protocol", chosen);
         }
     }
     response
@@ -60,18 +56,18 @@ pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(
 pub async fn disconnect<R: ConnectionRegistry, P: ConnectionPusher>(
     registry: &R,
     pusher: &P,
-    event: &WsEvent,
-) -> WsResponse {
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
     // $disconnect is best effort on API Gateway's side too; a failure here leaves
     // a row the stale-connection sweep (410 on push) removes later.
-    match registry.unregister_connection(event.connection_id()).await {
+    match registry.unregister_connection(connection_id(event)).await {
         Ok(unregistered) => {
             deliver_all(registry, pusher, &unregistered.deliveries).await;
-            WsResponse::ok()
+            status(200)
         }
         Err(e) => {
             tracing::error!(error = %e, "unregistering the connection failed");
-            WsResponse::status(500)
+            status(500)
         }
     }
 }
