@@ -1,24 +1,22 @@
-//! End-to-end test harness: one isolated local stack per test binary (fresh
-//! database, free ports, the real function binaries behind the API Gateway
-//! emulator), and real HTTP and WebSocket clients.
+//! The stack every test of this binary shares: one isolated local stack per
+//! run (fresh database, free ports, the real function binaries behind the API
+//! Gateway emulator), started by the first test that asks for it.
 //!
 //! The stack is `chat-local up --ephemeral --exit-on-stdin-eof`: it holds the
 //! read end of a pipe whose write end lives in this process, so it shuts down
 //! (and removes its state) when the test process exits, however that happens.
-
-pub mod ws;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::http::Http;
+use super::ws::WsClient;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-pub use ws::WsClient;
 
 /// Generous bound for anything to arrive; a test that waits this long has failed.
 pub const ARRIVAL: Duration = Duration::from_secs(10);
@@ -45,18 +43,19 @@ pub struct Stack {
 /// WebSocket limits the test stack runs with, small where a test waits on them.
 pub const TEST_IDLE_TIMEOUT_SECS: u64 = 600;
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn binaries_dir() -> PathBuf {
+pub fn binaries_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("debug")
 }
 
-/// The stack shared by the tests of this binary, started on first use.
+/// The stack shared by every test of the run, started on first use; tests
+/// run in parallel threads against it, each with its own users.
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
     STACK.get_or_init(start_stack)
@@ -123,7 +122,11 @@ impl Stack {
         let db = self.db().await;
         db.execute(
             "insert into auth.users (id, email, raw_user_meta_data) values ($1, $2, $3)",
-            &[&id, &format!("{name}@example.test"), &json!({"username": name, "display_name": label})],
+            &[
+                &id,
+                &format!("{name}@example.test"),
+                &json!({"username": name, "display_name": label}),
+            ],
         )
         .await
         .expect("insert user");
@@ -142,7 +145,12 @@ impl Stack {
         for (k, v) in claims.as_object().unwrap() {
             all[k] = v.clone();
         }
-        encode(&Header::new(Algorithm::HS256), &all, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &all,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     /// A superuser connection to the stack's database, to check what was stored.
@@ -155,14 +163,13 @@ impl Stack {
     }
 
     pub fn http(&self) -> Http {
-        Http {
-            base: self.info.http_url.trim_end_matches('/').to_string(),
-            client: reqwest::Client::new(),
-        }
+        Http::new(&self.info.http_url)
     }
 
     pub async fn connect(&self, user: &User) -> WsClient {
-        WsClient::connect(&self.websocket_url_with_token(&user.token)).await.expect("websocket connect")
+        WsClient::connect(&self.websocket_url_with_token(&user.token))
+            .await
+            .expect("websocket connect")
     }
 
     pub fn websocket_url_with_token(&self, token: &str) -> String {
@@ -185,7 +192,10 @@ impl Stack {
     pub async fn connection_ids(&self, user: &User) -> Vec<String> {
         self.db()
             .await
-            .query("select connection_id from connections where user_id = $1 order by connected_at", &[&user.id])
+            .query(
+                "select connection_id from connections where user_id = $1 order by connected_at",
+                &[&user.id],
+            )
             .await
             .unwrap()
             .iter()
@@ -206,82 +216,15 @@ impl Stack {
         }
     }
 
-    /// Opens (or finds) the direct conversation between `a` and `b`, as `a`.
-    pub async fn direct_conversation(&self, a: &User, b: &User) -> Uuid {
-        let (status, body) = self
-            .http()
-            .post(a, "/v1/conversations/direct", json!({"user_id": b.id}))
-            .await;
-        assert!(status == 201 || status == 200, "open direct: {status} {body}");
-        Uuid::parse_str(body["conversation"]["id"].as_str().unwrap()).unwrap()
-    }
-
-    /// Two fresh users and the direct conversation between them.
-    pub async fn direct_pair(&self) -> (User, User, Uuid) {
-        let (a, b) = (self.new_user("alice").await, self.new_user("bob").await);
-        let conversation = self.direct_conversation(&a, &b).await;
-        (a, b, conversation)
-    }
-
     pub async fn message_count(&self, conversation_id: Uuid) -> i64 {
         self.db()
             .await
-            .query_one("select count(*) from messages where conversation_id = $1", &[&conversation_id])
+            .query_one(
+                "select count(*) from messages where conversation_id = $1",
+                &[&conversation_id],
+            )
             .await
             .unwrap()
             .get(0)
-    }
-}
-
-/// A small REST client that returns (status, JSON body).
-pub struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Http {
-    pub async fn get(&self, user: &User, path: &str) -> (u16, Value) {
-        self.send(self.client.get(format!("{}{path}", self.base)).bearer_auth(&user.token)).await
-    }
-
-    pub async fn get_anonymous(&self, path: &str) -> (u16, Value) {
-        self.send(self.client.get(format!("{}{path}", self.base))).await
-    }
-
-    pub async fn post(&self, user: &User, path: &str, body: Value) -> (u16, Value) {
-        self.post_raw(Some(&user.token), path, body.to_string()).await
-    }
-
-    pub async fn post_raw(&self, token: Option<&str>, path: &str, body: String) -> (u16, Value) {
-        self.request(reqwest::Method::POST, token, path, Some(body)).await
-    }
-
-    pub async fn patch(&self, user: &User, path: &str, body: Value) -> (u16, Value) {
-        self.request(reqwest::Method::PATCH, Some(&user.token), path, Some(body.to_string()))
-            .await
-    }
-
-    pub async fn delete(&self, user: &User, path: &str) -> (u16, Value) {
-        self.request(reqwest::Method::DELETE, Some(&user.token), path, None).await
-    }
-
-    /// Any method, with or without a token and a (raw) JSON body.
-    pub async fn request(&self, method: reqwest::Method, token: Option<&str>, path: &str, body: Option<String>) -> (u16, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
-        }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        self.send(request).await
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
-        let response = request.send().await.expect("HTTP request");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
     }
 }

@@ -5,77 +5,11 @@
 
 use std::collections::HashSet;
 
-use chat_e2e::{stack, Stack, User, WsClient};
+use crate::helpers::{assert_error, ids, stack, timestamp, unique_name, uuid_of, Stack, User, WsClient};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 // ----------------------------------------------------------------- helpers
-
-fn uuid_of(value: &Value) -> Uuid {
-    Uuid::parse_str(value.as_str().unwrap_or_else(|| panic!("not a string: {value}"))).unwrap()
-}
-
-/// A name no other test (or earlier run) uses; room names are unique.
-fn unique_name(label: &str) -> String {
-    format!("{label} {}", &Uuid::new_v4().simple().to_string()[..12])
-}
-
-/// Asserts an error answer: its status, its code, and the error shape.
-fn assert_error(answer: (u16, Value), status: u16, code: &str, what: &str) -> Value {
-    let (got_status, body) = answer;
-    assert_eq!(got_status, status, "{what}: {body}");
-    assert_eq!(body["error"]["code"], code, "{what}: {body}");
-    assert!(body["error"]["message"].is_string(), "{what}: {body}");
-    body
-}
-
-/// Creates a group or room as `owner` and returns the `conversation` object.
-async fn create(stack: &Stack, owner: &User, kind: &str, name: &str, members: &[&User]) -> Value {
-    let member_ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
-    let (status, body) = stack
-        .http()
-        .post(
-            owner,
-            "/v1/conversations",
-            json!({"kind": kind, "name": name, "member_ids": member_ids}),
-        )
-        .await;
-    assert_eq!(status, 201, "create {kind} {name:?}: {body}");
-    body["conversation"].clone()
-}
-
-/// Sends a text message over REST and returns the stored message.
-async fn send(stack: &Stack, user: &User, conversation: Uuid, body: &str) -> Value {
-    let (status, answer) = stack
-        .http()
-        .post(
-            user,
-            &format!("/v1/conversations/{conversation}/messages"),
-            json!({"body": body}),
-        )
-        .await;
-    assert_eq!(status, 201, "send {body:?}: {answer}");
-    answer["message"].clone()
-}
-
-async fn details(stack: &Stack, user: &User, conversation: Uuid) -> Value {
-    let (status, body) = stack
-        .http()
-        .get(user, &format!("/v1/conversations/{conversation}"))
-        .await;
-    assert_eq!(status, 200, "get conversation: {body}");
-    body
-}
-
-async fn list(stack: &Stack, user: &User, query: &str) -> Value {
-    let (status, body) = stack.http().get(user, &format!("/v1/conversations{query}")).await;
-    assert_eq!(status, 200, "list {query:?}: {body}");
-    body
-}
-
-fn ids(items: &Value) -> Vec<Uuid> {
-    items.as_array().unwrap().iter().map(|c| uuid_of(&c["id"])).collect()
-}
 
 fn participant_ids(conversation: &Value) -> Vec<Uuid> {
     conversation["participants"]
@@ -103,10 +37,6 @@ fn as_pushed(stored: &Value) -> Value {
     object.remove("actor_id");
     object.remove("created_at");
     event
-}
-
-fn timestamp(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
-    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("not a timestamp: {value}"))).unwrap()
 }
 
 /// The value with every timestamp written one way (UTC, microseconds), to
@@ -403,7 +333,7 @@ async fn opening_a_direct_conversation_refuses_bad_input_and_stores_nothing() {
     );
     assert_eq!(direct_count(stack, &alice, &bob).await, 0);
     bob_socket.expect_nothing().await;
-    assert!(list(stack, &alice, "").await["conversations"]
+    assert!(stack.list(&alice, "").await["conversations"]
         .as_array()
         .unwrap()
         .is_empty());
@@ -430,7 +360,7 @@ async fn a_direct_conversation_that_was_left_is_rejoined_by_opening_it() {
             "bob is the only one left: {event}"
         );
     }
-    send(stack, &bob, id, "are you there?").await;
+    stack.send_text(&bob, id, "are you there?").await;
     bob_socket.expect("message.created").await;
     alice_socket.expect_none("message.created").await;
 
@@ -450,6 +380,57 @@ async fn a_direct_conversation_that_was_left_is_rejoined_by_opening_it() {
     }
     let (status, _) = http.get(&alice, &format!("/v1/conversations/{id}/messages")).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn direct_conversations_are_found_not_duplicated() {
+    let stack = stack();
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let http = stack.http();
+    let (status, created) = http
+        .post(&alice, "/v1/conversations/direct", json!({"user_id": bob.id}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["conversation"]["kind"], "direct");
+    assert_eq!(created["conversation"]["participants"].as_array().unwrap().len(), 2);
+    let (status, found) = http
+        .post(&bob, "/v1/conversations/direct", json!({"user_id": alice.id}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found["conversation"]["id"], created["conversation"]["id"]);
+
+    let about = json!({"user_id": bob.id, "context": {"type": "listing", "id": "listing-42"}});
+    let (status, listing) = http.post(&alice, "/v1/conversations/direct", about.clone()).await;
+    assert_eq!(status, 201);
+    assert_ne!(listing["conversation"]["id"], created["conversation"]["id"]);
+    assert_eq!(listing["conversation"]["context_type"], "listing");
+
+    // Concurrent find-or-create of a new pair yields one conversation.
+    let carol = stack.new_user("carol").await;
+    let requests = (0..6).map(|_| http.post(&alice, "/v1/conversations/direct", json!({"user_id": carol.id})));
+    let results = futures_util::future::join_all(requests).await;
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .map(|(status, body)| {
+            assert!(*status == 200 || *status == 201, "{status} {body}");
+            body["conversation"]["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+
+    let (status, body) = http
+        .post(&alice, "/v1/conversations/direct", json!({"user_id": alice.id}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = http
+        .post(&alice, "/v1/conversations/direct", json!({"user_id": Uuid::new_v4()}))
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = http
+        .post_raw(Some(&alice.token), "/v1/conversations/direct", "{oops".into())
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_json");
 }
 
 // ----------------------------------------------------------- groups and rooms
@@ -494,7 +475,7 @@ async fn creating_a_group_or_a_room_tells_every_member() {
     }
 
     let room_name = unique_name("Plaza");
-    let room = create(stack, &alice, "room", &room_name, &[&bob]).await;
+    let room = stack.create(&alice, "room", &room_name, &[&bob]).await;
     let room_id = uuid_of(&room["id"]);
     assert_eq!(room["kind"], "room");
     assert_eq!(room["name"], room_name.as_str());
@@ -614,18 +595,18 @@ async fn creating_a_conversation_refuses_bad_input_and_stores_nothing() {
 
     // Nothing of the above was stored, and bob was told nothing.
     assert_eq!(conversations_created_by(stack, &alice).await, 0);
-    assert!(list(stack, &alice, "").await["conversations"]
+    assert!(stack.list(&alice, "").await["conversations"]
         .as_array()
         .unwrap()
         .is_empty());
-    assert!(list(stack, &bob, "").await["conversations"]
+    assert!(stack.list(&bob, "").await["conversations"]
         .as_array()
         .unwrap()
         .is_empty());
     bob_socket.expect_nothing().await;
 
     // Limits are limits, not less: 200 characters, and 101 ids that are two members.
-    let longest = create(stack, &alice, "group", &"é".repeat(200), &[]).await;
+    let longest = stack.create(&alice, "group", &"é".repeat(200), &[]).await;
     assert_eq!(longest["name"].as_str().unwrap().chars().count(), 200);
     let mut repeated = vec![bob.id; 100];
     repeated.push(carol.id);
@@ -635,7 +616,7 @@ async fn creating_a_conversation_refuses_bad_input_and_stores_nothing() {
 
     // Room names are unique among rooms, case-insensitively and after trimming.
     let name = unique_name("Agora");
-    create(stack, &alice, "room", &name, &[]).await;
+    stack.create(&alice, "room", &name, &[]).await;
     for taken in [name.to_uppercase(), format!("  {}  ", name.to_lowercase())] {
         assert_error(
             http.post(&carol, path, json!({"kind": "room", "name": taken})).await,
@@ -646,7 +627,7 @@ async fn creating_a_conversation_refuses_bad_input_and_stores_nothing() {
     }
     assert_eq!(conversations_created_by(stack, &carol).await, 0);
     // A group may share a room's name.
-    create(stack, &carol, "group", &name, &[]).await;
+    stack.create(&carol, "group", &name, &[]).await;
 }
 
 // ------------------------------------------------------------------ details
@@ -659,17 +640,17 @@ async fn details_show_participants_read_receipts_and_my_settings_to_members_only
         stack.new_user("bob").await,
         stack.new_user("eve").await,
     );
-    let group = create(stack, &alice, "group", "Read receipts", &[&bob]).await;
+    let group = stack.create(&alice, "group", "Read receipts", &[&bob]).await;
     let id = uuid_of(&group["id"]);
-    send(stack, &bob, id, "first").await;
-    send(stack, &bob, id, "second").await;
+    stack.send_text(&bob, id, "first").await;
+    stack.send_text(&bob, id, "second").await;
     let (status, read) = stack
         .http()
         .post(&alice, &format!("/v1/conversations/{id}/read"), json!({"seq": 2}))
         .await;
     assert_eq!(status, 200, "{read}");
 
-    let mine = details(stack, &alice, id).await;
+    let mine = stack.details(&alice, id).await;
     let conversation = &mine["conversation"];
     assert_eq!(conversation["id"], id.to_string());
     assert_eq!(conversation["kind"], "group");
@@ -697,7 +678,7 @@ async fn details_show_participants_read_receipts_and_my_settings_to_members_only
     assert_eq!(me["unread_count"], 1, "bob's second message is unread");
     assert!(me["joined_at"].is_string());
 
-    let bobs = details(stack, &bob, id).await;
+    let bobs = stack.details(&bob, id).await;
     assert_eq!(bobs["conversation"], mine["conversation"]);
     assert_eq!(bobs["me"]["role"], "member");
     assert_eq!(bobs["me"]["unread_count"], 0, "one's own messages are not unread");
@@ -739,7 +720,7 @@ async fn the_owner_renames_and_every_member_hears_it() {
         stack.new_user("carol").await,
         stack.new_user("eve").await,
     );
-    let group = create(stack, &alice, "group", "Old name", &[&bob, &carol]).await;
+    let group = stack.create(&alice, "group", "Old name", &[&bob, &carol]).await;
     let id = uuid_of(&group["id"]);
     let [mut alice_socket, mut bob_socket, mut carol_socket, mut outsider_socket] =
         connect_all(stack, [&alice, &bob, &carol, &outsider]).await;
@@ -779,7 +760,7 @@ async fn the_owner_renames_and_every_member_hears_it() {
         "not_owner",
         "member renames and archives",
     );
-    let bobs = details(stack, &bob, id).await;
+    let bobs = stack.details(&bob, id).await;
     assert_eq!(bobs["conversation"]["name"], "New name");
     assert_eq!(bobs["conversation"]["last_seq"], 2);
     assert_eq!(bobs["me"]["archived"], false, "a refused request changes nothing");
@@ -853,7 +834,7 @@ async fn the_owner_renames_and_every_member_hears_it() {
         "bad uuid",
     );
 
-    assert_eq!(details(stack, &alice, id).await["conversation"]["name"], "New name");
+    assert_eq!(stack.details(&alice, id).await["conversation"]["name"], "New name");
     for socket in [&mut bob_socket, &mut carol_socket] {
         socket.expect_none("conversation.updated").await;
     }
@@ -873,8 +854,8 @@ async fn the_owner_renames_and_every_member_hears_it() {
 
     // A room cannot take another room's name.
     let taken = unique_name("Taken");
-    create(stack, &alice, "room", &taken, &[]).await;
-    let room = uuid_of(&create(stack, &alice, "room", &unique_name("Free"), &[]).await["id"]);
+    stack.create(&alice, "room", &taken, &[]).await;
+    let room = uuid_of(&stack.create(&alice, "room", &unique_name("Free"), &[]).await["id"]);
     assert_error(
         http.patch(
             &alice,
@@ -894,7 +875,7 @@ async fn archive_and_mute_are_private_to_each_member() {
     let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
     // Connected before they share a conversation, so no presence comes between them.
     let [mut alice_socket, mut bob_socket] = connect_all(stack, [&alice, &bob]).await;
-    let group = create(stack, &alice, "group", "Quiet", &[&bob]).await;
+    let group = stack.create(&alice, "group", "Quiet", &[&bob]).await;
     let id = uuid_of(&group["id"]);
     for socket in [&mut alice_socket, &mut bob_socket] {
         socket.expect("conversation.created").await;
@@ -915,7 +896,7 @@ async fn archive_and_mute_are_private_to_each_member() {
     assert_eq!(muted["conversation"]["last_seq"], 1, "settings are not events");
 
     // Bob's view is unchanged, and nobody was told.
-    let bobs = details(stack, &bob, id).await;
+    let bobs = stack.details(&bob, id).await;
     assert_eq!(bobs["me"]["archived"], false);
     assert_eq!(bobs["me"]["muted"], false);
     assert!(
@@ -926,18 +907,18 @@ async fn archive_and_mute_are_private_to_each_member() {
     alice_socket.expect_nothing().await;
 
     assert_eq!(
-        ids(&list(stack, &alice, "?archived=true").await["conversations"]),
+        ids(&stack.list(&alice, "?archived=true").await["conversations"]),
         vec![id]
     );
-    assert!(ids(&list(stack, &alice, "?archived=false").await["conversations"]).is_empty());
-    let all = list(stack, &alice, "").await;
+    assert!(ids(&stack.list(&alice, "?archived=false").await["conversations"]).is_empty());
+    let all = stack.list(&alice, "").await;
     assert_eq!(all["conversations"][0]["archived"], true);
     assert_eq!(all["conversations"][0]["muted"], true);
     assert_eq!(
-        ids(&list(stack, &bob, "?archived=false").await["conversations"]),
+        ids(&stack.list(&bob, "?archived=false").await["conversations"]),
         vec![id]
     );
-    assert!(ids(&list(stack, &bob, "?archived=true").await["conversations"]).is_empty());
+    assert!(ids(&stack.list(&bob, "?archived=true").await["conversations"]).is_empty());
 
     let (status, restored) = http
         .patch(&alice, &path, json!({"archived": false, "muted": false}))
@@ -946,7 +927,7 @@ async fn archive_and_mute_are_private_to_each_member() {
     assert_eq!(restored["me"]["archived"], false);
     assert_eq!(restored["me"]["muted"], false);
     assert_eq!(
-        ids(&list(stack, &alice, "?archived=false").await["conversations"]),
+        ids(&stack.list(&alice, "?archived=false").await["conversations"]),
         vec![id]
     );
 }
@@ -963,7 +944,7 @@ async fn the_owner_adds_members_and_everyone_hears_it() {
         stack.new_user("dave").await,
         stack.new_user("eve").await,
     );
-    let group = create(stack, &alice, "group", "Growing", &[&bob]).await;
+    let group = stack.create(&alice, "group", "Growing", &[&bob]).await;
     let id = uuid_of(&group["id"]);
     let [mut alice_socket, mut bob_socket, mut carol_socket, mut dave_socket, mut outsider_socket] =
         connect_all(stack, [&alice, &bob, &carol, &dave, &outsider]).await;
@@ -1087,11 +1068,11 @@ async fn the_owner_adds_members_and_everyone_hears_it() {
         "add to a direct conversation",
     );
     assert_eq!(
-        participant_ids(&details(stack, &alice, direct).await["conversation"]).len(),
+        participant_ids(&stack.details(&alice, direct).await["conversation"]).len(),
         2
     );
 
-    let now = details(stack, &alice, id).await;
+    let now = stack.details(&alice, id).await;
     assert_eq!(participant_ids(&now["conversation"]).len(), 4);
     assert_eq!(now["conversation"]["last_seq"], 3);
     assert_error(
@@ -1129,7 +1110,7 @@ async fn joining_a_room_tells_its_members_once_and_groups_cannot_be_joined() {
         stack.new_user("bob").await,
         stack.new_user("eve").await,
     );
-    let room = create(stack, &alice, "room", &unique_name("Lobby"), &[]).await;
+    let room = stack.create(&alice, "room", &unique_name("Lobby"), &[]).await;
     let id = uuid_of(&room["id"]);
     let [mut alice_socket, mut bob_socket, mut outsider_socket] = connect_all(stack, [&alice, &bob, &outsider]).await;
     let http = stack.http();
@@ -1178,7 +1159,7 @@ async fn joining_a_room_tells_its_members_once_and_groups_cannot_be_joined() {
     );
 
     // Groups, 1:1s and ids that are nothing look alike: no such room.
-    let group = uuid_of(&create(stack, &alice, "group", "Private", &[]).await["id"]);
+    let group = uuid_of(&stack.create(&alice, "group", "Private", &[]).await["id"]);
     let direct = stack.direct_conversation(&alice, &outsider).await;
     for (what, target) in [
         ("a group", group),
@@ -1200,7 +1181,7 @@ async fn joining_a_room_tells_its_members_once_and_groups_cannot_be_joined() {
         "bob is not in the group",
     );
     assert_eq!(
-        participant_ids(&details(stack, &alice, group).await["conversation"]),
+        participant_ids(&stack.details(&alice, group).await["conversation"]),
         vec![alice.id]
     );
 }
@@ -1219,7 +1200,7 @@ async fn leaving_tells_the_others_and_the_leavers_devices_then_nothing_more() {
     // Connected before they share a conversation, so no presence comes between them.
     let [mut alice_socket, mut bob_phone, mut bob_laptop, mut carol_socket, mut outsider_socket] =
         connect_all(stack, [&alice, &bob, &bob, &carol, &outsider]).await;
-    let group = create(stack, &alice, "group", "Leaving", &[&bob, &carol]).await;
+    let group = stack.create(&alice, "group", "Leaving", &[&bob, &carol]).await;
     let id = uuid_of(&group["id"]);
     for socket in [&mut alice_socket, &mut bob_phone, &mut bob_laptop, &mut carol_socket] {
         assert_eq!(
@@ -1267,14 +1248,14 @@ async fn leaving_tells_the_others_and_the_leavers_devices_then_nothing_more() {
         "not_a_participant",
         "leave twice",
     );
-    assert!(!ids(&list(stack, &bob, "").await["conversations"]).contains(&id));
+    assert!(!ids(&stack.list(&bob, "").await["conversations"]).contains(&id));
     assert_eq!(
-        participant_ids(&details(stack, &alice, id).await["conversation"]).len(),
+        participant_ids(&stack.details(&alice, id).await["conversation"]).len(),
         2
     );
 
     // What happens next reaches the others, not bob.
-    let message = send(stack, &alice, id, "bob is gone").await;
+    let message = stack.send_text(&alice, id, "bob is gone").await;
     assert_eq!(
         carol_socket.expect("message.created").await["data"]["id"],
         message["id"]
@@ -1322,7 +1303,7 @@ async fn the_last_owner_leaving_hands_the_conversation_to_the_longest_standing_m
         stack.new_user("bob").await,
         stack.new_user("carol").await,
     );
-    let group = create(stack, &alice, "group", "Handover", &[&bob, &carol]).await;
+    let group = stack.create(&alice, "group", "Handover", &[&bob, &carol]).await;
     let id = uuid_of(&group["id"]);
     let [mut bob_socket, mut carol_socket] = connect_all(stack, [&bob, &carol]).await;
     let http = stack.http();
@@ -1339,7 +1320,7 @@ async fn the_last_owner_leaving_hands_the_conversation_to_the_longest_standing_m
         assert_eq!(event["data"]["user_id"], alice.id.to_string());
         assert_eq!(event["data"]["new_owner_id"], heir.to_string());
     }
-    let now = details(stack, heir_user, id).await;
+    let now = stack.details(heir_user, id).await;
     assert_eq!(now["me"]["role"], "owner");
     assert_eq!(role_of(&now["conversation"], other), "member");
 
@@ -1354,7 +1335,7 @@ async fn the_last_owner_leaving_hands_the_conversation_to_the_longest_standing_m
     assert_eq!(status, 200, "the new owner renames: {renamed}");
 
     // A room whose only member left has no owner; whoever joins next owns it.
-    let room = uuid_of(&create(stack, &alice, "room", &unique_name("Abandoned"), &[]).await["id"]);
+    let room = uuid_of(&stack.create(&alice, "room", &unique_name("Abandoned"), &[]).await["id"]);
     let (status, left) = http
         .post(&alice, &format!("/v1/conversations/{room}/leave"), json!({}))
         .await;
@@ -1386,18 +1367,18 @@ async fn my_conversations_are_listed_newest_activity_first_with_unread_counts() 
         stack.new_user("carol").await,
     );
     let with_bob = stack.direct_conversation(&alice, &bob).await;
-    let trip = uuid_of(&create(stack, &alice, "group", "Trip", &[&carol]).await["id"]);
+    let trip = uuid_of(&stack.create(&alice, "group", "Trip", &[&carol]).await["id"]);
     let with_carol = stack.direct_conversation(&alice, &carol).await;
     // Someone else's conversation never shows.
     stack.direct_conversation(&bob, &carol).await;
 
-    let page = list(stack, &alice, "").await;
+    let page = stack.list(&alice, "").await;
     assert_eq!(ids(&page["conversations"]), vec![with_carol, trip, with_bob]);
     assert!(page["next_cursor"].is_null());
 
-    send(stack, &bob, with_bob, "one").await;
-    let second = send(stack, &bob, with_bob, "two").await;
-    let page = list(stack, &alice, "").await;
+    stack.send_text(&bob, with_bob, "one").await;
+    let second = stack.send_text(&bob, with_bob, "two").await;
+    let page = stack.list(&alice, "").await;
     assert_eq!(ids(&page["conversations"]), vec![with_bob, with_carol, trip]);
     let entry = &page["conversations"][0];
     assert_eq!(entry["kind"], "direct");
@@ -1421,8 +1402,8 @@ async fn my_conversations_are_listed_newest_activity_first_with_unread_counts() 
     assert_eq!(trip_entry["member_count"], 2);
 
     // My own messages are never unread; reading clears the rest.
-    let mine = send(stack, &alice, with_bob, "three").await;
-    let page = list(stack, &alice, "").await;
+    let mine = stack.send_text(&alice, with_bob, "three").await;
+    let page = stack.list(&alice, "").await;
     assert_eq!(page["conversations"][0]["last_message"]["id"], mine["id"]);
     assert_eq!(page["conversations"][0]["unread_count"], 2);
     let (status, _) = stack
@@ -1430,12 +1411,12 @@ async fn my_conversations_are_listed_newest_activity_first_with_unread_counts() 
         .post(&alice, &format!("/v1/conversations/{with_bob}/read"), json!({}))
         .await;
     assert_eq!(status, 200);
-    let page = list(stack, &alice, "").await;
+    let page = stack.list(&alice, "").await;
     assert_eq!(page["conversations"][0]["unread_count"], 0);
     assert_eq!(page["conversations"][0]["last_read_seq"], 4);
 
     // Bob's view of the same 1:1.
-    let bobs = list(stack, &bob, "").await;
+    let bobs = stack.list(&bob, "").await;
     let bob_entry = bobs["conversations"]
         .as_array()
         .unwrap()
@@ -1447,8 +1428,8 @@ async fn my_conversations_are_listed_newest_activity_first_with_unread_counts() 
     assert_eq!(bob_entry["role"], "member");
 
     // A message in the group moves it to the top; the order follows last_activity_at.
-    send(stack, &carol, trip, "packed?").await;
-    let page = list(stack, &alice, "").await;
+    stack.send_text(&carol, trip, "packed?").await;
+    let page = stack.list(&alice, "").await;
     assert_eq!(ids(&page["conversations"]), vec![trip, with_bob, with_carol]);
     let times: Vec<_> = page["conversations"]
         .as_array()
@@ -1468,15 +1449,15 @@ async fn my_conversations_are_listed_newest_activity_first_with_unread_counts() 
         )
         .await;
     assert_eq!(status, 200);
-    let archived = list(stack, &alice, "?archived=true").await;
+    let archived = stack.list(&alice, "?archived=true").await;
     assert_eq!(ids(&archived["conversations"]), vec![with_carol]);
     assert_eq!(archived["conversations"][0]["archived"], true);
     assert_eq!(
-        ids(&list(stack, &alice, "?archived=false").await["conversations"]),
+        ids(&stack.list(&alice, "?archived=false").await["conversations"]),
         vec![trip, with_bob]
     );
     assert_eq!(
-        list(stack, &alice, "").await["conversations"].as_array().unwrap().len(),
+        stack.list(&alice, "").await["conversations"].as_array().unwrap().len(),
         3
     );
 }
@@ -1488,10 +1469,10 @@ async fn conversation_pages_visit_every_conversation_exactly_once() {
     let mut created = Vec::new();
     for i in 0..5 {
         created.push(uuid_of(
-            &create(stack, &alice, "group", &format!("Page {i}"), &[]).await["id"],
+            &stack.create(&alice, "group", &format!("Page {i}"), &[]).await["id"],
         ));
     }
-    let everything = ids(&list(stack, &alice, "?limit=100").await["conversations"]);
+    let everything = ids(&stack.list(&alice, "?limit=100").await["conversations"]);
     assert_eq!(
         everything,
         created.iter().rev().copied().collect::<Vec<_>>(),
@@ -1506,7 +1487,7 @@ async fn conversation_pages_visit_every_conversation_exactly_once() {
             Some(c) => format!("?limit=2&cursor={c}"),
             None => "?limit=2".to_string(),
         };
-        let page = list(stack, &alice, &query).await;
+        let page = stack.list(&alice, &query).await;
         let page_ids = ids(&page["conversations"]);
         sizes.push(page_ids.len());
         seen.extend(page_ids);
@@ -1526,11 +1507,11 @@ async fn conversation_pages_visit_every_conversation_exactly_once() {
     assert_eq!(sizes, vec![2, 2, 1]);
     assert_eq!(seen, everything, "every conversation once, in order");
 
-    let exact = list(stack, &alice, "?limit=5").await;
+    let exact = stack.list(&alice, "?limit=5").await;
     assert_eq!(exact["conversations"].as_array().unwrap().len(), 5);
     assert!(exact["next_cursor"].is_null(), "no empty last page");
     assert_eq!(
-        ids(&list(stack, &alice, "?limit=100000").await["conversations"]).len(),
+        ids(&stack.list(&alice, "?limit=100000").await["conversations"]).len(),
         5,
         "capped, not refused"
     );
@@ -1585,14 +1566,14 @@ async fn rooms_are_listed_with_counts_and_whether_i_joined() {
         stack.new_user("carol").await,
     );
     let busy_name = unique_name("Busy");
-    let busy = uuid_of(&create(stack, &alice, "room", &busy_name, &[&bob]).await["id"]);
-    let quiet = uuid_of(&create(stack, &alice, "room", &unique_name("Quiet"), &[]).await["id"]);
-    let carols = uuid_of(&create(stack, &carol, "room", &unique_name("Carol's"), &[]).await["id"]);
-    let group = uuid_of(&create(stack, &alice, "group", "Not a room", &[&bob]).await["id"]);
+    let busy = uuid_of(&stack.create(&alice, "room", &busy_name, &[&bob]).await["id"]);
+    let quiet = uuid_of(&stack.create(&alice, "room", &unique_name("Quiet"), &[]).await["id"]);
+    let carols = uuid_of(&stack.create(&carol, "room", &unique_name("Carol's"), &[]).await["id"]);
+    let group = uuid_of(&stack.create(&alice, "group", "Not a room", &[&bob]).await["id"]);
     for body in ["a", "b"] {
-        send(stack, &bob, busy, body).await;
+        stack.send_text(&bob, busy, body).await;
     }
-    let doomed = send(stack, &alice, busy, "to be deleted").await;
+    let doomed = stack.send_text(&alice, busy, "to be deleted").await;
     let (status, deleted) = stack
         .http()
         .delete(&alice, &format!("/v1/messages/{}", doomed["id"].as_str().unwrap()))
@@ -1706,12 +1687,12 @@ async fn stats_and_connections_count_what_is_there_and_never_show_connection_ids
         stack.new_user("carol").await,
         stack.new_user("eve").await,
     );
-    let group = create(stack, &alice, "group", "Counted", &[&bob, &carol]).await;
+    let group = stack.create(&alice, "group", "Counted", &[&bob, &carol]).await;
     let id = uuid_of(&group["id"]);
     let [alice_phone, _alice_laptop, _bob_socket, mut outsider_socket] =
         connect_all(stack, [&alice, &alice, &bob, &outsider]).await;
-    send(stack, &alice, id, "one").await;
-    let last = send(stack, &bob, id, "two").await;
+    stack.send_text(&alice, id, "one").await;
+    let last = stack.send_text(&bob, id, "two").await;
     let http = stack.http();
 
     let (status, connections) = http.get(&carol, &format!("/v1/conversations/{id}/connections")).await;
@@ -1796,9 +1777,9 @@ async fn the_event_log_replays_every_durable_event_as_it_was_pushed() {
     let http = stack.http();
 
     // Six durable changes; bob's socket sees each of them.
-    let id = uuid_of(&create(stack, &alice, "group", "Logged", &[&bob]).await["id"]);
+    let id = uuid_of(&stack.create(&alice, "group", "Logged", &[&bob]).await["id"]);
     let mut pushed = vec![bob_socket.expect("conversation.created").await];
-    send(stack, &alice, id, "hello").await;
+    stack.send_text(&alice, id, "hello").await;
     pushed.push(bob_socket.expect("message.created").await);
     let (status, _) = http
         .patch(
@@ -1818,7 +1799,7 @@ async fn the_event_log_replays_every_durable_event_as_it_was_pushed() {
         .await;
     assert_eq!(status, 200);
     pushed.push(bob_socket.expect("member.joined").await);
-    send(stack, &bob, id, "welcome carol").await;
+    stack.send_text(&bob, id, "welcome carol").await;
     pushed.push(bob_socket.expect("message.created").await);
     let (status, _) = http
         .post(&carol, &format!("/v1/conversations/{id}/leave"), json!({}))
@@ -1966,7 +1947,7 @@ async fn a_room_message_reaches_every_member_including_those_who_joined() {
     // Sockets open before anyone shares a conversation, so no presence events interfere.
     let [mut owner_socket, mut member_socket, mut joiner_socket, mut outsider_socket] =
         connect_all(stack, [&owner, &member, &joiner, &outsider]).await;
-    let room = uuid_of(&create(stack, &owner, "room", &unique_name("Lobby"), &[&member]).await["id"]);
+    let room = uuid_of(&stack.create(&owner, "room", &unique_name("Lobby"), &[&member]).await["id"]);
     owner_socket.expect("conversation.created").await;
     member_socket.expect("conversation.created").await;
     let (status, joined) = stack
@@ -1979,7 +1960,9 @@ async fn a_room_message_reaches_every_member_including_those_who_joined() {
     joiner_socket.expect("member.joined").await;
 
     owner_socket
-        .send_json(json!({"action": "sendMessage", "conversation_id": room, "body": "welcome all", "client_msg_id": "room-1"}))
+        .send_json(
+            json!({"action": "sendMessage", "conversation_id": room, "body": "welcome all", "client_msg_id": "room-1"}),
+        )
         .await;
     let ack = owner_socket.expect("message.ack").await;
     for socket in [&mut member_socket, &mut joiner_socket] {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chat_e2e::stack;
+use crate::helpers::stack;
 use tokio_postgres::Client;
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@
 //! PostgREST (401 for anon); both are accepted. What must hold either way is
 //! checked in the database: nothing changed.
 
-use chat_e2e::{stack, User};
+use crate::helpers::{stack, User};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;

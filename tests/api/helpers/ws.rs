@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::{ARRIVAL, SILENCE};
+use super::{ARRIVAL, SILENCE};
 
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -114,7 +114,10 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
         // Drain until the server's close arrives, so $disconnect has been triggered.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async { while self.socket.next().await.is_some() {} }).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.socket.next().await.is_some() {}
+        })
+        .await;
     }
 
     async fn next_json(&mut self) -> Result<Value, Closed> {
@@ -139,7 +142,7 @@ fn closed(frame: Option<CloseFrame>) -> Closed {
     }
 }
 
-// --- Helpers for the conversations API tests (tests/conversations_api.rs) ---
+// --- For sockets that must stay silent
 
 impl WsClient {
     /// Asserts that nothing at all arrives within [`SILENCE`] (and nothing is

@@ -1,14 +1,11 @@
-//! The WebSocket core, end to end: real function binaries behind the API
-//! Gateway emulator, PostgREST-compatible server, Postgres.
+//! The WebSocket API end to end (real function binaries behind the API
+//! Gateway emulator, PostgREST-compatible server, Postgres): connect and the
+//! authorizer, send and deliver to every device, acks and idempotency,
+//! typing, limits, malformed frames, stale and expired connections.
 
-use chat_e2e::ws::Closed;
-use chat_e2e::{stack, WsClient};
-use serde_json::{json, Value};
+use crate::helpers::{send_frame, stack, Closed, WsClient};
+use serde_json::json;
 use uuid::Uuid;
-
-fn send_frame(conversation_id: Uuid, body: &str, client_msg_id: &str) -> Value {
-    json!({"action": "sendMessage", "conversation_id": conversation_id, "body": body, "client_msg_id": client_msg_id})
-}
 
 #[tokio::test]
 async fn a_message_reaches_every_device_of_every_participant() {
@@ -19,7 +16,9 @@ async fn a_message_reaches_every_device_of_every_participant() {
     let mut bob_phone = stack.connect(&bob).await;
     let mut bob_laptop = stack.connect(&bob).await;
 
-    alice_phone.send_json(send_frame(conversation, "hello bob", "m-1")).await;
+    alice_phone
+        .send_json(send_frame(conversation, "hello bob", "m-1"))
+        .await;
     let ack = alice_phone.expect("message.ack").await;
     assert_eq!(ack["conversation_id"], conversation.to_string());
     assert_eq!(ack["data"]["client_msg_id"], "m-1");
@@ -86,20 +85,29 @@ async fn a_non_participant_sees_nothing_and_cannot_send() {
     alice_socket.expect("message.ack").await;
     carol_socket.expect_none("message.created").await;
 
-    carol_socket.send_json(send_frame(conversation, "let me in", "c-1")).await;
+    carol_socket
+        .send_json(send_frame(conversation, "let me in", "c-1"))
+        .await;
     let error = carol_socket.expect("error").await;
     assert_eq!(error["data"]["code"], "not_a_participant");
     assert_eq!(error["data"]["action"], "sendMessage");
 
     let (status, body) = stack
         .http()
-        .post(&carol, &format!("/v1/conversations/{conversation}/messages"), json!({"body": "rest too"}))
+        .post(
+            &carol,
+            &format!("/v1/conversations/{conversation}/messages"),
+            json!({"body": "rest too"}),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "not_a_participant");
     assert!(body["error"]["request_id"].is_string());
 
-    let (status, _) = stack.http().get(&carol, &format!("/v1/conversations/{conversation}/messages")).await;
+    let (status, _) = stack
+        .http()
+        .get(&carol, &format!("/v1/conversations/{conversation}/messages"))
+        .await;
     assert_eq!(status, 403);
     assert_eq!(stack.message_count(conversation).await, 1);
 }
@@ -141,9 +149,15 @@ async fn bad_tokens_are_refused_at_connect() {
     let sub = json!(user.id.to_string());
     let now = chrono::Utc::now().timestamp();
     let cases = [
-        ("invalid signature", stack.token_signed_with(json!({"sub": sub}), "a-different-secret-that-is-32-bytes-long")),
+        (
+            "invalid signature",
+            stack.token_signed_with(json!({"sub": sub}), "a-different-secret-that-is-32-bytes-long"),
+        ),
         ("expired", stack.token(json!({"sub": sub, "exp": now - 3600}))),
-        ("wrong audience", stack.token(json!({"sub": sub, "aud": "someone-else"}))),
+        (
+            "wrong audience",
+            stack.token(json!({"sub": sub, "aud": "someone-else"})),
+        ),
         ("anon role", stack.token(json!({"sub": sub, "role": "anon"}))),
         ("service role", stack.token(json!({"sub": sub, "role": "service_role"}))),
         ("sub not a UUID", stack.token(json!({"sub": "mallory"}))),
@@ -163,7 +177,10 @@ async fn bad_tokens_are_refused_at_connect() {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
         _ => panic!("a connection without a token was accepted"),
     }
-    assert!(stack.connection_ids(&user).await.is_empty(), "no connection row for refused tokens");
+    assert!(
+        stack.connection_ids(&user).await.is_empty(),
+        "no connection row for refused tokens"
+    );
 }
 
 #[tokio::test]
@@ -172,10 +189,13 @@ async fn the_token_may_come_as_a_subprotocol() {
     let stack = stack();
     let user = stack.new_user("browser").await;
     let mut request = stack.info.websocket_url.as_str().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", format!("chat, {}", user.token).parse().unwrap());
-    let (mut socket, response) = WsClient::connect_request(request).await.expect("connect with subprotocol");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("chat, {}", user.token).parse().unwrap(),
+    );
+    let (mut socket, response) = WsClient::connect_request(request)
+        .await
+        .expect("connect with subprotocol");
     assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
     socket.ping().await;
 }
@@ -189,15 +209,29 @@ async fn disconnect_removes_the_connection_and_the_management_api_answers_410() 
     assert_eq!(ids.len(), 1);
     let id = ids[0].clone();
     let api = stack.management_api();
-    api.get_connection().connection_id(&id).send().await.expect("a live connection is known");
+    api.get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("a live connection is known");
 
     socket.close().await;
     stack
-        .eventually("the connection row is deleted", || async { stack.connection_ids(&user).await.is_empty() })
+        .eventually("the connection row is deleted", || async {
+            stack.connection_ids(&user).await.is_empty()
+        })
         .await;
-    let gone = api.post_to_connection().connection_id(&id).data(b"{}".as_slice().into()).send().await;
+    let gone = api
+        .post_to_connection()
+        .connection_id(&id)
+        .data(b"{}".as_slice().into())
+        .send()
+        .await;
     let error = gone.expect_err("posting to a closed connection must fail");
-    assert!(error.as_service_error().is_some_and(|e| e.is_gone_exception()), "{error:?}");
+    assert!(
+        error.as_service_error().is_some_and(|e| e.is_gone_exception()),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -218,7 +252,9 @@ async fn a_stale_connection_is_forgotten_and_the_others_still_get_the_message() 
         .await
         .unwrap();
 
-    alice_socket.send_json(send_frame(conversation, "still there?", "s-1")).await;
+    alice_socket
+        .send_json(send_frame(conversation, "still there?", "s-1"))
+        .await;
     alice_socket.expect("message.ack").await;
     bob_socket.expect("message.created").await;
     stack
@@ -252,9 +288,13 @@ async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
     let unknown = socket.expect("error").await;
     assert_eq!(unknown["data"]["code"], "unknown_action");
     assert_eq!(unknown["data"]["action"], "dance");
-    socket.send_json(json!({"action": "sendMessage", "conversation_id": "not-a-uuid", "body": "x", "client_msg_id": "x"})).await;
+    socket
+        .send_json(json!({"action": "sendMessage", "conversation_id": "not-a-uuid", "body": "x", "client_msg_id": "x"}))
+        .await;
     assert_eq!(socket.expect("error").await["data"]["code"], "invalid_request");
-    socket.send_json(json!({"action": "sendMessage", "conversation_id": conversation, "body": "no id"})).await;
+    socket
+        .send_json(json!({"action": "sendMessage", "conversation_id": conversation, "body": "no id"}))
+        .await;
     assert_eq!(socket.expect("error").await["data"]["code"], "invalid_client_msg_id");
     socket.ping().await;
     assert_eq!(stack.message_count(conversation).await, 0);
@@ -267,151 +307,37 @@ async fn message_bodies_are_limited_in_characters() {
     let mut socket = stack.connect(&alice).await;
 
     // 5001 two-byte characters: 10002 bytes, one character too many.
-    socket.send_json(send_frame(conversation, &"é".repeat(5001), "long-1")).await;
+    socket
+        .send_json(send_frame(conversation, &"é".repeat(5001), "long-1"))
+        .await;
     assert_eq!(socket.expect("error").await["data"]["code"], "message_too_long");
     for (i, blank) in ["", "   ", "\n\t"].iter().enumerate() {
-        socket.send_json(send_frame(conversation, blank, &format!("blank-{i}"))).await;
+        socket
+            .send_json(send_frame(conversation, blank, &format!("blank-{i}")))
+            .await;
         assert_eq!(socket.expect("error").await["data"]["code"], "invalid_body");
     }
     let path = format!("/v1/conversations/{conversation}/messages");
-    let (status, body) = stack.http().post(&alice, &path, json!({"body": "😀".repeat(5001)})).await;
+    let (status, body) = stack
+        .http()
+        .post(&alice, &path, json!({"body": "😀".repeat(5001)}))
+        .await;
     assert_eq!(status, 413, "{body}");
     let (status, _) = stack.http().post(&alice, &path, json!({"body": " "})).await;
     assert_eq!(status, 422);
-    let (status, body) = stack.http().post(&alice, &path, json!({"body": "nul\u{0}inside"})).await;
+    let (status, body) = stack
+        .http()
+        .post(&alice, &path, json!({"body": "nul\u{0}inside"}))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(stack.message_count(conversation).await, 0, "nothing refused was stored");
 
     // Exactly 5000 four-byte characters is allowed (20000 bytes).
-    socket.send_json(send_frame(conversation, &"😀".repeat(5000), "max-1")).await;
+    socket
+        .send_json(send_frame(conversation, &"😀".repeat(5000), "max-1"))
+        .await;
     socket.expect("message.ack").await;
     assert_eq!(stack.message_count(conversation).await, 1);
-}
-
-#[tokio::test]
-async fn rest_send_is_idempotent_and_pushes_to_every_socket() {
-    let stack = stack();
-    let (alice, bob, conversation) = stack.direct_pair().await;
-    let mut alice_socket = stack.connect(&alice).await;
-    let mut bob_socket = stack.connect(&bob).await;
-    let path = format!("/v1/conversations/{conversation}/messages");
-
-    let (status, first) = stack.http().post(&alice, &path, json!({"body": "via rest", "client_msg_id": "r-1"})).await;
-    assert_eq!(status, 201, "{first}");
-    let (status, again) = stack.http().post(&alice, &path, json!({"body": "via rest", "client_msg_id": "r-1"})).await;
-    assert_eq!(status, 200);
-    assert_eq!(first["message"]["id"], again["message"]["id"]);
-    assert_eq!(again["duplicate"], true);
-
-    for socket in [&mut alice_socket, &mut bob_socket] {
-        let created = socket.expect("message.created").await;
-        assert_eq!(created["data"]["id"], first["message"]["id"]);
-        socket.expect_none("message.created").await;
-    }
-}
-
-#[tokio::test]
-async fn history_pages_by_seq_with_the_limit_capped_at_100() {
-    let stack = stack();
-    let (alice, bob, conversation) = stack.direct_pair().await;
-    let path = format!("/v1/conversations/{conversation}/messages");
-    let http = stack.http();
-    for i in 0..120 {
-        let (status, body) = http.post(&alice, &path, json!({"body": format!("m{i}")})).await;
-        assert_eq!(status, 201, "{body}");
-    }
-    let seqs = |page: &Value| -> Vec<i64> {
-        page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect()
-    };
-
-    let (status, newest) = http.get(&bob, &format!("{path}?limit=1000")).await;
-    assert_eq!(status, 200, "{newest}");
-    let newest_seqs = seqs(&newest);
-    assert_eq!(newest_seqs.len(), 100);
-    assert!(newest_seqs.windows(2).all(|w| w[1] == w[0] + 1), "ascending, gap-free");
-    assert_eq!(newest["has_more"], true);
-    assert_eq!(newest["messages"][99]["body"], "m119");
-
-    let oldest_in_page = newest_seqs[0];
-    let (_, older) = http.get(&bob, &format!("{path}?before_seq={oldest_in_page}&limit=100")).await;
-    let older_seqs = seqs(&older);
-    assert_eq!(older_seqs.len(), 20);
-    assert_eq!(*older_seqs.last().unwrap(), oldest_in_page - 1);
-    assert_eq!(older["has_more"], false);
-    assert_eq!(older["messages"][0]["body"], "m0");
-
-    let (_, after) = http.get(&bob, &format!("{path}?after_seq={}&limit=5", older_seqs[0])).await;
-    assert_eq!(seqs(&after), (older_seqs[0] + 1..older_seqs[0] + 6).collect::<Vec<_>>());
-    assert_eq!(after["has_more"], true);
-
-    for bad in ["?limit=0", "?limit=abc", "?before_seq=-1", "?before_seq=5&after_seq=1"] {
-        let (status, body) = http.get(&bob, &format!("{path}{bad}")).await;
-        assert_eq!(status, 400, "{bad}: {body}");
-        assert_eq!(body["error"]["code"], "invalid_argument");
-    }
-}
-
-#[tokio::test]
-async fn rest_requires_a_valid_token_and_health_does_not() {
-    let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let http = stack.http();
-    let (status, health) = http.get_anonymous("/v1/health").await;
-    assert_eq!(status, 200, "{health}");
-    assert_eq!(health["status"], "ok");
-    assert_eq!(health["database"], "reachable");
-    assert!(health["live_connections"].is_i64());
-
-    let (status, body) = http.post_raw(None, "/v1/conversations/direct", json!({"user_id": bob.id}).to_string()).await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "missing_token");
-    let expired = stack.token(json!({"sub": alice.id.to_string(), "exp": chrono::Utc::now().timestamp() - 3600}));
-    let (status, body) = http
-        .post_raw(Some(&expired), "/v1/conversations/direct", json!({"user_id": bob.id}).to_string())
-        .await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "token_expired");
-}
-
-#[tokio::test]
-async fn direct_conversations_are_found_not_duplicated() {
-    let stack = stack();
-    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
-    let http = stack.http();
-    let (status, created) = http.post(&alice, "/v1/conversations/direct", json!({"user_id": bob.id})).await;
-    assert_eq!(status, 201, "{created}");
-    assert_eq!(created["conversation"]["kind"], "direct");
-    assert_eq!(created["conversation"]["participants"].as_array().unwrap().len(), 2);
-    let (status, found) = http.post(&bob, "/v1/conversations/direct", json!({"user_id": alice.id})).await;
-    assert_eq!(status, 200);
-    assert_eq!(found["conversation"]["id"], created["conversation"]["id"]);
-
-    let about = json!({"user_id": bob.id, "context": {"type": "listing", "id": "listing-42"}});
-    let (status, listing) = http.post(&alice, "/v1/conversations/direct", about.clone()).await;
-    assert_eq!(status, 201);
-    assert_ne!(listing["conversation"]["id"], created["conversation"]["id"]);
-    assert_eq!(listing["conversation"]["context_type"], "listing");
-
-    // Concurrent find-or-create of a new pair yields one conversation.
-    let carol = stack.new_user("carol").await;
-    let requests = (0..6).map(|_| http.post(&alice, "/v1/conversations/direct", json!({"user_id": carol.id})));
-    let results = futures_util::future::join_all(requests).await;
-    let ids: std::collections::HashSet<String> = results
-        .iter()
-        .map(|(status, body)| {
-            assert!(*status == 200 || *status == 201, "{status} {body}");
-            body["conversation"]["id"].as_str().unwrap().to_string()
-        })
-        .collect();
-    assert_eq!(ids.len(), 1);
-
-    let (status, body) = http.post(&alice, "/v1/conversations/direct", json!({"user_id": alice.id})).await;
-    assert_eq!(status, 422, "{body}");
-    let (status, _) = http.post(&alice, "/v1/conversations/direct", json!({"user_id": Uuid::new_v4()})).await;
-    assert_eq!(status, 404);
-    let (status, body) = http.post_raw(Some(&alice.token), "/v1/conversations/direct", "{oops".into()).await;
-    assert_eq!(status, 400);
-    assert_eq!(body["error"]["code"], "invalid_json");
 }
 
 #[tokio::test]
@@ -420,8 +346,12 @@ async fn a_socket_whose_token_expired_gets_token_expired_and_is_closed() {
     let user = stack.new_user("sleepy").await;
     let exp = chrono::Utc::now().timestamp() + 2;
     let token = stack.token(json!({"sub": user.id.to_string(), "exp": exp}));
-    let mut socket = WsClient::connect(&stack.websocket_url_with_token(&token)).await.expect("connect");
-    let mut other = WsClient::connect(&stack.websocket_url_with_token(&token)).await.expect("connect");
+    let mut socket = WsClient::connect(&stack.websocket_url_with_token(&token))
+        .await
+        .expect("connect");
+    let mut other = WsClient::connect(&stack.websocket_url_with_token(&token))
+        .await
+        .expect("connect");
     socket.ping().await;
     while chrono::Utc::now().timestamp() <= exp {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -432,10 +362,15 @@ async fn a_socket_whose_token_expired_gets_token_expired_and_is_closed() {
     for socket in [&mut socket, &mut other] {
         let error = socket.expect("error").await;
         assert_eq!(error["data"]["code"], "token_expired");
-        assert!(matches!(socket.expect_closed().await, Closed::WithCode(_) | Closed::WithoutFrame));
+        assert!(matches!(
+            socket.expect_closed().await,
+            Closed::WithCode(_) | Closed::WithoutFrame
+        ));
     }
     stack
-        .eventually("the expired connection is unregistered", || async { stack.connection_ids(&user).await.is_empty() })
+        .eventually("the expired connection is unregistered", || async {
+            stack.connection_ids(&user).await.is_empty()
+        })
         .await;
 }
 
@@ -453,17 +388,28 @@ async fn contacts_connecting_at_once_all_stay_registered_and_hear_every_message(
     let member_ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
     let (status, group) = stack
         .http()
-        .post(&owner, "/v1/conversations", json!({"kind": "group", "name": "crowd", "member_ids": member_ids}))
+        .post(
+            &owner,
+            "/v1/conversations",
+            json!({"kind": "group", "name": "crowd", "member_ids": member_ids}),
+        )
         .await;
     assert_eq!(status, 201, "{group}");
     let conversation: Uuid = group["conversation"]["id"].as_str().unwrap().parse().unwrap();
 
     let mut sockets = futures_util::future::join_all(members.iter().map(|m| stack.connect(m))).await;
     for member in &members {
-        assert_eq!(stack.connection_ids(member).await.len(), 1, "{} lost its connection", member.name);
+        assert_eq!(
+            stack.connection_ids(member).await.len(),
+            1,
+            "{} lost its connection",
+            member.name
+        );
     }
     let mut owner_socket = stack.connect(&owner).await;
-    owner_socket.send_json(send_frame(conversation, "everyone here?", "crowd-1")).await;
+    owner_socket
+        .send_json(send_frame(conversation, "everyone here?", "crowd-1"))
+        .await;
     owner_socket.expect("message.ack").await;
     for socket in &mut sockets {
         assert_eq!(socket.expect("message.created").await["data"]["body"], "everyone here?");

@@ -99,7 +99,10 @@ fn template_routes() -> BTreeMap<Route, String> {
             }
         }
     }
-    assert!(duplicates.is_empty(), "template.yaml routes one HTTP route to two functions: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "template.yaml routes one HTTP route to two functions: {duplicates:?}"
+    );
     routes
 }
 
@@ -109,7 +112,10 @@ fn openapi() -> Value {
 
 /// (METHOD, path) -> the operation object.
 fn operations(doc: &Value) -> BTreeMap<Route, Value> {
-    let paths = doc.get("paths").and_then(Value::as_mapping).expect("openapi.yaml has paths");
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_mapping)
+        .expect("openapi.yaml has paths");
     let mut operations = BTreeMap::new();
     for (path, item) in paths {
         let path = text(path).expect("paths are strings");
@@ -150,8 +156,14 @@ fn the_document_is_openapi_3_1() {
     let doc = openapi();
     let version = doc.get("openapi").and_then(text).expect("an `openapi` field");
     assert!(version.starts_with("3.1."), "openapi is {version:?}, expected 3.1.x");
-    assert!(doc.get("info").and_then(|i| i.get("title")).is_some(), "info.title is required");
-    assert!(doc.get("info").and_then(|i| i.get("version")).is_some(), "info.version is required");
+    assert!(
+        doc.get("info").and_then(|i| i.get("title")).is_some(),
+        "info.title is required"
+    );
+    assert!(
+        doc.get("info").and_then(|i| i.get("version")).is_some(),
+        "info.version is required"
+    );
 }
 
 #[test]
@@ -198,14 +210,24 @@ fn each_operation_names_the_binary_that_serves_it() {
 fn every_operation_declares_its_responses_with_the_error_shape() {
     let doc = openapi();
     let error = pointer(&doc, ERROR_SCHEMA).expect("components.schemas.Error exists");
-    let inner = error.get("properties").and_then(|p| p.get("error")).expect("Error has an `error` object");
+    let inner = error
+        .get("properties")
+        .and_then(|p| p.get("error"))
+        .expect("Error has an `error` object");
     for field in ["code", "message", "request_id"] {
         assert!(
             inner.get("properties").and_then(|p| p.get(field)).is_some(),
             "Error.error has no property {field}"
         );
-        let required = inner.get("required").and_then(Value::as_sequence).cloned().unwrap_or_default();
-        assert!(required.iter().any(|r| r.as_str() == Some(field)), "Error.error does not require {field}");
+        let required = inner
+            .get("required")
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            required.iter().any(|r| r.as_str() == Some(field)),
+            "Error.error does not require {field}"
+        );
     }
 
     let mut problems = Vec::new();
@@ -234,7 +256,10 @@ fn every_operation_declares_its_responses_with_the_error_shape() {
             }
         }
 
-        let failures: Vec<&String> = statuses.keys().filter(|s| s.starts_with('4') || s.starts_with('5')).collect();
+        let failures: Vec<&String> = statuses
+            .keys()
+            .filter(|s| s.starts_with('4') || s.starts_with('5'))
+            .collect();
         if failures.is_empty() {
             problems.push(format!("{name}: no error responses"));
         }
@@ -274,7 +299,10 @@ fn every_operation_but_health_requires_a_bearer_token() {
         .filter(|(_, scheme)| {
             let scheme = resolve(&doc, scheme);
             scheme.get("type").and_then(Value::as_str) == Some("http")
-                && scheme.get("scheme").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+                && scheme
+                    .get("scheme")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
         })
         .filter_map(|(name, _)| text(name))
         .collect();
@@ -294,10 +322,16 @@ fn every_operation_but_health_requires_a_bearer_token() {
         // Each entry is an alternative; `{}` means "no auth" is acceptable.
         let alternatives: Vec<BTreeSet<String>> = requirements
             .iter()
-            .map(|r| r.as_mapping().map(|m| m.keys().filter_map(text).collect()).unwrap_or_default())
+            .map(|r| {
+                r.as_mapping()
+                    .map(|m| m.keys().filter_map(text).collect())
+                    .unwrap_or_default()
+            })
             .collect();
-        let requires_bearer =
-            !alternatives.is_empty() && alternatives.iter().all(|names| names.iter().any(|n| bearer.contains(n)));
+        let requires_bearer = !alternatives.is_empty()
+            && alternatives
+                .iter()
+                .all(|names| names.iter().any(|n| bearer.contains(n)));
         let is_public = route == (PUBLIC.0.to_string(), PUBLIC.1.to_string());
         if is_public && !alternatives.iter().all(BTreeSet::is_empty) {
             problems.push(format!("{name} must be public (`security: []`)"));
@@ -365,7 +399,11 @@ fn every_reference_resolves_and_every_path_parameter_is_declared() {
             }
         }
     }
-    assert!(problems.is_empty(), "references and parameters:\n  {}", problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "references and parameters:\n  {}",
+        problems.join("\n  ")
+    );
 }
 
 /// The service_role key bypasses Row Level Security: only the functions that
@@ -397,7 +435,11 @@ fn the_service_role_key_reaches_only_functions_that_write_and_push() {
         let pushes = properties
             .and_then(|p| p.get("Policies"))
             .and_then(Value::as_sequence)
-            .is_some_and(|policies| policies.iter().any(|p| text(p).as_deref() == Some("ManageConnectionsPolicy")));
+            .is_some_and(|policies| {
+                policies
+                    .iter()
+                    .any(|p| text(p).as_deref() == Some("ManageConnectionsPolicy"))
+            });
         assert!(pushes, "{id} gets the service_role key but pushes nothing");
         let reads = functions[&id].routes.iter().any(|(method, _)| method == "GET");
         assert!(!reads, "{id} serves a GET and must read with the caller's token only");

@@ -1,0 +1,18 @@
+//! The end-to-end tests: one binary, one stack per run (started by the first
+//! test that needs it, shared by all), tests in parallel threads, each with
+//! its own users and conversations. A module per resource; what they share is
+//! in `helpers`, written once.
+
+mod helpers;
+
+mod conversations;
+// mod events_replay;
+mod health_auth;
+mod messages;
+mod openapi;
+mod postgrest_direct;
+mod read_state;
+mod rules;
+mod sql;
+mod users_presence;
+mod websocket;
