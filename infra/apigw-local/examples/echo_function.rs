@@ -136,23 +136,16 @@ fn handle_authorizer(event: &Value) -> Outcome {
 
 fn handle_connect(event: &Value) -> Outcome {
     if let Some(status) = event["queryStringParameters"]["reject"].as_str() {
-        return Outcome::Respond(
-            json!({"statusCode": status.parse::<u16>().unwrap_or(400), "body": "rejected"}),
-        );
+        return Outcome::Respond(json!({"statusCode": status.parse::<u16>().unwrap_or(400), "body": "rejected"}));
     }
     let offered = event["headers"]
         .as_object()
-        .and_then(|h| {
-            h.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
-        })
+        .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol")))
         .and_then(|(_, v)| v.as_str())
         .and_then(|v| v.split(',').next())
         .map(|p| p.trim().to_string());
     match offered {
-        Some(protocol) => Outcome::Respond(
-            json!({"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": protocol}}),
-        ),
+        Some(protocol) => Outcome::Respond(json!({"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": protocol}})),
         None => Outcome::Respond(json!({"statusCode": 200})),
     }
 }
@@ -203,10 +196,7 @@ fn main() {
             _ => handle_http(&event, &next.headers),
         };
         let (path, body) = match outcome {
-            Outcome::Respond(value) => (
-                format!("/2018-06-01/runtime/invocation/{request_id}/response"),
-                value,
-            ),
+            Outcome::Respond(value) => (format!("/2018-06-01/runtime/invocation/{request_id}/response"), value),
             Outcome::Fail(message) => (
                 format!("/2018-06-01/runtime/invocation/{request_id}/error"),
                 json!({"errorMessage": message, "errorType": "&str"}),

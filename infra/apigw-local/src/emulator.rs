@@ -13,7 +13,7 @@ use crate::error::EmulatorError;
 use crate::http_api::{self, HttpApi};
 use crate::ids;
 use crate::lambda::stats::EmulatorStats;
-use crate::lambda::{FunctionPool, FunctionSet, LaunchConfig};
+use crate::lambda::{FunctionPool, FunctionSet, InvokeError, LaunchConfig};
 use crate::template::{Template, WebSocketSpec};
 use crate::websocket::{self, WsApi};
 
@@ -47,8 +47,7 @@ impl Emulator {
         let default_max = config.default_max_instances.max(1);
         let mut pools = Vec::new();
         for spec in template.functions.values() {
-            let launch =
-                LaunchConfig::new(spec, &config.bin_dir, &config.function_env, &config.region);
+            let launch = LaunchConfig::new(spec, &config.bin_dir, &config.function_env, &config.region);
             if !launch.executable.is_file() {
                 return Err(EmulatorError::MissingBinary {
                     function: spec.logical_id.clone(),
@@ -56,20 +55,10 @@ impl Emulator {
                 });
             }
             let max_instances = spec.reserved_concurrency.unwrap_or(default_max);
-            pools.push(FunctionPool::new(
-                spec.clone(),
-                launch,
-                &config.region,
-                max_instances,
-            ));
+            pools.push(FunctionPool::new(spec.clone(), launch, &config.region, max_instances));
         }
         let functions = Arc::new(FunctionSet::new(pools));
-        let longest_timeout = template
-            .functions
-            .values()
-            .map(|f| f.timeout)
-            .max()
-            .unwrap_or_default();
+        let longest_timeout = template.functions.values().map(|f| f.timeout).max().unwrap_or_default();
 
         let http_listener = bind(config.http_addr).await?;
         let ws_listener = bind(config.ws_addr).await?;
@@ -142,6 +131,14 @@ impl Emulator {
         self.functions.stats()
     }
 
+    /// Runs a function of the template on a raw event, as Lambda's `Invoke`
+    /// API (and `sam local invoke -e`) does: a warm instance or a new process
+    /// of its binary gets it through the Runtime API, like an API event.
+    /// Returns what the handler answered, or why there is no answer.
+    pub async fn invoke(&self, logical_id: &str, event: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
+        self.functions.invoke(logical_id, event).await.map(|answer| answer.to_vec())
+    }
+
     /// Closes every socket (running `$disconnect`), stops every function
     /// process and waits for them.
     pub async fn shutdown(mut self) {
@@ -150,10 +147,7 @@ impl Emulator {
         self.functions.stop_all().await;
         for server in self.servers.drain(..) {
             let abort = server.abort_handle();
-            if tokio::time::timeout(SERVER_STOP_WAIT, server)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(SERVER_STOP_WAIT, server).await.is_err() {
                 abort.abort();
             }
         }
@@ -184,20 +178,13 @@ fn local_addr(listener: &TcpListener, requested: SocketAddr) -> Result<SocketAdd
     })
 }
 
-fn serve(
-    listener: TcpListener,
-    router: Router,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+fn serve(listener: TcpListener, router: Router, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        if let Err(error) = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(error) = axum::serve(listener, service).with_graceful_shutdown(shutdown).await {
             tracing::error!(%error, "server failed");
         }
     })
@@ -219,10 +206,7 @@ mod tests {
     #[test]
     fn urls_use_loopback_for_wildcard_listeners() {
         assert_eq!(host_port("0.0.0.0:3000".parse().unwrap()), "127.0.0.1:3000");
-        assert_eq!(
-            host_port("127.0.0.1:3001".parse().unwrap()),
-            "127.0.0.1:3001"
-        );
+        assert_eq!(host_port("127.0.0.1:3001".parse().unwrap()), "127.0.0.1:3001");
         assert_eq!(host_port("[::]:3002".parse().unwrap()), "[::1]:3002");
     }
 }

@@ -5,17 +5,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     #[error("cannot read template {path}: {source}")]
-    ReadTemplate {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadTemplate { path: PathBuf, source: std::io::Error },
     #[error("invalid template: {0}")]
     Template(String),
     #[error("function {function}: binary not found at {path}")]
     MissingBinary { function: String, path: PathBuf },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }

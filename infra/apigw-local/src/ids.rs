@@ -90,9 +90,7 @@ mod tests {
         assert_eq!(id, api_id("WebSocketApi"));
         assert_ne!(id, api_id("HttpApi"));
         assert_eq!(id.len(), 10);
-        assert!(id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     }
 
     #[test]

@@ -19,3 +19,4 @@ pub use config::{EmulatorConfig, WsLimits};
 pub use emulator::Emulator;
 pub use error::EmulatorError;
 pub use lambda::stats::{EmulatorStats, FunctionStats, InstanceColdStart};
+pub use lambda::InvokeError;

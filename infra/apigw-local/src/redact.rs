@@ -26,10 +26,7 @@ pub(crate) fn path_and_query(path: &str, raw_query: Option<&str>) -> String {
 mod tests {
     #[test]
     fn redacts_token_values() {
-        assert_eq!(
-            super::query("a=1&token=eyJ.x.y&b=2"),
-            "a=1&token=[redacted]&b=2"
-        );
+        assert_eq!(super::query("a=1&token=eyJ.x.y&b=2"), "a=1&token=[redacted]&b=2");
         assert_eq!(super::query("access_token=abc"), "access_token=[redacted]");
         assert_eq!(
             super::path_and_query("/dev", Some("token=abc")),

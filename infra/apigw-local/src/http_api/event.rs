@@ -30,11 +30,7 @@ pub(crate) struct EventContext<'a> {
     pub at: DateTime<Utc>,
 }
 
-pub(crate) fn build(
-    request: &HttpRequest<'_>,
-    route: &RouteMatch,
-    ctx: &EventContext<'_>,
-) -> Value {
+pub(crate) fn build(request: &HttpRequest<'_>, route: &RouteMatch, ctx: &EventContext<'_>) -> Value {
     let headers = event_headers(request);
     let domain_name = headers
         .get("host")
@@ -125,9 +121,7 @@ fn event_headers(request: &HttpRequest<'_>) -> BTreeMap<String, String> {
     headers.insert("x-forwarded-for".into(), forwarded_for);
     headers.insert("x-forwarded-port".into(), request.local_port.to_string());
     headers.insert("x-forwarded-proto".into(), "http".into());
-    headers
-        .entry("x-amzn-trace-id".into())
-        .or_insert_with(ids::trace_root);
+    headers.entry("x-amzn-trace-id".into()).or_insert_with(ids::trace_root);
     headers
 }
 
@@ -228,21 +222,14 @@ mod tests {
         assert_eq!(event["body"], r#"{"body":"hi"}"#);
         assert_eq!(event["isBase64Encoded"], false);
 
-        let typed: ApiGatewayV2httpRequest =
-            serde_json::from_value(event).expect("aws_lambda_events shape");
-        assert_eq!(
-            typed.route_key.as_deref(),
-            Some("POST /v1/conversations/{id}/messages")
-        );
+        let typed: ApiGatewayV2httpRequest = serde_json::from_value(event).expect("aws_lambda_events shape");
+        assert_eq!(typed.route_key.as_deref(), Some("POST /v1/conversations/{id}/messages"));
         assert_eq!(typed.request_context.http.method.as_str(), "POST");
         assert_eq!(typed.path_parameters["id"], "abc");
         assert_eq!(typed.query_string_parameters.first("limit"), Some("10"));
         assert_eq!(typed.headers["x-multi"], "a,b");
         assert_eq!(typed.request_context.time_epoch, 1_795_244_400_000);
-        assert_eq!(
-            typed.cookies,
-            Some(vec!["c1=v1".to_string(), "c2=v2".to_string()])
-        );
+        assert_eq!(typed.cookies, Some(vec!["c1=v1".to_string(), "c2=v2".to_string()]));
     }
 
     #[test]

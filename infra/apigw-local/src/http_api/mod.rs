@@ -36,12 +36,7 @@ pub(crate) struct HttpApi {
 }
 
 impl HttpApi {
-    pub fn new(
-        routes: &[HttpRouteSpec],
-        functions: Arc<FunctionSet>,
-        api_id: String,
-        local_port: u16,
-    ) -> Self {
+    pub fn new(routes: &[HttpRouteSpec], functions: Arc<FunctionSet>, api_id: String, local_port: u16) -> Self {
         HttpApi {
             routes: RouteTable::new(routes),
             functions,
@@ -127,14 +122,10 @@ async fn respond(
     let payload = serde_json::to_vec(&event).expect("events serialize");
 
     let internal_error = || message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-    let answer = api
-        .functions
-        .invoke(&route.function, payload)
-        .await
-        .map_err(|error| {
-            tracing::warn!(function = %route.function, %error, request_id, "integration failed");
-            internal_error()
-        })?;
+    let answer = api.functions.invoke(&route.function, payload).await.map_err(|error| {
+        tracing::warn!(function = %route.function, %error, request_id, "integration failed");
+        internal_error()
+    })?;
     response::from_lambda(&answer).map_err(|error| {
         tracing::warn!(function = %route.function, %error, request_id, "malformed Lambda response");
         internal_error()

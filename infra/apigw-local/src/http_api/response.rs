@@ -11,8 +11,7 @@ use serde_json::Value;
 
 /// `Err` when the answer is not something API Gateway accepts (it answers 500).
 pub(crate) fn from_lambda(payload: &[u8]) -> Result<Response, String> {
-    let value: Value =
-        serde_json::from_slice(payload).map_err(|e| format!("response is not JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(payload).map_err(|e| format!("response is not JSON: {e}"))?;
     let Some(object) = value.as_object().filter(|o| o.contains_key("statusCode")) else {
         // Inferred format: the whole answer is the body.
         let body = match value {
@@ -39,8 +38,7 @@ pub(crate) fn from_lambda(payload: &[u8]) -> Result<Response, String> {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     let mut add = |name: &str, value: &Value| -> Result<(), String> {
-        let name =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header {name:?}: {e}"))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header {name:?}: {e}"))?;
         let text = match value {
             Value::String(s) => s.clone(),
             Value::Null => return Ok(()),
@@ -73,14 +71,9 @@ pub(crate) fn from_lambda(payload: &[u8]) -> Result<Response, String> {
         Some(Value::String(text)) => text.clone().into_bytes(),
         Some(other) => other.to_string().into_bytes(),
     };
-    let encoded = object
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let encoded = object.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
     let body = if encoded {
-        STANDARD
-            .decode(&body)
-            .map_err(|e| format!("body is not base64: {e}"))?
+        STANDARD.decode(&body).map_err(|e| format!("body is not base64: {e}"))?
     } else {
         body
     };

@@ -69,15 +69,8 @@ impl RouteTable {
         let best = self
             .routes
             .iter()
-            .filter(|route| {
-                route
-                    .method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            })
-            .filter_map(|route| {
-                match_segments(&route.segments, &request).map(|params| (route, params))
-            })
+            .filter(|route| route.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)))
+            .filter_map(|route| match_segments(&route.segments, &request).map(|params| (route, params)))
             .max_by(|(a, _), (b, _)| compare_specificity(a, b));
         match best {
             Some((route, path_parameters)) => Some(RouteMatch {
@@ -143,12 +136,7 @@ fn match_segments(route: &[Segment], request: &[&str]) -> Option<BTreeMap<String
 }
 
 fn compare_specificity(a: &Route, b: &Route) -> Ordering {
-    let ranks = |r: &Route| {
-        r.segments
-            .iter()
-            .map(Segment::specificity)
-            .collect::<Vec<_>>()
-    };
+    let ranks = |r: &Route| r.segments.iter().map(Segment::specificity).collect::<Vec<_>>();
     ranks(a)
         .cmp(&ranks(b))
         .then_with(|| a.method.is_some().cmp(&b.method.is_some()))
@@ -217,18 +205,9 @@ mod tests {
     #[test]
     fn most_specific_wins() {
         let t = table();
-        assert_eq!(
-            t.find("POST", "/v1/conversations/direct").unwrap().function,
-            "Direct"
-        );
-        assert_eq!(
-            t.find("GET", "/v1/conversations/direct").unwrap().function,
-            "Get"
-        );
-        assert_eq!(
-            t.find("DELETE", "/v1/conversations/x").unwrap().function,
-            "AnyConv"
-        );
+        assert_eq!(t.find("POST", "/v1/conversations/direct").unwrap().function, "Direct");
+        assert_eq!(t.find("GET", "/v1/conversations/direct").unwrap().function, "Get");
+        assert_eq!(t.find("DELETE", "/v1/conversations/x").unwrap().function, "AnyConv");
         let m = t.find("GET", "/files/a/b/c.txt").unwrap();
         assert_eq!(m.function, "Files");
         assert_eq!(m.path_parameters["proxy"], "a/b/c.txt");
@@ -245,15 +224,9 @@ mod tests {
         assert_eq!(t.find("POST", "/v1/health"), None);
         assert_eq!(t.find("GET", "/v1/health/"), None);
         assert_eq!(t.find("GET", "/v1"), None);
-        let t = RouteTable::new(&[
-            spec(Some("GET"), "/v1/health", "Health"),
-            spec(None, "", "Fallback"),
-        ]);
+        let t = RouteTable::new(&[spec(Some("GET"), "/v1/health", "Health"), spec(None, "", "Fallback")]);
         let m = t.find("POST", "/x").unwrap();
-        assert_eq!(
-            (m.route_key.as_str(), m.function.as_str()),
-            ("$default", "Fallback")
-        );
+        assert_eq!((m.route_key.as_str(), m.function.as_str()), ("$default", "Fallback"));
     }
 
     #[test]

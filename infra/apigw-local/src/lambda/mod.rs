@@ -25,33 +25,20 @@ pub(crate) struct FunctionSet {
 impl FunctionSet {
     pub fn new(pools: impl IntoIterator<Item = Arc<FunctionPool>>) -> Self {
         FunctionSet {
-            pools: pools
-                .into_iter()
-                .map(|p| (p.logical_id().to_string(), p))
-                .collect(),
+            pools: pools.into_iter().map(|p| (p.logical_id().to_string(), p)).collect(),
         }
     }
 
-    pub async fn invoke(
-        &self,
-        logical_id: &str,
-        payload: impl Into<Bytes>,
-    ) -> Result<Bytes, InvokeError> {
+    pub async fn invoke(&self, logical_id: &str, payload: impl Into<Bytes>) -> Result<Bytes, InvokeError> {
         match self.pools.get(logical_id) {
             Some(pool) => pool.invoke(payload).await,
-            None => Err(InvokeError::Unavailable(format!(
-                "no function {logical_id}"
-            ))),
+            None => Err(InvokeError::Unavailable(format!("no function {logical_id}"))),
         }
     }
 
     pub fn stats(&self) -> EmulatorStats {
         EmulatorStats {
-            functions: self
-                .pools
-                .iter()
-                .map(|(id, pool)| (id.clone(), pool.stats()))
-                .collect(),
+            functions: self.pools.iter().map(|(id, pool)| (id.clone(), pool.stats())).collect(),
         }
     }
 
@@ -68,12 +55,9 @@ impl FunctionSet {
 
 /// Why an invocation produced no response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum InvokeError {
+pub enum InvokeError {
     /// The handler reported an error through `/invocation/{id}/error` or `/init/error`.
-    Function {
-        error_type: String,
-        error_message: String,
-    },
+    Function { error_type: String, error_message: String },
     /// The instance's process exited before answering (`Runtime exited with error: …`).
     RuntimeExited(String),
     /// The function's Timeout passed; the instance was killed.

@@ -95,12 +95,7 @@ pub(crate) struct FunctionPool {
 }
 
 impl FunctionPool {
-    pub fn new(
-        spec: FunctionSpec,
-        launch: LaunchConfig,
-        region: &str,
-        max_instances: usize,
-    ) -> Arc<Self> {
+    pub fn new(spec: FunctionSpec, launch: LaunchConfig, region: &str, max_instances: usize) -> Arc<Self> {
         Arc::new(FunctionPool {
             function_arn: function_arn(region, &spec.function_name),
             spec,
@@ -116,9 +111,7 @@ impl FunctionPool {
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs the function on `payload` and returns what its handler answered.
@@ -135,10 +128,7 @@ impl FunctionPool {
             let refusal = if st.stopping {
                 Some("the emulator is stopping".to_string())
             } else if self.max_instances == 0 {
-                Some(format!(
-                    "Rate Exceeded: {} has no concurrency",
-                    self.spec.logical_id
-                ))
+                Some(format!("Rate Exceeded: {} has no concurrency", self.spec.logical_id))
             } else {
                 None
             };
@@ -154,11 +144,9 @@ impl FunctionPool {
         for id in spawns {
             self.start_instance(id);
         }
-        let result = answer.await.unwrap_or_else(|_| {
-            Err(InvokeError::Unavailable(
-                "the invocation was dropped".into(),
-            ))
-        });
+        let result = answer
+            .await
+            .unwrap_or_else(|_| Err(InvokeError::Unavailable("the invocation was dropped".into())));
         if result.is_err() {
             self.lock().stats.errors += 1;
         }
@@ -175,8 +163,7 @@ impl FunctionPool {
             .collect();
         for id in waiting {
             let instance = st.instances.get_mut(&id).expect("listed above");
-            let Phase::Waiting(next_tx) = std::mem::replace(&mut instance.phase, Phase::Returning)
-            else {
+            let Phase::Waiting(next_tx) = std::mem::replace(&mut instance.phase, Phase::Returning) else {
                 continue;
             };
             // A closed sender means the runtime's request went away; it will ask again.
@@ -194,10 +181,7 @@ impl FunctionPool {
         NextInvocation {
             request_id: pending.request_id.clone(),
             payload: pending.payload.clone(),
-            deadline_ms: deadline
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis(),
+            deadline_ms: deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis(),
             function_arn: self.function_arn.clone(),
             trace_id: ids::trace_id(),
         }
@@ -242,12 +226,10 @@ impl FunctionPool {
                 Phase::Busy(active) => {
                     // The runtime asked for more work without answering this one.
                     active.timer.abort();
-                    st.stats
-                        .record_handler_time(millis(active.started.elapsed()));
+                    st.stats.record_handler_time(millis(active.started.elapsed()));
                     let _ = active.reply.send(Err(InvokeError::Function {
                         error_type: "Runtime.NoResponse".into(),
-                        error_message:
-                            "the runtime asked for the next invocation without answering".into(),
+                        error_message: "the runtime asked for the next invocation without answering".into(),
                     }));
                 }
                 Phase::Waiting(_) | Phase::Returning => {}
@@ -276,28 +258,19 @@ impl FunctionPool {
         let active = {
             let mut st = self.lock();
             let st = &mut *st;
-            let instance = st
-                .instances
-                .get_mut(&id)
-                .ok_or(RuntimeCallError::UnknownInstance)?;
+            let instance = st.instances.get_mut(&id).ok_or(RuntimeCallError::UnknownInstance)?;
             match &instance.phase {
                 Phase::Busy(active) if active.request_id == request_id => {}
                 _ => return Err(RuntimeCallError::InvalidRequestId),
             }
-            let Phase::Busy(active) = std::mem::replace(&mut instance.phase, Phase::Returning)
-            else {
+            let Phase::Busy(active) = std::mem::replace(&mut instance.phase, Phase::Returning) else {
                 unreachable!("checked above");
             };
             active.timer.abort();
-            if let Some(entry) = st
-                .cold_starts
-                .get_mut(&id)
-                .filter(|e| e.first_response_ms.is_none())
-            {
+            if let Some(entry) = st.cold_starts.get_mut(&id).filter(|e| e.first_response_ms.is_none()) {
                 entry.first_response_ms = Some(millis(instance.spawned_at.elapsed()));
             }
-            st.stats
-                .record_handler_time(millis(active.started.elapsed()));
+            st.stats.record_handler_time(millis(active.started.elapsed()));
             active
         };
         let _ = active.reply.send(result);
@@ -308,10 +281,7 @@ impl FunctionPool {
     /// invocation that started it fails with that error.
     pub fn init_failed(&self, id: u64, error: InvokeError) -> Result<(), RuntimeCallError> {
         let mut st = self.lock();
-        let instance = st
-            .instances
-            .get_mut(&id)
-            .ok_or(RuntimeCallError::UnknownInstance)?;
+        let instance = st.instances.get_mut(&id).ok_or(RuntimeCallError::UnknownInstance)?;
         tracing::warn!(function = %self.spec.logical_id, pid = instance.pid, %error, "function init failed");
         instance.init_error = Some(error.error_message());
         instance.kill.notify_one();
@@ -334,13 +304,10 @@ impl FunctionPool {
             };
             tracing::warn!(function = %self.spec.logical_id, pid = instance.pid, request_id, "invocation timed out; killing the instance");
             instance.kill.notify_one();
-            st.stats
-                .record_handler_time(millis(active.started.elapsed()));
+            st.stats.record_handler_time(millis(active.started.elapsed()));
             active
         };
-        let _ = active
-            .reply
-            .send(Err(InvokeError::Timeout(self.spec.timeout)));
+        let _ = active.reply.send(Err(InvokeError::Timeout(self.spec.timeout)));
     }
 
     pub fn stats(&self) -> FunctionStats {

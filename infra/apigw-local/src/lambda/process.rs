@@ -25,12 +25,7 @@ pub(crate) struct LaunchConfig {
 }
 
 impl LaunchConfig {
-    pub fn new(
-        spec: &FunctionSpec,
-        bin_dir: &Path,
-        function_env: &BTreeMap<String, String>,
-        region: &str,
-    ) -> Self {
+    pub fn new(spec: &FunctionSpec, bin_dir: &Path, function_env: &BTreeMap<String, String>, region: &str) -> Self {
         let task_root = std::path::absolute(bin_dir).unwrap_or_else(|_| bin_dir.to_path_buf());
         let mut env = BTreeMap::new();
         for name in INHERITED {
@@ -44,10 +39,7 @@ impl LaunchConfig {
             "AWS_SECRET_ACCESS_KEY".into(),
             "local-emulator-secret-access-key".into(),
         );
-        env.insert(
-            "AWS_SESSION_TOKEN".into(),
-            "local-emulator-session-token".into(),
-        );
+        env.insert("AWS_SESSION_TOKEN".into(), "local-emulator-session-token".into());
         if let Some(format) = &spec.log_format {
             env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
         }
@@ -57,10 +49,7 @@ impl LaunchConfig {
         let reserved = [
             ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-            (
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            ),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
             (
                 "AWS_LAMBDA_LOG_GROUP_NAME",
                 format!("/aws/lambda/{}", spec.function_name),

@@ -26,14 +26,8 @@ struct InstanceApi {
 pub(super) fn router(pool: Arc<FunctionPool>, instance: u64) -> Router {
     Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route(
-            "/2018-06-01/runtime/invocation/{request_id}/response",
-            post(response),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{request_id}/error",
-            post(error),
-        )
+        .route("/2018-06-01/runtime/invocation/{request_id}/response", post(response))
+        .route("/2018-06-01/runtime/invocation/{request_id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(InstanceApi { pool, instance })
@@ -61,11 +55,7 @@ async fn next(State(api): State<InstanceApi>) -> Response {
     (StatusCode::OK, headers, next.payload).into_response()
 }
 
-async fn response(
-    State(api): State<InstanceApi>,
-    Path(request_id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn response(State(api): State<InstanceApi>, Path(request_id): Path<String>, body: Bytes) -> Response {
     accepted(api.pool.complete(api.instance, &request_id, Ok(body)))
 }
 
@@ -81,32 +71,21 @@ async fn error(
 }
 
 async fn init_error(State(api): State<InstanceApi>, headers: HeaderMap, body: Bytes) -> Response {
-    accepted(
-        api.pool
-            .init_failed(api.instance, function_error(&headers, &body)),
-    )
+    accepted(api.pool.init_failed(api.instance, function_error(&headers, &body)))
 }
 
 /// The error a runtime posts: `{"errorMessage", "errorType"}`, with the type
 /// also (or only) in `Lambda-Runtime-Function-Error-Type`.
 fn function_error(headers: &HeaderMap, body: &[u8]) -> InvokeError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let field = |name: &str| {
-        parsed
-            .get(name)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
+    let field = |name: &str| parsed.get(name).and_then(|v| v.as_str()).map(str::to_string);
     let header_type = headers
         .get("lambda-runtime-function-error-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     InvokeError::Function {
-        error_type: field("errorType")
-            .or(header_type)
-            .unwrap_or_else(|| "Unhandled".into()),
-        error_message: field("errorMessage")
-            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+        error_type: field("errorType").or(header_type).unwrap_or_else(|| "Unhandled".into()),
+        error_message: field("errorMessage").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
     }
 }
 
@@ -138,10 +117,7 @@ mod tests {
             HeaderValue::from_static("Runtime.Custom"),
         );
         assert_eq!(
-            function_error(
-                &headers,
-                br#"{"errorMessage":"Unauthorized","errorType":"&str"}"#
-            ),
+            function_error(&headers, br#"{"errorMessage":"Unauthorized","errorType":"&str"}"#),
             InvokeError::Function {
                 error_type: "&str".into(),
                 error_message: "Unauthorized".into()

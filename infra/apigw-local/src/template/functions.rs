@@ -36,10 +36,7 @@ pub(super) fn parse_functions(
     let mut functions = BTreeMap::new();
     for (id, resource) in resources_of_type(resources, FUNCTION_TYPE) {
         let empty = Mapping::new();
-        let props = resource
-            .get("Properties")
-            .and_then(Value::as_mapping)
-            .unwrap_or(&empty);
+        let props = resource.get("Properties").and_then(Value::as_mapping).unwrap_or(&empty);
         let binary = resource
             .get("Metadata")
             .and_then(|m| m.get("BuildProperties"))
@@ -57,9 +54,7 @@ pub(super) fn parse_functions(
                 let name = name
                     .as_str()
                     .ok_or_else(|| format!("{id}: environment names must be strings"))?;
-                let value = resolver
-                    .resolve(value)
-                    .map_err(|e| format!("{id}: {name}: {e}"))?;
+                let value = resolver.resolve(value).map_err(|e| format!("{id}: {name}: {e}"))?;
                 env.insert(name.to_string(), value);
             }
         }
@@ -83,9 +78,7 @@ pub(super) fn parse_functions(
                 .transpose()
         };
         let function_name = match props.get("FunctionName") {
-            Some(name) => resolver
-                .resolve(name)
-                .map_err(|e| format!("{id}: FunctionName: {e}"))?,
+            Some(name) => resolver.resolve(name).map_err(|e| format!("{id}: FunctionName: {e}"))?,
             None => id.to_string(),
         };
         let log_format = props
@@ -159,8 +152,5 @@ pub(super) fn parse_http_routes(
             routes.push(route);
         }
     }
-    Ok((
-        api_id.unwrap_or_else(|| IMPLICIT_HTTP_API.to_string()),
-        routes,
-    ))
+    Ok((api_id.unwrap_or_else(|| IMPLICIT_HTTP_API.to_string()), routes))
 }

@@ -97,8 +97,7 @@ impl Template {
             .and_then(Value::as_mapping)
             .unwrap_or(&empty);
         let functions = functions::parse_functions(resources, globals, &resolver).map_err(err)?;
-        let (http_api_logical_id, http_routes) =
-            functions::parse_http_routes(resources, &resolver).map_err(err)?;
+        let (http_api_logical_id, http_routes) = functions::parse_http_routes(resources, &resolver).map_err(err)?;
         let websocket = websocket::parse_websocket(resources, &resolver).map_err(err)?;
         Ok(Template {
             functions,
@@ -110,10 +109,7 @@ impl Template {
 }
 
 /// Every parameter's value: the override, else its `Default`.
-fn parameter_values(
-    root: &Value,
-    overrides: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
+fn parameter_values(root: &Value, overrides: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
     if let Some(parameters) = root.get("Parameters").and_then(Value::as_mapping) {
         for (name, declaration) in parameters {
@@ -148,10 +144,7 @@ fn scalar_string(value: &Value) -> String {
 }
 
 /// The resources of one CloudFormation type, by logical id.
-fn resources_of_type<'a>(
-    resources: &'a Mapping,
-    kind: &'a str,
-) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+fn resources_of_type<'a>(resources: &'a Mapping, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
     resources.iter().filter_map(move |(id, resource)| {
         let id = id.as_str()?;
         (resource.get("Type")?.as_str()? == kind).then_some((id, resource))
@@ -166,10 +159,7 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
         let text = std::fs::read_to_string(path).expect("template.yaml");
         let overrides = BTreeMap::from([
-            (
-                "SupabaseUrl".to_string(),
-                "http://127.0.0.1:3000".to_string(),
-            ),
+            ("SupabaseUrl".to_string(), "http://127.0.0.1:3000".to_string()),
             ("SupabaseAnonKey".to_string(), "anon".to_string()),
         ]);
         Template::parse(&text, &overrides, "us-east-1").expect("parse")
@@ -191,18 +181,21 @@ mod tests {
         // Environment, merged over Globals).
         assert!(!health.env.contains_key("SUPABASE_SERVICE_ROLE_KEY"));
         // No Default and no override: empty.
-        assert_eq!(t.functions["WsSendMessageFunction"].env["SUPABASE_SERVICE_ROLE_KEY"], "");
-        assert_eq!(t.functions["WsSendMessageFunction"].env["SUPABASE_URL"], "http://127.0.0.1:3000");
+        assert_eq!(
+            t.functions["WsSendMessageFunction"].env["SUPABASE_SERVICE_ROLE_KEY"],
+            ""
+        );
+        assert_eq!(
+            t.functions["WsSendMessageFunction"].env["SUPABASE_URL"],
+            "http://127.0.0.1:3000"
+        );
         assert_eq!(health.env["SUPABASE_JWT_SECRET"], "");
         assert_eq!(health.env["RUST_LOG"], "info");
         assert_eq!(
             health.env["WEBSOCKET_MANAGEMENT_ENDPOINT"],
             "https://WebSocketApi.execute-api.us-east-1.amazonaws.com/dev"
         );
-        assert_eq!(
-            t.functions["WsSendMessageFunction"].binary,
-            "ws-send-message"
-        );
+        assert_eq!(t.functions["WsSendMessageFunction"].binary, "ws-send-message");
         // Every function has a binary name; the template grows as endpoints are added.
         assert!(t.functions.values().all(|f| !f.binary.is_empty()));
     }
@@ -229,10 +222,7 @@ mod tests {
             "POST /v1/conversations/{id}/messages".to_string(),
             "SendMessageFunction"
         )));
-        assert!(t
-            .http_routes
-            .iter()
-            .all(|r| t.functions.contains_key(&r.function)));
+        assert!(t.http_routes.iter().all(|r| t.functions.contains_key(&r.function)));
     }
 
     #[test]
@@ -242,12 +232,7 @@ mod tests {
         assert_eq!(ws.logical_id, "WebSocketApi");
         assert_eq!(ws.stage, "dev");
         assert_eq!(ws.route_selection_expression, "$request.body.action");
-        let route = |k: &str| {
-            ws.routes
-                .get(k)
-                .cloned()
-                .unwrap_or_else(|| panic!("route {k}"))
-        };
+        let route = |k: &str| ws.routes.get(k).cloned().unwrap_or_else(|| panic!("route {k}"));
         assert_eq!(
             route("$connect"),
             WsRouteSpec {
@@ -261,10 +246,7 @@ mod tests {
         assert_eq!(route("typing").function, "WsTypingFunction");
         assert_eq!(route("ping").function, "WsPingFunction");
         assert_eq!(route("$default").function, "WsDefaultFunction");
-        assert!(ws
-            .routes
-            .values()
-            .all(|r| t.functions.contains_key(&r.function)));
+        assert!(ws.routes.values().all(|r| t.functions.contains_key(&r.function)));
     }
 
     #[test]

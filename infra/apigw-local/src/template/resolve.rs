@@ -53,16 +53,10 @@ impl Resolver {
             }
             "GetAtt" => {
                 let (resource, attribute) = match arg {
-                    Value::String(s) => s
-                        .split_once('.')
-                        .ok_or("!GetAtt needs Resource.Attribute")?,
+                    Value::String(s) => s.split_once('.').ok_or("!GetAtt needs Resource.Attribute")?,
                     Value::Sequence(parts) if parts.len() == 2 => (
-                        parts[0]
-                            .as_str()
-                            .ok_or("!GetAtt resource must be a string")?,
-                        parts[1]
-                            .as_str()
-                            .ok_or("!GetAtt attribute must be a string")?,
+                        parts[0].as_str().ok_or("!GetAtt resource must be a string")?,
+                        parts[1].as_str().ok_or("!GetAtt attribute must be a string")?,
                     ),
                     _ => return Err("!GetAtt needs Resource.Attribute".into()),
                 };
@@ -85,14 +79,9 @@ impl Resolver {
             },
             "Join" => match arg {
                 Value::Sequence(parts) if parts.len() == 2 => {
-                    let separator = parts[0]
-                        .as_str()
-                        .ok_or("!Join separator must be a string")?;
+                    let separator = parts[0].as_str().ok_or("!Join separator must be a string")?;
                     let items = parts[1].as_sequence().ok_or("!Join needs a list")?;
-                    let items = items
-                        .iter()
-                        .map(|v| self.resolve(v))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let items = items.iter().map(|v| self.resolve(v)).collect::<Result<Vec<_>, _>>()?;
                     Ok(items.join(separator))
                 }
                 _ => Err("!Join needs [separator, list]".into()),
@@ -130,9 +119,7 @@ impl Resolver {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| format!("unterminated ${{ in {text:?}"))?;
+            let end = after.find('}').ok_or_else(|| format!("unterminated ${{ in {text:?}"))?;
             let name = &after[..end];
             if let Some(literal) = name.strip_prefix('!') {
                 out.push_str("${");
@@ -173,24 +160,14 @@ mod tests {
         let r = resolver();
         assert_eq!(r.resolve(&yaml("!Ref StageName")).unwrap(), "dev");
         assert_eq!(r.resolve(&yaml("{Ref: StageName}")).unwrap(), "dev");
-        assert_eq!(
-            r.resolve(&yaml("!Ref SomeResource")).unwrap(),
-            "SomeResource"
-        );
+        assert_eq!(r.resolve(&yaml("!Ref SomeResource")).unwrap(), "SomeResource");
         assert_eq!(
             r.resolve(&yaml("!GetAtt Fn.Arn")).unwrap(),
             "arn:aws:lambda:eu-west-1:000000000000:function:Fn"
         );
-        assert_eq!(
-            r.resolve(&yaml("{'Fn::GetAtt': [Other, Arn]}")).unwrap(),
-            "Other"
-        );
+        assert_eq!(r.resolve(&yaml("{'Fn::GetAtt': [Other, Arn]}")).unwrap(), "Other");
         assert_eq!(r.resolve(&yaml("42")).unwrap(), "42");
-        assert_eq!(
-            r.resolve(&yaml("!Join ['/', [a, !Ref StageName]]"))
-                .unwrap(),
-            "a/dev"
-        );
+        assert_eq!(r.resolve(&yaml("!Join ['/', [a, !Ref StageName]]")).unwrap(), "a/dev");
     }
 
     #[test]

@@ -16,10 +16,7 @@ const AUTHORIZER_TYPE: &str = "AWS::ApiGatewayV2::Authorizer";
 /// What API Gateway uses when no stage is declared.
 const FALLBACK_STAGE: &str = "$default";
 
-pub(super) fn parse_websocket(
-    resources: &Mapping,
-    resolver: &Resolver,
-) -> Result<Option<WebSocketSpec>, String> {
+pub(super) fn parse_websocket(resources: &Mapping, resolver: &Resolver) -> Result<Option<WebSocketSpec>, String> {
     let api = resources_of_type(resources, API_TYPE).find(|(_, api)| {
         api.get("Properties")
             .and_then(|p| p.get("ProtocolType"))
@@ -36,12 +33,11 @@ pub(super) fn parse_websocket(
             .map(|v| resolver.resolve(v).map_err(|e| format!("{key}: {e}")))
             .transpose()
     };
-    let belongs_to_api = |resource: &Value| -> Result<bool, String> {
-        Ok(prop(resource, "ApiId")?.as_deref() == Some(api_id))
-    };
+    let belongs_to_api =
+        |resource: &Value| -> Result<bool, String> { Ok(prop(resource, "ApiId")?.as_deref() == Some(api_id)) };
 
-    let route_selection_expression = prop(api, "RouteSelectionExpression")?
-        .unwrap_or_else(|| "$request.body.action".to_string());
+    let route_selection_expression =
+        prop(api, "RouteSelectionExpression")?.unwrap_or_else(|| "$request.body.action".to_string());
 
     let mut stage = None;
     for (_, resource) in resources_of_type(resources, STAGE_TYPE) {
@@ -64,19 +60,16 @@ pub(super) fn parse_websocket(
             .map_err(in_route)?
             .ok_or_else(|| in_route("no Target".into()))?;
         let integration_id = target.strip_prefix("integrations/").unwrap_or(&target);
-        let integration =
-            resource(resources, integration_id, INTEGRATION_TYPE).map_err(in_route)?;
+        let integration = resource(resources, integration_id, INTEGRATION_TYPE).map_err(in_route)?;
         let uri = prop(integration, "IntegrationUri")
             .map_err(in_route)?
             .ok_or_else(|| in_route(format!("{integration_id} has no IntegrationUri")))?;
-        let function = function_of_uri(&uri, resolver)
-            .ok_or_else(|| in_route(format!("no function in {uri}")))?;
+        let function = function_of_uri(&uri, resolver).ok_or_else(|| in_route(format!("no function in {uri}")))?;
 
         let authorizer = match prop(route, "AuthorizerId").map_err(in_route)? {
             None => None,
             Some(authorizer_id) => {
-                let authorizer =
-                    resource(resources, &authorizer_id, AUTHORIZER_TYPE).map_err(in_route)?;
+                let authorizer = resource(resources, &authorizer_id, AUTHORIZER_TYPE).map_err(in_route)?;
                 let kind = prop(authorizer, "AuthorizerType").map_err(in_route)?;
                 if kind.as_deref() != Some("REQUEST") {
                     return Err(in_route(format!(
@@ -86,19 +79,10 @@ pub(super) fn parse_websocket(
                 let uri = prop(authorizer, "AuthorizerUri")
                     .map_err(in_route)?
                     .ok_or_else(|| in_route(format!("{authorizer_id} has no AuthorizerUri")))?;
-                Some(
-                    function_of_uri(&uri, resolver)
-                        .ok_or_else(|| in_route(format!("no function in {uri}")))?,
-                )
+                Some(function_of_uri(&uri, resolver).ok_or_else(|| in_route(format!("no function in {uri}")))?)
             }
         };
-        routes.insert(
-            route_key,
-            WsRouteSpec {
-                function,
-                authorizer,
-            },
-        );
+        routes.insert(route_key, WsRouteSpec { function, authorizer });
     }
 
     Ok(Some(WebSocketSpec {
@@ -110,9 +94,7 @@ pub(super) fn parse_websocket(
 }
 
 fn resource<'a>(resources: &'a Mapping, id: &str, kind: &str) -> Result<&'a Value, String> {
-    let resource = resources
-        .get(id)
-        .ok_or_else(|| format!("no resource {id}"))?;
+    let resource = resources.get(id).ok_or_else(|| format!("no resource {id}"))?;
     match resource.get("Type").and_then(Value::as_str) {
         Some(t) if t == kind => Ok(resource),
         _ => Err(format!("{id} is not an {kind}")),

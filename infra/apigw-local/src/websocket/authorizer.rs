@@ -18,11 +18,7 @@ pub(crate) enum Decision {
     Failed(String),
 }
 
-pub(crate) fn decide(
-    answer: Result<Bytes, InvokeError>,
-    method_arn: &str,
-    latency_ms: u64,
-) -> Decision {
+pub(crate) fn decide(answer: Result<Bytes, InvokeError>, method_arn: &str, latency_ms: u64) -> Decision {
     let payload = match answer {
         Ok(payload) => payload,
         Err(InvokeError::Function { error_message, .. }) if error_message == "Unauthorized" => {
@@ -33,10 +29,7 @@ pub(crate) fn decide(
     let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(&payload) else {
         return Decision::Failed("the authorizer's answer is not a JSON object".into());
     };
-    let Some(statements) = answer
-        .get("policyDocument")
-        .and_then(|d| d.get("Statement"))
-    else {
+    let Some(statements) = answer.get("policyDocument").and_then(|d| d.get("Statement")) else {
         return Decision::Failed("the authorizer's answer has no policyDocument.Statement".into());
     };
     let statements: Vec<&Value> = match statements {
@@ -71,18 +64,13 @@ pub(crate) fn decide(
                 Value::Bool(b) => b.to_string(),
                 Value::Null => continue,
                 Value::Array(_) | Value::Object(_) => {
-                    return Decision::Failed(format!(
-                        "context value {key:?} must be a string, number or boolean"
-                    ))
+                    return Decision::Failed(format!("context value {key:?} must be a string, number or boolean"))
                 }
             };
             authorizer.insert(key.clone(), Value::String(text));
         }
     }
-    let principal = answer
-        .get("principalId")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let principal = answer.get("principalId").and_then(Value::as_str).unwrap_or_default();
     authorizer.insert("principalId".into(), Value::String(principal.to_string()));
     authorizer.insert("integrationLatency".into(), Value::from(latency_ms));
     Decision::Allow(Value::Object(authorizer))
@@ -154,8 +142,7 @@ mod tests {
     fn allow_carries_principal_and_stringified_context() {
         let allow = policy("Allow", json!(ARN));
         // The shape the Rust authorizer function would produce.
-        let _: ApiGatewayV2CustomAuthorizerIamPolicyResponse =
-            serde_json::from_value(allow.clone()).unwrap();
+        let _: ApiGatewayV2CustomAuthorizerIamPolicyResponse = serde_json::from_value(allow.clone()).unwrap();
         assert_eq!(
             decide(answer(&allow), ARN, 7),
             Decision::Allow(json!({
@@ -167,14 +154,8 @@ mod tests {
 
     #[test]
     fn wildcards_and_lists() {
-        let wildcard = policy(
-            "Allow",
-            json!(["arn:other", "arn:aws:execute-api:*:*:abc/*"]),
-        );
-        assert!(matches!(
-            decide(answer(&wildcard), ARN, 0),
-            Decision::Allow(_)
-        ));
+        let wildcard = policy("Allow", json!(["arn:other", "arn:aws:execute-api:*:*:abc/*"]));
+        assert!(matches!(decide(answer(&wildcard), ARN, 0), Decision::Allow(_)));
         let elsewhere = policy("Allow", json!("arn:aws:execute-api:*:*:other/*"));
         assert_eq!(decide(answer(&elsewhere), ARN, 0), Decision::Deny);
         assert!(glob("a*c?e", "abbbcde"));
@@ -183,10 +164,7 @@ mod tests {
 
     #[test]
     fn deny_unauthorized_and_failures() {
-        assert_eq!(
-            decide(answer(&policy("Deny", json!(ARN))), ARN, 0),
-            Decision::Deny
-        );
+        assert_eq!(decide(answer(&policy("Deny", json!(ARN))), ARN, 0), Decision::Deny);
         let unauthorized = Err(InvokeError::Function {
             error_type: "&str".into(),
             error_message: "Unauthorized".into(),
@@ -202,9 +180,6 @@ mod tests {
         ));
         let nested = json!({"principalId": "x", "policyDocument": {"Statement": [{"Action": "*", "Effect": "Allow", "Resource": "*"}]},
             "context": {"bad": {"nested": true}}});
-        assert!(matches!(
-            decide(answer(&nested), ARN, 0),
-            Decision::Failed(_)
-        ));
+        assert!(matches!(decide(answer(&nested), ARN, 0), Decision::Failed(_)));
     }
 }

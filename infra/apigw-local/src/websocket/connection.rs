@@ -114,9 +114,7 @@ async fn serve(
 
 fn is_too_big(error: &axum::Error) -> bool {
     matches!(
-        error
-            .source()
-            .and_then(|e| e.downcast_ref::<tungstenite::Error>()),
+        error.source().and_then(|e| e.downcast_ref::<tungstenite::Error>()),
         Some(tungstenite::Error::Capacity(_))
     )
 }
@@ -135,10 +133,7 @@ async fn close_by_server(
         reason: reason.into(),
     };
     if socket.send(Message::Close(Some(frame))).await.is_ok() {
-        let _ = timeout(CLOSE_GRACE, async {
-            while let Some(Ok(_)) = socket.recv().await {}
-        })
-        .await;
+        let _ = timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = socket.recv().await {} }).await;
     }
     (code, reason.to_string())
 }
@@ -152,22 +147,14 @@ fn dispatch(api: &Arc<WsApi>, handle: &ConnectionHandle, text: Option<&str>, bod
         .select(text)
         .and_then(|key| api.route(&key).map(|route| (key, route.function.clone())));
     let Some((route_key, function)) = route else {
-        let reply =
-            json!({"message": "Forbidden", "connectionId": info.id, "requestId": request_id});
+        let reply = json!({"message": "Forbidden", "connectionId": info.id, "requestId": request_id});
         handle.send(Message::Text(reply.to_string().into()));
         return;
     };
     let (api, handle) = (Arc::clone(api), handle.clone());
     tokio::spawn(async move {
         let info = &handle.info;
-        let event = events::message_event(
-            &api.identity(),
-            info,
-            &route_key,
-            &body,
-            &request_id,
-            Utc::now(),
-        );
+        let event = events::message_event(&api.identity(), info, &route_key, &body, &request_id, Utc::now());
         let payload = serde_json::to_vec(&event).expect("events serialize");
         if let Err(error) = api.functions.invoke(&function, payload).await {
             tracing::warn!(connection_id = %info.id, route_key, %function, %error, "route integration failed");
@@ -178,24 +165,12 @@ fn dispatch(api: &Arc<WsApi>, handle: &ConnectionHandle, text: Option<&str>, bod
 }
 
 /// Runs `$disconnect` for a connection that is gone.
-pub(super) async fn disconnect(
-    api: Arc<WsApi>,
-    info: Arc<ConnectionInfo>,
-    code: u16,
-    reason: String,
-) {
+pub(super) async fn disconnect(api: Arc<WsApi>, info: Arc<ConnectionInfo>, code: u16, reason: String) {
     tracing::info!(connection_id = %info.id, code, %reason, "websocket disconnected");
     let Some(route) = api.route("$disconnect") else {
         return;
     };
-    let event = events::disconnect_event(
-        &api.identity(),
-        &info,
-        code,
-        &reason,
-        &ids::short_id(),
-        Utc::now(),
-    );
+    let event = events::disconnect_event(&api.identity(), &info, code, &reason, &ids::short_id(), Utc::now());
     let payload = serde_json::to_vec(&event).expect("events serialize");
     if let Err(error) = api.functions.invoke(&route.function, payload).await {
         tracing::warn!(connection_id = %info.id, function = %route.function, %error, "$disconnect integration failed");

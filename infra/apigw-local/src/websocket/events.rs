@@ -35,13 +35,8 @@ impl ConnectRequest {
                 )
             })
             .collect();
-        let has = |list: &[(String, String)], name: &str| {
-            list.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-        };
-        if let Some(i) = list
-            .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
-        {
+        let has = |list: &[(String, String)], name: &str| list.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if let Some(i) = list.iter().position(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for")) {
             list[i].1 = format!("{}, {source_ip}", list[i].1);
         } else {
             list.push(("X-Forwarded-For".into(), source_ip.to_string()));
@@ -55,13 +50,8 @@ impl ConnectRequest {
         if !has(&list, "x-amzn-trace-id") {
             list.push(("X-Amzn-Trace-Id".into(), ids::trace_root()));
         }
-        let query = url::form_urlencoded::parse(raw_query.as_bytes())
-            .into_owned()
-            .collect();
-        ConnectRequest {
-            headers: list,
-            query,
-        }
+        let query = url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
+        ConnectRequest { headers: list, query }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -200,10 +190,7 @@ pub(crate) fn connect_event(
         event.insert("multiValueQueryStringParameters".into(), multi_value_query);
     }
     let context = request_context(api, connection, "$connect", "CONNECT", request_id, at);
-    event.insert(
-        "requestContext".into(),
-        with_authorizer(context, connection),
-    );
+    event.insert("requestContext".into(), with_authorizer(context, connection));
     event.insert("isBase64Encoded".into(), json!(false));
     Value::Object(event)
 }
@@ -292,10 +279,7 @@ mod tests {
     fn request() -> ConnectRequest {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("127.0.0.1:4000"));
-        headers.insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("chat, token.abc"),
-        );
+        headers.insert("sec-websocket-protocol", HeaderValue::from_static("chat, token.abc"));
         headers.insert(
             "sec-websocket-key",
             HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
@@ -326,19 +310,10 @@ mod tests {
             event["methodArn"],
             "arn:aws:execute-api:us-east-1:000000000000:abcd123456/dev/$connect"
         );
-        assert_eq!(
-            event["headers"]["Sec-WebSocket-Protocol"],
-            "chat, token.abc"
-        );
-        assert_eq!(
-            event["multiValueHeaders"]["Host"],
-            json!(["127.0.0.1:4000"])
-        );
+        assert_eq!(event["headers"]["Sec-WebSocket-Protocol"], "chat, token.abc");
+        assert_eq!(event["multiValueHeaders"]["Host"], json!(["127.0.0.1:4000"]));
         assert_eq!(event["queryStringParameters"]["tag"], "b");
-        assert_eq!(
-            event["multiValueQueryStringParameters"]["tag"],
-            json!(["a", "b"])
-        );
+        assert_eq!(event["multiValueQueryStringParameters"]["tag"], json!(["a", "b"]));
         assert_eq!(event["stageVariables"], json!({}));
         let rc = &event["requestContext"];
         assert_eq!(rc["routeKey"], "$connect");
@@ -351,8 +326,7 @@ mod tests {
         assert_eq!(rc["requestTime"], "21/Nov/2026:07:00:00 +0000");
         assert_eq!(rc["connectionId"], "L0SM9cOFvHcCIhw=");
 
-        let typed: ApiGatewayCustomAuthorizerRequestTypeRequest =
-            serde_json::from_value(event).unwrap();
+        let typed: ApiGatewayCustomAuthorizerRequestTypeRequest = serde_json::from_value(event).unwrap();
         assert_eq!(
             typed.method_arn.as_deref(),
             Some("arn:aws:execute-api:us-east-1:000000000000:abcd123456/dev/$connect")
@@ -374,14 +348,8 @@ mod tests {
             at(),
         );
         assert_eq!(event["isBase64Encoded"], false);
-        assert_eq!(
-            event["requestContext"]["authorizer"]["principalId"],
-            "user-1"
-        );
-        assert_eq!(
-            event["requestContext"]["connectedAt"],
-            at().timestamp_millis()
-        );
+        assert_eq!(event["requestContext"]["authorizer"]["principalId"], "user-1");
+        assert_eq!(event["requestContext"]["connectedAt"], at().timestamp_millis());
         let typed: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event).unwrap();
         let rc = &typed.request_context;
         assert_eq!(rc.event_type.as_deref(), Some("CONNECT"));
@@ -426,10 +394,7 @@ mod tests {
         assert_eq!(rc.message_id.as_ref().map(String::len), Some(16));
         assert_eq!(rc.authorizer.fields["role"], "authenticated");
         assert_eq!(rc.authorizer.fields["integrationLatency"], 12);
-        assert_eq!(
-            typed.body.as_deref(),
-            Some(r#"{"action":"sendMessage","text":"hi"}"#)
-        );
+        assert_eq!(typed.body.as_deref(), Some(r#"{"action":"sendMessage","text":"hi"}"#));
         assert!(!typed.is_base64_encoded);
     }
 

@@ -36,12 +36,7 @@ pub(super) async fn handshake(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let source_ip = peer.ip().to_string();
-    let request = ConnectRequest::new(
-        headers,
-        uri.query().unwrap_or_default(),
-        &source_ip,
-        api.local_port,
-    );
+    let request = ConnectRequest::new(headers, uri.query().unwrap_or_default(), &source_ip, api.local_port);
     let domain_name = request
         .header("host")
         .map(str::to_string)
@@ -57,26 +52,12 @@ pub(super) async fn handshake(
     );
     let connect_route = api.route("$connect").cloned();
 
-    if let Some(authorizer_function) = connect_route.as_ref().and_then(|r| r.authorizer.as_deref())
-    {
-        let event = events::authorizer_event(
-            &api.identity(),
-            &info,
-            &request,
-            &ids::short_id(),
-            Utc::now(),
-        );
+    if let Some(authorizer_function) = connect_route.as_ref().and_then(|r| r.authorizer.as_deref()) {
+        let event = events::authorizer_event(&api.identity(), &info, &request, &ids::short_id(), Utc::now());
         let started = Instant::now();
-        let answer = api
-            .functions
-            .invoke(authorizer_function, to_payload(&event))
-            .await;
+        let answer = api.functions.invoke(authorizer_function, to_payload(&event)).await;
         let latency_ms = started.elapsed().as_millis() as u64;
-        match authorizer::decide(
-            answer,
-            &events::connect_method_arn(&api.identity()),
-            latency_ms,
-        ) {
+        match authorizer::decide(answer, &events::connect_method_arn(&api.identity()), latency_ms) {
             Decision::Allow(context) => info.authorizer = Some(context),
             Decision::Deny => return message(StatusCode::FORBIDDEN, "Forbidden"),
             Decision::Unauthorized => return message(StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -90,18 +71,8 @@ pub(super) async fn handshake(
 
     let mut extra_headers = HeaderMap::new();
     if let Some(route) = &connect_route {
-        let event = events::connect_event(
-            &api.identity(),
-            &info,
-            &request,
-            &ids::short_id(),
-            Utc::now(),
-        );
-        let answer = match api
-            .functions
-            .invoke(&route.function, to_payload(&event))
-            .await
-        {
+        let event = events::connect_event(&api.identity(), &info, &request, &ids::short_id(), Utc::now());
+        let answer = match api.functions.invoke(&route.function, to_payload(&event)).await {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::warn!(function = %route.function, %error, "$connect integration failed");
@@ -158,9 +129,7 @@ impl ConnectAnswer {
         let value: Value = serde_json::from_slice(payload).ok()?;
         let status = match value.get("statusCode") {
             None | Some(Value::Null) => StatusCode::OK,
-            Some(Value::Number(n)) => {
-                StatusCode::from_u16(u16::try_from(n.as_u64()?).ok()?).ok()?
-            }
+            Some(Value::Number(n)) => StatusCode::from_u16(u16::try_from(n.as_u64()?).ok()?).ok()?,
             Some(Value::String(s)) => StatusCode::from_u16(s.trim().parse().ok()?).ok()?,
             Some(_) => return None,
         };
@@ -180,25 +149,14 @@ impl ConnectAnswer {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        Some(ConnectAnswer {
-            status,
-            headers,
-            body,
-        })
+        Some(ConnectAnswer { status, headers, body })
     }
 
     fn into_rejection(self) -> Response {
         let mut response = Response::new(Body::from(self.body));
         *response.status_mut() = self.status;
         for (name, value) in &self.headers {
-            if ![
-                "connection",
-                "upgrade",
-                "content-length",
-                "transfer-encoding",
-            ]
-            .contains(&name.as_str())
-            {
+            if !["connection", "upgrade", "content-length", "transfer-encoding"].contains(&name.as_str()) {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
         }
@@ -212,19 +170,13 @@ mod tests {
 
     #[test]
     fn connect_answers() {
-        let ok = ConnectAnswer::parse(
-            br#"{"statusCode":200,"headers":{"Sec-WebSocket-Protocol":"chat"}}"#,
-        )
-        .unwrap();
+        let ok = ConnectAnswer::parse(br#"{"statusCode":200,"headers":{"Sec-WebSocket-Protocol":"chat"}}"#).unwrap();
         assert_eq!(ok.status, StatusCode::OK);
         assert_eq!(ok.headers["sec-websocket-protocol"], "chat");
         let rejected = ConnectAnswer::parse(br#"{"statusCode":429,"body":"slow down"}"#).unwrap();
         assert_eq!(rejected.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(rejected.body, "slow down");
-        assert_eq!(
-            ConnectAnswer::parse(b"null").unwrap().status,
-            StatusCode::OK
-        );
+        assert_eq!(ConnectAnswer::parse(b"null").unwrap().status, StatusCode::OK);
         assert!(ConnectAnswer::parse(b"nope").is_none());
         assert!(ConnectAnswer::parse(br#"{"statusCode":true}"#).is_none());
     }

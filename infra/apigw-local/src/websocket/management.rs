@@ -31,11 +31,7 @@ pub(super) async fn at_stage(
     body: Body,
 ) -> Response {
     if stage != api.spec.stage {
-        return aws_error(
-            StatusCode::FORBIDDEN,
-            "ForbiddenException",
-            Some("Forbidden"),
-        );
+        return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", Some("Forbidden"));
     }
     manage(&api, &connection_id, method, body).await
 }

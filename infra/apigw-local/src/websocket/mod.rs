@@ -102,10 +102,7 @@ pub(crate) fn router(api: Arc<WsApi>) -> Router {
         .route("/", any(connect_at_root))
         .route("/{stage}", any(connect_at_stage))
         .route("/@connections/{connection_id}", any(management::at_root))
-        .route(
-            "/{stage}/@connections/{connection_id}",
-            any(management::at_stage),
-        )
+        .route("/{stage}/@connections/{connection_id}", any(management::at_stage))
         .fallback(|| async { message(StatusCode::FORBIDDEN, "Forbidden") })
         .with_state(api)
 }
@@ -136,13 +133,7 @@ async fn connect_at_stage(
     connect(api, peer, uri, headers, upgrade).await
 }
 
-async fn connect(
-    api: Arc<WsApi>,
-    peer: SocketAddr,
-    uri: Uri,
-    headers: HeaderMap,
-    upgrade: Upgrade,
-) -> Response {
+async fn connect(api: Arc<WsApi>, peer: SocketAddr, uri: Uri, headers: HeaderMap, upgrade: Upgrade) -> Response {
     let Ok(upgrade) = upgrade else {
         return message(StatusCode::UPGRADE_REQUIRED, "Upgrade Required");
     };

@@ -49,17 +49,11 @@ impl ConnectionInfo {
     }
 
     pub fn last_active_at(&self) -> DateTime<Utc> {
-        *self
-            .last_active_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        *self.last_active_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn touch(&self) {
-        *self
-            .last_active_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Utc::now();
+        *self.last_active_at.lock().unwrap_or_else(|p| p.into_inner()) = Utc::now();
     }
 }
 

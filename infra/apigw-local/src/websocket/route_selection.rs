@@ -46,9 +46,7 @@ impl RouteSelector {
             .zip(self.field_path.as_ref())
             .and_then(|(text, path)| {
                 let value: Value = serde_json::from_str(text).ok()?;
-                let field = path
-                    .iter()
-                    .try_fold(&value, |v, key| v.as_object()?.get(key))?;
+                let field = path.iter().try_fold(&value, |v, key| v.as_object()?.get(key))?;
                 field.as_str().map(str::to_string)
             })
             .filter(|key| self.message_routes.contains(key));
@@ -84,23 +82,11 @@ mod tests {
             s.select(Some(r#"{"action":"sendMessage"}"#)).as_deref(),
             Some("sendMessage")
         );
-        assert_eq!(
-            s.select(Some(r#"{"action":"nope"}"#)).as_deref(),
-            Some("$default")
-        );
-        assert_eq!(
-            s.select(Some(r#"{"action":"$connect"}"#)).as_deref(),
-            Some("$default")
-        );
-        assert_eq!(
-            s.select(Some(r#"{"action":1}"#)).as_deref(),
-            Some("$default")
-        );
+        assert_eq!(s.select(Some(r#"{"action":"nope"}"#)).as_deref(), Some("$default"));
+        assert_eq!(s.select(Some(r#"{"action":"$connect"}"#)).as_deref(), Some("$default"));
+        assert_eq!(s.select(Some(r#"{"action":1}"#)).as_deref(), Some("$default"));
         assert_eq!(s.select(Some("not json")).as_deref(), Some("$default"));
-        assert_eq!(
-            s.select(Some(r#"["sendMessage"]"#)).as_deref(),
-            Some("$default")
-        );
+        assert_eq!(s.select(Some(r#"["sendMessage"]"#)).as_deref(), Some("$default"));
         assert_eq!(s.select(None).as_deref(), Some("$default"));
     }
 
@@ -117,14 +103,8 @@ mod tests {
     #[test]
     fn nested_and_braced_expressions() {
         let s = RouteSelector::new("${request.body.meta.kind}", &routes(&["a"]));
-        assert_eq!(
-            s.select(Some(r#"{"meta":{"kind":"a"}}"#)).as_deref(),
-            Some("a")
-        );
+        assert_eq!(s.select(Some(r#"{"meta":{"kind":"a"}}"#)).as_deref(), Some("a"));
         let s = RouteSelector::new("$request.header.x", &routes(&["a", "$default"]));
-        assert_eq!(
-            s.select(Some(r#"{"action":"a"}"#)).as_deref(),
-            Some("$default")
-        );
+        assert_eq!(s.select(Some(r#"{"action":"a"}"#)).as_deref(), Some("$default"));
     }
 }

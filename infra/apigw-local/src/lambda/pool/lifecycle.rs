@@ -137,8 +137,7 @@ impl FunctionPool {
             let failed = match instance.phase {
                 Phase::Busy(active) => {
                     active.timer.abort();
-                    st.stats
-                        .record_handler_time(millis(active.started.elapsed()));
+                    st.stats.record_handler_time(millis(active.started.elapsed()));
                     Some(active.reply)
                 }
                 // It was started for a queued invocation and never took one.
@@ -166,9 +165,9 @@ impl FunctionPool {
             st.queue.drain(..).collect()
         };
         for pending in queued {
-            let _ = pending.reply.send(Err(InvokeError::Unavailable(
-                "the emulator is stopping".into(),
-            )));
+            let _ = pending
+                .reply
+                .send(Err(InvokeError::Unavailable("the emulator is stopping".into())));
         }
     }
 
