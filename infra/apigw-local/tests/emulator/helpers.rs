@@ -1,5 +1,4 @@
 //! A real emulator on free ports running the echo example as every function.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,10 +28,7 @@ fn echo_bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
         let examples = profile_dir.join("examples");
         let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo_function.rs");
@@ -64,9 +60,7 @@ fn echo_bin_dir() -> &'static Path {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 pub struct TestStack {
@@ -76,8 +70,7 @@ pub struct TestStack {
 
 impl TestStack {
     pub async fn start(template: &str, ws_limits: WsLimits) -> TestStack {
-        let record_dir =
-            std::env::temp_dir().join(format!("apigw-local-test-{}", uuid::Uuid::new_v4()));
+        let record_dir = std::env::temp_dir().join(format!("apigw-local-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&record_dir).expect("record dir");
         let config = EmulatorConfig {
             template_path: fixture(template),
@@ -86,10 +79,7 @@ impl TestStack {
             ws_addr: "127.0.0.1:0".parse().unwrap(),
             parameter_overrides: BTreeMap::from([("Greeting".to_string(), "hi".to_string())]),
             function_env: BTreeMap::from([
-                (
-                    "ECHO_RECORD_DIR".to_string(),
-                    record_dir.display().to_string(),
-                ),
+                ("ECHO_RECORD_DIR".to_string(), record_dir.display().to_string()),
                 ("EXTRA_FROM_CONFIG".to_string(), "yes".to_string()),
             ]),
             ws_limits,
@@ -126,18 +116,20 @@ impl TestStack {
             .collect()
     }
 
-    /// Waits until `function` has received at least `count` events.
-    pub async fn wait_records(&self, function: &str, count: usize) -> Vec<Value> {
+    /// The `$disconnect` event of `connection`, once the function has had it.
+    pub async fn wait_disconnect(&self, connection: &str) -> Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let records = self.records(function);
-            if records.len() >= count {
-                return records;
+            let records = self.records("DisconnectFunction");
+            if let Some(event) = records
+                .into_iter()
+                .find(|e| e["requestContext"]["connectionId"] == connection)
+            {
+                return event;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{function} got {} of {count} events",
-                records.len()
+                "no $disconnect for {connection}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -167,10 +159,9 @@ pub async fn ws_connect_with(
         .headers_mut()
         .insert("user-agent", HeaderValue::from_static("apigw-local-tests"));
     if let Some(protocol) = protocol {
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_str(protocol).unwrap(),
-        );
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
     }
     tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
         .await
@@ -187,9 +178,7 @@ pub async fn refused_status(url: &str) -> u16 {
 }
 
 pub async fn send_json(ws: &mut Ws, value: Value) {
-    ws.send(Message::text(value.to_string()))
-        .await
-        .expect("send");
+    ws.send(Message::text(value.to_string())).await.expect("send");
 }
 
 /// The next text message, as JSON.
@@ -211,9 +200,7 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 /// Reads until the server's close frame and returns it.
 pub async fn next_close(ws: &mut Ws) -> Option<CloseFrame> {
     loop {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("close in time");
+        let message = tokio::time::timeout(PATIENCE, ws.next()).await.expect("close in time");
         match message {
             Some(Ok(Message::Close(frame))) => return frame,
             Some(Ok(_)) => continue,

@@ -1,9 +1,7 @@
 //! The HTTP API and the Lambda side against a real emulator.
 
-mod common;
-
+use crate::helpers::{TestStack, PATIENCE};
 use apigw_local::{EmulatorStats, WsLimits};
-use common::TestStack;
 use serde_json::Value;
 
 async fn stack() -> TestStack {
@@ -11,19 +9,13 @@ async fn stack() -> TestStack {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(common::PATIENCE)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(PATIENCE).build().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_with_path_parameters_and_v2_event() {
     let mut stack = stack().await;
-    let url = format!(
-        "{}/v1/items/it%20em-1?b=2&a=1&a=3",
-        stack.emulator().http_url()
-    );
+    let url = format!("{}/v1/items/it%20em-1?b=2&a=1&a=3", stack.emulator().http_url());
     let response = client()
         .post(&url)
         .header("x-multi", "one")
@@ -37,10 +29,7 @@ async fn round_trip_with_path_parameters_and_v2_event() {
     assert!(response.headers().contains_key("apigw-requestid"));
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["set-cookie"], "echo=1; Path=/");
-    let pid_header = response.headers()["x-echo-pid"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let pid_header = response.headers()["x-echo-pid"].to_str().unwrap().to_string();
     let body: Value = response.json().await.unwrap();
     let event = &body["event"];
 
@@ -84,13 +73,7 @@ async fn round_trip_with_path_parameters_and_v2_event() {
         .as_str()
         .unwrap()
         .starts_with("Root=1-"));
-    assert_eq!(
-        headers["lambda-runtime-aws-request-id"]
-            .as_str()
-            .unwrap()
-            .len(),
-        36
-    );
+    assert_eq!(headers["lambda-runtime-aws-request-id"].as_str().unwrap().len(), 36);
     assert_eq!(body["pid"].to_string(), pid_header);
 
     stack.stop().await;
@@ -154,11 +137,7 @@ async fn errors_not_found_and_inferred_responses() {
         serde_json::json!({"message": "Not Found"})
     );
     // Right path, wrong method.
-    let response = client
-        .delete(format!("{base}/v1/items/1"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.delete(format!("{base}/v1/items/1")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 
     let response = client.get(format!("{base}/v1/error")).send().await.unwrap();
@@ -171,11 +150,7 @@ async fn errors_not_found_and_inferred_responses() {
     // A crash fails exactly that invocation; the next one gets a new instance.
     let response = client.get(format!("{base}/v1/crash")).send().await.unwrap();
     assert_eq!(response.status(), 500);
-    let response = client
-        .get(format!("{base}/v1/items/after-crash"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.get(format!("{base}/v1/items/after-crash")).send().await.unwrap();
     assert_eq!(response.status(), 200);
 
     let response = client.get(format!("{base}/v1/plain")).send().await.unwrap();
@@ -186,11 +161,7 @@ async fn errors_not_found_and_inferred_responses() {
         serde_json::json!({"plain": true})
     );
 
-    let response = client
-        .get(format!("{base}/v1/files/a/b/c.txt"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.get(format!("{base}/v1/files/a/b/c.txt")).send().await.unwrap();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["event"]["routeKey"], "ANY /v1/files/{proxy+}");
     assert_eq!(body["event"]["pathParameters"]["proxy"], "a/b/c.txt");
@@ -234,16 +205,7 @@ async fn scales_out_to_the_limit_and_reuses_warm_instances() {
         .map(|_| {
             let client = client.clone();
             let url = format!("{base}/v1/sleep/400");
-            tokio::spawn(async move {
-                client
-                    .get(url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() })
         })
         .collect();
     let mut pids = std::collections::BTreeSet::new();
@@ -267,11 +229,7 @@ async fn scales_out_to_the_limit_and_reuses_warm_instances() {
 
     // Sequential calls only reuse warm instances.
     for _ in 0..5 {
-        let response = client
-            .get(format!("{base}/v1/sleep/1"))
-            .send()
-            .await
-            .unwrap();
+        let response = client.get(format!("{base}/v1/sleep/1")).send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
     let after = stack.emulator().stats().functions["SlowFunction"].clone();
@@ -303,19 +261,11 @@ async fn timeout_kills_the_instance_and_fails_the_call() {
     let base = stack.emulator().http_url();
     let client = client();
     // SlowFunction's Timeout is 2 s.
-    let response = client
-        .get(format!("{base}/v1/sleep/30000"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.get(format!("{base}/v1/sleep/30000")).send().await.unwrap();
     assert_eq!(response.status(), 500);
     let stats = stack.emulator().stats().functions["SlowFunction"].clone();
     assert_eq!(stats.errors, 1);
-    let response = client
-        .get(format!("{base}/v1/sleep/1"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.get(format!("{base}/v1/sleep/1")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     stack.stop().await;
 }
@@ -324,14 +274,8 @@ async fn timeout_kills_the_instance_and_fails_the_call() {
 async fn shutdown_stops_every_process() {
     let mut stack = stack().await;
     let base = stack.emulator().http_url();
-    client()
-        .get(format!("{base}/v1/items/1"))
-        .send()
-        .await
-        .unwrap();
-    let pids = stack.emulator().stats().functions["EchoFunction"]
-        .live_pids
-        .clone();
+    client().get(format!("{base}/v1/items/1")).send().await.unwrap();
+    let pids = stack.emulator().stats().functions["EchoFunction"].live_pids.clone();
     assert_eq!(pids.len(), 1);
     stack.stop().await;
     for pid in pids {

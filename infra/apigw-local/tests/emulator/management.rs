@@ -1,15 +1,11 @@
 //! The Management API through the real `aws-sdk-apigatewaymanagement` client.
 
-mod common;
-
-use std::time::Duration;
-
+use crate::helpers::{echo_event, next_close, ws_connect, TestStack, Ws, PATIENCE};
 use apigw_local::WsLimits;
 use aws_credential_types::Credentials;
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Region};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::{Client, Config};
-use common::{echo_event, next_close, ws_connect, TestStack, Ws};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,7 +22,7 @@ fn sdk(endpoint: String) -> Client {
 }
 
 async fn next_message(ws: &mut Ws) -> Message {
-    tokio::time::timeout(common::PATIENCE, ws.next())
+    tokio::time::timeout(PATIENCE, ws.next())
         .await
         .expect("message in time")
         .expect("open")
@@ -56,10 +52,7 @@ async fn post_get_delete_and_gone() {
         .send()
         .await
         .expect("post");
-    assert_eq!(
-        next_message(&mut ws).await,
-        Message::text("hello from the server")
-    );
+    assert_eq!(next_message(&mut ws).await, Message::text("hello from the server"));
 
     client
         .post_to_connection()
@@ -68,17 +61,9 @@ async fn post_get_delete_and_gone() {
         .send()
         .await
         .expect("binary post");
-    assert_eq!(
-        next_message(&mut ws).await,
-        Message::binary(vec![0xff, 0x00, 0x80])
-    );
+    assert_eq!(next_message(&mut ws).await, Message::binary(vec![0xff, 0x00, 0x80]));
 
-    let info = client
-        .get_connection()
-        .connection_id(&id)
-        .send()
-        .await
-        .expect("get");
+    let info = client.get_connection().connection_id(&id).send().await.expect("get");
     assert!(info.connected_at().is_some());
     assert!(info.last_active_at().is_some());
     assert!(info.last_active_at().unwrap().secs() >= info.connected_at().unwrap().secs());
@@ -118,9 +103,7 @@ async fn post_get_delete_and_gone() {
         .await
         .expect_err("gone after delete");
     assert!(
-        error
-            .as_service_error()
-            .is_some_and(|e| e.is_gone_exception()),
+        error.as_service_error().is_some_and(|e| e.is_gone_exception()),
         "{error:?}"
     );
     let error = client
@@ -130,9 +113,7 @@ async fn post_get_delete_and_gone() {
         .await
         .expect_err("gone");
     assert!(
-        error
-            .as_service_error()
-            .is_some_and(|e| e.is_gone_exception()),
+        error.as_service_error().is_some_and(|e| e.is_gone_exception()),
         "{error:?}"
     );
     let error = client
@@ -142,25 +123,16 @@ async fn post_get_delete_and_gone() {
         .await
         .expect_err("gone");
     assert!(
-        error
-            .as_service_error()
-            .is_some_and(|e| e.is_gone_exception()),
+        error.as_service_error().is_some_and(|e| e.is_gone_exception()),
         "{error:?}"
     );
 
     // $disconnect ran once for the deleted connection.
-    let deadline = tokio::time::Instant::now() + common::PATIENCE;
-    while stack.records("DisconnectFunction").is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no $disconnect");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    stack.wait_disconnect(&id).await;
     stack.stop().await;
     let disconnects: Vec<Value> = stack.records("DisconnectFunction");
     assert_eq!(disconnects.len(), 1);
-    assert_eq!(
-        disconnects[0]["requestContext"]["connectionId"],
-        id.as_str()
-    );
+    assert_eq!(disconnects[0]["requestContext"]["connectionId"], id.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,12 +156,7 @@ async fn unknown_connections_are_gone() {
         format!("{management}/@connections/nope"),
         format!("{root}/@connections/nope"),
     ] {
-        let response = reqwest::Client::new()
-            .post(&url)
-            .body("x")
-            .send()
-            .await
-            .unwrap();
+        let response = reqwest::Client::new().post(&url).body("x").send().await.unwrap();
         assert_eq!(response.status(), 410, "{url}");
         assert_eq!(response.headers()["x-amzn-errortype"], "GoneException");
         assert_eq!(

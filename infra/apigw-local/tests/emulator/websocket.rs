@@ -1,15 +1,12 @@
 //! The WebSocket API against a real emulator.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::helpers::{
+    echo_event, next_close, next_json, refused_status, send_json, ws_connect, ws_connect_with, TestStack,
+};
 use apigw_local::WsLimits;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
-use common::{
-    echo_event, next_close, next_json, refused_status, send_json, ws_connect, ws_connect_with,
-    TestStack,
-};
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,35 +18,10 @@ async fn stack_with(limits: WsLimits) -> TestStack {
 }
 
 fn connection_id(event: &Value) -> String {
-    event["requestContext"]["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    event["requestContext"]["connectionId"].as_str().unwrap().to_string()
 }
 
 /// DISCONNECT events by connection id.
-fn disconnects(stack: &TestStack, connection: &str) -> Vec<Value> {
-    stack
-        .records("DisconnectFunction")
-        .into_iter()
-        .filter(|e| e["requestContext"]["connectionId"] == connection)
-        .collect()
-}
-
-async fn wait_disconnect(stack: &TestStack, connection: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + common::PATIENCE;
-    loop {
-        if let Some(event) = disconnects(stack, connection).into_iter().next() {
-            return event;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no $disconnect for {connection}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizer_allows_denies_and_refuses() {
     let mut stack = stack_with(WsLimits::default()).await;
@@ -62,20 +34,12 @@ async fn authorizer_allows_denies_and_refuses() {
     assert_eq!(refused_status(&format!("{url}?token=error")).await, 500);
     assert_eq!(refused_status(&format!("{url}?token=crash")).await, 500);
     // The $connect function's own status refuses the handshake too.
-    assert_eq!(
-        refused_status(&format!("{url}?token=allow&reject=418")).await,
-        418
-    );
+    assert_eq!(refused_status(&format!("{url}?token=allow&reject=418")).await, 418);
     // Another stage is not this API.
     let wrong_stage = url.replace("/test", "/prod");
-    assert_eq!(
-        refused_status(&format!("{wrong_stage}?token=allow")).await,
-        403
-    );
+    assert_eq!(refused_status(&format!("{wrong_stage}?token=allow")).await, 403);
 
-    let mut ws = ws_connect(&format!("{url}?token=allow-1"))
-        .await
-        .expect("allowed");
+    let mut ws = ws_connect(&format!("{url}?token=allow-1")).await.expect("allowed");
     let event = echo_event(&mut ws).await;
     let id = connection_id(&event);
 
@@ -92,17 +56,11 @@ async fn authorizer_allows_denies_and_refuses() {
         format!("arn:aws:execute-api:us-east-1:000000000000:{api_id}/test/$connect")
     );
     assert_eq!(auth["queryStringParameters"]["token"], "allow-1");
-    assert_eq!(
-        auth["multiValueQueryStringParameters"]["token"],
-        json!(["allow-1"])
-    );
+    assert_eq!(auth["multiValueQueryStringParameters"]["token"], json!(["allow-1"]));
     assert_eq!(auth["requestContext"]["eventType"], "CONNECT");
     assert_eq!(auth["requestContext"]["routeKey"], "$connect");
     assert_eq!(auth["requestContext"]["stage"], "test");
-    assert_eq!(
-        auth["requestContext"]["identity"]["userAgent"],
-        "apigw-local-tests"
-    );
+    assert_eq!(auth["requestContext"]["identity"]["userAgent"], "apigw-local-tests");
     let typed: aws_lambda_events::event::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
         serde_json::from_value(auth.clone()).expect("authorizer event shape");
     assert_eq!(typed.request_context.stage.as_deref(), Some("test"));
@@ -114,26 +72,16 @@ async fn authorizer_allows_denies_and_refuses() {
         .find(|e| e["requestContext"]["connectionId"] == id.as_str())
         .expect("connect event");
     assert_eq!(connect["requestContext"]["eventType"], "CONNECT");
-    assert_eq!(
-        connect["requestContext"]["authorizer"]["principalId"],
-        "user-allow-1"
-    );
+    assert_eq!(connect["requestContext"]["authorizer"]["principalId"], "user-allow-1");
     assert_eq!(connect["requestContext"]["authorizer"]["token"], "allow-1");
     assert_eq!(connect["isBase64Encoded"], false);
-    assert!(connect["headers"]["Host"]
-        .as_str()
-        .unwrap()
-        .starts_with("127.0.0.1:"));
-    let typed: ApiGatewayWebsocketProxyRequest =
-        serde_json::from_value(connect).expect("connect event shape");
-    assert_eq!(
-        typed.request_context.connection_id.as_deref(),
-        Some(id.as_str())
-    );
+    assert!(connect["headers"]["Host"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let typed: ApiGatewayWebsocketProxyRequest = serde_json::from_value(connect).expect("connect event shape");
+    assert_eq!(typed.request_context.connection_id.as_deref(), Some(id.as_str()));
 
     // Refused handshakes never reach $disconnect.
     ws.close(None).await.unwrap();
-    wait_disconnect(&stack, &id).await;
+    stack.wait_disconnect(&id).await;
     stack.stop().await;
     let all = stack.records("DisconnectFunction");
     assert_eq!(all.len(), 1, "{all:?}");
@@ -143,9 +91,7 @@ async fn authorizer_allows_denies_and_refuses() {
 async fn authorizer_context_reaches_message_events_and_routes_select() {
     let mut stack = stack_with(WsLimits::default()).await;
     let url = stack.emulator().websocket_url();
-    let mut ws = ws_connect(&format!("{url}?token=allow-ctx"))
-        .await
-        .expect("allowed");
+    let mut ws = ws_connect(&format!("{url}?token=allow-ctx")).await.expect("allowed");
 
     let event = echo_event(&mut ws).await;
     let rc = &event["requestContext"];
@@ -162,28 +108,20 @@ async fn authorizer_context_reaches_message_events_and_routes_select() {
     let id = connection_id(&event);
     assert!((12..=16).contains(&id.len()), "{id}");
     assert!(
-        id.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b)),
+        id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b)),
         "{id}"
     );
     assert_eq!(event["body"], r#"{"action":"echo"}"#);
-    let typed: ApiGatewayWebsocketProxyRequest =
-        serde_json::from_value(event.clone()).expect("message event shape");
+    let typed: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event.clone()).expect("message event shape");
     assert_eq!(typed.request_context.route_key.as_deref(), Some("echo"));
-    assert_eq!(
-        typed.request_context.authorizer.fields["principalId"],
-        "user-allow-ctx"
-    );
+    assert_eq!(typed.request_context.authorizer.fields["principalId"], "user-allow-ctx");
     assert!(typed.request_context.message_id.is_some());
 
     // Unknown actions and non-JSON go to $default.
     send_json(&mut ws, json!({"action": "nope", "n": 1})).await;
     let posted = next_json(&mut ws).await;
     assert_eq!(posted["routeKey"], "$default");
-    assert_eq!(
-        posted["event"]["requestContext"]["authorizer"]["token"],
-        "allow-ctx"
-    );
+    assert_eq!(posted["event"]["requestContext"]["authorizer"]["token"], "allow-ctx");
     ws.send(Message::text("plain text")).await.unwrap();
     let posted = next_json(&mut ws).await;
     assert_eq!(posted["routeKey"], "$default");
@@ -215,10 +153,9 @@ async fn authorizer_context_reaches_message_events_and_routes_select() {
 async fn subprotocol_comes_from_the_connect_function() {
     let mut stack = stack_with(WsLimits::default()).await;
     let url = stack.emulator().websocket_url();
-    let (mut ws, response) =
-        ws_connect_with(&format!("{url}?token=allow"), Some("chat.v1, bearer.xyz"))
-            .await
-            .expect("subprotocol accepted");
+    let (mut ws, response) = ws_connect_with(&format!("{url}?token=allow"), Some("chat.v1, bearer.xyz"))
+        .await
+        .expect("subprotocol accepted");
     assert_eq!(response.status(), 101);
     assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v1");
     let id = connection_id(&echo_event(&mut ws).await);
@@ -227,10 +164,7 @@ async fn subprotocol_comes_from_the_connect_function() {
         .into_iter()
         .find(|e| e["requestContext"]["connectionId"] == id.as_str())
         .unwrap();
-    assert_eq!(
-        connect["headers"]["Sec-WebSocket-Protocol"],
-        "chat.v1, bearer.xyz"
-    );
+    assert_eq!(connect["headers"]["Sec-WebSocket-Protocol"], "chat.v1, bearer.xyz");
     assert_eq!(
         connect["multiValueHeaders"]["Sec-WebSocket-Protocol"],
         json!(["chat.v1, bearer.xyz"])
@@ -263,12 +197,10 @@ async fn oversized_frame_closes_only_that_socket() {
     let mut other = ws_connect(&url).await.unwrap();
     let big_id = connection_id(&echo_event(&mut big).await);
 
-    big.send(Message::text("x".repeat(40 * 1024)))
-        .await
-        .unwrap();
+    big.send(Message::text("x".repeat(40 * 1024))).await.unwrap();
     let frame = next_close(&mut big).await.expect("close frame");
     assert_eq!(frame.code, CloseCode::Size);
-    let disconnect = wait_disconnect(&stack, &big_id).await;
+    let disconnect = stack.wait_disconnect(&big_id).await;
     assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1009);
     assert_eq!(disconnect["requestContext"]["eventType"], "DISCONNECT");
 
@@ -311,12 +243,9 @@ async fn idle_sockets_are_closed_with_1001() {
     let frame = next_close(&mut ws).await.expect("close frame");
     assert_eq!(frame.code, CloseCode::Away);
     assert_eq!(frame.reason.as_str(), "Going away");
-    let disconnect = wait_disconnect(&stack, &id).await;
+    let disconnect = stack.wait_disconnect(&id).await;
     assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1001);
-    assert_eq!(
-        disconnect["requestContext"]["disconnectReason"],
-        "Going away"
-    );
+    assert_eq!(disconnect["requestContext"]["disconnectReason"], "Going away");
     stack.stop().await;
 }
 
@@ -357,19 +286,15 @@ async fn disconnect_runs_exactly_once_per_connection() {
     let mut silent = ws_connect(&url).await.unwrap();
     let silent_id = connection_id(&echo_event(&mut silent).await);
 
-    let event = wait_disconnect(&stack, &polite_id).await;
+    let event = stack.wait_disconnect(&polite_id).await;
     assert_eq!(event["requestContext"]["disconnectStatusCode"], 1000);
     assert_eq!(event["requestContext"]["disconnectReason"], "bye");
     assert_eq!(event["requestContext"]["routeKey"], "$disconnect");
-    assert_eq!(
-        event["requestContext"]["authorizer"]["principalId"],
-        "user-allow"
-    );
+    assert_eq!(event["requestContext"]["authorizer"]["principalId"], "user-allow");
     assert_eq!(event["headers"]["x-api-key"], "");
-    let typed: ApiGatewayWebsocketProxyRequest =
-        serde_json::from_value(event).expect("disconnect event shape");
+    let typed: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event).expect("disconnect event shape");
     assert_eq!(typed.request_context.disconnect_status_code, Some(1000));
-    let event = wait_disconnect(&stack, &rude_id).await;
+    let event = stack.wait_disconnect(&rude_id).await;
     assert_eq!(event["requestContext"]["disconnectStatusCode"], 1006);
 
     // Shutdown closes the remaining socket and runs its $disconnect before returning.
