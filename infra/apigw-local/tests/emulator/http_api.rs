@@ -284,3 +284,27 @@ async fn shutdown_stops_every_process() {
         assert!(!alive, "pid {pid} still alive");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_runs_a_function_on_a_raw_event() {
+    let mut stack = stack().await;
+    let event = serde_json::json!({"version": "2.0", "rawPath": "/v1/raw", "headers": {}, "isBase64Encoded": false});
+    let answer = stack
+        .emulator()
+        .invoke("EchoFunction", event.to_string().into_bytes())
+        .await
+        .expect("the handler answers");
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(answer["statusCode"], 200);
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["event"], event, "the event reaches the handler as given");
+    assert_eq!(body["env"]["EXTRA_FROM_CONFIG"], "yes");
+
+    let failed = serde_json::json!({"rawPath": "/v1/error"}).to_string().into_bytes();
+    let error = stack.emulator().invoke("EchoFunction", failed).await.unwrap_err();
+    assert!(matches!(error, apigw_local::InvokeError::Function { .. }), "{error}");
+    assert_eq!(error.error_message(), "boom");
+    let unknown = stack.emulator().invoke("NoSuchFunction", b"{}".to_vec()).await.unwrap_err();
+    assert!(matches!(unknown, apigw_local::InvokeError::Unavailable(_)), "{unknown}");
+    stack.stop().await;
+}
