@@ -44,22 +44,76 @@ end;
 $$;
 revoke execute on function public.api_error(text, text) from public, anon, authenticated, service_role;
 
--- Whether a text is empty or only whitespace, counting the Unicode spaces
--- and invisible separators a client can send (not only ASCII blanks).
--- Shared by the messages check and the RPCs so they agree.
+-- The input rules are decided in the chat functions' domain module; these
+-- helpers and the checks that use them repeat them for callers that reach the
+-- database directly, and the end-to-end test `rules` holds both to one table
+-- of cases.
+
+-- A text without the blank characters at either end. Blank: Unicode
+-- White_Space, listed rather than `\s` (which follows the server's locale),
+-- plus the invisible zero-width space, word joiner and byte-order mark.
+create function public.trim_blank(p_text text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select regexp_replace(
+    p_text,
+    '^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]+|[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]+$',
+    '',
+    'g'
+  )
+$$;
+
+-- Whether a text is null, empty or only blank characters. Shared by the
+-- messages check and the RPCs so they agree.
 create function public.is_blank(p_text text)
 returns boolean
 language sql
 immutable
 set search_path = ''
 as $$
-  select p_text is null
-      or p_text ~ '^[\s\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$'
+  select p_text is null or public.trim_blank(p_text) = ''
 $$;
 
--- Not an API: check constraints evaluate it with the writer's privileges, and
--- only the table owner and service_role write messages.
+-- Whether a text holds a control character (Unicode Cc; NUL cannot be in a
+-- text at all), listed rather than [[:cntrl:]], which follows the locale.
+create function public.has_control(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select p_text ~ '[\u0001-\u001f\u007f-\u009f]'
+$$;
+
+-- Search text as used: trimmed of blank characters, at most p_max_chars
+-- characters and no control characters, or invalid_query. Empty when blank.
+create function public.validated_query_text(p_query text, p_max_chars int)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_query text := coalesce(public.trim_blank(p_query), '');
+begin
+  if char_length(v_query) > p_max_chars or public.has_control(v_query) then
+    perform public.api_error('invalid_query',
+      format('The query must be at most %s characters, without control characters.', p_max_chars));
+  end if;
+  return v_query;
+end;
+$$;
+revoke execute on function public.validated_query_text(text, int) from public, anon, authenticated, service_role;
+
+-- Not an API: check constraints evaluate them with the writer's privileges,
+-- and only the table owner and service_role write messages.
+revoke execute on function public.trim_blank(text) from public, anon, authenticated;
 revoke execute on function public.is_blank(text) from public, anon, authenticated;
+revoke execute on function public.has_control(text) from public, anon, authenticated, service_role;
+grant execute on function public.trim_blank(text) to service_role;
 grant execute on function public.is_blank(text) to service_role;
 
 -- The envelope of every server -> client event. A key that does not apply is

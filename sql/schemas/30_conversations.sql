@@ -259,8 +259,8 @@ end;
 $$;
 revoke execute on function public.lock_as_participant(uuid, uuid) from public, anon, authenticated, service_role;
 
--- A conversation name as stored: trimmed, 1 to 200 characters, something
--- visible, no control characters (names are shown in lists and
+-- A conversation name as stored: trimmed of blank characters, 1 to 200
+-- characters, no control characters (names are shown in lists and
 -- notifications), or invalid_name.
 create function public.validated_conversation_name(p_name text)
 returns text
@@ -269,12 +269,12 @@ stable
 set search_path = ''
 as $$
 declare
-  v_name text := btrim(p_name);
+  v_name text := public.trim_blank(p_name);
 begin
   if v_name is null
-     or public.is_blank(v_name)
+     or v_name = ''
      or char_length(v_name) > 200
-     or v_name ~ '[[:cntrl:]]' then
+     or public.has_control(v_name) then
     perform public.api_error('invalid_name', 'The name must be 1 to 200 characters, without control characters.');
   end if;
   return v_name;

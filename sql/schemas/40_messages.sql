@@ -82,6 +82,30 @@ as $$
 $$;
 revoke execute on function public.message_json(public.messages) from public, anon, authenticated, service_role;
 
+-- The body of a message of a kind, as stored: a text needs one that is not
+-- blank; for an image or file it is an optional caption, and a blank caption
+-- is no caption. At most 5000 characters (code points), or message_too_long.
+create function public.validated_body(p_kind text, p_body text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_kind = 'text' and public.is_blank(p_body) then
+    perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+  end if;
+  if char_length(p_body) > 5000 then
+    perform public.api_error('message_too_long', 'The body must be at most 5000 characters.');
+  end if;
+  if public.is_blank(p_body) then
+    return null;
+  end if;
+  return p_body;
+end;
+$$;
+revoke execute on function public.validated_body(text, text) from public, anon, authenticated, service_role;
+
 -- Validates an attachment for a message kind and returns the stored form
 -- ({url, name, mime_type, size_bytes}, nothing else), or null for text.
 create function public.validated_attachment(p_kind text, p_attachment jsonb)
@@ -117,24 +141,33 @@ begin
   end if;
 
   v_url := p_attachment ->> 'url';
-  v_name := btrim(p_attachment ->> 'name');
-  v_mime := lower(btrim(p_attachment ->> 'mime_type'));
+  v_name := public.trim_blank(p_attachment ->> 'name');
+  v_mime := public.trim_blank(p_attachment ->> 'mime_type');
   v_size := (p_attachment ->> 'size_bytes')::numeric;
 
-  if char_length(v_url) > 2048 or v_url !~ '^https://[^\s/?#]+[^\s]*$' then
-    perform public.api_error('invalid_attachment', 'The attachment url must be an https URL of at most 2048 characters.');
+  -- The URL is stored and shown as given: https, a host, no spaces or
+  -- control characters anywhere.
+  if octet_length(v_url) > 2048
+     or v_url !~ '^https://[^/?#\u0001-\u0020\u007f-\u009f]+[^\u0001-\u0020\u007f-\u009f]*$' then
+    perform public.api_error('invalid_attachment', 'The attachment url must be an https URL of at most 2048 bytes.');
   end if;
-  if public.is_blank(v_name) or char_length(v_name) > 255 then
-    perform public.api_error('invalid_attachment', 'The attachment name must be 1 to 255 characters.');
+  if v_name = '' or char_length(v_name) > 255 or v_name ~ '[/\\]' or public.has_control(v_name) then
+    perform public.api_error('invalid_attachment',
+      'The attachment name must be a file name of 1 to 255 characters without /, \ or control characters.');
   end if;
-  if char_length(v_mime) > 255 or v_mime !~ '^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$' then
-    perform public.api_error('invalid_attachment', 'The attachment mime_type must look like type/subtype.');
+  -- RFC 6838 restricted names: type and subtype each a letter or digit and up
+  -- to 126 more, so at most 255 in all. Checked before lower-casing: lower()
+  -- follows the locale and could turn a non-ASCII letter into an ASCII one.
+  if v_mime !~ '^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$' then
+    perform public.api_error('invalid_attachment', 'The attachment mime_type must be type/subtype, each 1 to 127 characters.');
   end if;
+  v_mime := lower(v_mime);
   if p_kind = 'image' and v_mime not like 'image/%' then
     perform public.api_error('invalid_attachment', 'An image message needs an image/* mime_type.');
   end if;
-  if v_size <= 0 or v_size <> trunc(v_size) or v_size > 9007199254740991 then
-    perform public.api_error('invalid_attachment', 'The attachment size_bytes must be a positive whole number.');
+  -- Files are stored elsewhere (e.g. Supabase Storage); this caps the metadata.
+  if v_size <= 0 or v_size <> trunc(v_size) or v_size > 104857600 then
+    perform public.api_error('invalid_attachment', 'The attachment size_bytes must be a whole number from 1 to 104857600.');
   end if;
 
   return jsonb_build_object('url', v_url, 'name', v_name, 'mime_type', v_mime, 'size_bytes', v_size::bigint);
@@ -236,7 +269,7 @@ set search_path = ''
 as $$
 declare
   v_kind text := coalesce(p_kind, 'text');
-  v_body text := p_body;
+  v_body text;
   v_attachment jsonb;
   v_message public.messages;
   v_duplicate boolean := false;
@@ -255,8 +288,9 @@ begin
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
   end if;
 
-  if p_client_msg_id is null or char_length(p_client_msg_id) not between 1 and 100 then
-    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters.');
+  -- Plain ASCII, so that it can travel in a header and a log line as it is.
+  if p_client_msg_id is null or p_client_msg_id !~ '^[A-Za-z0-9_.:-]{1,100}$' then
+    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters of A-Z a-z 0-9 - _ . :');
   end if;
 
   select m.* into v_message
@@ -270,17 +304,7 @@ begin
       perform public.api_error('invalid_kind', 'kind must be text, image or file.');
     end if;
 
-    if v_kind = 'text' and public.is_blank(v_body) then
-      perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
-    end if;
-    if char_length(v_body) > 5000 then
-      perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
-    end if;
-    if public.is_blank(v_body) then
-      -- An optional caption that says nothing is no caption.
-      v_body := null;
-    end if;
-
+    v_body := public.validated_body(v_kind, p_body);
     v_attachment := public.validated_attachment(v_kind, p_attachment);
 
     if p_reply_to_id is not null and not exists (
@@ -379,22 +403,13 @@ set search_path = ''
 as $$
 declare
   v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
-  v_body text := p_body;
+  v_body text;
 begin
   if v_message.deleted_at is not null then
     perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
   end if;
 
-  if v_message.kind = 'text' and public.is_blank(v_body) then
-    perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
-  end if;
-  if char_length(v_body) > 5000 then
-    perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
-  end if;
-  if public.is_blank(v_body) then
-    -- An optional caption that says nothing is no caption.
-    v_body := null;
-  end if;
+  v_body := public.validated_body(v_message.kind, p_body);
 
   if v_body is not distinct from v_message.body then
     return jsonb_build_object(

@@ -238,13 +238,8 @@ as $$
 declare
   v_me uuid := public.require_caller();
   v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
-  v_pattern text;
+  v_pattern text := '%' || replace(replace(replace(public.validated_query_text(p_query, 100), '\', '\\'), '%', '\%'), '_', '\_') || '%';
 begin
-  if char_length(p_query) > 100 then
-    perform public.api_error('invalid_query', 'The query must be at most 100 characters.');
-  end if;
-  v_pattern := '%' || replace(replace(replace(coalesce(btrim(p_query), ''), '\', '\\'), '%', '\%'), '_', '\_') || '%';
-
   return jsonb_build_object('users', (
     with found as (
       select p

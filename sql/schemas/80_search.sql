@@ -23,11 +23,12 @@ declare
   v_me uuid := auth.uid();
   v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
   v_offset int := coalesce(p_offset, 0);
+  v_text text := public.validated_query_text(p_query, 200);
   v_query tsquery;
   v_results jsonb;
   v_rows int;
 begin
-  if public.is_blank(p_query) or char_length(p_query) > 200 then
+  if v_text = '' then
     perform public.api_error('invalid_query', 'The query must be 1 to 200 characters.');
   end if;
   if v_offset < 0 or v_offset > 10000 then
@@ -37,7 +38,7 @@ begin
     perform public.require_participant(p_conversation_id, v_me);
   end if;
 
-  v_query := websearch_to_tsquery('english', p_query) || websearch_to_tsquery('spanish', p_query);
+  v_query := websearch_to_tsquery('english', v_text) || websearch_to_tsquery('spanish', v_text);
 
   -- One row more than the page says whether there is more.
   select coalesce(jsonb_agg(jsonb_build_object('message', public.message_json(h.m), 'rank', h.rank) order by h.n), '[]'::jsonb),

@@ -29,7 +29,7 @@ begin
   perform tests.eq(
     (select array_agg(k order by k) from jsonb_object_keys(v_response -> 'result') k), array['conversation'], 'result keys');
   perform tests.eq(v_conversation ->> 'kind', 'group', 'kind');
-  perform tests.eq(v_conversation ->> 'name', E'Weekend plans \u00a0', 'name trimmed of spaces');
+  perform tests.eq(v_conversation ->> 'name', 'Weekend plans', 'name trimmed of blank characters');
   perform tests.eq((v_conversation ->> 'created_by')::uuid, tests.alice(), 'created_by');
   perform tests.eq((v_conversation ->> 'last_seq')::bigint, 1::bigint, 'last_seq');
   perform tests.eq(

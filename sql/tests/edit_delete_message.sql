@@ -110,7 +110,7 @@ begin
   perform tests.raises(format(v_sql, tests.alice(), v_message, ''), 'invalid_body', 'an empty body');
   perform tests.raises(format(v_sql, tests.alice(), v_message, null), 'invalid_body', 'a null body');
   perform tests.raises(format(v_sql, tests.alice(), v_message, E' \u00a0\n'), 'invalid_body', 'a blank body');
-  perform tests.raises(format(v_sql, tests.alice(), v_message, repeat('😀', 5001)), 'invalid_body', '5001 characters');
+  perform tests.raises(format(v_sql, tests.alice(), v_message, repeat('😀', 5001)), 'message_too_long', '5001 characters');
   perform tests.eq(char_length(public.edit_message(tests.alice(), v_message, repeat('😀', 5000)) -> 'result' -> 'message' ->> 'body'),
     5000, '5000 four-byte characters');
 

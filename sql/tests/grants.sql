@@ -120,14 +120,20 @@ select sig, 'helper' from unnest(array[
   'public.lock_message_for_change(uuid,uuid)',
   'public.record_message_change(text,uuid,public.messages)',
   'public.validated_conversation_name(text)',
+  'public.validated_body(text,text)',
+  'public.validated_query_text(text,integer)',
+  'public.has_control(text)',
   'public.encode_cursor(timestamp with time zone,uuid)',
   'public.decode_cursor(text)',
   'public.cursor_page(text,jsonb,integer)'
 ]) as sig
 union all
 -- Used by a check constraint on messages, so whoever writes messages
--- (service_role) needs it; signed-in users never write messages.
+-- (service_role) needs it (and trim_blank, which it calls); signed-in users
+-- never write messages.
 select 'public.is_blank(text)', 'constraint'
+union all
+select 'public.trim_blank(text)', 'constraint'
 union all
 -- The RLS helper must be callable where policies evaluate it.
 select 'public.is_participant(uuid)', 'policy';
@@ -229,6 +235,8 @@ declare
     'select public.event_envelope(''x'', null, null, null)',
     'select public.delivery(''{}'', ''[]'')',
     'select public.validated_conversation_name(''x'')',
+    'select public.validated_body(''text'', ''x'')',
+    'select public.validated_query_text(''x'', 1)',
     'select public.cursor_page(''rooms'', ''[]'', 1)',
     'select public.encode_cursor(now(), gen_random_uuid())',
     'select public.decode_cursor(''x'')'

@@ -139,9 +139,9 @@ begin
     'ASCII whitespace-only body');
   perform tests.raises(format(v_sql, tests.alice(), v_group, 'b4', 'text', E'\u00a0\u3000\u2003\u200b\ufeff'), 'invalid_body',
     'Unicode whitespace-only body');
-  perform tests.raises(format(v_sql, tests.alice(), v_group, 'b5', 'text', repeat('é', 5001)), 'invalid_body',
+  perform tests.raises(format(v_sql, tests.alice(), v_group, 'b5', 'text', repeat('é', 5001)), 'message_too_long',
     '5001 two-byte characters');
-  perform tests.raises(format(v_sql, tests.alice(), v_group, 'b6', 'text', repeat('😀', 5001)), 'invalid_body',
+  perform tests.raises(format(v_sql, tests.alice(), v_group, 'b6', 'text', repeat('😀', 5001)), 'message_too_long',
     '5001 four-byte characters');
 
   v_result := public.send_message(tests.alice(), v_group, 'b7', 'text', repeat('😀', 5000), null, null);

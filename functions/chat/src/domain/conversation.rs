@@ -9,7 +9,8 @@ use super::{has_control, parse_uuid, trim_blank};
 use crate::error::ApiError;
 
 pub const MAX_NAME_CHARS: usize = 200;
-/// Distinct user ids in one request (creation or `…/members`).
+/// Members added in one request (creation or `…/members`): distinct user ids,
+/// besides the owner of a new conversation.
 pub const MAX_MEMBERS_PER_REQUEST: usize = 100;
 /// Users asked about in one `GET /v1/presence`.
 pub const MAX_PRESENCE_IDS: usize = 100;
@@ -46,8 +47,11 @@ pub struct NewConversation {
 }
 
 impl NewConversation {
-    pub fn validate(mut self) -> Result<Self, ApiError> {
+    /// `owner` is the caller, who creates the conversation and is not one of
+    /// the members being added (listing oneself changes nothing).
+    pub fn validate(mut self, owner: Uuid) -> Result<Self, ApiError> {
         self.name = validate_name(&self.name)?;
+        self.member_ids.retain(|id| *id != owner);
         dedup(&mut self.member_ids);
         check_member_count(self.member_ids.len())?;
         Ok(self)
@@ -347,14 +351,15 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
+        let owner = Uuid::new_v4();
         let new = |name: &str| NewConversation {
             kind: ConversationKind::Group,
             name: name.into(),
             member_ids: vec![],
         };
-        assert_eq!(new("  Trip to Lima ").validate().unwrap().name, "Trip to Lima");
+        assert_eq!(new("  Trip to Lima ").validate(owner).unwrap().name, "Trip to Lima");
         // Trimmed of every blank character, the invisible ones too.
-        assert_eq!(new("\t\u{3000}Lima\u{200b}\n").validate().unwrap().name, "Lima");
+        assert_eq!(new("\t\u{3000}Lima\u{200b}\n").validate(owner).unwrap().name, "Lima");
         for bad in [
             "",
             "   ",
@@ -363,20 +368,29 @@ mod tests {
             "a\u{85}b",
             &"x".repeat(MAX_NAME_CHARS + 1),
         ] {
-            assert_eq!(new(bad).validate().unwrap_err().code, "invalid_name", "{bad:?}");
+            assert_eq!(new(bad).validate(owner).unwrap_err().code, "invalid_name", "{bad:?}");
         }
-        assert!(new(&"é".repeat(MAX_NAME_CHARS)).validate().is_ok());
+        assert!(new(&"é".repeat(MAX_NAME_CHARS)).validate(owner).is_ok());
         let crowd = NewConversation {
             member_ids: (0..=MAX_MEMBERS_PER_REQUEST).map(|_| Uuid::new_v4()).collect(),
             ..new("big")
         };
-        assert_eq!(crowd.validate().unwrap_err().code, "too_many_members");
+        assert_eq!(crowd.validate(owner).unwrap_err().code, "too_many_members");
+        // The owner listed among the members is not one of them.
+        let full = NewConversation {
+            member_ids: (0..MAX_MEMBERS_PER_REQUEST)
+                .map(|_| Uuid::new_v4())
+                .chain([owner])
+                .collect(),
+            ..new("full")
+        };
+        assert_eq!(full.validate(owner).unwrap().member_ids.len(), MAX_MEMBERS_PER_REQUEST);
         let same = Uuid::new_v4();
         let repeated = NewConversation {
             member_ids: vec![same; MAX_MEMBERS_PER_REQUEST + 5],
             ..new("echo")
         };
-        assert_eq!(repeated.validate().unwrap().member_ids, vec![same]);
+        assert_eq!(repeated.validate(owner).unwrap().member_ids, vec![same]);
     }
 
     #[test]

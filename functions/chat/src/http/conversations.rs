@@ -75,7 +75,7 @@ where
     P: ConnectionPusher,
 {
     signed_in(verifier, request, async |caller, _token| {
-        let input = json_body::<NewConversation>(request)?.validate()?;
+        let input = json_body::<NewConversation>(request)?.validate(caller.user_id)?;
         let outcome = store.create_conversation(caller.user_id, &input).await?;
         Ok(delivered(store, pusher, 201, &outcome.result, &outcome.deliveries).await)
     })

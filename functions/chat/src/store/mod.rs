@@ -220,6 +220,7 @@ const DOMAIN_STATUS: &[(&str, u16)] = &[
     ("message_deleted", 409),
     ("idempotency_conflict", 409),
     ("unknown_connection", 410),
+    ("message_too_long", 413),
     ("unsupported_for_kind", 422),
     ("invalid_name", 422),
     ("too_many_members", 422),
@@ -444,10 +445,10 @@ mod tests {
     #[test]
     fn sql_codes_keep_their_code_and_get_their_status() {
         let api = ApiError::from(StoreError::Rejected {
-            code: "unknown_connection".into(),
-            message: "This connection is not registered.".into(),
+            code: "message_too_long".into(),
+            message: "The body must be at most 5000 characters.".into(),
         });
-        assert_eq!((api.status, api.code), (410, "unknown_connection"));
+        assert_eq!((api.status, api.code), (413, "message_too_long"));
         let api = ApiError::from(StoreError::Rejected {
             code: "no_such_code".into(),
             message: String::new(),
