@@ -7,7 +7,15 @@ MAKEFLAGS += --no-print-directory
 VENV := .venv
 SAM := $(VENV)/bin/sam
 REGION := us-east-1
-CHAT_LOCAL := cargo run --quiet -p local-stack --bin chat-local --
+
+# One debug build for every target here, so `make test`, `make dev`,
+# `make token` and `make db-push` share their artifacts. Cargo enables the
+# features that dev-dependencies ask for (tokio's test-util, from the chat
+# crate's tests) only when a build includes a test or an example; a build of
+# the binaries alone would recompile tokio and the ~30 crates above it.
+# `--examples` asks for the test feature set without building the tests.
+BUILD := cargo build --workspace --bins --examples
+CHAT_LOCAL := $(or $(CARGO_TARGET_DIR),target)/debug/chat-local
 
 # SAM CLI would otherwise phone home on every run; `make test` stays offline.
 export SAM_CLI_TELEMETRY := 0
@@ -16,16 +24,18 @@ export SAM_CLI_TELEMETRY := 0
 # only a value given on the command line counts.
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 
-.PHONY: help setup setup-deploy dev test bench token build deploy clean distclean
+.PHONY: help setup setup-deploy dev test test-unit bench token db-push build deploy clean distclean
 
 help:
 	@echo "make setup         install what is missing (PostgreSQL, postrust, SAM CLI)"
 	@echo "make dev           run the whole stack locally until Ctrl-C"
 	@echo "make test          lint the template, then unit, SQL and end-to-end tests"
+	@echo "make test-unit     the unit tests alone: no database, no stack, no processes"
 	@echo "make bench         latency, throughput, round trips, cold starts on release builds (BENCH_FLAGS=--help)"
 	@echo "make token USER=x  an access token for alice, bob, carol, dave or a user id"
 	@echo "make build         sam build (cargo-lambda, arm64, no Docker)"
-	@echo "make deploy        sam deploy (guided the first time)"
+	@echo "make db-push       apply sql/migrations to the Supabase database at DATABASE_URL"
+	@echo "make deploy        db-push when DATABASE_URL is set, then sam deploy (guided the first time)"
 	@echo "make clean         remove build outputs; distclean also the dev database and .venv"
 
 setup:
@@ -35,15 +45,23 @@ setup-deploy:
 	@infra/setup.sh deploy
 
 dev: setup
-	cargo build --workspace --bins
+	$(BUILD)
 	$(CHAT_LOCAL) up
 
 # The end-to-end tests start their own ephemeral stack and stop it whatever
 # happens; nothing is left running after a failure.
 test: setup
 	$(SAM) validate --lint --template template.yaml --region $(REGION)
-	cargo build --workspace --bins --tests
+	$(BUILD) --tests
 	cargo test --workspace --no-fail-fast
+
+# What lives in src/: no Postgres, no stack, no child processes, so nothing
+# to install first. Not the end-to-end suite (chat-e2e), nor the integration
+# tests under each crate's tests/ (the emulator's run the echo function as
+# child processes, local-stack's starts a stack); chat-lambdas holds only the
+# two-line mains, whose wiring the end-to-end suite exercises.
+test-unit:
+	cargo test --workspace --exclude chat-e2e --exclude chat-lambdas --lib --bins
 
 # Release binaries (stripped, as deployed) on an isolated stack with free
 # ports; the figures go to bench/results/. Flags: `make bench BENCH_FLAGS="--duration 30"`.
@@ -52,17 +70,35 @@ bench: setup
 	cargo run --quiet --release -p chat-bench -- $(BENCH_FLAGS)
 
 token:
+	@$(BUILD) --quiet
 	@$(CHAT_LOCAL) token $(TOKEN_USER)
+
+# Applies the migrations not yet recorded in the database at DATABASE_URL
+# (a Supabase project's direct or session-pooler connection string) and
+# records them where the Supabase CLI does, so `supabase db push` and this
+# agree. Nothing else: no local bootstrap, no seed. Safe to run again.
+db-push:
+	@[ -n "$${DATABASE_URL:-}" ] || { echo "make db-push: set DATABASE_URL to the project's Postgres connection string" >&2; exit 2; }
+	@$(BUILD) --quiet
+	$(CHAT_LOCAL) db-push
 
 # cargo-lambda finds Zig through the venv's python (pip package ziglang).
 build: setup-deploy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
 
+# The database first: the functions being replaced keep working on the new
+# schema, the new functions would not on the old one. Without DATABASE_URL
+# only the functions are deployed, and it says so.
 # Secrets never go in samconfig.toml: they come from SUPABASE_ANON_KEY,
 # SUPABASE_SERVICE_ROLE_KEY and SUPABASE_JWT_SECRET (with SUPABASE_URL) when
 # set, else `sam deploy --guided` asks (it does not save NoEcho values), as it
 # does whenever samconfig.toml still holds the placeholder project URL.
 deploy: build
+	@if [ -n "$${DATABASE_URL:-}" ]; then \
+	  $(MAKE) db-push; \
+	else \
+	  echo "make deploy: DATABASE_URL is not set, so the database is left as it is (make db-push applies sql/migrations)"; \
+	fi
 	@if [ -n "$${SUPABASE_URL:-}" ] && [ -n "$${SUPABASE_ANON_KEY:-}" ] && [ -n "$${SUPABASE_SERVICE_ROLE_KEY:-}" ]; then \
 	  overrides=("SupabaseUrl=$$SUPABASE_URL" "SupabaseAnonKey=$$SUPABASE_ANON_KEY" \
 	             "SupabaseServiceRoleKey=$$SUPABASE_SERVICE_ROLE_KEY"); \

@@ -49,9 +49,7 @@ pub async fn start(settings: EmulatorSettings) -> Result<Emulator> {
             }
             Err(error) => {
                 let hint = match error {
-                    EmulatorError::MissingBinary { .. } => {
-                        " (build them with `cargo build --workspace --bins`, or pass --bin-dir)"
-                    }
+                    EmulatorError::MissingBinary { .. } => " (`make dev` builds them; or pass --bin-dir)",
                     EmulatorError::Bind { .. } => " (is another stack running? see --http-port and --ws-port)",
                     _ => "",
                 };
