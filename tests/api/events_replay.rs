@@ -1,201 +1,548 @@
-//! Replays every sample event in `events/` (the ones `sam local invoke -e` uses)
-//! through its handler, against the test stack. Placeholders in the samples (the
-//! access token, the conversation id) are replaced with live values.
+//! Every sample event in `events/` (the ones `sam local invoke -e` takes) run
+//! through its function's real binary, wired as its `bin/*.rs` wires it, and
+//! checked for what the handler did: the events it pushed to real WebSocket
+//! clients, the rows it wrote, and what it answered.
+//!
+//! The samples speak as the seeded users (sql/seed.sql) and name placeholder
+//! ids; each test puts fresh users and live values in their place, including
+//! the connection id of a real socket, so the pushes meant for the sample's
+//! connection reach a client the test holds.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use chat::config::Config;
-use chat::lambda::Services;
-use chat::ws::{AuthorizerRequest, WsEvent};
-use chat_e2e::{stack, User};
-use lambda_http::{Body, Request, Response};
-use serde_json::Value;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::functions::Functions;
+use crate::helpers::template::template_functions;
+use crate::helpers::{stack, timestamp, unique_name, uuid_of, Stack, User, WsClient};
 
 const TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_ACCESS_TOKEN";
 /// Ids in the samples that stand for a conversation, a room and a message.
 const CONVERSATION_PLACEHOLDER: &str = "c0ffee00-0000-4000-8000-000000000001";
 const ROOM_PLACEHOLDER: &str = "c0ffee00-0000-4000-8000-000000000002";
 const MESSAGE_PLACEHOLDER: &str = "c0ffee00-0000-4000-8000-000000000003";
-/// Seeded local user the samples speak as (sql/seed.sql).
-const ALICE: &str = "00000000-0000-4000-8000-00000000a11c";
+/// Seeded users the samples speak as (alice) and about (bob, carol).
+const SEEDED_ALICE: &str = "00000000-0000-4000-8000-00000000a11c";
+const SEEDED_BOB: &str = "00000000-0000-4000-8000-000000000b0b";
+const SEEDED_CAROL: &str = "00000000-0000-4000-8000-0000000ca201";
 const SAMPLE_CONNECTION: &str = "L0SM9cOFvHcCIhw=";
+/// `token_exp` in the samples' authorizer context: 2100-01-01.
+const SAMPLE_TOKEN_EXP: i64 = 4102444800;
 
-/// Live values for the placeholders.
-#[derive(Clone)]
-struct Live {
-    token: String,
-    conversation: String,
-    room: String,
-    message: String,
+/// The WebSocket samples, in the order they are replayed.
+const WEBSOCKET_SAMPLES: [&str; 8] = [
+    "ws-authorizer",
+    "ws-connect",
+    "ws-typing",
+    "ws-mark-read",
+    "ws-send-message",
+    "ws-ping",
+    "ws-default",
+    "ws-disconnect",
+];
+
+/// The REST samples, in an order where each finds what it needs (the message
+/// sent is then edited and deleted; the room is left last).
+const REST_SAMPLES: [&str; 23] = [
+    "http-health",
+    "http-open-direct-conversation",
+    "http-list-messages",
+    "http-send-message",
+    "http-get-me",
+    "http-search-users",
+    "http-get-presence",
+    "http-list-rooms",
+    "http-list-conversations",
+    "http-create-conversation",
+    "http-get-conversation",
+    "http-update-conversation",
+    "http-list-events",
+    "http-mark-read",
+    "http-conversation-stats",
+    "http-conversation-connections",
+    "http-unread-counts",
+    "http-search-messages",
+    "http-edit-message",
+    "http-delete-message",
+    "http-add-members",
+    "http-join-conversation",
+    "http-leave-conversation",
+];
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
 
-fn event_text(name: &str, live: &Live) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(format!("{name}.json"));
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .replace(TOKEN_PLACEHOLDER, &live.token)
-        .replace(CONVERSATION_PLACEHOLDER, &live.conversation)
-        .replace(ROOM_PLACEHOLDER, &live.room)
-        .replace(MESSAGE_PLACEHOLDER, &live.message)
-}
-
-fn services() -> Services {
-    let info = &stack().info;
-    let env = [
-        ("SUPABASE_URL", info.postgrest_url.as_str()),
-        ("SUPABASE_REST_URL", info.postgrest_url.as_str()),
-        ("SUPABASE_ANON_KEY", info.anon_key.as_str()),
-        ("SUPABASE_SERVICE_ROLE_KEY", info.service_role_key.as_str()),
-        ("SUPABASE_JWT_SECRET", info.jwt_secret.as_str()),
-        ("WEBSOCKET_MANAGEMENT_ENDPOINT", info.management_url.as_str()),
-    ];
-    Services::from_config(Config::from(&env).unwrap()).unwrap()
-}
-
-/// Runs a REST sample through the handler its function's `main` calls.
-async fn run_http(services: &Services, name: &str, request: &Request) -> Response<Body> {
-    let (v, st, p) = (&services.verifier, &services.store, &services.pusher);
-    match name {
-        "http-health" => chat::http::health(st).await,
-        "http-get-me" => chat::http::get_me(v, st, request).await,
-        "http-search-users" => chat::http::search_users(v, st, request).await,
-        "http-get-presence" => chat::http::get_presence(v, st, request).await,
-        "http-list-rooms" => chat::http::list_rooms(v, st, request).await,
-        "http-list-conversations" => chat::http::list_conversations(v, st, request).await,
-        "http-create-conversation" => chat::http::create_conversation(v, st, p, request).await,
-        "http-open-direct-conversation" => chat::http::open_direct_conversation(v, st, p, request).await,
-        "http-get-conversation" => chat::http::get_conversation(v, st, request).await,
-        "http-update-conversation" => chat::http::update_conversation(v, st, p, request).await,
-        "http-add-members" => chat::http::add_members(v, st, p, request).await,
-        "http-join-conversation" => chat::http::join_conversation(v, st, p, request).await,
-        "http-leave-conversation" => chat::http::leave_conversation(v, st, p, request).await,
-        "http-list-messages" => chat::http::list_messages(v, st, request).await,
-        "http-send-message" => chat::http::send_message(v, st, p, request).await,
-        "http-list-events" => chat::http::list_events(v, st, request).await,
-        "http-mark-read" => chat::http::mark_read(v, st, p, request).await,
-        "http-conversation-stats" => chat::http::conversation_stats(v, st, request).await,
-        "http-conversation-connections" => chat::http::conversation_connections(v, st, request).await,
-        "http-unread-counts" => chat::http::unread_counts(v, st, request).await,
-        "http-edit-message" => chat::http::edit_message(v, st, p, request).await,
-        "http-delete-message" => chat::http::delete_message(v, st, p, request).await,
-        "http-search-messages" => chat::http::search_messages(v, st, request).await,
-        other => panic!("no handler for the sample {other}"),
+/// The sample `name` with each placeholder replaced.
+fn sample(name: &str, live: &[(&str, String)]) -> String {
+    let path = events_dir().join(format!("{name}.json"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (placeholder, value) in live {
+        text = text.replace(placeholder, value);
     }
+    text
 }
 
-#[tokio::test]
-async fn every_sample_event_runs_through_its_handler() {
-    let stack = stack();
-    let services = services();
-    let alice = User {
-        id: ALICE.parse().unwrap(),
-        name: "alice".into(),
-        token: stack.token(serde_json::json!({"sub": ALICE})),
-    };
-    let bob = stack.new_user("bob").await;
-    let (status, room) = stack
-        .http()
-        .post(&alice, "/v1/conversations", serde_json::json!({"kind": "room", "name": format!("Samples {}", bob.id), "member_ids": [bob.id]}))
-        .await;
-    assert_eq!(status, 201, "{room}");
-    let mut live = Live {
-        token: alice.token.clone(),
-        conversation: stack.direct_conversation(&alice, &bob).await.to_string(),
-        room: room["conversation"]["id"].as_str().unwrap().to_string(),
-        message: String::new(),
-    };
-    let mut replayed = Vec::new();
+/// A WebSocket route's answer: API Gateway reads only its status.
+fn assert_ok(name: &str, answer: Result<Value, String>) {
+    let answer = answer.unwrap_or_else(|e| panic!("{name} failed: {e}"));
+    assert_eq!(answer["statusCode"], 200, "{name}: {answer}");
+}
 
-    // $connect authorizer: allowed with a real token, refused with the placeholder.
-    let request: AuthorizerRequest = serde_json::from_str(&event_text("ws-authorizer", &live)).unwrap();
-    let allowed = chat::ws::authorize(&services.verifier, request).await.expect("allowed");
-    assert_eq!(allowed.principal_id, ALICE);
-    assert_eq!(allowed.context["user_id"], ALICE);
-    let placeholder = Live {
-        token: TOKEN_PLACEHOLDER.into(),
-        ..live.clone()
-    };
-    let refused: AuthorizerRequest = serde_json::from_str(&event_text("ws-authorizer", &placeholder)).unwrap();
-    assert!(chat::ws::authorize(&services.verifier, refused).await.is_err());
-    replayed.push("ws-authorizer");
+async fn query_one(
+    stack: &Stack,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> tokio_postgres::Row {
+    stack
+        .db()
+        .await
+        .query_one(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
 
-    let ws = |name: &str, live: &Live| -> WsEvent { serde_json::from_str(&event_text(name, live)).unwrap() };
-    let (st, p) = (&services.store, &services.pusher);
-    assert_eq!(chat::ws::connect(st, p, &ws("ws-connect", &live)).await.status_code, 200);
-    assert!(stack.connection_ids(&alice).await.contains(&SAMPLE_CONNECTION.to_string()));
-    replayed.push("ws-connect");
-
-    // The sample connection is not a live socket, so replies to it get 410 and are dropped.
-    let sent = chat::ws::send_message(st, p, &ws("ws-send-message", &live)).await;
-    assert_eq!(sent.status_code, 200);
-    assert_eq!(stack.message_count(live.conversation.parse().unwrap()).await, 1);
-    replayed.push("ws-send-message");
-    for name in ["ws-typing", "ws-mark-read", "ws-ping", "ws-default"] {
-        let event = ws(name, &live);
-        let response = match name {
-            "ws-typing" => chat::ws::typing(st, p, &event).await,
-            "ws-mark-read" => chat::ws::mark_read(st, p, &event).await,
-            "ws-ping" => chat::ws::ping(st, p, &event).await,
-            _ => chat::ws::default_route(p, &event).await,
-        };
-        assert_eq!(response.status_code, 200, "{name}");
-        replayed.push(name);
-    }
-    assert_eq!(chat::ws::disconnect(st, p, &ws("ws-disconnect", &live)).await.status_code, 200);
-    assert!(!stack.connection_ids(&alice).await.contains(&SAMPLE_CONNECTION.to_string()));
-    replayed.push("ws-disconnect");
-
-    // REST samples in an order where each finds what it needs (the message
-    // sent is then edited and deleted; the room is left last).
-    for name in [
-        "http-health",
-        "http-open-direct-conversation",
-        "http-list-messages",
-        "http-send-message",
-        "http-get-me",
-        "http-search-users",
-        "http-get-presence",
-        "http-list-rooms",
-        "http-list-conversations",
-        "http-create-conversation",
-        "http-get-conversation",
-        "http-update-conversation",
-        "http-list-events",
-        "http-mark-read",
-        "http-conversation-stats",
-        "http-conversation-connections",
-        "http-unread-counts",
-        "http-search-messages",
-        "http-edit-message",
-        "http-delete-message",
-        "http-add-members",
-        "http-join-conversation",
-        "http-leave-conversation",
-    ] {
-        let request = lambda_http::request::from_str(&event_text(name, &live)).unwrap();
-        let response = run_http(&services, name, &request).await;
-        let status = response.status().as_u16();
-        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-        assert!((200..300).contains(&status), "{name}: {status} {body}");
-        match name {
-            "http-health" => assert_eq!(body["status"], "ok"),
-            "http-open-direct-conversation" => assert_eq!(body["conversation"]["context_type"], "listing"),
-            "http-list-messages" => assert_eq!(body["messages"].as_array().unwrap().len(), 1),
-            "http-send-message" => live.message = body["message"]["id"].as_str().unwrap().to_string(),
-            "http-search-messages" => assert!(!body["results"].as_array().unwrap().is_empty(), "{body}"),
-            "http-edit-message" => assert_eq!(body["message"]["body"], "Hello over REST (edited)"),
-            "http-delete-message" => assert!(body["message"]["body"].is_null()),
-            _ => {}
-        }
-        replayed.push(name);
-    }
-
-    // Every file in events/ was replayed above.
-    let mut on_disk: Vec<String> = std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events"))
+#[test]
+fn every_sample_event_is_replayed_and_names_a_function_of_the_template() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
         .unwrap()
         .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    on_disk.sort();
-    replayed.sort();
+    let replayed: BTreeSet<String> = WEBSOCKET_SAMPLES
+        .iter()
+        .chain(&REST_SAMPLES)
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(on_disk, replayed);
+    let binaries: BTreeSet<String> = template_functions().into_values().filter_map(|f| f.binary).collect();
+    assert_eq!(binaries, replayed, "one sample per function binary");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_samples_push_to_the_live_socket_and_write_what_their_route_does() {
+    let stack = stack();
+    let functions = Functions::start().await;
+    let (alice, bob, conversation) = stack.direct_pair().await;
+    let mut bob_socket = stack.connect(&bob).await;
+    let mut alice_socket = stack.connect(&alice).await;
+    let online = bob_socket.expect("presence").await;
+    assert_eq!(
+        (&online["data"]["user_id"], &online["data"]["online"]),
+        (&json!(alice.id), &json!(true))
+    );
+    let connection = stack
+        .connection_ids(&alice)
+        .await
+        .pop()
+        .expect("alice's socket is registered");
+    let live = |token: &str| {
+        vec![
+            (TOKEN_PLACEHOLDER, token.to_string()),
+            (SEEDED_ALICE, alice.id.to_string()),
+            (CONVERSATION_PLACEHOLDER, conversation.to_string()),
+            (SAMPLE_CONNECTION, connection.clone()),
+        ]
+    };
+    let run = |name: &'static str| {
+        let event = sample(name, &live(&alice.token));
+        let functions = &functions;
+        async move { functions.invoke(name, &event).await }
+    };
+
+    // $connect authorizer: allowed with a real token, `Unauthorized` (401) without.
+    let allowed = run("ws-authorizer").await.expect("allowed");
+    assert_eq!(allowed["principalId"], alice.id.to_string());
+    assert_eq!(allowed["context"]["user_id"], alice.id.to_string());
+    let statement = &allowed["policyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"], "Allow", "{allowed}");
+    assert_eq!(statement["Action"], json!(["execute-api:Invoke"]), "{allowed}");
+    assert_eq!(
+        statement["Resource"],
+        json!(["arn:aws:execute-api:us-east-1:123456789012:abcdef1234/dev/$connect"])
+    );
+    let refused = functions
+        .invoke("ws-authorizer", &sample("ws-authorizer", &live(TOKEN_PLACEHOLDER)))
+        .await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.ends_with("Unauthorized")),
+        "{refused:?}"
+    );
+
+    // $connect: as if the socket had not been registered yet, it is, until the
+    // token's expiry, and bob hears alice come online.
+    stack
+        .db()
+        .await
+        .execute("delete from connections where connection_id = $1", &[&connection])
+        .await
+        .unwrap();
+    assert_ok("ws-connect", run("ws-connect").await);
+    let row = query_one(
+        stack,
+        "select user_id, token_exp from connections where connection_id = $1",
+        &[&connection],
+    )
+    .await;
+    assert_eq!(row.get::<_, Uuid>(0), alice.id);
+    assert_eq!(
+        row.get::<_, chrono::DateTime<chrono::Utc>>(1).timestamp(),
+        SAMPLE_TOKEN_EXP
+    );
+    let online = bob_socket.expect("presence").await;
+    assert_eq!(
+        (&online["data"]["user_id"], &online["data"]["online"]),
+        (&json!(alice.id), &json!(true))
+    );
+
+    // typing: bob is told, until a few seconds from now.
+    assert_ok("ws-typing", run("ws-typing").await);
+    let typing = bob_socket.expect("typing").await;
+    assert_eq!(typing["conversation_id"], conversation.to_string());
+    assert_eq!(
+        (&typing["data"]["user_id"], &typing["data"]["is_typing"]),
+        (&json!(alice.id), &json!(true))
+    );
+    assert!(timestamp(&typing["data"]["expires_at"]) > chrono::Utc::now());
+
+    // markRead seq 1: alice's watermark moves, and her direct partner hears it.
+    assert_ok("ws-mark-read", run("ws-mark-read").await);
+    let read_seq: i64 = query_one(
+        stack,
+        "select last_read_seq from participants where conversation_id = $1 and user_id = $2",
+        &[&conversation, &alice.id],
+    )
+    .await
+    .get(0);
+    assert_eq!(read_seq, 1);
+    let read = bob_socket.expect("read").await;
+    assert_eq!(read["conversation_id"], conversation.to_string());
+    assert_eq!(
+        (&read["data"]["user_id"], &read["data"]["last_read_seq"]),
+        (&json!(alice.id), &json!(1))
+    );
+
+    // sendMessage: stored once, acknowledged on the sending socket, delivered to bob.
+    assert_ok("ws-send-message", run("ws-send-message").await);
+    let stored = query_one(
+        stack,
+        "select id, sender_id, body from messages where conversation_id = $1 and client_msg_id = 'sample-1'",
+        &[&conversation],
+    )
+    .await;
+    let message_id: Uuid = stored.get(0);
+    assert_eq!(stored.get::<_, Uuid>(1), alice.id);
+    assert_eq!(stored.get::<_, String>(2), "Hello from sam local invoke");
+    assert_eq!(stack.message_count(conversation).await, 1);
+    let ack = alice_socket.expect("message.ack").await;
+    assert_eq!(ack["data"]["client_msg_id"], "sample-1", "{ack}");
+    assert_eq!(uuid_of(&ack["data"]["id"]), message_id, "{ack}");
+    let created = bob_socket.expect("message.created").await;
+    assert_eq!(uuid_of(&created["data"]["id"]), message_id, "{created}");
+    assert_eq!(created["data"]["body"], "Hello from sam local invoke");
+
+    // ping: the connection's last seen moves to now, and the socket gets pong.
+    stack
+        .db()
+        .await
+        .execute(
+            "update connections set last_seen_at = now() - interval '1 hour' where connection_id = $1",
+            &[&connection],
+        )
+        .await
+        .unwrap();
+    assert_ok("ws-ping", run("ws-ping").await);
+    alice_socket.expect("pong").await;
+    let recent: bool = query_one(
+        stack,
+        "select last_seen_at > now() - interval '1 minute' from connections where connection_id = $1",
+        &[&connection],
+    )
+    .await
+    .get(0);
+    assert!(recent, "ping refreshes the connection's last seen");
+
+    // $default: the unknown action is named in an error on the socket, which stays open.
+    assert_ok("ws-default", run("ws-default").await);
+    let error = alice_socket.expect("error").await;
+    assert_eq!(error["data"]["code"], "unknown_action", "{error}");
+    assert!(error["data"]["message"].as_str().unwrap().contains("dance"), "{error}");
+
+    // $disconnect: the connection is forgotten and bob hears alice go offline.
+    assert_ok("ws-disconnect", run("ws-disconnect").await);
+    assert!(stack.connection_ids(&alice).await.is_empty());
+    let offline = bob_socket.expect("presence").await;
+    assert_eq!(
+        (&offline["data"]["user_id"], &offline["data"]["online"]),
+        (&json!(alice.id), &json!(false))
+    );
+}
+
+/// A REST function's answer: its status and its JSON body.
+fn rest_answer(name: &str, answer: Result<Value, String>) -> (u16, Value) {
+    let answer = answer.unwrap_or_else(|e| panic!("{name} failed: {e}"));
+    let status = answer["statusCode"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name}: no status: {answer}")) as u16;
+    let body = serde_json::from_str(answer["body"].as_str().unwrap_or("null"))
+        .unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}: {answer}"));
+    (status, body)
+}
+
+async fn participant(stack: &Stack, conversation: Uuid, user: &User) -> tokio_postgres::Row {
+    query_one(
+        stack,
+        "select left_at is null, archived, muted, last_read_seq from participants
+          where conversation_id = $1 and user_id = $2",
+        &[&conversation, &user.id],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_samples_answer_write_and_push_what_their_endpoint_does() {
+    let stack = stack();
+    let functions = Functions::start().await;
+    let (alice, bob, carol) = (
+        stack.new_user("alice").await,
+        stack.new_user("bob").await,
+        stack.new_user("carol").await,
+    );
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let room = uuid_of(&stack.create(&alice, "room", &unique_name("Samples"), &[&bob]).await["id"]);
+    let from_bob = stack.send_text(&bob, conversation, "hello from bob").await;
+    let mut bob_socket = stack.connect(&bob).await;
+    let mut carol_socket = stack.connect(&carol).await;
+    let mut live = vec![
+        (TOKEN_PLACEHOLDER, alice.token.clone()),
+        (SEEDED_ALICE, alice.id.to_string()),
+        (SEEDED_BOB, bob.id.to_string()),
+        (SEEDED_CAROL, carol.id.to_string()),
+        (CONVERSATION_PLACEHOLDER, conversation.to_string()),
+        (ROOM_PLACEHOLDER, room.to_string()),
+    ];
+    let mut sent = None;
+
+    for name in REST_SAMPLES {
+        let (status, body) = rest_answer(name, functions.invoke(name, &sample(name, &live)).await);
+        assert!((200..300).contains(&status), "{name}: {status} {body}");
+        match name {
+            "http-health" => assert_eq!(body["status"], "ok"),
+            "http-open-direct-conversation" => {
+                assert_eq!(status, 201, "a new conversation for the listing: {body}");
+                let opened = uuid_of(&body["conversation"]["id"]);
+                assert_ne!(opened, conversation, "one direct conversation per pair and context");
+                assert_eq!(body["conversation"]["context_type"], "listing");
+                assert_eq!(body["conversation"]["context_id"], "listing-42");
+                let row = query_one(
+                    stack,
+                    "select kind, context_id from conversations where id = $1",
+                    &[&opened],
+                )
+                .await;
+                assert_eq!(
+                    (row.get::<_, String>(0), row.get::<_, String>(1)),
+                    ("direct".into(), "listing-42".into())
+                );
+                assert_eq!(
+                    uuid_of(&bob_socket.expect("conversation.created").await["conversation_id"]),
+                    opened
+                );
+            }
+            "http-list-messages" => {
+                let messages = body["messages"].as_array().unwrap();
+                assert_eq!(messages.len(), 1, "{body}");
+                assert_eq!(messages[0]["id"], from_bob["id"]);
+            }
+            "http-send-message" => {
+                assert_eq!(status, 201);
+                assert_eq!(body["message"]["body"], "Hello over REST");
+                let id = uuid_of(&body["message"]["id"]);
+                let row = query_one(
+                    stack,
+                    "select sender_id, client_msg_id from messages where id = $1",
+                    &[&id],
+                )
+                .await;
+                assert_eq!(
+                    (row.get::<_, Uuid>(0), row.get::<_, String>(1)),
+                    (alice.id, "sample-rest-1".into())
+                );
+                let created = bob_socket.expect("message.created").await;
+                assert_eq!(uuid_of(&created["data"]["id"]), id);
+                sent = Some(id);
+                live.push((MESSAGE_PLACEHOLDER, id.to_string()));
+            }
+            "http-get-me" => {
+                assert_eq!(body["user"]["id"], alice.id.to_string());
+                assert_eq!(body["user"]["username"], alice.name);
+            }
+            "http-search-users" => {
+                let users = body["users"].as_array().unwrap();
+                assert!(
+                    users.iter().any(|u| u["id"] == bob.id.to_string()),
+                    "q=bo finds bob: {body}"
+                );
+                assert!(
+                    users.iter().all(|u| u["id"] != alice.id.to_string()),
+                    "never me: {body}"
+                );
+            }
+            "http-get-presence" => {
+                assert_eq!(body["presence"][0]["user_id"], bob.id.to_string());
+                assert_eq!(body["presence"][0]["online"], true, "bob's socket is open: {body}");
+            }
+            "http-list-rooms" => {
+                let rooms = body["rooms"].as_array().unwrap();
+                assert!(rooms.iter().any(|r| r["id"] == room.to_string()), "{body}");
+            }
+            "http-list-conversations" => {
+                let listed: Vec<&Value> = body["conversations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| &c["id"])
+                    .collect();
+                for id in [conversation, room] {
+                    assert!(listed.contains(&&json!(id)), "{id} listed: {body}");
+                }
+            }
+            "http-create-conversation" => {
+                assert_eq!(status, 201);
+                assert_eq!(
+                    (&body["conversation"]["kind"], &body["conversation"]["name"]),
+                    (&json!("group"), &json!("Trip to Cusco"))
+                );
+                let id = uuid_of(&body["conversation"]["id"]);
+                let members: i64 = query_one(
+                    stack,
+                    "select count(*) from participants where conversation_id = $1",
+                    &[&id],
+                )
+                .await
+                .get(0);
+                assert_eq!(members, 3);
+                for socket in [&mut bob_socket, &mut carol_socket] {
+                    assert_eq!(
+                        uuid_of(&socket.expect("conversation.created").await["conversation_id"]),
+                        id
+                    );
+                }
+            }
+            "http-get-conversation" => assert_eq!(body["conversation"]["id"], conversation.to_string(), "{body}"),
+            "http-update-conversation" => {
+                let row = participant(stack, conversation, &alice).await;
+                assert_eq!(
+                    (row.get::<_, bool>(1), row.get::<_, bool>(2)),
+                    (false, true),
+                    "archived, muted"
+                );
+            }
+            "http-list-events" => {
+                let kinds: Vec<&Value> = body["events"].as_array().unwrap().iter().map(|e| &e["type"]).collect();
+                assert_eq!(
+                    kinds,
+                    [
+                        &json!("conversation.created"),
+                        &json!("message.created"),
+                        &json!("message.created")
+                    ]
+                );
+            }
+            "http-mark-read" => {
+                assert_eq!(participant(stack, conversation, &alice).await.get::<_, i64>(3), 1);
+                let read = bob_socket.expect("read").await;
+                assert_eq!(
+                    (&read["data"]["user_id"], &read["data"]["last_read_seq"]),
+                    (&json!(alice.id), &json!(1))
+                );
+            }
+            "http-conversation-stats" => assert_eq!(body["message_count"], 2, "{body}"),
+            "http-conversation-connections" => assert_eq!(body["total_connections"], 1, "bob's socket: {body}"),
+            "http-unread-counts" => {
+                let entry = body["conversations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["conversation_id"] == conversation.to_string())
+                    .unwrap_or_else(|| panic!("bob's message is unread: {body}"));
+                assert_eq!(entry["unread_count"], 1, "{body}");
+            }
+            "http-search-messages" => {
+                let found: Vec<&Value> = body["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| &r["message"]["id"])
+                    .collect();
+                assert!(found.contains(&&json!(sent.unwrap())), "{body}");
+                assert!(found.contains(&&from_bob["id"]), "{body}");
+            }
+            "http-edit-message" => {
+                assert_eq!(body["message"]["body"], "Hello over REST (edited)");
+                let edited: bool = query_one(
+                    stack,
+                    "select edited_at is not null from messages where id = $1",
+                    &[&sent.unwrap()],
+                )
+                .await
+                .get(0);
+                assert!(edited);
+                assert_eq!(
+                    bob_socket.expect("message.updated").await["data"]["body"],
+                    "Hello over REST (edited)"
+                );
+            }
+            "http-delete-message" => {
+                assert!(body["message"]["body"].is_null());
+                let row = query_one(
+                    stack,
+                    "select deleted_at is not null, body from messages where id = $1",
+                    &[&sent.unwrap()],
+                )
+                .await;
+                assert!(row.get::<_, bool>(0));
+                assert_eq!(
+                    row.get::<_, Option<String>>(1),
+                    None,
+                    "the body is gone from the database"
+                );
+                assert_eq!(
+                    uuid_of(&bob_socket.expect("message.deleted").await["data"]["id"]),
+                    sent.unwrap()
+                );
+            }
+            "http-add-members" => {
+                assert!(
+                    participant(stack, room, &carol).await.get::<_, bool>(0),
+                    "carol is in the room"
+                );
+                let joined = bob_socket.expect("member.joined").await;
+                assert_eq!(
+                    (&joined["conversation_id"], &joined["data"]["user_id"]),
+                    (&json!(room), &json!(carol.id))
+                );
+            }
+            "http-join-conversation" => {
+                assert!(
+                    participant(stack, room, &alice).await.get::<_, bool>(0),
+                    "alice is (still) in the room"
+                );
+            }
+            "http-leave-conversation" => {
+                assert!(
+                    !participant(stack, room, &alice).await.get::<_, bool>(0),
+                    "alice has left the room"
+                );
+                let left = bob_socket.expect("member.left").await;
+                assert_eq!(
+                    (&left["conversation_id"], &left["data"]["user_id"]),
+                    (&json!(room), &json!(alice.id))
+                );
+            }
+            other => panic!("no checks for the sample {other}"),
+        }
+    }
+    drop::<WsClient>(carol_socket);
 }

@@ -6,7 +6,7 @@
 mod helpers;
 
 mod conversations;
-// mod events_replay;
+mod events_replay;
 mod health_auth;
 mod messages;
 mod openapi;

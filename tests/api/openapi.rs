@@ -4,88 +4,18 @@
 //! Reads files only: no stack, no network.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use serde_yaml::Value;
+
+use crate::helpers::template::{load, template_functions, text, Route};
 
 /// The only operation that needs no token.
 const PUBLIC: (&str, &str) = ("GET", "/v1/health");
 const ERROR_SCHEMA: &str = "#/components/schemas/Error";
 const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
-type Route = (String, String);
-
-fn load(relative: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{relative} is not valid YAML: {e}"))
-}
-
-/// CloudFormation short tags (`!Ref X`, `!Sub "…"`) come out of serde_yaml as
-/// tagged values; what matters here is the value under the tag.
-fn untag(value: &Value) -> &Value {
-    match value {
-        Value::Tagged(tagged) => untag(&tagged.value),
-        other => other,
-    }
-}
-
-fn text(value: &Value) -> Option<String> {
-    match untag(value) {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn show(routes: &BTreeSet<Route>) -> String {
     routes.iter().map(|(m, p)| format!("\n    {m} {p}")).collect()
-}
-
-/// A template function with the HTTP API routes it serves.
-struct TemplateFunction {
-    binary: Option<String>,
-    routes: Vec<Route>,
-}
-
-/// Every `AWS::Serverless::Function` with its `HttpApi` events, by logical id.
-/// An `HttpApi` event without `Path` and `Method` is API Gateway's catch-all
-/// `$default` route.
-fn template_functions() -> BTreeMap<String, TemplateFunction> {
-    let template = load("template.yaml");
-    let resources = template
-        .get("Resources")
-        .and_then(Value::as_mapping)
-        .expect("template.yaml has Resources");
-    let mut functions = BTreeMap::new();
-    for (id, resource) in resources {
-        if resource.get("Type").and_then(text).as_deref() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let id = text(id).expect("logical ids are strings");
-        let binary = resource
-            .get("Metadata")
-            .and_then(|m| m.get("BuildProperties"))
-            .and_then(|b| b.get("Binary"))
-            .and_then(text);
-        let events = resource
-            .get("Properties")
-            .and_then(|p| p.get("Events"))
-            .and_then(|e| untag(e).as_mapping());
-        let mut routes = Vec::new();
-        for (_, event) in events.into_iter().flatten() {
-            if event.get("Type").and_then(text).as_deref() != Some("HttpApi") {
-                continue;
-            }
-            let field = |key: &str| event.get("Properties").and_then(|p| p.get(key)).and_then(text);
-            routes.push(match (field("Method"), field("Path")) {
-                (Some(method), Some(path)) => (method.to_ascii_uppercase(), path),
-                _ => ("ANY".to_string(), "$default".to_string()),
-            });
-        }
-        functions.insert(id, TemplateFunction { binary, routes });
-    }
-    functions
 }
 
 /// (METHOD, path) -> logical id of the function that serves it.

@@ -1,10 +1,14 @@
 //! What every test module shares, written once: the stack and its users
 //! (`stack`), the REST client (`http`) with the API's calls typed (`api`), the
-//! WebSocket client (`ws`), and small readers of JSON answers (below).
+//! WebSocket client (`ws`), the real function binaries run on raw events
+//! (`functions`), `template.yaml` as the tests read it (`template`), and small
+//! readers of JSON answers (below).
 
 pub mod api;
+pub mod functions;
 pub mod http;
 pub mod stack;
+pub mod template;
 pub mod ws;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,90 @@
+//! The real function binaries (`target/debug/<binary>`) run on raw events, as
+//! `sam local invoke -e` runs them: each binary is started against the Lambda
+//! Runtime API of an emulator in this process (`apigw-local`, the one the
+//! stack runs), which hands it the event and takes its answer. The functions
+//! get the environment the stack gives its own, so they use the stack's
+//! database, and what they push reaches the stack's WebSocket clients.
+
+use std::collections::BTreeMap;
+
+use apigw_local::{Emulator, EmulatorConfig, WsLimits};
+use serde_json::Value;
+
+use super::stack;
+use super::stack::{binaries_dir, workspace_root};
+use super::template::template_functions;
+
+/// The stage and region the stack runs with (`chat-local`).
+const STAGE: &str = "dev";
+const REGION: &str = "us-east-1";
+
+pub struct Functions {
+    emulator: Emulator,
+    /// Binary name -> logical id in `template.yaml`.
+    by_binary: BTreeMap<String, String>,
+}
+
+impl Functions {
+    /// The template's functions, ready to run (each binary starts on its first event).
+    pub async fn start() -> Functions {
+        let info = &stack().info;
+        let issuer = std::env::var("SUPABASE_JWT_ISSUER").unwrap_or_default();
+        // The stack's values for the template's parameters and the variables it
+        // adds to every function (infra/local-stack, `emulator::config`).
+        let parameter_overrides = BTreeMap::from([
+            ("StageName".to_owned(), STAGE.to_owned()),
+            ("SupabaseUrl".to_owned(), info.postgrest_url.clone()),
+            ("SupabaseAnonKey".to_owned(), info.anon_key.clone()),
+            ("SupabaseServiceRoleKey".to_owned(), info.service_role_key.clone()),
+            ("SupabaseJwtSecret".to_owned(), info.jwt_secret.clone()),
+            ("SupabaseJwtIssuer".to_owned(), issuer.clone()),
+        ]);
+        let function_env = BTreeMap::from([
+            ("SUPABASE_URL".to_owned(), info.postgrest_url.clone()),
+            ("SUPABASE_REST_URL".to_owned(), info.postgrest_url.clone()),
+            ("SUPABASE_ANON_KEY".to_owned(), info.anon_key.clone()),
+            ("SUPABASE_JWT_SECRET".to_owned(), info.jwt_secret.clone()),
+            ("SUPABASE_JWT_ISSUER".to_owned(), issuer),
+            // The stack's Management API: pushes reach the test's sockets.
+            ("WEBSOCKET_MANAGEMENT_ENDPOINT".to_owned(), info.management_url.clone()),
+            (
+                "RUST_LOG".to_owned(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
+        ]);
+        let loopback = "127.0.0.1:0".parse().unwrap();
+        let emulator = Emulator::start(EmulatorConfig {
+            template_path: workspace_root().join("template.yaml"),
+            bin_dir: binaries_dir(),
+            http_addr: loopback,
+            ws_addr: loopback,
+            parameter_overrides,
+            function_env,
+            ws_limits: WsLimits::default(),
+            default_max_instances: 1,
+            region: REGION.to_owned(),
+        })
+        .await
+        .expect("start the function emulator");
+        let by_binary = template_functions()
+            .into_iter()
+            .filter_map(|(id, function)| Some((function.binary?, id)))
+            .collect();
+        Functions { emulator, by_binary }
+    }
+
+    /// Runs the function built as `binary` on `event`: what its handler
+    /// answered, or the error it reported (`errorType: errorMessage`).
+    pub async fn invoke(&self, binary: &str, event: &str) -> Result<Value, String> {
+        let logical_id = self
+            .by_binary
+            .get(binary)
+            .unwrap_or_else(|| panic!("no function in template.yaml is built as {binary}"));
+        let answer = self
+            .emulator
+            .invoke(logical_id, event.as_bytes().to_vec())
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(serde_json::from_slice(&answer).unwrap_or_else(|e| panic!("{binary} answered with no JSON: {e}")))
+    }
+}
