@@ -250,9 +250,10 @@ revoke execute on function public.record_message_change(text, uuid, public.messa
 -- ===========================================================================
 
 -- Stores a message and its message.created event under the next seq, and
--- returns the stored message with everyone to push it to, in one round trip.
+-- returns, like every write, {result, deliveries}: the stored message, and
+-- the event with every live connection of the members, in one round trip.
 -- Idempotent per (sender, client_msg_id): a repeat returns the stored message
--- with duplicate = true and takes no seq.
+-- with duplicate = true, takes no seq and has no deliveries.
 create function public.send_message(
   p_sender uuid,
   p_conversation_id uuid,
@@ -357,10 +358,13 @@ begin
     v_json := public.message_json(v_message);
   end if;
 
+  -- A repeat pushes nothing: the first send did.
   return jsonb_build_object(
-    'message', v_json,
-    'duplicate', v_duplicate,
-    'recipients', public.live_recipients(p_conversation_id, null)
+    'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
+    'deliveries', case when v_duplicate then '[]'::jsonb else jsonb_build_array(public.delivery(
+      public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
+      public.live_recipients(p_conversation_id, null)
+    )) end
   );
 end;
 $$;

@@ -190,7 +190,7 @@ returns jsonb language sql as $$
   select public.send_message(
     p_sender, p_conversation_id, coalesce(p_client_msg_id, gen_random_uuid()::text),
     'text', p_body, null, null
-  ) -> 'message'
+  ) -> 'result' -> 'message'
 $$;
 
 -- Registers a WebSocket connection: live for an hour, or with a token that

@@ -51,10 +51,9 @@ declare
   v_message uuid;
   v_response jsonb;
 begin
-  -- send_message returns recipients rather than deliveries (unchanged API).
   v_response := public.send_message(tests.bob(), v_group, 'd-1', 'text', 'hello', null, null);
-  v_message := (v_response -> 'message' ->> 'id')::uuid;
-  perform tests.eq(tests.connection_ids(v_response -> 'recipients'), v_members, 'send_message');
+  v_message := (v_response -> 'result' -> 'message' ->> 'id')::uuid;
+  perform tests.eq(tests.recipients(v_response, 'message.created'), v_members, 'send_message');
   perform tests.eq(tests.connection_ids(public.typing_recipients(tests.bob(), v_group) -> 'recipients'),
     array['alice-1', 'alice-2', 'carol-forever'], 'typing_recipients: the others');
 

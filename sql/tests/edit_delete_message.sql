@@ -158,7 +158,7 @@ do $$
 declare
   v_group uuid := (select id from fixture where name = 'group');
   v_image uuid := tests.id(public.send_message(tests.bob(), v_group, 'img-1', 'image', 'sunset',
-    '{"url": "https://cdn.example.com/s.png", "name": "s.png", "mime_type": "image/png", "size_bytes": 10}', null) -> 'message');
+    '{"url": "https://cdn.example.com/s.png", "name": "s.png", "mime_type": "image/png", "size_bytes": 10}', null) -> 'result' -> 'message');
   v_response jsonb;
 begin
   v_response := public.edit_message(tests.bob(), v_image, '   ');
@@ -179,7 +179,7 @@ declare
   v_group uuid := (select id from fixture where name = 'group');
   v_message uuid := tests.id(public.send_message(tests.carol(), v_group, 'file-1', 'file', 'quarterly numbers',
     '{"url": "https://cdn.example.com/q3-numbers.pdf", "name": "q3.pdf", "mime_type": "application/pdf", "size_bytes": 99}', null)
-    -> 'message');
+    -> 'result' -> 'message');
   v_last_seq bigint;
   v_response jsonb;
   v_json jsonb;

@@ -1,4 +1,5 @@
--- send_message: membership, validation, idempotency, gap-free seq, recipients.
+-- send_message: membership, validation, idempotency, gap-free seq, and the
+-- message.created delivery it returns like every other write.
 -- The first call goes through service_role, as the Lambda functions make it;
 -- the rest call directly (who may execute it is covered by grants.sql).
 
@@ -36,8 +37,8 @@ begin
   v_result := public.send_message(tests.alice(), v_group, 'first', 'text', 'Hello, world', null, null);
   perform tests.reset();
 
-  v_message := v_result -> 'message';
-  perform tests.eq(v_result -> 'duplicate', 'false'::jsonb, 'first send is a duplicate');
+  v_message := v_result -> 'result' -> 'message';
+  perform tests.eq(v_result -> 'result' -> 'duplicate', 'false'::jsonb, 'first send is a duplicate');
   perform tests.eq((v_message ->> 'seq')::bigint, 2::bigint, 'seq of the first message (after conversation.created)');
   perform tests.eq(v_message ->> 'body', 'Hello, world', 'stored body');
   perform tests.eq(v_message ->> 'kind', 'text', 'stored kind');
@@ -55,8 +56,12 @@ begin
   perform tests.eq(v_event.payload, v_message, 'event payload is the Message JSON');
   perform tests.eq((select last_seq from public.conversations where id = v_group), 2::bigint, 'last_seq');
 
-  -- Every live connection of every current participant, the sender's included.
-  perform tests.eq(tests.sorted(v_result -> 'recipients'),
+  -- One delivery: message.created in the envelope every event has, to every
+  -- live connection of every current participant, the sender's included.
+  perform tests.eq(jsonb_array_length(v_result -> 'deliveries'), 1, 'deliveries of a send');
+  perform tests.eq(v_result -> 'deliveries' -> 0 -> 'event',
+    public.event_envelope('message.created', v_group, 2, v_message), 'the message.created envelope');
+  perform tests.eq(tests.sorted(v_result -> 'deliveries' -> 0 -> 'recipients'),
     tests.sorted(jsonb_build_array(
       jsonb_build_object('user_id', tests.alice(), 'connection_id', 'alice-1'),
       jsonb_build_object('user_id', tests.bob(), 'connection_id', 'bob-1'))),
@@ -76,17 +81,18 @@ begin
   v_again := public.send_message(tests.bob(), v_group, 'retry-me', 'text', 'once', null, null);
   perform tests.reset();
 
-  perform tests.eq(v_again -> 'duplicate', 'true'::jsonb, 'repeat is a duplicate');
-  perform tests.eq(v_again -> 'message' ->> 'id', v_first -> 'message' ->> 'id', 'repeat returns the same id');
-  perform tests.eq(v_again -> 'message' -> 'seq', v_first -> 'message' -> 'seq', 'repeat returns the same seq');
-  perform tests.eq(v_again -> 'message', v_first -> 'message', 'repeat returns the same message');
+  perform tests.eq(v_again -> 'result' -> 'duplicate', 'true'::jsonb, 'repeat is a duplicate');
+  perform tests.eq(v_again -> 'deliveries', '[]'::jsonb, 'a repeat pushes nothing');
+  perform tests.eq(v_again -> 'result' -> 'message' ->> 'id', v_first -> 'result' -> 'message' ->> 'id', 'repeat returns the same id');
+  perform tests.eq(v_again -> 'result' -> 'message' -> 'seq', v_first -> 'result' -> 'message' -> 'seq', 'repeat returns the same seq');
+  perform tests.eq(v_again -> 'result' -> 'message', v_first -> 'result' -> 'message', 'repeat returns the same message');
   perform tests.eq((select count(*) from public.messages where sender_id = tests.bob() and client_msg_id = 'retry-me'),
     1::bigint, 'rows stored for a repeated client_msg_id');
-  perform tests.eq((select last_seq from public.conversations where id = v_group), (v_first -> 'message' ->> 'seq')::bigint,
+  perform tests.eq((select last_seq from public.conversations where id = v_group), (v_first -> 'result' -> 'message' ->> 'seq')::bigint,
     'a repeat takes no seq');
 
   -- Another sender may use the same client_msg_id: the key is per sender.
-  perform tests.eq(public.send_message(tests.carol(), v_group, 'retry-me', 'text', 'mine', null, null) -> 'duplicate',
+  perform tests.eq(public.send_message(tests.carol(), v_group, 'retry-me', 'text', 'mine', null, null) -> 'result' -> 'duplicate',
     'false'::jsonb, 'same client_msg_id from another sender');
 
   -- The same sender reusing it in another conversation is a conflict.
@@ -145,16 +151,16 @@ begin
     '5001 four-byte characters');
 
   v_result := public.send_message(tests.alice(), v_group, 'b7', 'text', repeat('😀', 5000), null, null);
-  perform tests.eq(char_length(v_result -> 'message' ->> 'body'), 5000, 'characters stored of 5000 four-byte characters');
-  perform tests.eq(octet_length(v_result -> 'message' ->> 'body'), 20000, 'bytes stored of 5000 four-byte characters');
-  perform tests.eq(v_result -> 'duplicate', 'false'::jsonb, '5000 four-byte characters accepted');
+  perform tests.eq(char_length(v_result -> 'result' -> 'message' ->> 'body'), 5000, 'characters stored of 5000 four-byte characters');
+  perform tests.eq(octet_length(v_result -> 'result' -> 'message' ->> 'body'), 20000, 'bytes stored of 5000 four-byte characters');
+  perform tests.eq(v_result -> 'result' -> 'duplicate', 'false'::jsonb, '5000 four-byte characters accepted');
 
   v_result := public.send_message(tests.alice(), v_group, 'b8', 'text', repeat('é', 5000), null, null);
-  perform tests.eq(char_length(v_result -> 'message' ->> 'body'), 5000, '5000 two-byte characters accepted');
+  perform tests.eq(char_length(v_result -> 'result' -> 'message' ->> 'body'), 5000, '5000 two-byte characters accepted');
 
   -- Surrounding whitespace is kept: it is the sender's text.
   v_result := public.send_message(tests.alice(), v_group, 'b9', 'text', E'  indented\n', null, null);
-  perform tests.eq(v_result -> 'message' ->> 'body', E'  indented\n', 'body stored verbatim');
+  perform tests.eq(v_result -> 'result' -> 'message' ->> 'body', E'  indented\n', 'body stored verbatim');
 end
 $$;
 
@@ -168,12 +174,12 @@ begin
   perform tests.raises(format(v_sql, tests.alice(), v_group, null, 'text'), 'invalid_client_msg_id', 'null client_msg_id');
   perform tests.raises(format(v_sql, tests.alice(), v_group, repeat('x', 101), 'text'), 'invalid_client_msg_id',
     '101-character client_msg_id');
-  perform tests.eq(public.send_message(tests.alice(), v_group, repeat('x', 100), 'text', 'hi', null, null) -> 'duplicate',
+  perform tests.eq(public.send_message(tests.alice(), v_group, repeat('x', 100), 'text', 'hi', null, null) -> 'result' -> 'duplicate',
     'false'::jsonb, '100-character client_msg_id accepted');
 
   perform tests.raises(format(v_sql, tests.alice(), v_group, 'k1', 'system'), 'invalid_kind', 'users send system messages');
   perform tests.raises(format(v_sql, tests.alice(), v_group, 'k2', 'video'), 'invalid_kind', 'unknown kind');
-  perform tests.eq(public.send_message(tests.alice(), v_group, 'k3', null, 'hi', null, null) -> 'message' ->> 'kind',
+  perform tests.eq(public.send_message(tests.alice(), v_group, 'k3', null, 'hi', null, null) -> 'result' -> 'message' ->> 'kind',
     'text', 'kind defaults to text');
 end
 $$;
@@ -208,12 +214,12 @@ begin
     'text with an attachment');
 
   v_result := public.send_message(tests.alice(), v_group, 'a11', 'image', null, v_image || '{"extra": true}', null);
-  perform tests.eq(v_result -> 'message' -> 'attachment', v_image, 'image attachment stored without unknown keys');
-  perform tests.eq(v_result -> 'message' -> 'body', 'null'::jsonb, 'image without caption');
+  perform tests.eq(v_result -> 'result' -> 'message' -> 'attachment', v_image, 'image attachment stored without unknown keys');
+  perform tests.eq(v_result -> 'result' -> 'message' -> 'body', 'null'::jsonb, 'image without caption');
 
   v_result := public.send_message(tests.alice(), v_group, 'a12', 'file', 'the report',
     '{"url": "https://cdn.example.com/r.pdf", "name": "r.pdf", "mime_type": "application/pdf", "size_bytes": 99}', null);
-  perform tests.eq(v_result -> 'message' ->> 'body', 'the report', 'file with a caption');
+  perform tests.eq(v_result -> 'result' -> 'message' ->> 'body', 'the report', 'file with a caption');
 end
 $$;
 
@@ -231,7 +237,7 @@ begin
     'reply to a message of another conversation');
   perform tests.raises(format(v_sql, tests.bob(), v_group, 'r2', gen_random_uuid()), 'invalid_reply',
     'reply to a message that does not exist');
-  v_reply := public.send_message(tests.bob(), v_group, 'r3', 'text', 'answer', null, v_here) -> 'message';
+  v_reply := public.send_message(tests.bob(), v_group, 'r3', 'text', 'answer', null, v_here) -> 'result' -> 'message';
   perform tests.eq((v_reply ->> 'reply_to_id')::uuid, v_here, 'reply_to_id stored');
 end
 $$;
@@ -254,7 +260,8 @@ begin
 
   -- A former participant's connections no longer receive the group's messages.
   perform public.register_connection('carol-1', tests.carol(), now() + interval '1 hour');
-  perform tests.check(not (public.send_message(tests.bob(), v_group, 'p4', 'text', 'bye carol', null, null) -> 'recipients')
-    @> jsonb_build_array(jsonb_build_object('user_id', tests.carol())), 'former participant among recipients');
+  perform tests.check(not (public.send_message(tests.bob(), v_group, 'p4', 'text', 'bye carol', null, null)
+    -> 'deliveries' -> 0 -> 'recipients') @> jsonb_build_array(jsonb_build_object('user_id', tests.carol())),
+    'former participant among recipients');
 end
 $$;

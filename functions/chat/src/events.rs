@@ -1,4 +1,7 @@
-//! Server → client WebSocket events. One envelope for all of them:
+//! The server → client WebSocket events made in Rust: the answers to one
+//! connection (ack, pong, error, an unmoved read watermark) and `typing`, which
+//! is not logged. Every event a write causes is made by the database with the
+//! write (`public.event_envelope`), in the same envelope:
 //! `{"type": "...", "conversation_id": "...", "seq": 42, "data": {...}}`,
 //! with `seq` only on durable events (those a client can replay).
 
@@ -27,13 +30,8 @@ impl ServerEvent {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn message_created(message: &Message) -> Self {
-        Self {
-            kind: "message.created",
-            conversation_id: Some(message.conversation_id),
-            seq: Some(message.seq),
-            data: message.json().clone(),
-        }
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// To the sending connection: its `client_msg_id` is now this id and seq.
@@ -103,7 +101,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durable_events_carry_seq_and_others_do_not() {
+    fn answers_to_one_connection_carry_no_seq() {
         let message: Message = serde_json::from_value(json!({
             "id": "6f1c1c52-8a4c-4d5c-9a51-0d1f4b0e6a11", "conversation_id": "0f1c1c52-8a4c-4d5c-9a51-0d1f4b0e6a11",
             "seq": 7, "sender_id": "00000000-0000-4000-8000-00000000a11c", "client_msg_id": "c1",
@@ -111,16 +109,11 @@ mod tests {
             "created_at": "2026-11-21T07:00:00.123456+00:00", "edited_at": null, "deleted_at": null
         }))
         .unwrap();
-        let created: Value = serde_json::from_slice(&ServerEvent::message_created(&message).to_bytes()).unwrap();
-        assert_eq!(created["type"], "message.created");
-        assert_eq!(created["seq"], 7);
-        assert_eq!(created["data"]["body"], "hi");
         // A deleted sender's messages still read (sender_id null).
         let mut orphan = serde_json::to_value(&message).unwrap();
         orphan["sender_id"] = Value::Null;
         assert!(serde_json::from_value::<Message>(orphan).unwrap().json()["sender_id"].is_null());
         // The database's timestamp text goes out as it came in.
-        assert_eq!(created["data"]["created_at"], "2026-11-21T07:00:00.123456+00:00");
         assert_eq!(
             serde_json::to_value(&message).unwrap()["created_at"],
             "2026-11-21T07:00:00.123456+00:00"
@@ -129,7 +122,8 @@ mod tests {
         assert_eq!(ack["type"], "message.ack");
         assert!(ack.get("seq").is_none());
         assert_eq!(ack["data"]["seq"], 7);
-        assert_eq!(ack["data"]["id"], created["data"]["id"]);
+        assert_eq!(ack["data"]["id"], "6f1c1c52-8a4c-4d5c-9a51-0d1f4b0e6a11");
+        assert_eq!(ack["data"]["created_at"], "2026-11-21T07:00:00.123456+00:00");
         let error: Value = serde_json::from_slice(
             &ServerEvent::error(
                 &ApiError::bad_request("invalid_json", "nope"),

@@ -1,10 +1,12 @@
 //! The chat backend's shared library: every Lambda function is a few lines that
 //! build [`lambda::Services`] once and hand events to a handler from here.
 //!
-//! Layout (hexagonal): [`domain`] holds the rules for input, [`store`] the
-//! storage port and its PostgREST adapter, [`push`] the Management API port and
-//! fan-out, [`auth`] token verification, [`events`] the server → client envelope,
-//! and [`ws`] / [`http`] the entry points.
+//! Layout: [`domain`] holds the rules for input, [`store`] the database calls
+//! (PostgREST), [`push`] the Management API, [`delivery`] the one way the
+//! events a write caused are pushed, [`auth`] token verification, [`events`]
+//! the events the functions make themselves, and [`ws`] / [`http`] the entry
+//! points. The store and push ports have in-memory doubles the handlers' unit
+//! tests use.
 
 pub mod auth;
 pub mod config;
@@ -16,4 +18,6 @@ pub mod http;
 pub mod lambda;
 pub mod push;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod ws;

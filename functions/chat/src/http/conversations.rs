@@ -12,7 +12,7 @@ use crate::auth::TokenVerifier;
 use crate::domain::{AddMembersInput, ConversationPatch, EventsQuery, ListQuery, NewConversation};
 use crate::error::ApiError;
 use crate::push::ConnectionPusher;
-use crate::store::{ConnectionRegistry, ConversationContext, ConversationStore};
+use crate::store::{ConversationContext, PostgrestStore};
 
 const MAX_CONTEXT_CHARS: usize = 100;
 /// Page sizes of the conversation and room lists.
@@ -29,14 +29,13 @@ struct OpenDirectInput {
 /// `POST /v1/conversations/direct` — find or create the 1:1 with `user_id`,
 /// optionally about a context. 201 when created (and `conversation.created`
 /// pushed to both), 200 when it existed.
-pub async fn open_direct_conversation<S, P>(
+pub async fn open_direct_conversation<P>(
     verifier: &TokenVerifier,
-    store: &S,
+    store: &PostgrestStore,
     pusher: &P,
     request: &Request,
 ) -> Response<Body>
 where
-    S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     signed_in(verifier, request, async |caller, _token| {
@@ -64,14 +63,13 @@ where
 }
 
 /// `POST /v1/conversations` — a group or a public room, with members.
-pub async fn create_conversation<S, P>(
+pub async fn create_conversation<P>(
     verifier: &TokenVerifier,
-    store: &S,
+    store: &PostgrestStore,
     pusher: &P,
     request: &Request,
 ) -> Response<Body>
 where
-    S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     signed_in(verifier, request, async |caller, _token| {
@@ -83,14 +81,13 @@ where
 }
 
 /// `PATCH /v1/conversations/{id}` — rename (owner), archive, mute.
-pub async fn update_conversation<S, P>(
+pub async fn update_conversation<P>(
     verifier: &TokenVerifier,
-    store: &S,
+    store: &PostgrestStore,
     pusher: &P,
     request: &Request,
 ) -> Response<Body>
 where
-    S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     write_by_id(verifier, store, pusher, request, async |caller, id| {
@@ -101,9 +98,13 @@ where
 }
 
 /// `POST /v1/conversations/{id}/members` — the owner adds people.
-pub async fn add_members<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+pub async fn add_members<P>(
+    verifier: &TokenVerifier,
+    store: &PostgrestStore,
+    pusher: &P,
+    request: &Request,
+) -> Response<Body>
 where
-    S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     write_by_id(verifier, store, pusher, request, async |caller, id| {
@@ -114,14 +115,13 @@ where
 }
 
 /// `POST /v1/conversations/{id}/join` — join a public room.
-pub async fn join_conversation<S, P>(
+pub async fn join_conversation<P>(
     verifier: &TokenVerifier,
-    store: &S,
+    store: &PostgrestStore,
     pusher: &P,
     request: &Request,
 ) -> Response<Body>
 where
-    S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     write_by_id(verifier, store, pusher, request, async |caller, id| {
@@ -133,14 +133,13 @@ where
 }
 
 /// `POST /v1/conversations/{id}/leave`.
-pub async fn leave_conversation<S, P>(
+pub async fn leave_conversation<P>(
     verifier: &TokenVerifier,
-    store: &S,
+    store: &PostgrestStore,
     pusher: &P,
     request: &Request,
 ) -> Response<Body>
 where
-    S: ConversationStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     write_by_id(verifier, store, pusher, request, async |caller, id| {
@@ -151,11 +150,7 @@ where
 }
 
 /// `GET /v1/conversations?limit=&cursor=&archived=` — mine, newest activity first.
-pub async fn list_conversations<S: ConversationStore>(
-    verifier: &TokenVerifier,
-    store: &S,
-    request: &Request,
-) -> Response<Body> {
+pub async fn list_conversations(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         let page = ListQuery::parse(query(request, "limit"), query(request, "cursor"), MAX_LIST_PAGE)?;
         let archived = match query(request, "archived") {
@@ -178,11 +173,7 @@ pub async fn list_conversations<S: ConversationStore>(
 }
 
 /// `GET /v1/rooms?limit=&cursor=` — public rooms with member and message counts.
-pub async fn list_rooms<S: ConversationStore>(
-    verifier: &TokenVerifier,
-    store: &S,
-    request: &Request,
-) -> Response<Body> {
+pub async fn list_rooms(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         let page = ListQuery::parse(query(request, "limit"), query(request, "cursor"), MAX_LIST_PAGE)?;
         Ok(json_response(200, &store.list_rooms(token, &page).await?))
@@ -191,11 +182,7 @@ pub async fn list_rooms<S: ConversationStore>(
 }
 
 /// `GET /v1/conversations/{id}` — details, participants and my settings.
-pub async fn get_conversation<S: ConversationStore>(
-    verifier: &TokenVerifier,
-    store: &S,
-    request: &Request,
-) -> Response<Body> {
+pub async fn get_conversation(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     conversation_read(verifier, request, async |token, id| {
         Ok(store.get_conversation(token, id).await?)
     })
@@ -204,11 +191,7 @@ pub async fn get_conversation<S: ConversationStore>(
 
 /// `GET /v1/conversations/{id}/events?after_seq=&limit=` — the durable events
 /// after a seq, in order: how a client catches up after a gap or a reconnect.
-pub async fn list_events<S: ConversationStore>(
-    verifier: &TokenVerifier,
-    store: &S,
-    request: &Request,
-) -> Response<Body> {
+pub async fn list_events(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     conversation_read(verifier, request, async |token, id| {
         let page = EventsQuery::parse(query(request, "after_seq"), query(request, "limit"))?;
         Ok(store.list_events(token, id, page).await?)
@@ -217,11 +200,7 @@ pub async fn list_events<S: ConversationStore>(
 }
 
 /// `GET /v1/conversations/{id}/stats` — message count, participants, online, last message.
-pub async fn conversation_stats<S: ConversationStore>(
-    verifier: &TokenVerifier,
-    store: &S,
-    request: &Request,
-) -> Response<Body> {
+pub async fn conversation_stats(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     conversation_read(verifier, request, async |token, id| {
         Ok(store.conversation_stats(token, id).await?)
     })
@@ -230,9 +209,9 @@ pub async fn conversation_stats<S: ConversationStore>(
 
 /// `GET /v1/conversations/{id}/connections` — who is online now, and on how many
 /// connections (never the connection ids themselves).
-pub async fn conversation_connections<S: ConversationStore>(
+pub async fn conversation_connections(
     verifier: &TokenVerifier,
-    store: &S,
+    store: &PostgrestStore,
     request: &Request,
 ) -> Response<Body> {
     conversation_read(verifier, request, async |token, id| {

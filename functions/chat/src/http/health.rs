@@ -29,3 +29,40 @@ pub async fn health<H: HealthProbe>(probe: &H) -> Response<Body> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::StoreError;
+
+    #[tokio::test]
+    async fn health_is_200_with_the_counts_and_503_when_the_database_does_not_answer() {
+        let store = MemoryStore::default();
+        store.answer(
+            "health_stats",
+            Ok(json!({"live_connections": 3, "users_online": 2, "active_conversations": 1})),
+        );
+        let up = health(&store).await;
+        assert_eq!(up.status(), 200);
+        let body: Value = serde_json::from_slice(up.body().as_ref()).unwrap();
+        assert_eq!(
+            (body["status"].clone(), body["live_connections"].clone()),
+            (json!("ok"), json!(3))
+        );
+
+        store.answer(
+            "health_stats",
+            Err(StoreError::Unavailable("connection refused".into())),
+        );
+        let down = health(&store).await;
+        assert_eq!(down.status(), 503);
+        let body: Value = serde_json::from_slice(down.body().as_ref()).unwrap();
+        assert_eq!(
+            body,
+            json!({"status": "degraded", "database": "unreachable", "version": env!("CARGO_PKG_VERSION")})
+        );
+    }
+}

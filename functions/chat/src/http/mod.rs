@@ -25,7 +25,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::{bearer_token, Caller, TokenVerifier};
-use crate::delivery::deliver_all;
+use crate::delivery::deliver;
 use crate::domain::parse_uuid;
 use crate::error::ApiError;
 use crate::push::ConnectionPusher;
@@ -154,7 +154,7 @@ where
     S: ConnectionRegistry,
     P: ConnectionPusher,
 {
-    deliver_all(store, pusher, deliveries).await;
+    deliver(store, pusher, deliveries, None).await;
     json_response(status, body)
 }
 

@@ -6,13 +6,13 @@ use super::{json_response, optional_json_body, signed_in, write_by_id};
 use crate::auth::TokenVerifier;
 use crate::domain::{validate_read_seq, MarkReadInput};
 use crate::push::ConnectionPusher;
-use crate::store::{ConnectionRegistry, ConversationStore};
+use crate::store::{ConnectionRegistry, MessageStore, PostgrestStore};
 
 /// `POST /v1/conversations/{id}/read` with `{"seq": n}` or no body (the latest):
 /// moves the caller's watermark forward, never back; `read` to the members.
 pub async fn mark_read<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
 where
-    S: ConversationStore + ConnectionRegistry,
+    S: MessageStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     write_by_id(verifier, store, pusher, request, async |caller, id| {
@@ -24,11 +24,7 @@ where
 }
 
 /// `GET /v1/unread` — total and per-conversation unread counts.
-pub async fn unread_counts<S: ConversationStore>(
-    verifier: &TokenVerifier,
-    store: &S,
-    request: &Request,
-) -> Response<Body> {
+pub async fn unread_counts(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         Ok(json_response(200, &store.unread_counts(token).await?))
     })

@@ -5,10 +5,10 @@ use lambda_http::{Body, Request, Response};
 use super::{json_response, query, signed_in};
 use crate::auth::TokenVerifier;
 use crate::domain::{parse_user_ids, UserQuery};
-use crate::store::UserDirectory;
+use crate::store::PostgrestStore;
 
 /// `GET /v1/me` — my profile, online state and last seen.
-pub async fn get_me<S: UserDirectory>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+pub async fn get_me(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         Ok(json_response(200, &store.get_me(token).await?))
     })
@@ -16,7 +16,7 @@ pub async fn get_me<S: UserDirectory>(verifier: &TokenVerifier, store: &S, reque
 }
 
 /// `GET /v1/users?q=&limit=` — people I can start a chat with.
-pub async fn search_users<S: UserDirectory>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+pub async fn search_users(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         let search = UserQuery::parse(query(request, "q"), query(request, "limit"))?;
         Ok(json_response(200, &store.search_users(token, &search).await?))
@@ -26,7 +26,7 @@ pub async fn search_users<S: UserDirectory>(verifier: &TokenVerifier, store: &S,
 
 /// `GET /v1/presence?user_ids=a,b` — online and last seen, for the users I
 /// share a conversation with (others are left out).
-pub async fn get_presence<S: UserDirectory>(verifier: &TokenVerifier, store: &S, request: &Request) -> Response<Body> {
+pub async fn get_presence(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
         let user_ids = parse_user_ids(query(request, "user_ids"))?;
         Ok(json_response(200, &store.get_presence(token, &user_ids).await?))

@@ -7,6 +7,8 @@
 //! jitter inside a fixed budget, so one slow fan-out cannot eat the Lambda's timeout.
 
 mod management_api;
+#[cfg(test)]
+pub mod memory;
 
 use std::future::Future;
 use std::time::Duration;
@@ -27,7 +29,8 @@ pub enum PushError {
     Failed(String),
 }
 
-/// Sends bytes to one connection, or closes it. Implemented by [`ManagementApi`].
+/// Sends bytes to one connection, or closes it. Implemented by [`ManagementApi`],
+/// and in unit tests by `memory::RecordingPusher`.
 pub trait ConnectionPusher: Send + Sync {
     fn post_to_connection(
         &self,
@@ -132,37 +135,8 @@ fn full_jitter(ceiling: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use super::memory::RecordingPusher;
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-
-    /// Scripted connections: each id answers with a sequence of results.
-    #[derive(Default)]
-    struct Scripted {
-        answers: Mutex<HashMap<String, Vec<Result<(), PushError>>>>,
-        posted: Mutex<Vec<String>>,
-        in_flight: AtomicUsize,
-        max_in_flight: AtomicUsize,
-    }
-
-    impl ConnectionPusher for Scripted {
-        async fn post_to_connection(&self, id: &str, _payload: &[u8]) -> Result<(), PushError> {
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-            tokio::task::yield_now().await;
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            self.posted.lock().unwrap().push(id.to_string());
-            let mut answers = self.answers.lock().unwrap();
-            match answers.get_mut(id) {
-                Some(list) if !list.is_empty() => list.remove(0),
-                _ => Ok(()),
-            }
-        }
-        async fn delete_connection(&self, _id: &str) -> Result<(), PushError> {
-            Ok(())
-        }
-    }
 
     fn ids(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("c{i}")).collect()
@@ -170,18 +144,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn gone_connections_are_reported_and_the_rest_still_get_it() {
-        let pusher = Scripted::default();
-        pusher
-            .answers
-            .lock()
-            .unwrap()
-            .insert("c1".into(), vec![Err(PushError::Gone)]);
-        pusher
-            .answers
-            .lock()
-            .unwrap()
-            .insert("c3".into(), vec![Err(PushError::Failed("boom".into()))]);
-        let report = fan_out(&pusher, ids(5), b"x", FanOutPolicy::default()).await;
+        let pusher = RecordingPusher::default();
+        pusher.gone("c1");
+        pusher.answer("c3", [Err(PushError::Failed("boom".into()))]);
+        let report = fan_out(&pusher, ids(5), b"{}", FanOutPolicy::default()).await;
         assert_eq!(report.delivered, 3);
         assert_eq!(report.gone, vec!["c1".to_string()]);
         assert_eq!(report.failed, 1);
@@ -189,38 +155,30 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn throttling_is_retried_within_the_budget() {
-        let pusher = Scripted::default();
-        pusher
-            .answers
-            .lock()
-            .unwrap()
-            .insert("c0".into(), vec![Err(PushError::Throttled), Err(PushError::Throttled)]);
-        let report = fan_out(&pusher, ids(1), b"x", FanOutPolicy::default()).await;
+        let pusher = RecordingPusher::default();
+        pusher.answer("c0", [Err(PushError::Throttled), Err(PushError::Throttled)]);
+        let report = fan_out(&pusher, ids(1), b"{}", FanOutPolicy::default()).await;
         assert_eq!(report.delivered, 1);
-        assert_eq!(pusher.posted.lock().unwrap().len(), 3);
+        assert_eq!(pusher.attempts(), 3);
 
-        let always = Scripted::default();
-        always
-            .answers
-            .lock()
-            .unwrap()
-            .insert("c0".into(), vec![Err(PushError::Throttled); 100]);
+        let always = RecordingPusher::default();
+        always.answer("c0", vec![Err(PushError::Throttled); 100]);
         let policy = FanOutPolicy::default();
-        let report = fan_out(&always, ids(1), b"x", policy).await;
+        let report = fan_out(&always, ids(1), b"{}", policy).await;
         assert_eq!(report.failed, 1);
-        assert!(always.posted.lock().unwrap().len() as u32 <= policy.max_retries + 1);
+        assert!(always.attempts() as u32 <= policy.max_retries + 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn in_flight_requests_are_bounded() {
-        let pusher = Scripted::default();
+        let pusher = RecordingPusher::default();
         let policy = FanOutPolicy {
             max_in_flight: 4,
             ..Default::default()
         };
-        let report = fan_out(&pusher, ids(50), b"x", policy).await;
+        let report = fan_out(&pusher, ids(50), b"{}", policy).await;
         assert_eq!(report.delivered, 50);
-        let peak = pusher.max_in_flight.load(Ordering::SeqCst);
+        let peak = pusher.peak_in_flight();
         assert!((1..=4).contains(&peak), "peak {peak}");
     }
 

@@ -1,5 +1,5 @@
-//! Storage, behind narrow traits. The only implementation talks to PostgREST
-//! ([`PostgrestStore`]); each operation is one RPC, i.e. one database round trip.
+//! Storage: [`PostgrestStore`] talks to PostgREST; each operation is one RPC,
+//! i.e. one database round trip. The few ports are below the types.
 //!
 //! Two kinds of calls exist. User-facing reads and writes carry the caller's own
 //! token, so Row Level Security decides. Operations that need other users'
@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{
-    ConversationPatch, EventsQuery, HistoryQuery, ListQuery, NewConversation, NewMessage, SearchQuery, UserQuery,
-};
+use crate::domain::NewMessage;
 use crate::error::ApiError;
+
+#[cfg(test)]
+pub mod memory;
 
 pub use self::rest::PostgrestStore;
 
@@ -82,12 +83,12 @@ pub struct Recipient {
     pub connection_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SendOutcome {
+/// What `send_message` returns to the sender (the REST body, and the ack's content).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sent {
     pub message: Message,
     /// The same `client_msg_id` was stored before: nothing new was written.
     pub duplicate: bool,
-    pub recipients: Vec<Recipient>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -239,7 +240,14 @@ fn domain_status(code: &str) -> Option<(u16, &'static str)> {
         .map(|(known, status)| (*status, *known))
 }
 
-type StoreResult<T> = Result<T, StoreError>;
+pub type StoreResult<T> = Result<T, StoreError>;
+
+// The ports: the calls whose answers the functions act on in Rust (which
+// connection gets the ack, who is excluded, what a refusal or an unmoved
+// watermark becomes, whether health is 503). Each has the PostgREST adapter
+// and the in-memory double (`memory::MemoryStore`) the handlers' unit tests
+// use. Every other call is passed through as the database answers it, so it
+// is a plain method of [`PostgrestStore`], tested end to end.
 
 /// Who is connected where. Internal: service_role only.
 pub trait ConnectionRegistry: Send + Sync {
@@ -255,78 +263,23 @@ pub trait ConnectionRegistry: Send + Sync {
     fn remove_connections(&self, connection_ids: &[String]) -> impl Future<Output = StoreResult<usize>> + Send;
 }
 
-/// Messages: storing them, changing them, finding them, and who must hear about them.
+/// The writes of the message routes (`sendMessage`, `typing`, `markRead` and
+/// their REST twins). Internal: they take the verified caller's id and return
+/// other users' connections, which only service_role may see.
 pub trait MessageStore: Send + Sync {
-    fn send_message(&self, sender: Uuid, message: &NewMessage)
-        -> impl Future<Output = StoreResult<SendOutcome>> + Send;
+    /// Idempotent per (sender, `client_msg_id`); `message.created` to every live
+    /// connection of the members, none for a repeat.
+    fn send_message(
+        &self,
+        sender: Uuid,
+        message: &NewMessage,
+    ) -> impl Future<Output = StoreResult<Outcome<Sent>>> + Send;
+    /// The other members' live connections.
     fn typing_recipients(
         &self,
         user_id: Uuid,
         conversation_id: Uuid,
     ) -> impl Future<Output = StoreResult<Vec<Recipient>>> + Send;
-    fn list_messages(
-        &self,
-        token: UserToken<'_>,
-        conversation_id: Uuid,
-        query: HistoryQuery,
-    ) -> impl Future<Output = StoreResult<HistoryPage>> + Send;
-    /// Only the author; `message.updated` to the members.
-    fn edit_message(
-        &self,
-        user_id: Uuid,
-        message_id: Uuid,
-        body: &str,
-    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    /// Only the author; the body is wiped; `message.deleted` to the members.
-    fn delete_message(
-        &self,
-        user_id: Uuid,
-        message_id: Uuid,
-    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn search_messages(
-        &self,
-        token: UserToken<'_>,
-        query: &SearchQuery,
-    ) -> impl Future<Output = StoreResult<Json>> + Send;
-}
-
-/// Conversations, membership and read state. Writes take the verified caller's
-/// id (they return other users' connections, which only service_role may see);
-/// reads carry the caller's token.
-pub trait ConversationStore: Send + Sync {
-    fn open_direct_conversation(
-        &self,
-        user_id: Uuid,
-        other_user_id: Uuid,
-        context: Option<&ConversationContext>,
-    ) -> impl Future<Output = StoreResult<Outcome<OpenedConversation>>> + Send;
-    fn create_conversation(
-        &self,
-        user_id: Uuid,
-        input: &NewConversation,
-    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn update_conversation(
-        &self,
-        user_id: Uuid,
-        conversation_id: Uuid,
-        patch: &ConversationPatch,
-    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn add_members(
-        &self,
-        user_id: Uuid,
-        conversation_id: Uuid,
-        user_ids: &[Uuid],
-    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn join_room(
-        &self,
-        user_id: Uuid,
-        conversation_id: Uuid,
-    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
-    fn leave_conversation(
-        &self,
-        user_id: Uuid,
-        conversation_id: Uuid,
-    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
     /// Moves the read watermark forward (never back); `seq` None means the latest.
     fn mark_read(
         &self,
@@ -334,36 +287,6 @@ pub trait ConversationStore: Send + Sync {
         conversation_id: Uuid,
         seq: Option<i64>,
     ) -> impl Future<Output = StoreResult<Outcome<ReadState>>> + Send;
-
-    fn get_conversation(
-        &self,
-        token: UserToken<'_>,
-        conversation_id: Uuid,
-    ) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn list_conversations(
-        &self,
-        token: UserToken<'_>,
-        query: &ListQuery,
-        archived: Option<bool>,
-    ) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn list_rooms(&self, token: UserToken<'_>, query: &ListQuery) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn list_events(
-        &self,
-        token: UserToken<'_>,
-        conversation_id: Uuid,
-        query: EventsQuery,
-    ) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn conversation_stats(
-        &self,
-        token: UserToken<'_>,
-        conversation_id: Uuid,
-    ) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn conversation_connections(
-        &self,
-        token: UserToken<'_>,
-        conversation_id: Uuid,
-    ) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn unread_counts(&self, token: UserToken<'_>) -> impl Future<Output = StoreResult<Json>> + Send;
 }
 
 /// The caller's read position in one conversation after `mark_read`.
@@ -375,13 +298,7 @@ pub struct ReadState {
     pub changed: bool,
 }
 
-/// Profiles and presence.
-pub trait UserDirectory: Send + Sync {
-    fn get_me(&self, token: UserToken<'_>) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn search_users(&self, token: UserToken<'_>, query: &UserQuery) -> impl Future<Output = StoreResult<Json>> + Send;
-    fn get_presence(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> impl Future<Output = StoreResult<Json>> + Send;
-}
-
+/// Whether the database answers, and the aggregate counts `/v1/health` reports.
 pub trait HealthProbe: Send + Sync {
     fn health_stats(&self) -> impl Future<Output = StoreResult<HealthStats>> + Send;
 }

@@ -9,6 +9,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::config::{Config, ConfigError, Secret};
+use crate::domain::{
+    ConversationPatch, EventsQuery, HistoryQuery, ListQuery, NewConversation, NewMessage, SearchQuery, UserQuery,
+};
 
 /// A PostgREST call that takes longer than this is abandoned (the Lambda's own
 /// timeout is longer, so the client still gets a proper error).
@@ -193,7 +196,7 @@ impl ConnectionRegistry for PostgrestStore {
 }
 
 impl MessageStore for PostgrestStore {
-    async fn send_message(&self, sender: Uuid, message: &NewMessage) -> StoreResult<SendOutcome> {
+    async fn send_message(&self, sender: Uuid, message: &NewMessage) -> StoreResult<Outcome<Sent>> {
         self.service_rpc(
             "send_message",
             json!({
@@ -209,7 +212,37 @@ impl MessageStore for PostgrestStore {
         .await
     }
 
-    async fn edit_message(&self, user_id: Uuid, message_id: Uuid, body: &str) -> StoreResult<Outcome<Json>> {
+    async fn typing_recipients(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Vec<Recipient>> {
+        let list: RecipientList = self
+            .service_rpc(
+                "typing_recipients",
+                json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+            )
+            .await?;
+        Ok(list.recipients)
+    }
+
+    async fn mark_read(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        seq: Option<i64>,
+    ) -> StoreResult<Outcome<ReadState>> {
+        self.service_rpc(
+            "mark_read",
+            json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_seq": seq}),
+        )
+        .await
+    }
+}
+
+/// The calls passed through as the database answers them (see the ports in
+/// the parent module for why these are not behind a trait).
+impl PostgrestStore {
+    // Messages.
+
+    /// Only the author; `message.updated` to the members.
+    pub async fn edit_message(&self, user_id: Uuid, message_id: Uuid, body: &str) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "edit_message",
             json!({"p_user_id": user_id, "p_message_id": message_id, "p_body": body}),
@@ -217,7 +250,8 @@ impl MessageStore for PostgrestStore {
         .await
     }
 
-    async fn delete_message(&self, user_id: Uuid, message_id: Uuid) -> StoreResult<Outcome<Json>> {
+    /// Only the author; the body is wiped; `message.deleted` to the members.
+    pub async fn delete_message(&self, user_id: Uuid, message_id: Uuid) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "delete_message",
             json!({"p_user_id": user_id, "p_message_id": message_id}),
@@ -225,7 +259,7 @@ impl MessageStore for PostgrestStore {
         .await
     }
 
-    async fn search_messages(&self, token: UserToken<'_>, query: &SearchQuery) -> StoreResult<Json> {
+    pub async fn search_messages(&self, token: UserToken<'_>, query: &SearchQuery) -> StoreResult<Json> {
         self.user_rpc(
             token,
             "search_messages",
@@ -239,17 +273,7 @@ impl MessageStore for PostgrestStore {
         .await
     }
 
-    async fn typing_recipients(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Vec<Recipient>> {
-        let list: RecipientList = self
-            .service_rpc(
-                "typing_recipients",
-                json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
-            )
-            .await?;
-        Ok(list.recipients)
-    }
-
-    async fn list_messages(
+    pub async fn list_messages(
         &self,
         token: UserToken<'_>,
         conversation_id: Uuid,
@@ -267,10 +291,10 @@ impl MessageStore for PostgrestStore {
         )
         .await
     }
-}
 
-impl ConversationStore for PostgrestStore {
-    async fn open_direct_conversation(
+    // Conversations and membership.
+
+    pub async fn open_direct_conversation(
         &self,
         user_id: Uuid,
         other_user_id: Uuid,
@@ -288,7 +312,7 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn create_conversation(&self, user_id: Uuid, input: &NewConversation) -> StoreResult<Outcome<Json>> {
+    pub async fn create_conversation(&self, user_id: Uuid, input: &NewConversation) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "create_conversation",
             json!({
@@ -301,7 +325,7 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn update_conversation(
+    pub async fn update_conversation(
         &self,
         user_id: Uuid,
         conversation_id: Uuid,
@@ -320,7 +344,12 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn add_members(&self, user_id: Uuid, conversation_id: Uuid, user_ids: &[Uuid]) -> StoreResult<Outcome<Json>> {
+    pub async fn add_members(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        user_ids: &[Uuid],
+    ) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "add_members",
             json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_user_ids": user_ids}),
@@ -328,7 +357,7 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn join_room(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
+    pub async fn join_room(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "join_room",
             json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
@@ -336,7 +365,7 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn leave_conversation(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
+    pub async fn leave_conversation(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "leave_conversation",
             json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
@@ -344,25 +373,12 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn mark_read(
-        &self,
-        user_id: Uuid,
-        conversation_id: Uuid,
-        seq: Option<i64>,
-    ) -> StoreResult<Outcome<ReadState>> {
-        self.service_rpc(
-            "mark_read",
-            json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_seq": seq}),
-        )
-        .await
-    }
-
-    async fn get_conversation(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
+    pub async fn get_conversation(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
         self.user_rpc(token, "get_conversation", json!({"p_conversation_id": conversation_id}))
             .await
     }
 
-    async fn list_conversations(
+    pub async fn list_conversations(
         &self,
         token: UserToken<'_>,
         query: &ListQuery,
@@ -376,7 +392,7 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn list_rooms(&self, token: UserToken<'_>, query: &ListQuery) -> StoreResult<Json> {
+    pub async fn list_rooms(&self, token: UserToken<'_>, query: &ListQuery) -> StoreResult<Json> {
         self.user_rpc(
             token,
             "list_rooms",
@@ -385,7 +401,12 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn list_events(&self, token: UserToken<'_>, conversation_id: Uuid, query: EventsQuery) -> StoreResult<Json> {
+    pub async fn list_events(
+        &self,
+        token: UserToken<'_>,
+        conversation_id: Uuid,
+        query: EventsQuery,
+    ) -> StoreResult<Json> {
         self.user_rpc(
             token,
             "list_events",
@@ -394,7 +415,7 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn conversation_stats(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
+    pub async fn conversation_stats(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
         self.user_rpc(
             token,
             "conversation_stats",
@@ -403,7 +424,7 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn conversation_connections(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
+    pub async fn conversation_connections(&self, token: UserToken<'_>, conversation_id: Uuid) -> StoreResult<Json> {
         self.user_rpc(
             token,
             "conversation_connections",
@@ -412,17 +433,17 @@ impl ConversationStore for PostgrestStore {
         .await
     }
 
-    async fn unread_counts(&self, token: UserToken<'_>) -> StoreResult<Json> {
+    pub async fn unread_counts(&self, token: UserToken<'_>) -> StoreResult<Json> {
         self.user_rpc(token, "unread_counts", json!({})).await
     }
-}
 
-impl UserDirectory for PostgrestStore {
-    async fn get_me(&self, token: UserToken<'_>) -> StoreResult<Json> {
+    // Profiles and presence.
+
+    pub async fn get_me(&self, token: UserToken<'_>) -> StoreResult<Json> {
         self.user_rpc(token, "get_me", json!({})).await
     }
 
-    async fn search_users(&self, token: UserToken<'_>, query: &UserQuery) -> StoreResult<Json> {
+    pub async fn search_users(&self, token: UserToken<'_>, query: &UserQuery) -> StoreResult<Json> {
         self.user_rpc(
             token,
             "search_users",
@@ -431,7 +452,7 @@ impl UserDirectory for PostgrestStore {
         .await
     }
 
-    async fn get_presence(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> StoreResult<Json> {
+    pub async fn get_presence(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> StoreResult<Json> {
         self.user_rpc(token, "get_presence", json!({"p_user_ids": user_ids}))
             .await
     }

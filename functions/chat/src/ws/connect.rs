@@ -7,7 +7,7 @@ use chrono::DateTime;
 
 use super::{caller, connection_id, status};
 use crate::auth::token_from_subprotocols;
-use crate::delivery::deliver_all;
+use crate::delivery::deliver;
 use crate::push::ConnectionPusher;
 use crate::store::{ConnectionRegistry, StoreError};
 
@@ -27,7 +27,7 @@ pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(
         .register_connection(connection_id(event), caller.user_id, token_exp)
         .await
     {
-        Ok(registered) => deliver_all(registry, pusher, &registered.deliveries).await,
+        Ok(registered) => deliver(registry, pusher, &registered.deliveries, None).await,
         Err(StoreError::Rejected { code, .. }) if code == "user_not_found" => {
             tracing::info!(user_id = %caller.user_id, "valid token for a user that does not exist");
             return status(403);
@@ -58,16 +58,92 @@ pub async fn disconnect<R: ConnectionRegistry, P: ConnectionPusher>(
     pusher: &P,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    // $disconnect is best effort on API Gateway's side too; a failure here leaves
-    // a row the stale-connection sweep (410 on push) removes later.
+    // $disconnect is best effort on API Gateway's side too. A row it fails to
+    // remove stays until a push to it is answered 410 (then `deliver` forgets
+    // it); once its token has expired it is neither pushed to nor counted as
+    // online, but nothing deletes it.
     match registry.unregister_connection(connection_id(event)).await {
         Ok(unregistered) => {
-            deliver_all(registry, pusher, &unregistered.deliveries).await;
+            deliver(registry, pusher, &unregistered.deliveries, None).await;
             status(200)
         }
         Err(e) => {
             tracing::error!(error = %e, "unregistering the connection failed");
             status(500)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::push::memory::RecordingPusher;
+    use crate::store::memory::MemoryStore;
+    use crate::store::StoreError;
+    use crate::testing::{delivery, signed_in, ws_event, ALICE, BOB};
+
+    fn presence(online: bool) -> Value {
+        json!({"type": "presence", "data": {"user_id": ALICE, "online": online}})
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connect_registers_until_the_token_expires_tells_contacts_and_echoes_the_subprotocol() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        store.answer(
+            "register_connection",
+            Ok(json!({"first_connection": true, "deliveries": [delivery(presence(true), &[(BOB, "bob-1")])]})),
+        );
+        let caller = signed_in(ALICE);
+        let mut event = ws_event("$connect", "alice-1", Some(caller), Value::Null);
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        event
+            .headers
+            .insert("sec-websocket-protocol", format!("chat, {jwt}").parse().unwrap());
+        let response = connect(&store, &pusher, &event).await;
+        assert_eq!(response.status_code, 200);
+        assert_eq!(response.headers["sec-websocket-protocol"], "chat");
+        let registered = &store.calls("register_connection")[0];
+        assert_eq!(registered["user_id"], json!(ALICE));
+        assert_eq!(
+            registered["token_exp"],
+            json!(DateTime::from_timestamp(caller.token_exp, 0).unwrap())
+        );
+        assert_eq!(store.connection_ids(), vec!["alice-1"]);
+        assert_eq!(pusher.received("bob-1"), vec![presence(true)]);
+        // Nothing goes to the connecting socket: it is not open yet.
+        assert!(pusher.received("alice-1").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connect_refuses_a_missing_user_with_403_and_a_missing_identity_with_401() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        store.refuse("register_connection", "user_not_found");
+        let event = ws_event("$connect", "ghost-1", Some(signed_in(BOB)), Value::Null);
+        assert_eq!(connect(&store, &pusher, &event).await.status_code, 403);
+        let anonymous = ws_event("$connect", "anon-1", None, Value::Null);
+        assert_eq!(connect(&store, &pusher, &anonymous).await.status_code, 401);
+        assert_eq!(store.calls("register_connection").len(), 1);
+        assert!(store.connection_ids().is_empty());
+        store.answer("register_connection", Err(StoreError::Unavailable("down".into())));
+        assert_eq!(connect(&store, &pusher, &event).await.status_code, 500);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn disconnect_forgets_the_connection_and_pushes_what_the_database_says() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        store.connect("alice-1", ALICE);
+        store.answer(
+            "unregister_connection",
+            Ok(json!({"user_id": ALICE, "last_connection": true,
+                      "deliveries": [delivery(presence(false), &[(BOB, "bob-1")])]})),
+        );
+        let event = ws_event("$disconnect", "alice-1", Some(signed_in(ALICE)), Value::Null);
+        assert_eq!(disconnect(&store, &pusher, &event).await.status_code, 200);
+        assert!(store.connection_ids().is_empty());
+        assert_eq!(pusher.received("bob-1"), vec![presence(false)]);
+        store.answer("unregister_connection", Err(StoreError::Unavailable("down".into())));
+        assert_eq!(disconnect(&store, &pusher, &event).await.status_code, 500);
     }
 }

@@ -1,17 +1,16 @@
 //! The message routes: `sendMessage`, `typing`, `markRead`, `ping`, `$default`.
 
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-
 use super::{connection_id, current_caller, parse_frame, reply, reply_error, request_id, status};
-use crate::delivery::{deliver_all, deliver_message};
+use crate::delivery::deliver;
 use crate::domain::{validate_read_seq, MarkReadFrame, SendMessageInput, TypingInput};
 use crate::error::ApiError;
 use crate::events::ServerEvent;
-use crate::push::{fan_out, ConnectionPusher, FanOutPolicy};
-use crate::store::{ConnectionRegistry, ConversationStore, MessageStore};
+use crate::push::ConnectionPusher;
+use crate::store::{ConnectionRegistry, Delivery, MessageStore};
 
 /// How long a typing indicator lasts unless renewed: clients show it until
 /// `expires_at`, so a client that vanishes mid-sentence does not type forever.
@@ -39,10 +38,10 @@ where
         Ok(outcome) => outcome,
         Err(error) => return reply_error(pusher, event, &error).await,
     };
-    let ack = ServerEvent::message_ack(&outcome.message, outcome.duplicate);
+    let ack = ServerEvent::message_ack(&outcome.result.message, outcome.result.duplicate);
     tokio::join!(
         reply(pusher, connection_id(event), &ack),
-        deliver_message(store, pusher, &outcome, Some(connection_id(event))),
+        deliver(store, pusher, &outcome.deliveries, Some(connection_id(event))),
     );
     status(200)
 }
@@ -70,15 +69,12 @@ where
     } else {
         Utc::now()
     };
-    let payload = ServerEvent::typing(input.conversation_id, caller.user_id, input.is_typing, expires_at).to_bytes();
-    let report = fan_out(
-        pusher,
-        recipients.into_iter().map(|r| r.connection_id),
-        &payload,
-        FanOutPolicy::default(),
-    )
-    .await;
-    crate::delivery::forget_gone(store, &report.gone).await;
+    // Transient: not in the event log, so the envelope is made here, not by the database.
+    let typing = Delivery {
+        event: ServerEvent::typing(input.conversation_id, caller.user_id, input.is_typing, expires_at).to_value(),
+        recipients,
+    };
+    deliver(store, pusher, &[typing], None).await;
     status(200)
 }
 
@@ -87,7 +83,7 @@ where
 /// `read` with the unchanged watermark, so every frame has an answer.
 pub async fn mark_read<S, P>(store: &S, pusher: &P, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse
 where
-    S: ConversationStore + ConnectionRegistry,
+    S: MessageStore + ConnectionRegistry,
     P: ConnectionPusher,
 {
     let Some(caller) = current_caller(pusher, event).await else {
@@ -100,7 +96,7 @@ where
     }
     .await;
     match result {
-        Ok(outcome) if outcome.result.changed => deliver_all(store, pusher, &outcome.deliveries).await,
+        Ok(outcome) if outcome.result.changed => deliver(store, pusher, &outcome.deliveries, None).await,
         Ok(outcome) => {
             let state = outcome.result;
             let unchanged = ServerEvent::read(state.conversation_id, caller.user_id, state.last_read_seq, Utc::now());
@@ -162,4 +158,242 @@ pub async fn default_route<P: ConnectionPusher>(
     let event_out = ServerEvent::error(&error, action.as_deref(), request_id(event));
     reply(pusher, connection_id(event), &event_out).await;
     status(200)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::auth::Caller;
+    use crate::push::memory::RecordingPusher;
+    use crate::store::memory::MemoryStore;
+    use crate::testing::{delivery, message_json, signed_in, ws_event, ALICE, BOB, CONVERSATION};
+
+    fn send_frame(body: &str) -> Value {
+        json!({"action": "sendMessage", "conversation_id": CONVERSATION, "body": body, "client_msg_id": "c-1"})
+    }
+
+    fn created(message: &Value) -> Value {
+        json!({"type": "message.created", "conversation_id": CONVERSATION, "seq": message["seq"], "data": message})
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sent_message_is_acked_to_its_connection_and_pushed_to_every_other() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let message = message_json(7, "c-1", "hello");
+        let everyone = [(ALICE, "alice-1"), (ALICE, "alice-2"), (BOB, "bob-1")];
+        store.answer(
+            "send_message",
+            Ok(json!({
+                "result": {"message": message, "duplicate": false},
+                "deliveries": [delivery(created(&message), &everyone)],
+            })),
+        );
+        let event = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hello"));
+        assert_eq!(send_message(&store, &pusher, &event).await.status_code, 200);
+
+        let stored = store.calls("send_message");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0]["sender"], json!(ALICE));
+        assert_eq!(stored[0]["client_msg_id"], "c-1");
+        let ack = pusher.received("alice-1");
+        assert_eq!(ack.len(), 1, "{ack:?}");
+        assert_eq!(ack[0]["type"], "message.ack");
+        assert_eq!(ack[0]["data"]["seq"], 7);
+        assert_eq!(ack[0]["data"]["duplicate"], false);
+        assert_eq!(ack[0]["data"]["id"], message["id"]);
+        for other in ["alice-2", "bob-1"] {
+            assert_eq!(pusher.received(other), vec![created(&message)], "{other}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_repeated_send_is_acked_as_a_duplicate_and_pushes_nothing_else() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let message = message_json(7, "c-1", "hello");
+        store.answer(
+            "send_message",
+            Ok(json!({"result": {"message": message, "duplicate": true}, "deliveries": []})),
+        );
+        let event = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hello"));
+        send_message(&store, &pusher, &event).await;
+        assert_eq!(pusher.receivers(), vec![("alice-1".to_string(), 1)]);
+        assert_eq!(pusher.received("alice-1")[0]["data"]["duplicate"], true);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_invalid_or_refused_send_is_answered_with_an_error_event() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let blank = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("   "));
+        assert_eq!(send_message(&store, &pusher, &blank).await.status_code, 200);
+        assert!(
+            store.calls("send_message").is_empty(),
+            "an invalid frame reaches the store"
+        );
+        let not_json = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), json!("{not json"));
+        send_message(&store, &pusher, &not_json).await;
+
+        store.refuse("send_message", "not_a_participant");
+        let outsider = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hi"));
+        send_message(&store, &pusher, &outsider).await;
+
+        let errors = pusher.received("alice-1");
+        let codes: Vec<&Value> = errors.iter().map(|e| &e["data"]["code"]).collect();
+        assert_eq!(
+            codes,
+            [
+                &json!("invalid_body"),
+                &json!("invalid_json"),
+                &json!("not_a_participant")
+            ]
+        );
+        assert!(errors
+            .iter()
+            .all(|e| e["type"] == "error" && e["data"]["action"] == "sendMessage"));
+        assert_eq!(errors[2]["data"]["status"], 403);
+        assert_eq!(errors[2]["data"]["request_id"], "req-1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_token_gets_token_expired_and_the_socket_is_closed() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let expired = Caller {
+            user_id: ALICE,
+            token_exp: Utc::now().timestamp() - 1,
+        };
+        let event = ws_event("sendMessage", "alice-1", Some(expired), send_frame("hello"));
+        assert_eq!(send_message(&store, &pusher, &event).await.status_code, 200);
+        let answer = pusher.received("alice-1");
+        assert_eq!(answer.len(), 1);
+        assert_eq!(answer[0]["data"]["code"], "token_expired");
+        assert_eq!(pusher.closed(), vec!["alice-1"]);
+        assert!(store.calls("send_message").is_empty());
+
+        // Every route checks it, $default included.
+        let unknown = ws_event("$default", "alice-2", Some(expired), json!({"action": "dance"}));
+        default_route(&pusher, &unknown).await;
+        assert_eq!(pusher.closed(), vec!["alice-1", "alice-2"]);
+
+        // No identity at all (the authorizer was not attached): refused, not closed.
+        let anonymous = ws_event("ping", "anon-1", None, json!({"action": "ping"}));
+        ping(&store, &pusher, &anonymous).await;
+        assert_eq!(pusher.received("anon-1")[0]["data"]["code"], "unauthorized");
+        assert_eq!(pusher.closed().len(), 2);
+        assert!(store.calls("touch_connection").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mark_read_answers_the_reader_alone_when_the_watermark_did_not_move() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        store.answer(
+            "mark_read",
+            Ok(json!({
+                "result": {"conversation_id": CONVERSATION, "last_read_seq": 4, "unread_count": 0, "changed": false},
+                "deliveries": [],
+            })),
+        );
+        let frame = json!({"action": "markRead", "conversation_id": CONVERSATION, "seq": 3});
+        mark_read(
+            &store,
+            &pusher,
+            &ws_event("markRead", "alice-1", Some(signed_in(ALICE)), frame.clone()),
+        )
+        .await;
+        assert_eq!(store.calls("mark_read")[0]["seq"], 3);
+        assert_eq!(pusher.receivers(), vec![("alice-1".to_string(), 1)]);
+        let unchanged = &pusher.received("alice-1")[0];
+        assert_eq!(unchanged["type"], "read");
+        assert_eq!(unchanged["data"]["last_read_seq"], 4);
+        assert_eq!(unchanged["data"]["user_id"], json!(ALICE));
+
+        // When it moved, the members get the database's event, the reader's own connections included.
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let read =
+            json!({"type": "read", "conversation_id": CONVERSATION, "data": {"user_id": ALICE, "last_read_seq": 9}});
+        store.answer(
+            "mark_read",
+            Ok(json!({
+                "result": {"conversation_id": CONVERSATION, "last_read_seq": 9, "unread_count": 0, "changed": true},
+                "deliveries": [delivery(read.clone(), &[(ALICE, "alice-1"), (BOB, "bob-1")])],
+            })),
+        );
+        mark_read(
+            &store,
+            &pusher,
+            &ws_event("markRead", "alice-1", Some(signed_in(ALICE)), frame),
+        )
+        .await;
+        assert_eq!(pusher.received("alice-1"), vec![read.clone()]);
+        assert_eq!(pusher.received("bob-1"), vec![read]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn typing_reaches_the_other_members_with_an_expiry() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        store.answer(
+            "typing_recipients",
+            Ok(json!({"recipients": [{"user_id": BOB, "connection_id": "bob-1"}]})),
+        );
+        let frame = json!({"action": "typing", "conversation_id": CONVERSATION, "is_typing": true});
+        let before = Utc::now();
+        typing(
+            &store,
+            &pusher,
+            &ws_event("typing", "alice-1", Some(signed_in(ALICE)), frame),
+        )
+        .await;
+        assert_eq!(store.calls("typing_recipients")[0]["user_id"], json!(ALICE));
+        assert_eq!(pusher.receivers(), vec![("bob-1".to_string(), 1)]);
+        let typing = &pusher.received("bob-1")[0];
+        assert_eq!(typing["type"], "typing");
+        assert!(typing.get("seq").is_none());
+        assert_eq!(typing["data"]["user_id"], json!(ALICE));
+        assert_eq!(typing["data"]["is_typing"], true);
+        let expires_at: chrono::DateTime<Utc> = serde_json::from_value(typing["data"]["expires_at"].clone()).unwrap();
+        let ttl = (expires_at - before).num_milliseconds();
+        assert!(
+            (TYPING_TTL_SECONDS * 1000..TYPING_TTL_SECONDS * 1000 + 1000).contains(&ttl),
+            "ttl {ttl} ms"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ping_refreshes_the_connection_and_answers_pong() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        store.connect("alice-1", ALICE);
+        ping(
+            &store,
+            &pusher,
+            &ws_event("ping", "alice-1", Some(signed_in(ALICE)), json!({"action": "ping"})),
+        )
+        .await;
+        assert_eq!(
+            store.calls("touch_connection"),
+            vec![json!({"connection_id": "alice-1"})]
+        );
+        assert_eq!(pusher.received("alice-1")[0]["type"], "pong");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_action_is_named_in_the_error() {
+        let pusher = RecordingPusher::default();
+        let caller = Some(signed_in(ALICE));
+        default_route(&pusher, &ws_event("$default", "a", caller, json!({"action": "dance"}))).await;
+        default_route(&pusher, &ws_event("$default", "a", caller, json!({"no": "action"}))).await;
+        default_route(&pusher, &ws_event("$default", "a", caller, json!("[1, 2]"))).await;
+        let errors = pusher.received("a");
+        let seen: Vec<(&Value, &Value)> = errors
+            .iter()
+            .map(|e| (&e["data"]["code"], &e["data"]["action"]))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (&json!("unknown_action"), &json!("dance")),
+                (&json!("unknown_action"), &Value::Null),
+                (&json!("invalid_json"), &Value::Null)
+            ]
+        );
+    }
 }

@@ -1,0 +1,122 @@
+-- send_message answers like every other write: {result, deliveries}, the
+-- message.created envelope built by public.event_envelope with the others.
+
+-- Stores a message and its message.created event under the next seq, and
+-- returns, like every write, {result, deliveries}: the stored message, and
+-- the event with every live connection of the members, in one round trip.
+-- Idempotent per (sender, client_msg_id): a repeat returns the stored message
+-- with duplicate = true, takes no seq and has no deliveries.
+create or replace function public.send_message(
+  p_sender uuid,
+  p_conversation_id uuid,
+  p_client_msg_id text,
+  p_kind text default 'text',
+  p_body text default null,
+  p_attachment jsonb default null,
+  p_reply_to_id uuid default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_kind text := coalesce(p_kind, 'text');
+  v_body text;
+  v_attachment jsonb;
+  v_message public.messages;
+  v_duplicate boolean := false;
+  v_seq bigint;
+  v_now timestamptz;
+  v_json jsonb;
+  v_constraint text;
+begin
+  if p_sender is null or p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_sender
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  -- Plain ASCII, so that it can travel in a header and a log line as it is.
+  if p_client_msg_id is null or p_client_msg_id !~ '^[A-Za-z0-9_.:-]{1,100}$' then
+    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters of A-Z a-z 0-9 - _ . :');
+  end if;
+
+  select m.* into v_message
+  from public.messages m
+  where m.sender_id = p_sender
+    and m.client_msg_id = p_client_msg_id;
+  v_duplicate := found;
+
+  if not v_duplicate then
+    if v_kind not in ('text', 'image', 'file') then
+      perform public.api_error('invalid_kind', 'kind must be text, image or file.');
+    end if;
+
+    v_body := public.validated_body(v_kind, p_body);
+    v_attachment := public.validated_attachment(v_kind, p_attachment);
+
+    if p_reply_to_id is not null and not exists (
+      select 1
+      from public.messages m
+      where m.id = p_reply_to_id
+        and m.conversation_id = p_conversation_id
+    ) then
+      perform public.api_error('invalid_reply', 'reply_to_id must be a message of this conversation.');
+    end if;
+
+    -- A subtransaction: if a concurrent send with the same client_msg_id
+    -- wins the unique key, the seq taken here is rolled back with the insert.
+    begin
+      v_seq := public.next_conversation_seq(p_conversation_id);
+      v_now := clock_timestamp();
+
+      insert into public.messages
+        (conversation_id, seq, sender_id, client_msg_id, kind, body, attachment, reply_to_id, created_at)
+      values
+        (p_conversation_id, v_seq, p_sender, p_client_msg_id, v_kind, v_body, v_attachment, p_reply_to_id, v_now)
+      returning * into v_message;
+
+      v_json := public.message_json(v_message);
+
+      insert into public.conversation_events (conversation_id, seq, type, message_id, actor_id, payload, created_at)
+      values (p_conversation_id, v_seq, 'message.created', v_message.id, p_sender, v_json, v_now);
+    exception
+      when unique_violation then
+        get stacked diagnostics v_constraint = constraint_name;
+        if v_constraint is distinct from 'messages_sender_client_msg_id_key' then
+          raise;
+        end if;
+        select m.* into v_message
+        from public.messages m
+        where m.sender_id = p_sender
+          and m.client_msg_id = p_client_msg_id;
+        if not found then
+          raise;
+        end if;
+        v_duplicate := true;
+    end;
+  end if;
+
+  if v_duplicate then
+    if v_message.conversation_id <> p_conversation_id then
+      perform public.api_error('idempotency_conflict',
+        'This client_msg_id was already used for a message in another conversation.');
+    end if;
+    v_json := public.message_json(v_message);
+  end if;
+
+  -- A repeat pushes nothing: the first send did.
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
+    'deliveries', case when v_duplicate then '[]'::jsonb else jsonb_build_array(public.delivery(
+      public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
+      public.live_recipients(p_conversation_id, null)
+    )) end
+  );
+end;
+$$;
