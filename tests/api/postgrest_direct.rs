@@ -182,7 +182,8 @@ async fn fixture() -> Fixture {
         .await
         .unwrap()
         .get(0);
-    let send = "select (public.send_message($1, $2, $3, 'text', $4, null, null) -> 'message' ->> 'id')::uuid";
+    let send =
+        "select (public.send_message($1, $2, $3, 'text', $4, null, null) -> 'result' -> 'message' ->> 'id')::uuid";
     let message: Uuid = db
         .query_one(
             send,
