@@ -15,7 +15,8 @@ REGION := us-east-1
 # the binaries alone would recompile tokio and the ~30 crates above it.
 # `--examples` asks for the test feature set without building the tests.
 BUILD := cargo build --workspace --bins --examples
-CHAT_LOCAL := $(or $(CARGO_TARGET_DIR),target)/debug/chat-local
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+CHAT_LOCAL := $(TARGET_DIR)/debug/chat-local
 
 # SAM CLI would otherwise phone home on every run; `make test` stays offline.
 export SAM_CLI_TELEMETRY := 0
@@ -65,9 +66,11 @@ test-unit:
 
 # Release binaries (stripped, as deployed) on an isolated stack with free
 # ports; the figures go to bench/results/. Flags: `make bench BENCH_FLAGS="--duration 30"`.
+# chat-bench runs as built here: `cargo run -p chat-bench` would resolve
+# features for that package alone and compile some 45 crates a second time.
 bench: setup
 	cargo build --release --workspace --bins
-	cargo run --quiet --release -p chat-bench -- $(BENCH_FLAGS)
+	$(TARGET_DIR)/release/chat-bench $(BENCH_FLAGS)
 
 token:
 	@$(BUILD) --quiet
