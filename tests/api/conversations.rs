@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use crate::helpers::api::messages_path;
 use crate::helpers::{assert_error, ids, stack, timestamp, unique_name, uuid_of, Stack, User, WsClient};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -1184,6 +1185,41 @@ async fn joining_a_room_tells_its_members_once_and_groups_cannot_be_joined() {
         participant_ids(&stack.details(&alice, group).await["conversation"]),
         vec![alice.id]
     );
+}
+
+/// Seed 000 pushed a room's recent messages on join; here the joiner reads
+/// them: the history shows a current member everything, earlier messages
+/// included, and an outsider nothing.
+#[tokio::test]
+async fn a_joiner_reads_the_rooms_earlier_messages() {
+    let stack = stack();
+    let (owner, joiner) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let room = uuid_of(&stack.create(&owner, "room", &unique_name("Lobby"), &[]).await["id"]);
+    let mut sent = Vec::new();
+    for text in ["first", "second", "third"] {
+        sent.push(stack.send_text(&owner, room, text).await);
+    }
+    let http = stack.http();
+    assert_error(
+        http.get(&joiner, &messages_path(room)).await,
+        403,
+        "not_a_participant",
+        "history before joining",
+    );
+
+    let (status, joined) = http
+        .post(&joiner, &format!("/v1/conversations/{room}/join"), json!({}))
+        .await;
+    assert_eq!((status, joined["joined"].as_bool()), (200, Some(true)), "{joined}");
+    let history = stack.history(&joiner, room).await;
+    assert_eq!(
+        history.iter().map(|m| m["id"].clone()).collect::<Vec<_>>(),
+        sent.iter().map(|m| m["id"].clone()).collect::<Vec<_>>(),
+        "every earlier message, in seq order"
+    );
+    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ascending seqs: {seqs:?}");
+    assert_eq!(history[2]["body"], "third");
 }
 
 // -------------------------------------------------------------------- leave

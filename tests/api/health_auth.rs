@@ -1,9 +1,12 @@
 //! Health and authentication: `GET /v1/health` answers without a token and
-//! counts what is live; every other route refuses a missing, malformed or
-//! foreign-signed token with 401 and changes nothing.
+//! counts what is live; every other operation of `docs/openapi.yaml` refuses a
+//! missing token with 401 `missing_token`, and a sample of routes (reads and
+//! writes) refuses a malformed or foreign-signed token too and changes nothing.
 
 use crate::helpers::stack;
+use crate::helpers::template::{openapi, operations, PUBLIC};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn health_counts_include_what_this_test_opened() {
@@ -103,4 +106,42 @@ async fn the_api_needs_a_valid_token() {
     assert_eq!(stored[0]["deleted_at"], Value::Null);
     let (_, body) = stack.mark_read(&alice, conversation, json!({})).await;
     assert_eq!(body["changed"], true, "the refused read changed nothing: {body}");
+}
+
+/// Every operation the contract documents, called without a token (a random
+/// id in the path, no query, `{}` as the body of writes): whatever the handler
+/// would make of the rest, the sign-in check answers first.
+#[tokio::test]
+async fn every_route_but_health_refuses_a_missing_token() {
+    let stack = stack();
+    let http = stack.http();
+    let documented = operations(&openapi());
+    let mut called = 0;
+    for (method, template) in documented.keys() {
+        if (method.as_str(), template.as_str()) == PUBLIC {
+            continue;
+        }
+        let path: String = template
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') && segment.ends_with('}') {
+                    Uuid::new_v4().to_string()
+                } else {
+                    segment.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method: reqwest::Method = method.parse().unwrap();
+        let body = matches!(method, reqwest::Method::POST | reqwest::Method::PATCH).then(|| "{}".to_string());
+        let (status, answer) = http.request(method.clone(), None, &path, body).await;
+        assert_eq!(status, 401, "{method} {path} without a token: {answer}");
+        assert_eq!(
+            answer["error"]["code"], "missing_token",
+            "{method} {path} without a token: {answer}"
+        );
+        assert!(answer["error"]["request_id"].is_string(), "{method} {path}: {answer}");
+        called += 1;
+    }
+    assert_eq!(called, documented.len() - 1, "health is the one operation left out");
 }

@@ -552,6 +552,14 @@ async fn history_pages_by_seq_with_the_limit_capped_at_100() {
     assert_eq!(newest["has_more"], true);
     assert_eq!(newest["messages"][99]["body"], "m119");
 
+    // Without `limit`, the newest page of the default size (50).
+    let (status, default_page) = http.get(&bob, &path).await;
+    assert_eq!(status, 200, "{default_page}");
+    let default_seqs = seqs(&default_page);
+    assert_eq!(default_seqs, newest_seqs[50..].to_vec(), "the newest 50, ascending");
+    assert_eq!(default_page["messages"][0]["body"], "m70");
+    assert_eq!(default_page["has_more"], true);
+
     let oldest_in_page = newest_seqs[0];
     let (_, older) = http
         .get(&bob, &format!("{path}?before_seq={oldest_in_page}&limit=100"))
@@ -836,6 +844,43 @@ async fn deleting_removes_the_body_from_history_events_and_search() {
     assert_eq!(again["message"]["deleted_at"], tombstone["deleted_at"]);
     bob_socket.expect_none("message.deleted").await;
     assert_eq!(stack.events(&bob, conversation).await["last_seq"], last_seq);
+}
+
+/// A soft delete keeps the message's row, so a reply to it still points to
+/// something: the history shows the reply with its `reply_to_id` and the
+/// original as a tombstone in its place.
+#[tokio::test]
+async fn a_reply_keeps_pointing_to_a_deleted_message() {
+    let stack = stack();
+    let (alice, bob, conversation) = stack.direct_pair().await;
+    let original = stack.send_text(&bob, conversation, "is the flat available?").await;
+    let reply = stack
+        .send(
+            &alice,
+            conversation,
+            json!({"body": "yes it is", "reply_to_id": original["id"]}),
+        )
+        .await;
+    let (status, body) = stack
+        .http()
+        .delete(&bob, &format!("/v1/messages/{}", original["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"], true, "{body}");
+
+    for viewer in [&alice, &bob] {
+        let history = stack.history(viewer, conversation).await;
+        assert_eq!(history.len(), 2, "{history:?}");
+        let (tombstone, kept) = (&history[0], &history[1]);
+        assert_eq!(tombstone["id"], original["id"]);
+        assert_eq!(tombstone["seq"], original["seq"]);
+        assert_eq!(tombstone["body"], Value::Null);
+        assert!(tombstone["deleted_at"].is_string(), "{tombstone}");
+        assert_eq!(kept["id"], reply["id"]);
+        assert_eq!(kept["reply_to_id"], original["id"]);
+        assert_eq!(kept["body"], "yes it is");
+        assert_eq!(kept["deleted_at"], Value::Null);
+    }
 }
 
 // ---------------------------------------------------------------------------

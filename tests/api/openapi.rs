@@ -7,12 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
-use crate::helpers::template::{load, template_functions, text, Route};
+use crate::helpers::template::{load, openapi, operations, template_functions, text, Route, HTTP_METHODS, PUBLIC};
 
-/// The only operation that needs no token.
-const PUBLIC: (&str, &str) = ("GET", "/v1/health");
 const ERROR_SCHEMA: &str = "#/components/schemas/Error";
-const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 fn show(routes: &BTreeSet<Route>) -> String {
     routes.iter().map(|(m, p)| format!("\n    {m} {p}")).collect()
@@ -34,28 +31,6 @@ fn template_routes() -> BTreeMap<Route, String> {
         "template.yaml routes one HTTP route to two functions: {duplicates:?}"
     );
     routes
-}
-
-fn openapi() -> Value {
-    load("docs/openapi.yaml")
-}
-
-/// (METHOD, path) -> the operation object.
-fn operations(doc: &Value) -> BTreeMap<Route, Value> {
-    let paths = doc
-        .get("paths")
-        .and_then(Value::as_mapping)
-        .expect("openapi.yaml has paths");
-    let mut operations = BTreeMap::new();
-    for (path, item) in paths {
-        let path = text(path).expect("paths are strings");
-        for method in HTTP_METHODS {
-            if let Some(operation) = item.get(method) {
-                operations.insert((method.to_ascii_uppercase(), path.clone()), operation.clone());
-            }
-        }
-    }
-    operations
 }
 
 /// Follows local `$ref`s (`#/components/...`) to the object they name.

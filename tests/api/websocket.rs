@@ -3,7 +3,7 @@
 //! authorizer, send and deliver to every device, acks and idempotency,
 //! typing, limits, malformed frames, stale and expired connections.
 
-use crate::helpers::{send_frame, stack, Closed, WsClient};
+use crate::helpers::{attachment, send_frame, stack, Closed, WsClient};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -91,6 +91,16 @@ async fn a_non_participant_sees_nothing_and_cannot_send() {
     let error = carol_socket.expect("error").await;
     assert_eq!(error["data"]["code"], "not_a_participant");
     assert_eq!(error["data"]["action"], "sendMessage");
+    // API Gateway's id of the refused frame, to quote when reporting it.
+    let request_id = error["data"]["request_id"].as_str().unwrap_or_default();
+    assert!(!request_id.is_empty(), "no request_id: {error}");
+    carol_socket.send_json(send_frame(conversation, "again", "c-2")).await;
+    let again = carol_socket.expect("error").await;
+    assert_eq!(again["data"]["code"], "not_a_participant");
+    assert!(
+        again["data"]["request_id"].is_string() && again["data"]["request_id"] != request_id,
+        "each frame has its own request_id: {again}"
+    );
 
     let (status, body) = stack
         .http()
@@ -110,6 +120,61 @@ async fn a_non_participant_sees_nothing_and_cannot_send() {
         .await;
     assert_eq!(status, 403);
     assert_eq!(stack.message_count(conversation).await, 1);
+}
+
+/// The frame carries what the REST body carries: an image with its
+/// attachment, in reply to an earlier message; the rules are the same too.
+#[tokio::test]
+async fn a_socket_send_carries_kind_attachment_and_reply() {
+    let stack = stack();
+    let (alice, bob, conversation) = stack.direct_pair().await;
+    let original = stack.send_text(&bob, conversation, "a photo of the balcony?").await;
+    let mut alice_socket = stack.connect(&alice).await;
+    let mut bob_socket = stack.connect(&bob).await;
+
+    let mut frame = send_frame(conversation, "The balcony", "img-1");
+    frame["kind"] = json!("image");
+    frame["attachment"] = attachment(
+        "https://cdn.example.com/u/a11c/balcony.jpg",
+        " balcony.jpg ",
+        "image/JPEG",
+        482113,
+    );
+    frame["reply_to_id"] = original["id"].clone();
+    alice_socket.send_json(frame.clone()).await;
+    let ack = alice_socket.expect("message.ack").await;
+    assert_eq!(ack["data"]["client_msg_id"], "img-1");
+    assert_eq!(ack["data"]["duplicate"], false);
+
+    // Stored as the REST send stores it: the name trimmed, the type lower-cased.
+    let stored_attachment = attachment(
+        "https://cdn.example.com/u/a11c/balcony.jpg",
+        "balcony.jpg",
+        "image/jpeg",
+        482113,
+    );
+    let created = bob_socket.expect("message.created").await;
+    assert_eq!(created["data"]["id"], ack["data"]["id"]);
+    assert_eq!(created["data"]["kind"], "image");
+    assert_eq!(created["data"]["body"], "The balcony");
+    assert_eq!(created["data"]["attachment"], stored_attachment);
+    assert_eq!(created["data"]["reply_to_id"], original["id"]);
+    let history = stack.history(&bob, conversation).await;
+    assert_eq!(
+        history.last().unwrap(),
+        &created["data"],
+        "the pushed message is the stored one"
+    );
+
+    // An invalid attachment in a frame: the same code as over REST, nothing stored.
+    frame["client_msg_id"] = json!("img-2");
+    frame["attachment"]["mime_type"] = json!("application/pdf");
+    alice_socket.send_json(frame).await;
+    let error = alice_socket.expect("error").await;
+    assert_eq!(error["data"]["code"], "invalid_attachment", "{error}");
+    assert_eq!(error["data"]["action"], "sendMessage");
+    bob_socket.expect_none("message.created").await;
+    assert_eq!(stack.message_count(conversation).await, 2);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! `template.yaml` (and the other YAML documents) as the tests read them.
+//! `template.yaml` and `docs/openapi.yaml` (and the other YAML documents) as
+//! the tests read them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +14,34 @@ pub fn load(relative: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{relative} is not valid YAML: {e}"))
+}
+
+/// The REST contract.
+pub fn openapi() -> Value {
+    load("docs/openapi.yaml")
+}
+
+/// The only operation of `docs/openapi.yaml` that needs no token.
+pub const PUBLIC: (&str, &str) = ("GET", "/v1/health");
+/// The keys of an OpenAPI path item that are operations.
+pub const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// (METHOD, path) -> the operation object, for every operation of an OpenAPI document.
+pub fn operations(doc: &Value) -> BTreeMap<Route, Value> {
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_mapping)
+        .expect("openapi.yaml has paths");
+    let mut operations = BTreeMap::new();
+    for (path, item) in paths {
+        let path = text(path).expect("paths are strings");
+        for method in HTTP_METHODS {
+            if let Some(operation) = item.get(method) {
+                operations.insert((method.to_ascii_uppercase(), path.clone()), operation.clone());
+            }
+        }
+    }
+    operations
 }
 
 /// CloudFormation short tags (`!Ref X`, `!Sub "…"`) come out of serde_yaml as
