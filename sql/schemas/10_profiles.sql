@@ -38,11 +38,35 @@ grant update (username, display_name, avatar_url) on table public.profiles to au
 -- service_role bypasses RLS and works on every table (as on Supabase).
 grant all on table public.profiles to service_role;
 
+-- Who may see whose profile (its public part: username, display name,
+-- avatar). Every signed-in user may see every user's: that is how people find
+-- each other to start a conversation (search_users), and a chat screen names
+-- everyone it shows (get_profiles, and the participants and counterparts that
+-- the conversation RPCs embed). The one place this rule is written: the select
+-- policy below, search_users and get_profiles all ask it, so a narrower rule
+-- (hidden accounts, blocking) is a change here. It names whose profile so such
+-- a rule can use it, and asks about the caller only (auth.uid()), like
+-- is_participant, so calling it directly reveals nothing about others.
+-- Presence is a different rule (presence_visible).
+create function public.can_see_profile(p_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select auth.uid() is not null and p_user_id is not null
+$$;
+
+-- Policies run it with the querying user's privileges, so authenticated
+-- needs EXECUTE.
+revoke execute on function public.can_see_profile(uuid) from public, anon;
+grant execute on function public.can_see_profile(uuid) to authenticated, service_role;
+
 create policy "profiles are readable by signed-in users"
   on public.profiles
   for select
   to authenticated
-  using (true);
+  using (public.can_see_profile(id));
 
 create policy "profiles are updatable by their owner"
   on public.profiles
@@ -113,6 +137,24 @@ end;
 $$;
 
 revoke execute on function public.handle_new_auth_user() from public, anon, authenticated, service_role;
+
+-- The public part of a profile, as embedded wherever a user is named
+-- (participants, a direct conversation's counterpart) and as the base of the
+-- Profile shape (profile_json adds presence, for those who may see it).
+create function public.public_profile_json(p_profile public.profiles)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', p_profile.id,
+    'username', p_profile.username,
+    'display_name', p_profile.display_name,
+    'avatar_url', p_profile.avatar_url
+  )
+$$;
+revoke execute on function public.public_profile_json(public.profiles) from public, anon, authenticated, service_role;
 
 create trigger create_profile_for_new_user
   after insert on auth.users

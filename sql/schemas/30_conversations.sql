@@ -137,7 +137,9 @@ create policy "participants are readable by fellow participants"
 -- ===========================================================================
 
 -- The Conversation JSON shape, with its current participants; each carries
--- last_read_seq, which is how clients show read receipts.
+-- last_read_seq, which is how clients show read receipts, and the public part
+-- of the participant's profile (never presence: that has its own rule), so a
+-- chat screen can name everyone it shows. Former members are not listed.
 create function public.conversation_json(p_conversation_id uuid)
 returns jsonb
 language sql
@@ -155,10 +157,12 @@ as $$
     'last_seq', c.last_seq,
     'participants', coalesce((
       select jsonb_agg(
-        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq)
+        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq,
+                           'profile', public.public_profile_json(u))
         order by p.joined_at, p.user_id
       )
       from public.participants p
+      join public.profiles u on u.id = p.user_id
       where p.conversation_id = c.id
         and p.left_at is null
     ), '[]'::jsonb)
@@ -881,7 +885,9 @@ grant execute on function public.list_rooms(int, text) to authenticated, service
 
 -- The caller's current conversations, most recently active first, a page at
 -- a time, each with what a conversation list shows (last message, unread
--- count, the caller's own settings).
+-- count, the caller's own settings, and for a direct conversation the
+-- public profile of the other user: the counterpart, also after they left;
+-- null once their account is gone).
 create function public.list_conversations(
   p_limit int default 20,
   p_cursor text default null,
@@ -914,9 +920,8 @@ begin
       'last_seq', r.last_seq,
       'last_activity_at', r.last_activity_at,
       'member_count', (select count(*) from public.participants q where q.conversation_id = r.id and q.left_at is null),
-      'other_user_id', case when r.kind = 'direct'
-                            then case when r.direct_user_low = v_me then r.direct_user_high else r.direct_user_low end
-                       end,
+      'other_user_id', r.other_user_id,
+      'counterpart', case when u.id is not null then public.public_profile_json(u) end,
       'last_message', (
         select public.message_json(m)
         from public.messages m
@@ -932,7 +937,8 @@ begin
     ) order by r.last_activity_at desc, r.id desc), '[]'::jsonb)
     from (
       select c.id, c.kind, c.name, c.context_type, c.context_id, c.created_at, c.last_seq,
-             c.direct_user_low, c.direct_user_high, a.at as last_activity_at,
+             case when c.direct_user_low = v_me then c.direct_user_high else c.direct_user_low end as other_user_id,
+             a.at as last_activity_at,
              p.role, p.last_read_seq, p.archived, p.muted
       from public.participants p
       join public.conversations c on c.id = p.conversation_id
@@ -945,6 +951,8 @@ begin
       order by a.at desc, c.id desc
       limit v_limit + 1
     ) r
+    -- The counterpart's profile, joined to the page's rows in the same query.
+    left join public.profiles u on u.id = r.other_user_id
   ), v_limit);
 end;
 $$;

@@ -58,25 +58,41 @@ as $$
 $$;
 revoke execute on function public.contact_recipients(uuid) from public, anon, authenticated, service_role;
 
--- The Profile JSON shape as a viewer may see it: presence (online,
--- last_seen_at) only for the user themself and their contacts, else null.
+-- The Profile JSON shape as a viewer may see it: the public profile, and
+-- presence (online, last_seen_at) only for the user themself and their
+-- contacts, else null.
 create function public.profile_json(p_profile public.profiles, p_viewer uuid)
 returns jsonb
 language sql
 stable
 set search_path = ''
 as $$
-  select jsonb_build_object(
-    'id', p_profile.id,
-    'username', p_profile.username,
-    'display_name', p_profile.display_name,
-    'avatar_url', p_profile.avatar_url,
+  select public.public_profile_json(p_profile) || jsonb_build_object(
     'online', case when v.visible then public.is_online(p_profile.id) end,
     'last_seen_at', case when v.visible then p_profile.last_seen_at end
   )
   from (select public.presence_visible(p_viewer, p_profile.id) as visible) v
 $$;
 revoke execute on function public.profile_json(public.profiles, uuid) from public, anon, authenticated, service_role;
+
+-- The user ids of one lookup by id (get_presence, get_profiles): at least
+-- one, at most 100 (a chat screen's worth; more is a list to page).
+create function public.check_user_ids(p_user_ids uuid[])
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
+  end if;
+  if cardinality(p_user_ids) > 100 then
+    perform public.api_error('invalid_argument', 'At most 100 user_ids at once.');
+  end if;
+end;
+$$;
+revoke execute on function public.check_user_ids(uuid[]) from public, anon, authenticated, service_role;
 
 -- ===========================================================================
 -- Internal RPCs (service_role only)
@@ -226,7 +242,8 @@ revoke execute on function public.get_me() from public, anon;
 grant execute on function public.get_me() to authenticated, service_role;
 
 -- Finds other users by a piece of their username or display name, to start
--- a conversation with. The query is matched literally (% and _ are not
+-- a conversation with, among the profiles the caller may see
+-- (can_see_profile). The query is matched literally (% and _ are not
 -- wildcards). Presence shows only for contacts.
 create function public.search_users(p_query text default null, p_limit int default 20)
 returns jsonb
@@ -245,6 +262,7 @@ begin
       select p
       from public.profiles p
       where p.id <> v_me
+        and public.can_see_profile(p.id)
         and (p.username ilike v_pattern escape '\' or p.display_name ilike v_pattern escape '\')
       order by p.username
       limit v_limit
@@ -269,12 +287,7 @@ as $$
 declare
   v_me uuid := public.require_caller();
 begin
-  if p_user_ids is null or cardinality(p_user_ids) = 0 then
-    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
-  end if;
-  if cardinality(p_user_ids) > 100 then
-    perform public.api_error('invalid_argument', 'At most 100 user_ids at once.');
-  end if;
+  perform public.check_user_ids(p_user_ids);
 
   return jsonb_build_object('presence', (
     select coalesce(jsonb_agg(
@@ -289,3 +302,31 @@ end;
 $$;
 revoke execute on function public.get_presence(uuid[]) from public, anon;
 grant execute on function public.get_presence(uuid[]) to authenticated, service_role;
+
+-- Profiles by id, for a client that holds ids (a message's sender_id, a
+-- typing user_id, a member.joined event) and wants names: the ones the caller
+-- may see (can_see_profile, as search_users), the caller's own included;
+-- unknown ids are left out. The Profile shape, so presence shows for
+-- contacts only, as in search_users.
+create function public.get_profiles(p_user_ids uuid[])
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+begin
+  perform public.check_user_ids(p_user_ids);
+
+  return jsonb_build_object('users', (
+    select coalesce(jsonb_agg(public.profile_json(p, v_me) order by p.username), '[]'::jsonb)
+    from public.profiles p
+    where p.id = any (p_user_ids)
+      and public.can_see_profile(p.id)
+  ));
+end;
+$$;
+revoke execute on function public.get_profiles(uuid[]) from public, anon;
+grant execute on function public.get_profiles(uuid[]) to authenticated, service_role;

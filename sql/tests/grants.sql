@@ -82,6 +82,7 @@ select sig, 'user_facing' from unnest(array[
   'public.get_me()',
   'public.search_users(text,integer)',
   'public.get_presence(uuid[])',
+  'public.get_profiles(uuid[])',
   'public.list_rooms(integer,text)',
   'public.list_conversations(integer,text,boolean)',
   'public.get_conversation(uuid)',
@@ -112,6 +113,8 @@ select sig, 'helper' from unnest(array[
   'public.is_online(uuid)',
   'public.contact_recipients(uuid)',
   'public.profile_json(public.profiles,uuid)',
+  'public.public_profile_json(public.profiles)',
+  'public.check_user_ids(uuid[])',
   'public.unread_count(uuid,uuid,bigint)',
   'public.me_json(public.participants)',
   'public.require_caller()',
@@ -135,8 +138,10 @@ select 'public.is_blank(text)', 'constraint'
 union all
 select 'public.trim_blank(text)', 'constraint'
 union all
--- The RLS helper must be callable where policies evaluate it.
-select 'public.is_participant(uuid)', 'policy';
+-- The RLS helpers must be callable where policies evaluate them.
+select 'public.is_participant(uuid)', 'policy'
+union all
+select 'public.can_see_profile(uuid)', 'policy';
 
 do $$
 declare
@@ -226,6 +231,8 @@ declare
     format('select public.shares_conversation(%L, %L)', tests.alice(), tests.bob()),
     format('select public.presence_visible(%L, %L)', tests.alice(), tests.bob()),
     format('select public.profile_json(p, %L) from public.profiles p', tests.alice()),
+    'select public.public_profile_json(p) from public.profiles p',
+    format('select public.check_user_ids(array[%L]::uuid[])', tests.alice()),
     format('select public.unread_count(gen_random_uuid(), %L, 0)', tests.alice()),
     format('select public.require_participant(gen_random_uuid(), %L)', tests.alice()),
     format('select public.lock_as_participant(gen_random_uuid(), %L)', tests.alice()),
@@ -261,6 +268,7 @@ declare
     'select public.get_me()',
     'select public.search_users(''a'')',
     format('select public.get_presence(array[%L]::uuid[])', tests.alice()),
+    format('select public.get_profiles(array[%L]::uuid[])', tests.alice()),
     'select public.list_rooms()',
     'select public.list_conversations()',
     'select public.get_conversation(gen_random_uuid())',

@@ -157,14 +157,16 @@ begin
   v_entry := (select c from jsonb_array_elements(v_list) c where (c ->> 'id')::uuid = v_direct);
   perform tests.eq(
     (select array_agg(k order by k) from jsonb_object_keys(v_entry) k),
-    array['archived', 'context_id', 'context_type', 'created_at', 'id', 'kind', 'last_activity_at', 'last_message',
-      'last_read_seq', 'last_seq', 'member_count', 'muted', 'name', 'other_user_id', 'role', 'unread_count'],
+    array['archived', 'context_id', 'context_type', 'counterpart', 'created_at', 'id', 'kind', 'last_activity_at',
+      'last_message', 'last_read_seq', 'last_seq', 'member_count', 'muted', 'name', 'other_user_id', 'role',
+      'unread_count'],
     'entry keys');
   perform tests.eq(v_entry - 'last_message' - 'created_at', jsonb_build_object(
     'id', v_direct, 'kind', 'direct', 'name', null, 'context_type', null, 'context_id', null,
     'last_seq', 5, 'last_activity_at', '2026-02-01T00:00:00+00:00', 'member_count', 2,
     'other_user_id', tests.carol(), 'unread_count', 1, 'last_read_seq', 3, 'archived', false, 'muted', false,
-    'role', 'member'), 'a 1:1 entry');
+    'role', 'member', 'counterpart', jsonb_build_object(
+      'id', tests.carol(), 'username', 'carol', 'display_name', 'Carol', 'avatar_url', null)), 'a 1:1 entry');
   perform tests.eq(v_entry -> 'last_message' ->> 'body', 'are you there?', 'last_message of the 1:1');
   perform tests.eq(v_entry -> 'last_message',
     (select public.message_json(m) from public.messages m where m.conversation_id = v_direct order by seq desc limit 1),
@@ -172,6 +174,7 @@ begin
 
   v_entry := (select c from jsonb_array_elements(v_list) c where (c ->> 'id')::uuid = v_room);
   perform tests.eq(v_entry -> 'other_user_id', 'null'::jsonb, 'a room has no other user');
+  perform tests.eq(v_entry -> 'counterpart', 'null'::jsonb, 'a room has no counterpart');
   perform tests.eq(v_entry -> 'unread_count', '1'::jsonb, 'unread in the room');
   perform tests.eq(v_entry -> 'member_count', '2'::jsonb, 'room members');
 
