@@ -12,8 +12,9 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Members added in one request (creation or `…/members`): distinct user ids,
 /// besides the owner of a new conversation.
 pub const MAX_MEMBERS_PER_REQUEST: usize = 100;
-/// Users asked about in one `GET /v1/presence`.
-pub const MAX_PRESENCE_IDS: usize = 100;
+/// Users asked about by id in one request (`GET /v1/presence`,
+/// `GET /v1/users?ids=`). SQL: `public.check_user_ids`.
+pub const MAX_USER_IDS: usize = 100;
 pub const MAX_SEARCH_CHARS: usize = 200;
 pub const MAX_USER_QUERY_CHARS: usize = 100;
 /// An opaque paging cursor is short; anything longer is not one of ours.
@@ -271,20 +272,46 @@ impl UserQuery {
     }
 }
 
-/// `GET /v1/presence?user_ids=a,b,c`.
-pub fn parse_user_ids(raw: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
-    let raw = raw
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApiError::bad_request("invalid_argument", "`user_ids` is required: comma-separated user ids"))?;
+/// `GET /v1/users`: people to start a chat with, found by name, or the
+/// profiles of users a client holds ids of (`ids`, not combined with the
+/// search's `q` and `limit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersRequest {
+    Search(UserQuery),
+    Ids(Vec<Uuid>),
+}
+
+impl UsersRequest {
+    pub fn parse(q: Option<&str>, limit: Option<&str>, ids: Option<&str>) -> Result<Self, ApiError> {
+        match ids {
+            None => UserQuery::parse(q, limit).map(Self::Search),
+            Some(_) if q.is_some() || limit.is_some() => Err(ApiError::bad_request(
+                "invalid_argument",
+                "`ids` cannot be combined with `q` or `limit`: either search by name or look up by id",
+            )),
+            Some(ids) => parse_user_ids("ids", Some(ids)).map(Self::Ids),
+        }
+    }
+}
+
+/// A comma-separated list of user ids in the query parameter `name`
+/// (`GET /v1/presence?user_ids=a,b,c`, `GET /v1/users?ids=a,b,c`): at least
+/// one, at most [`MAX_USER_IDS`].
+pub fn parse_user_ids(name: &str, raw: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
+    let raw = raw.map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_argument",
+            format!("`{name}` is required: comma-separated user ids"),
+        )
+    })?;
     let ids = raw
         .split(',')
-        .map(|id| parse_uuid("user_ids", id))
+        .map(|id| parse_uuid(name, id))
         .collect::<Result<Vec<_>, _>>()?;
-    if ids.len() > MAX_PRESENCE_IDS {
+    if ids.len() > MAX_USER_IDS {
         return Err(ApiError::bad_request(
             "invalid_argument",
-            format!("at most {MAX_PRESENCE_IDS} `user_ids` at a time"),
+            format!("at most {MAX_USER_IDS} `{name}` at a time"),
         ));
     }
     Ok(ids)
@@ -437,14 +464,18 @@ mod tests {
         assert_eq!(UserQuery::parse(Some(" "), None).unwrap().q, None);
         let a = Uuid::new_v4();
         let b = Uuid::new_v4();
-        assert_eq!(parse_user_ids(Some(&format!("{a}, {b}"))).unwrap(), vec![a, b]);
-        assert!(parse_user_ids(None).is_err());
-        assert!(parse_user_ids(Some("x")).is_err());
-        let many = (0..=MAX_PRESENCE_IDS)
-            .map(|_| Uuid::new_v4().to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        assert!(parse_user_ids(Some(&many)).is_err());
+        assert_eq!(
+            parse_user_ids("user_ids", Some(&format!("{a}, {b}"))).unwrap(),
+            vec![a, b]
+        );
+        assert!(parse_user_ids("user_ids", None).is_err());
+        assert!(parse_user_ids("user_ids", Some("x")).is_err());
+        let ids = |n: usize| (0..n).map(|_| Uuid::new_v4().to_string()).collect::<Vec<_>>().join(",");
+        assert_eq!(
+            parse_user_ids("user_ids", Some(&ids(MAX_USER_IDS))).unwrap().len(),
+            MAX_USER_IDS
+        );
+        assert!(parse_user_ids("user_ids", Some(&ids(MAX_USER_IDS + 1))).is_err());
         assert_eq!(validate_read_seq(Some(-1)).unwrap_err().code, "invalid_argument");
     }
 
@@ -460,5 +491,34 @@ mod tests {
         assert_eq!(edit(&"x".repeat(MAX_BODY_CHARS + 1)).unwrap_err().status, 413);
         // Blank is for the database to judge: a caption may be emptied, a text may not.
         assert!(edit("  ").is_ok());
+    }
+
+    #[test]
+    fn users_are_searched_by_name_or_looked_up_by_id() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(
+            UsersRequest::parse(Some("al"), Some("5"), None).unwrap(),
+            UsersRequest::Search(UserQuery {
+                q: Some("al".into()),
+                limit: Some(5)
+            })
+        );
+        assert_eq!(
+            UsersRequest::parse(None, None, Some(&format!("{a},{b}"))).unwrap(),
+            UsersRequest::Ids(vec![a, b])
+        );
+        for (q, limit, ids) in [
+            (Some("al"), None, Some(a.to_string())),
+            (None, Some("5"), Some(a.to_string())),
+            (None, None, Some(String::new())),
+            (None, None, Some("nope".into())),
+        ] {
+            let error = UsersRequest::parse(q, limit, ids.as_deref()).unwrap_err();
+            assert_eq!(
+                (error.status, error.code),
+                (400, "invalid_argument"),
+                "{q:?} {limit:?} {ids:?}"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@ use lambda_http::{Body, Request, Response};
 
 use super::{json_response, query, signed_in};
 use crate::auth::TokenVerifier;
-use crate::domain::{parse_user_ids, UserQuery};
+use crate::domain::{parse_user_ids, UsersRequest};
 use crate::store::PostgrestStore;
 
 /// `GET /v1/me` — my profile, online state and last seen.
@@ -15,11 +15,15 @@ pub async fn get_me(verifier: &TokenVerifier, store: &PostgrestStore, request: &
     .await
 }
 
-/// `GET /v1/users?q=&limit=` — people I can start a chat with.
+/// `GET /v1/users?q=&limit=` — people I can start a chat with;
+/// `GET /v1/users?ids=a,b` — the profiles of users I hold ids of.
 pub async fn search_users(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
-        let search = UserQuery::parse(query(request, "q"), query(request, "limit"))?;
-        Ok(json_response(200, &store.search_users(token, &search).await?))
+        let users = match UsersRequest::parse(query(request, "q"), query(request, "limit"), query(request, "ids"))? {
+            UsersRequest::Search(search) => store.search_users(token, &search).await?,
+            UsersRequest::Ids(ids) => store.get_profiles(token, &ids).await?,
+        };
+        Ok(json_response(200, &users))
     })
     .await
 }
@@ -28,7 +32,7 @@ pub async fn search_users(verifier: &TokenVerifier, store: &PostgrestStore, requ
 /// share a conversation with (others are left out).
 pub async fn get_presence(verifier: &TokenVerifier, store: &PostgrestStore, request: &Request) -> Response<Body> {
     signed_in(verifier, request, async |_caller, token| {
-        let user_ids = parse_user_ids(query(request, "user_ids"))?;
+        let user_ids = parse_user_ids("user_ids", query(request, "user_ids"))?;
         Ok(json_response(200, &store.get_presence(token, &user_ids).await?))
     })
     .await

@@ -452,6 +452,11 @@ impl PostgrestStore {
         .await
     }
 
+    pub async fn get_profiles(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> StoreResult<Json> {
+        self.user_rpc(token, "get_profiles", json!({"p_user_ids": user_ids}))
+            .await
+    }
+
     pub async fn get_presence(&self, token: UserToken<'_>, user_ids: &[Uuid]) -> StoreResult<Json> {
         self.user_rpc(token, "get_presence", json!({"p_user_ids": user_ids}))
             .await
