@@ -10,6 +10,11 @@
 set -euo pipefail
 
 readonly POSTRUST_VERSION=3.1.0
+# postrust-server's own lockfile, but for one entry: it names webpki-roots
+# 1.0.11, which the registry does not carry, so `cargo install --locked
+# postrust-server` fails. This one has 1.0.10 there (what a fresh resolution
+# picks); every install builds the same versions from it.
+readonly POSTRUST_LOCKFILE=infra/postrust.Cargo.lock
 readonly SAM_CLI_VERSION=1.170.0
 readonly CARGO_LAMBDA_VERSION=1.9.2
 readonly ZIGLANG_VERSION=0.13.0.post1
@@ -99,18 +104,31 @@ ensure_cargo() {
 cargo_installed() { # crate version
   local installed
   installed="$(cargo install --list)"
-  grep -q "^$1 v$2:" <<<"$installed"
+  # A path install is listed as `name vX (path):`.
+  grep -qE "^$1 v$2( \(.*\))?:" <<<"$installed"
 }
 
+# The published source of postrust-server, built with our lockfile: cargo
+# fetches it as the dependency of a throwaway package resolved from that
+# lockfile (so only the locked versions are downloaded), and installs a copy
+# with the lockfile beside it.
 ensure_postrust() {
   cargo_installed postrust-server "$POSTRUST_VERSION" && return
   say "installing postrust $POSTRUST_VERSION (PostgREST server; several minutes the first time)"
-  # Its published lockfile pins a crate version the registry may not carry
-  # (webpki-roots 1.0.11); then resolve afresh within the same semver ranges.
-  if ! cargo install --quiet --locked postrust-server --version "$POSTRUST_VERSION"; then
-    say "the locked install failed; installing with freshly resolved dependencies"
-    cargo install --quiet postrust-server --version "$POSTRUST_VERSION"
-  fi
+  local work manifest
+  work="$(mktemp -d)"
+  mkdir -p "$work/fetch/src"
+  printf '[package]\nname = "postrust-fetch"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\npostrust-server = "=%s"\n\n[workspace]\n' \
+    "$POSTRUST_VERSION" >"$work/fetch/Cargo.toml"
+  : >"$work/fetch/src/lib.rs"
+  cp "$POSTRUST_LOCKFILE" "$work/fetch/Cargo.lock"
+  manifest="$(cargo metadata --quiet --format-version 1 --manifest-path "$work/fetch/Cargo.toml" \
+    | grep -oE '"manifest_path":"[^"]*/postrust-server-[0-9.]+/Cargo.toml"' | cut -d'"' -f4)"
+  [ -n "$manifest" ] || fail "cargo did not fetch postrust-server $POSTRUST_VERSION"
+  cp -R "$(dirname "$manifest")" "$work/postrust-server"
+  cp "$POSTRUST_LOCKFILE" "$work/postrust-server/Cargo.lock"
+  cargo install --quiet --locked --path "$work/postrust-server"
+  rm -rf "$work"
 }
 
 # Lambda runs the functions on arm64 (Graviton). cargo-lambda would add the
