@@ -31,7 +31,7 @@ help:
 	@echo "make setup         install what is missing (PostgreSQL, postrust, SAM CLI)"
 	@echo "make dev           run the whole stack locally until Ctrl-C"
 	@echo "make test          lint the template, then unit, SQL and end-to-end tests"
-	@echo "make test-unit     the unit tests alone: no database, no stack, no processes"
+	@echo "make test-unit     the unit tests alone, in seconds: no database, no stack"
 	@echo "make bench         latency, throughput, round trips, cold starts on release builds (BENCH_FLAGS=--help)"
 	@echo "make token USER=x  an access token for alice, bob, carol, dave or a user id"
 	@echo "make build         sam build (cargo-lambda, arm64, no Docker)"
@@ -56,11 +56,12 @@ test: setup
 	$(BUILD) --tests
 	cargo test --workspace --no-fail-fast
 
-# What lives in src/: no Postgres, no stack, no child processes, so nothing
-# to install first. Not the end-to-end suite (chat-e2e), nor the integration
-# tests under each crate's tests/ (the emulator's run the echo function as
-# child processes, local-stack's starts a stack); chat-lambdas holds only the
-# two-line mains, whose wiring the end-to-end suite exercises.
+# The tests beside the code (src/), in seconds: no database, no stack, no
+# function processes, nothing to install first. Not the end-to-end suite
+# (chat-e2e), nor the integration tests in each crate's tests/ (the
+# emulator's run the echo function as processes, some 15 s; local-stack's
+# starts a stack); chat-lambdas holds only the two-line mains, whose wiring
+# the end-to-end suite exercises.
 test-unit:
 	cargo test --workspace --exclude chat-e2e --exclude chat-lambdas --lib --bins
 
