@@ -10,6 +10,7 @@ mod events_replay;
 mod health_auth;
 mod messages;
 mod openapi;
+mod people;
 mod postgrest_direct;
 mod read_state;
 mod rules;

@@ -634,6 +634,7 @@ async fn user_facing_rpcs_refuse_anon_and_tell_outsiders_nothing() {
         ("get_me", json!({})),
         ("search_users", json!({"p_query": "a"})),
         ("get_presence", json!({"p_user_ids": [f.alice.id]})),
+        ("get_profiles", json!({"p_user_ids": [f.alice.id]})),
         ("list_rooms", json!({})),
         ("list_conversations", json!({})),
         ("get_conversation", json!({"p_conversation_id": f.group})),
@@ -725,6 +726,19 @@ async fn user_facing_rpcs_refuse_anon_and_tell_outsiders_nothing() {
     assert_eq!(users["users"].as_array().unwrap().len(), 1, "{users}");
     assert_eq!(users["users"][0]["online"], Value::Null);
     assert_eq!(users["users"][0]["last_seen_at"], Value::Null);
+    // By id, the same: the public profile search shows, never the presence.
+    let profiles = ok(
+        "mallory asks for alice's profile by id",
+        rest.rpc(mallory, "get_profiles", &json!({"p_user_ids": [f.alice.id]}))
+            .await,
+    );
+    assert_eq!(profiles["users"], users["users"], "get_profiles and search_users alike");
+    let profiles = ok(
+        "bob asks for alice's profile by id",
+        rest.rpc(bob, "get_profiles", &json!({"p_user_ids": [f.alice.id]}))
+            .await,
+    );
+    assert_eq!(profiles["users"][0]["online"], true, "{profiles}");
     let presence = ok(
         "bob asks for alice's presence",
         rest.rpc(bob, "get_presence", &json!({"p_user_ids": [f.alice.id]}))
