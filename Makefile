@@ -49,12 +49,19 @@ dev: setup
 	$(BUILD)
 	$(CHAT_LOCAL) up
 
+# The end-to-end tests mostly wait on sockets, so they run in more threads
+# than there are cores; they share one stack, each test with its own users.
+E2E_THREADS ?= 8
+
 # The end-to-end tests start their own ephemeral stack and stop it whatever
 # happens; nothing is left running after a failure.
 test: setup
 	$(SAM) validate --lint --template template.yaml --region $(REGION)
 	$(BUILD) --tests
-	cargo test --workspace --no-fail-fast
+	@status=0; \
+	  cargo test --workspace --exclude chat-e2e --no-fail-fast || status=$$?; \
+	  cargo test -p chat-e2e --test api --no-fail-fast -- --test-threads=$(E2E_THREADS) || status=$$?; \
+	  exit $$status
 
 # The tests beside the code (src/), in seconds: no database, no stack, no
 # function processes, nothing to install first. Not the end-to-end suite

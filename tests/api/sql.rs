@@ -142,7 +142,7 @@ fn chat_local(args: &[&str]) -> std::process::Output {
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
         .output()
-        .expect("run chat-local (cargo build --workspace --bins first)")
+        .expect("run chat-local (cargo build --workspace --bins --examples first)")
 }
 
 fn db_push(database: &ScratchDatabase) -> std::process::Output {

@@ -67,7 +67,7 @@ fn start_stack() -> Stack {
     for needed in [runner.clone(), bin_dir.join("ws-send-message")] {
         assert!(
             needed.exists(),
-            "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+            "{} is missing: run `cargo build --workspace --bins --examples` first (make test does)",
             needed.display()
         );
     }
