@@ -52,22 +52,76 @@ end;
 $$;
 revoke execute on function public.api_error(text, text) from public, anon, authenticated, service_role;
 
--- Whether a text is empty or only whitespace, counting the Unicode spaces
--- and invisible separators a client can send (not only ASCII blanks).
--- Shared by the messages check and the RPCs so they agree.
+-- The input rules are decided in the chat functions' domain module; these
+-- helpers and the checks that use them repeat them for callers that reach the
+-- database directly, and the end-to-end test `rules` holds both to one table
+-- of cases.
+
+-- A text without the blank characters at either end. Blank: Unicode
+-- White_Space, listed rather than `\s` (which follows the server's locale),
+-- plus the invisible zero-width space, word joiner and byte-order mark.
+create function public.trim_blank(p_text text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select regexp_replace(
+    p_text,
+    '^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]+|[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]+$',
+    '',
+    'g'
+  )
+$$;
+
+-- Whether a text is null, empty or only blank characters. Shared by the
+-- messages check and the RPCs so they agree.
 create function public.is_blank(p_text text)
 returns boolean
 language sql
 immutable
 set search_path = ''
 as $$
-  select p_text is null
-      or p_text ~ '^[\s\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$'
+  select p_text is null or public.trim_blank(p_text) = ''
 $$;
 
--- Not an API: check constraints evaluate it with the writer's privileges, and
--- only the table owner and service_role write messages.
+-- Whether a text holds a control character (Unicode Cc; NUL cannot be in a
+-- text at all), listed rather than [[:cntrl:]], which follows the locale.
+create function public.has_control(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select p_text ~ '[\u0001-\u001f\u007f-\u009f]'
+$$;
+
+-- Search text as used: trimmed of blank characters, at most p_max_chars
+-- characters and no control characters, or invalid_query. Empty when blank.
+create function public.validated_query_text(p_query text, p_max_chars int)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_query text := coalesce(public.trim_blank(p_query), '');
+begin
+  if char_length(v_query) > p_max_chars or public.has_control(v_query) then
+    perform public.api_error('invalid_query',
+      format('The query must be at most %s characters, without control characters.', p_max_chars));
+  end if;
+  return v_query;
+end;
+$$;
+revoke execute on function public.validated_query_text(text, int) from public, anon, authenticated, service_role;
+
+-- Not an API: check constraints evaluate them with the writer's privileges,
+-- and only the table owner and service_role write messages.
+revoke execute on function public.trim_blank(text) from public, anon, authenticated;
 revoke execute on function public.is_blank(text) from public, anon, authenticated;
+revoke execute on function public.has_control(text) from public, anon, authenticated, service_role;
+grant execute on function public.trim_blank(text) to service_role;
 grant execute on function public.is_blank(text) to service_role;
 
 -- The envelope of every server -> client event. A key that does not apply is
@@ -218,11 +272,35 @@ grant update (username, display_name, avatar_url) on table public.profiles to au
 -- service_role bypasses RLS and works on every table (as on Supabase).
 grant all on table public.profiles to service_role;
 
+-- Who may see whose profile (its public part: username, display name,
+-- avatar). Every signed-in user may see every user's: that is how people find
+-- each other to start a conversation (search_users), and a chat screen names
+-- everyone it shows (get_profiles, and the participants and counterparts that
+-- the conversation RPCs embed). The one place this rule is written: the select
+-- policy below, search_users and get_profiles all ask it, so a narrower rule
+-- (hidden accounts, blocking) is a change here. It names whose profile so such
+-- a rule can use it, and asks about the caller only (auth.uid()), like
+-- is_participant, so calling it directly reveals nothing about others.
+-- Presence is a different rule (presence_visible).
+create function public.can_see_profile(p_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select auth.uid() is not null and p_user_id is not null
+$$;
+
+-- Policies run it with the querying user's privileges, so authenticated
+-- needs EXECUTE.
+revoke execute on function public.can_see_profile(uuid) from public, anon;
+grant execute on function public.can_see_profile(uuid) to authenticated, service_role;
+
 create policy "profiles are readable by signed-in users"
   on public.profiles
   for select
   to authenticated
-  using (true);
+  using (public.can_see_profile(id));
 
 create policy "profiles are updatable by their owner"
   on public.profiles
@@ -293,6 +371,24 @@ end;
 $$;
 
 revoke execute on function public.handle_new_auth_user() from public, anon, authenticated, service_role;
+
+-- The public part of a profile, as embedded wherever a user is named
+-- (participants, a direct conversation's counterpart) and as the base of the
+-- Profile shape (profile_json adds presence, for those who may see it).
+create function public.public_profile_json(p_profile public.profiles)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', p_profile.id,
+    'username', p_profile.username,
+    'display_name', p_profile.display_name,
+    'avatar_url', p_profile.avatar_url
+  )
+$$;
+revoke execute on function public.public_profile_json(public.profiles) from public, anon, authenticated, service_role;
 
 create trigger create_profile_for_new_user
   after insert on auth.users
@@ -501,6 +597,9 @@ create unique index conversations_room_name_key
   on public.conversations (lower(name))
   where kind = 'room';
 
+-- Deleting a user sets created_by to null in their conversations.
+create index conversations_created_by_idx on public.conversations (created_by) where created_by is not null;
+
 alter table public.conversations enable row level security;
 revoke all on table public.conversations from anon, authenticated;
 grant select on table public.conversations to authenticated;
@@ -559,18 +658,13 @@ comment on function public.is_participant(uuid) is
 revoke execute on function public.is_participant(uuid) from public, anon;
 grant execute on function public.is_participant(uuid) to authenticated, service_role;
 
-create policy "conversations are readable by their participants"
+-- Public rooms can be browsed (and then joined) by anyone signed in. One
+-- policy, not one per audience: every permissive policy runs for every row.
+create policy "conversations are readable by their participants, rooms by signed-in users"
   on public.conversations
   for select
   to authenticated
-  using (public.is_participant(id));
-
--- Public rooms can be browsed (and then joined) by anyone signed in.
-create policy "rooms are readable by signed-in users"
-  on public.conversations
-  for select
-  to authenticated
-  using (kind = 'room');
+  using (kind = 'room' or public.is_participant(id));
 
 create policy "participants are readable by fellow participants"
   on public.participants
@@ -583,7 +677,9 @@ create policy "participants are readable by fellow participants"
 -- ===========================================================================
 
 -- The Conversation JSON shape, with its current participants; each carries
--- last_read_seq, which is how clients show read receipts.
+-- last_read_seq, which is how clients show read receipts, and the public part
+-- of the participant's profile (never presence: that has its own rule), so a
+-- chat screen can name everyone it shows. Former members are not listed.
 create function public.conversation_json(p_conversation_id uuid)
 returns jsonb
 language sql
@@ -601,10 +697,12 @@ as $$
     'last_seq', c.last_seq,
     'participants', coalesce((
       select jsonb_agg(
-        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq)
+        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq,
+                           'profile', public.public_profile_json(u))
         order by p.joined_at, p.user_id
       )
       from public.participants p
+      join public.profiles u on u.id = p.user_id
       where p.conversation_id = c.id
         and p.left_at is null
     ), '[]'::jsonb)
@@ -705,8 +803,8 @@ end;
 $$;
 revoke execute on function public.lock_as_participant(uuid, uuid) from public, anon, authenticated, service_role;
 
--- A conversation name as stored: trimmed, 1 to 200 characters, something
--- visible, no control characters (names are shown in lists and
+-- A conversation name as stored: trimmed of blank characters, 1 to 200
+-- characters, no control characters (names are shown in lists and
 -- notifications), or invalid_name.
 create function public.validated_conversation_name(p_name text)
 returns text
@@ -715,12 +813,12 @@ stable
 set search_path = ''
 as $$
 declare
-  v_name text := btrim(p_name);
+  v_name text := public.trim_blank(p_name);
 begin
   if v_name is null
-     or public.is_blank(v_name)
+     or v_name = ''
      or char_length(v_name) > 200
-     or v_name ~ '[[:cntrl:]]' then
+     or public.has_control(v_name) then
     perform public.api_error('invalid_name', 'The name must be 1 to 200 characters, without control characters.');
   end if;
   return v_name;
@@ -1327,7 +1425,9 @@ grant execute on function public.list_rooms(int, text) to authenticated, service
 
 -- The caller's current conversations, most recently active first, a page at
 -- a time, each with what a conversation list shows (last message, unread
--- count, the caller's own settings).
+-- count, the caller's own settings, and for a direct conversation the
+-- public profile of the other user: the counterpart, also after they left;
+-- null once their account is gone).
 create function public.list_conversations(
   p_limit int default 20,
   p_cursor text default null,
@@ -1360,9 +1460,8 @@ begin
       'last_seq', r.last_seq,
       'last_activity_at', r.last_activity_at,
       'member_count', (select count(*) from public.participants q where q.conversation_id = r.id and q.left_at is null),
-      'other_user_id', case when r.kind = 'direct'
-                            then case when r.direct_user_low = v_me then r.direct_user_high else r.direct_user_low end
-                       end,
+      'other_user_id', r.other_user_id,
+      'counterpart', case when u.id is not null then public.public_profile_json(u) end,
       'last_message', (
         select public.message_json(m)
         from public.messages m
@@ -1378,7 +1477,8 @@ begin
     ) order by r.last_activity_at desc, r.id desc), '[]'::jsonb)
     from (
       select c.id, c.kind, c.name, c.context_type, c.context_id, c.created_at, c.last_seq,
-             c.direct_user_low, c.direct_user_high, a.at as last_activity_at,
+             case when c.direct_user_low = v_me then c.direct_user_high else c.direct_user_low end as other_user_id,
+             a.at as last_activity_at,
              p.role, p.last_read_seq, p.archived, p.muted
       from public.participants p
       join public.conversations c on c.id = p.conversation_id
@@ -1391,6 +1491,8 @@ begin
       order by a.at desc, c.id desc
       limit v_limit + 1
     ) r
+    -- The counterpart's profile, joined to the page's rows in the same query.
+    left join public.profiles u on u.id = r.other_user_id
   ), v_limit);
 end;
 $$;
@@ -1582,6 +1684,30 @@ as $$
 $$;
 revoke execute on function public.message_json(public.messages) from public, anon, authenticated, service_role;
 
+-- The body of a message of a kind, as stored: a text needs one that is not
+-- blank; for an image or file it is an optional caption, and a blank caption
+-- is no caption. At most 5000 characters (code points), or message_too_long.
+create function public.validated_body(p_kind text, p_body text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_kind = 'text' and public.is_blank(p_body) then
+    perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+  end if;
+  if char_length(p_body) > 5000 then
+    perform public.api_error('message_too_long', 'The body must be at most 5000 characters.');
+  end if;
+  if public.is_blank(p_body) then
+    return null;
+  end if;
+  return p_body;
+end;
+$$;
+revoke execute on function public.validated_body(text, text) from public, anon, authenticated, service_role;
+
 -- Validates an attachment for a message kind and returns the stored form
 -- ({url, name, mime_type, size_bytes}, nothing else), or null for text.
 create function public.validated_attachment(p_kind text, p_attachment jsonb)
@@ -1617,24 +1743,33 @@ begin
   end if;
 
   v_url := p_attachment ->> 'url';
-  v_name := btrim(p_attachment ->> 'name');
-  v_mime := lower(btrim(p_attachment ->> 'mime_type'));
+  v_name := public.trim_blank(p_attachment ->> 'name');
+  v_mime := public.trim_blank(p_attachment ->> 'mime_type');
   v_size := (p_attachment ->> 'size_bytes')::numeric;
 
-  if char_length(v_url) > 2048 or v_url !~ '^https://[^\s/?#]+[^\s]*$' then
-    perform public.api_error('invalid_attachment', 'The attachment url must be an https URL of at most 2048 characters.');
+  -- The URL is stored and shown as given: https, a host, no spaces or
+  -- control characters anywhere.
+  if octet_length(v_url) > 2048
+     or v_url !~ '^https://[^/?#\u0001-\u0020\u007f-\u009f]+[^\u0001-\u0020\u007f-\u009f]*$' then
+    perform public.api_error('invalid_attachment', 'The attachment url must be an https URL of at most 2048 bytes.');
   end if;
-  if public.is_blank(v_name) or char_length(v_name) > 255 then
-    perform public.api_error('invalid_attachment', 'The attachment name must be 1 to 255 characters.');
+  if v_name = '' or char_length(v_name) > 255 or v_name ~ '[/\\]' or public.has_control(v_name) then
+    perform public.api_error('invalid_attachment',
+      'The attachment name must be a file name of 1 to 255 characters without /, \ or control characters.');
   end if;
-  if char_length(v_mime) > 255 or v_mime !~ '^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$' then
-    perform public.api_error('invalid_attachment', 'The attachment mime_type must look like type/subtype.');
+  -- RFC 6838 restricted names: type and subtype each a letter or digit and up
+  -- to 126 more, so at most 255 in all. Checked before lower-casing: lower()
+  -- follows the locale and could turn a non-ASCII letter into an ASCII one.
+  if v_mime !~ '^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$' then
+    perform public.api_error('invalid_attachment', 'The attachment mime_type must be type/subtype, each 1 to 127 characters.');
   end if;
+  v_mime := lower(v_mime);
   if p_kind = 'image' and v_mime not like 'image/%' then
     perform public.api_error('invalid_attachment', 'An image message needs an image/* mime_type.');
   end if;
-  if v_size <= 0 or v_size <> trunc(v_size) or v_size > 9007199254740991 then
-    perform public.api_error('invalid_attachment', 'The attachment size_bytes must be a positive whole number.');
+  -- Files are stored elsewhere (e.g. Supabase Storage); this caps the metadata.
+  if v_size <= 0 or v_size <> trunc(v_size) or v_size > 104857600 then
+    perform public.api_error('invalid_attachment', 'The attachment size_bytes must be a whole number from 1 to 104857600.');
   end if;
 
   return jsonb_build_object('url', v_url, 'name', v_name, 'mime_type', v_mime, 'size_bytes', v_size::bigint);
@@ -1717,9 +1852,10 @@ revoke execute on function public.record_message_change(text, uuid, public.messa
 -- ===========================================================================
 
 -- Stores a message and its message.created event under the next seq, and
--- returns the stored message with everyone to push it to, in one round trip.
+-- returns, like every write, {result, deliveries}: the stored message, and
+-- the event with every live connection of the members, in one round trip.
 -- Idempotent per (sender, client_msg_id): a repeat returns the stored message
--- with duplicate = true and takes no seq.
+-- with duplicate = true, takes no seq and has no deliveries.
 create function public.send_message(
   p_sender uuid,
   p_conversation_id uuid,
@@ -1736,7 +1872,7 @@ set search_path = ''
 as $$
 declare
   v_kind text := coalesce(p_kind, 'text');
-  v_body text := p_body;
+  v_body text;
   v_attachment jsonb;
   v_message public.messages;
   v_duplicate boolean := false;
@@ -1755,8 +1891,9 @@ begin
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
   end if;
 
-  if p_client_msg_id is null or char_length(p_client_msg_id) not between 1 and 100 then
-    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters.');
+  -- Plain ASCII, so that it can travel in a header and a log line as it is.
+  if p_client_msg_id is null or p_client_msg_id !~ '^[A-Za-z0-9_.:-]{1,100}$' then
+    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters of A-Z a-z 0-9 - _ . :');
   end if;
 
   select m.* into v_message
@@ -1770,17 +1907,7 @@ begin
       perform public.api_error('invalid_kind', 'kind must be text, image or file.');
     end if;
 
-    if v_kind = 'text' and public.is_blank(v_body) then
-      perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
-    end if;
-    if char_length(v_body) > 5000 then
-      perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
-    end if;
-    if public.is_blank(v_body) then
-      -- An optional caption that says nothing is no caption.
-      v_body := null;
-    end if;
-
+    v_body := public.validated_body(v_kind, p_body);
     v_attachment := public.validated_attachment(v_kind, p_attachment);
 
     if p_reply_to_id is not null and not exists (
@@ -1833,10 +1960,13 @@ begin
     v_json := public.message_json(v_message);
   end if;
 
+  -- A repeat pushes nothing: the first send did.
   return jsonb_build_object(
-    'message', v_json,
-    'duplicate', v_duplicate,
-    'recipients', public.live_recipients(p_conversation_id, null)
+    'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
+    'deliveries', case when v_duplicate then '[]'::jsonb else jsonb_build_array(public.delivery(
+      public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
+      public.live_recipients(p_conversation_id, null)
+    )) end
   );
 end;
 $$;
@@ -1879,22 +2009,13 @@ set search_path = ''
 as $$
 declare
   v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
-  v_body text := p_body;
+  v_body text;
 begin
   if v_message.deleted_at is not null then
     perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
   end if;
 
-  if v_message.kind = 'text' and public.is_blank(v_body) then
-    perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
-  end if;
-  if char_length(v_body) > 5000 then
-    perform public.api_error('invalid_body', 'The body must be at most 5000 characters.');
-  end if;
-  if public.is_blank(v_body) then
-    -- An optional caption that says nothing is no caption.
-    v_body := null;
-  end if;
+  v_body := public.validated_body(v_message.kind, p_body);
 
   if v_body is not distinct from v_message.body then
     return jsonb_build_object(
@@ -2051,6 +2172,8 @@ comment on column public.conversation_events.payload is
 -- health_stats counts conversations with an event in the last 24 hours.
 create index conversation_events_created_at_idx on public.conversation_events (created_at);
 create index conversation_events_message_id_idx on public.conversation_events (message_id) where message_id is not null;
+-- Deleting a user sets actor_id to null in their events.
+create index conversation_events_actor_id_idx on public.conversation_events (actor_id) where actor_id is not null;
 
 alter table public.conversation_events enable row level security;
 revoke all on table public.conversation_events from anon, authenticated;
@@ -2373,25 +2496,41 @@ as $$
 $$;
 revoke execute on function public.contact_recipients(uuid) from public, anon, authenticated, service_role;
 
--- The Profile JSON shape as a viewer may see it: presence (online,
--- last_seen_at) only for the user themself and their contacts, else null.
+-- The Profile JSON shape as a viewer may see it: the public profile, and
+-- presence (online, last_seen_at) only for the user themself and their
+-- contacts, else null.
 create function public.profile_json(p_profile public.profiles, p_viewer uuid)
 returns jsonb
 language sql
 stable
 set search_path = ''
 as $$
-  select jsonb_build_object(
-    'id', p_profile.id,
-    'username', p_profile.username,
-    'display_name', p_profile.display_name,
-    'avatar_url', p_profile.avatar_url,
+  select public.public_profile_json(p_profile) || jsonb_build_object(
     'online', case when v.visible then public.is_online(p_profile.id) end,
     'last_seen_at', case when v.visible then p_profile.last_seen_at end
   )
   from (select public.presence_visible(p_viewer, p_profile.id) as visible) v
 $$;
 revoke execute on function public.profile_json(public.profiles, uuid) from public, anon, authenticated, service_role;
+
+-- The user ids of one lookup by id (get_presence, get_profiles): at least
+-- one, at most 100 (a chat screen's worth; more is a list to page).
+create function public.check_user_ids(p_user_ids uuid[])
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
+  end if;
+  if cardinality(p_user_ids) > 100 then
+    perform public.api_error('invalid_argument', 'At most 100 user_ids at once.');
+  end if;
+end;
+$$;
+revoke execute on function public.check_user_ids(uuid[]) from public, anon, authenticated, service_role;
 
 -- ===========================================================================
 -- Internal RPCs (service_role only)
@@ -2541,7 +2680,8 @@ revoke execute on function public.get_me() from public, anon;
 grant execute on function public.get_me() to authenticated, service_role;
 
 -- Finds other users by a piece of their username or display name, to start
--- a conversation with. The query is matched literally (% and _ are not
+-- a conversation with, among the profiles the caller may see
+-- (can_see_profile). The query is matched literally (% and _ are not
 -- wildcards). Presence shows only for contacts.
 create function public.search_users(p_query text default null, p_limit int default 20)
 returns jsonb
@@ -2553,18 +2693,14 @@ as $$
 declare
   v_me uuid := public.require_caller();
   v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
-  v_pattern text;
+  v_pattern text := '%' || replace(replace(replace(public.validated_query_text(p_query, 100), '\', '\\'), '%', '\%'), '_', '\_') || '%';
 begin
-  if char_length(p_query) > 100 then
-    perform public.api_error('invalid_query', 'The query must be at most 100 characters.');
-  end if;
-  v_pattern := '%' || replace(replace(replace(coalesce(btrim(p_query), ''), '\', '\\'), '%', '\%'), '_', '\_') || '%';
-
   return jsonb_build_object('users', (
     with found as (
       select p
       from public.profiles p
       where p.id <> v_me
+        and public.can_see_profile(p.id)
         and (p.username ilike v_pattern escape '\' or p.display_name ilike v_pattern escape '\')
       order by p.username
       limit v_limit
@@ -2589,12 +2725,7 @@ as $$
 declare
   v_me uuid := public.require_caller();
 begin
-  if p_user_ids is null or cardinality(p_user_ids) = 0 then
-    perform public.api_error('invalid_argument', 'user_ids must name at least one user.');
-  end if;
-  if cardinality(p_user_ids) > 100 then
-    perform public.api_error('invalid_argument', 'At most 100 user_ids at once.');
-  end if;
+  perform public.check_user_ids(p_user_ids);
 
   return jsonb_build_object('presence', (
     select coalesce(jsonb_agg(
@@ -2609,6 +2740,34 @@ end;
 $$;
 revoke execute on function public.get_presence(uuid[]) from public, anon;
 grant execute on function public.get_presence(uuid[]) to authenticated, service_role;
+
+-- Profiles by id, for a client that holds ids (a message's sender_id, a
+-- typing user_id, a member.joined event) and wants names: the ones the caller
+-- may see (can_see_profile, as search_users), the caller's own included;
+-- unknown ids are left out. The Profile shape, so presence shows for
+-- contacts only, as in search_users.
+create function public.get_profiles(p_user_ids uuid[])
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+begin
+  perform public.check_user_ids(p_user_ids);
+
+  return jsonb_build_object('users', (
+    select coalesce(jsonb_agg(public.profile_json(p, v_me) order by p.username), '[]'::jsonb)
+    from public.profiles p
+    where p.id = any (p_user_ids)
+      and public.can_see_profile(p.id)
+  ));
+end;
+$$;
+revoke execute on function public.get_profiles(uuid[]) from public, anon;
+grant execute on function public.get_profiles(uuid[]) to authenticated, service_role;
 
 -- ===========================================================================
 -- sql/schemas/80_search.sql
@@ -2639,11 +2798,12 @@ declare
   v_me uuid := auth.uid();
   v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
   v_offset int := coalesce(p_offset, 0);
+  v_text text := public.validated_query_text(p_query, 200);
   v_query tsquery;
   v_results jsonb;
   v_rows int;
 begin
-  if public.is_blank(p_query) or char_length(p_query) > 200 then
+  if v_text = '' then
     perform public.api_error('invalid_query', 'The query must be 1 to 200 characters.');
   end if;
   if v_offset < 0 or v_offset > 10000 then
@@ -2653,7 +2813,7 @@ begin
     perform public.require_participant(p_conversation_id, v_me);
   end if;
 
-  v_query := websearch_to_tsquery('english', p_query) || websearch_to_tsquery('spanish', p_query);
+  v_query := websearch_to_tsquery('english', v_text) || websearch_to_tsquery('spanish', v_text);
 
   -- One row more than the page says whether there is more.
   select coalesce(jsonb_agg(jsonb_build_object('message', public.message_json(h.m), 'rank', h.rank) order by h.n), '[]'::jsonb),
