@@ -27,6 +27,7 @@ interface Track {
   buffer: Map<number, DurableEvent>;
   replay: Promise<void> | null;
   gapTimer: ReturnType<typeof setTimeout> | undefined;
+  retryTimer: ReturnType<typeof setTimeout> | undefined;
   failures: number;
 }
 
@@ -55,7 +56,10 @@ export class Sequencer {
 
   forget(conversationId: string): void {
     const t = this.tracks.get(conversationId);
-    if (t) clearTimeout(t.gapTimer);
+    if (t) {
+      clearTimeout(t.gapTimer);
+      clearTimeout(t.retryTimer);
+    }
     this.tracks.delete(conversationId);
   }
 
@@ -92,7 +96,8 @@ export class Sequencer {
     if (t.replay) return t.replay;
     if (upTo !== undefined && upTo <= t.applied) return Promise.resolve();
     clearTimeout(t.gapTimer);
-    t.gapTimer = undefined;
+    clearTimeout(t.retryTimer);
+    t.gapTimer = t.retryTimer = undefined;
     const track = t;
     track.replay = (async () => {
       try {
@@ -116,8 +121,8 @@ export class Sequencer {
         this.o.onError?.(error, conversationId);
         track.failures += 1;
         if (this.tracks.get(conversationId) === track) {
-          clearTimeout(track.gapTimer);
-          track.gapTimer = setTimeout(
+          clearTimeout(track.retryTimer);
+          track.retryTimer = setTimeout(
             () => void this.catchUp(conversationId),
             backoffDelay(track.failures, { random: this.o.random }) + 250,
           );
@@ -132,7 +137,11 @@ export class Sequencer {
 
   /** Stops every timer (the client is closing). */
   dispose(): void {
-    for (const t of this.tracks.values()) clearTimeout(t.gapTimer);
+    for (const t of this.tracks.values()) {
+      clearTimeout(t.gapTimer);
+      clearTimeout(t.retryTimer);
+      t.gapTimer = t.retryTimer = undefined;
+    }
   }
 
   private applyOne(t: Track, event: DurableEvent): void {
@@ -166,5 +175,5 @@ export class Sequencer {
 }
 
 function newTrack(applied: number): Track {
-  return { applied, buffer: new Map(), replay: null, gapTimer: undefined, failures: 0 };
+  return { applied, buffer: new Map(), replay: null, gapTimer: undefined, retryTimer: undefined, failures: 0 };
 }

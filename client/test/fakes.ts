@@ -86,10 +86,10 @@ export function fakeFetch(routes: Record<string, Handler>) {
       const re = new RegExp(`^${pattern.replace(/\{\w+\}/g, "[^/]+")}$`);
       if (m === method && re.test(url.pathname)) {
         const { status = 200, body } = await handler(call);
-        return new Response(body === undefined ? null : JSON.stringify(body), { status });
+        return response(status, body);
       }
     }
-    return new Response(JSON.stringify({ error: { code: "not_found", message: "no route", request_id: null } }), { status: 404 });
+    return response(404, { error: { code: "not_found", message: `no route for ${method} ${url.pathname}`, request_id: null } });
   };
   return { fetch: fetch as unknown as typeof globalThis.fetch, calls };
 }
@@ -124,4 +124,10 @@ export function message(seq: number, over: Partial<Record<string, unknown>> = {}
 
 export function created(seq: number, over: Partial<Record<string, unknown>> = {}) {
   return { type: "message.created" as const, conversation_id: CONV, seq, data: message(seq, over) };
+}
+
+// A plain object rather than a Response: its body is read without streams, so fake timers cannot stall it.
+function response(status: number, body: unknown) {
+  const text = body === undefined ? "" : JSON.stringify(body);
+  return { status, ok: status >= 200 && status < 300, statusText: String(status), text: async () => text };
 }

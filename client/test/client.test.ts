@@ -1,0 +1,319 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ChatClient } from "../src/client.js";
+import { ChatSendError } from "../src/outbox.js";
+import { ChatApiError, createRestClient } from "../src/rest.js";
+import type { ServerEvent } from "../src/types.js";
+import { ALICE, BOB, CONV, FakeWebSocket, created, fakeFetch, message, token } from "./fakes.js";
+
+/** A server holding one direct conversation between alice (the client) and bob. */
+function server() {
+  const history: ServerEvent[] = [created(1)];
+  const lastSeq = () => history.length;
+  const summary = () => ({
+    id: CONV,
+    kind: "direct",
+    name: null,
+    context_type: null,
+    context_id: null,
+    created_at: "2026-11-21T07:00:00Z",
+    last_seq: lastSeq(),
+    last_activity_at: "2026-11-21T07:00:00Z",
+    member_count: 2,
+    other_user_id: BOB,
+    counterpart: { id: BOB, username: "bob", display_name: "Bob", avatar_url: null },
+    last_message: null,
+    unread_count: 0,
+    last_read_seq: 0,
+    archived: false,
+    muted: false,
+    role: "owner",
+  });
+  const { fetch, calls } = fakeFetch({
+    "GET /v1/conversations": () => ({ body: { conversations: [summary()], next_cursor: null } }),
+    "GET /v1/unread": () => ({ body: { total: 0, conversations: [] } }),
+    "GET /v1/presence": () => ({ body: { presence: [] } }),
+    "GET /v1/conversations/{id}/events": (call) => {
+      const after = Number(call.url.searchParams.get("after_seq"));
+      const limit = 2; // small pages: replays must follow has_more
+      const events = history.slice(after, after + limit).map((e) => ({ ...e, actor_id: BOB, created_at: "2026-11-21T07:00:00Z" }));
+      return { body: { events, has_more: after + limit < history.length, last_seq: lastSeq() } };
+    },
+  });
+  /** Stores a message by bob (as another connection would); returns its event. */
+  const write = () => {
+    const e = created(history.length + 1);
+    history.push(e);
+    return e;
+  };
+  return { fetch, calls, history, write };
+}
+
+function client(fetch: typeof globalThis.fetch, over: Record<string, unknown> = {}) {
+  let ids = 0;
+  const chat = new ChatClient({
+    httpUrl: "http://api.test",
+    wsUrl: "ws://ws.test/dev",
+    getToken: () => token(ALICE),
+    WebSocket: FakeWebSocket,
+    fetch,
+    wake: null,
+    backoff: { random: () => 0 },
+    newClientMsgId: () => `c-${++ids}`,
+    ...over,
+  });
+  const seqs: number[] = [];
+  chat.on("event", (e) => {
+    if ("seq" in e && typeof e.seq === "number") seqs.push(e.seq);
+  });
+  chat.on("error", () => {});
+  return { chat, seqs };
+}
+
+const flush = async () => {
+  for (let i = 0; i < 20; i++) await vi.advanceTimersByTimeAsync(0);
+};
+
+describe("chat client", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    FakeWebSocket.reset();
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("replays a gap from REST before releasing newer pushes: each event once, in order", async () => {
+    const srv = server();
+    const { chat, seqs } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    FakeWebSocket.last.open();
+    await flush(); // the list says last_seq 1
+    const e2 = srv.write();
+    srv.write(); // 3: its push is lost
+    srv.write(); // 4: also lost
+    const e5 = srv.write();
+    FakeWebSocket.last.push(e5);
+    FakeWebSocket.last.push(e2);
+    FakeWebSocket.last.push(e2);
+    await flush();
+    expect(seqs).toEqual([2]);
+    await vi.advanceTimersByTimeAsync(1500);
+    await flush();
+    expect(seqs).toEqual([2, 3, 4, 5]);
+    FakeWebSocket.last.push(e5);
+    await flush();
+    expect(seqs).toEqual([2, 3, 4, 5]);
+    const replays = srv.calls.filter((c) => c.url.pathname.endsWith("/events")).map((c) => c.url.searchParams.get("after_seq"));
+    expect(replays).toEqual(["2", "4"]);
+    expect(chat.getConversationList()[0]).toMatchObject({ title: "Bob", last_seq: 5, unread_count: 4 });
+  });
+
+  it("after a reconnect, catches up on what was missed before newer pushes", async () => {
+    const srv = server();
+    const { chat, seqs } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    FakeWebSocket.last.open();
+    await flush();
+    FakeWebSocket.last.drop();
+    srv.write();
+    srv.write();
+    const e4 = srv.write();
+    await vi.advanceTimersByTimeAsync(1);
+    await flush();
+    // The new socket delivers seq 4 before the catch-up has run.
+    FakeWebSocket.last.open();
+    FakeWebSocket.last.push(e4);
+    await flush();
+    expect(seqs).toEqual([2, 3, 4]);
+  });
+
+  it("a push lost in a quiet conversation arrives at the next periodic check", async () => {
+    const srv = server();
+    const { chat, seqs } = client(srv.fetch, { resyncIntervalMs: 300_000 });
+    chat.connect();
+    await flush();
+    FakeWebSocket.last.open();
+    await flush();
+    srv.write();
+    await vi.advanceTimersByTimeAsync(299_000);
+    expect(seqs).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await flush();
+    expect(seqs).toEqual([2]);
+  });
+
+  it("shows a sent message as pending, resends it after a reconnect with the same client_msg_id, and settles it on the ack", async () => {
+    const srv = server();
+    const { chat, seqs } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    FakeWebSocket.last.open();
+    await flush();
+    const first = chat.send(CONV, "hello");
+    const second = chat.send(CONV, "again");
+    expect(chat.getConversationView(CONV).messages.map((m) => [m.body, m.status])).toEqual([
+      ["hello", "pending"],
+      ["again", "pending"],
+    ]);
+    // One frame in flight at a time: an error would not say which message it refuses.
+    expect(FakeWebSocket.last.frames("sendMessage")).toEqual([
+      { action: "sendMessage", conversation_id: CONV, client_msg_id: "c-1", body: "hello" },
+    ]);
+    FakeWebSocket.last.drop(); // no ack: the server may or may not have stored it
+    await vi.advanceTimersByTimeAsync(1);
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1"]);
+    // It had been stored: the ack says so.
+    const ack = (client_msg_id: string, seq: number, duplicate: boolean) => ({
+      type: "message.ack",
+      conversation_id: CONV,
+      data: { client_msg_id, id: message(seq).id, seq, created_at: "2026-11-21T07:00:02Z", duplicate },
+    });
+    ws.push(ack("c-1", 2, true));
+    await expect(first).resolves.toMatchObject({ id: message(2).id, seq: 2, body: "hello", sender_id: ALICE });
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2"]);
+    ws.push(ack("c-2", 3, false));
+    await expect(second).resolves.toMatchObject({ seq: 3, body: "again" });
+    await flush();
+    expect(seqs).toEqual([2, 3]);
+    expect(chat.getConversationView(CONV).messages.map((m) => [m.seq, m.body, m.status])).toEqual([
+      [2, "hello", "sent"],
+      [3, "again", "sent"],
+    ]);
+  });
+
+  it("resends an unanswered frame after the ack timeout, with the same id", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch, { ackTimeoutMs: 10_000 });
+    chat.connect();
+    await flush();
+    FakeWebSocket.last.open();
+    await flush();
+    void chat.send(CONV, "hello");
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(FakeWebSocket.last.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-1"]);
+  });
+
+  it("a refused message turns failed, the next one goes, and retry sends the same id", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    const tooLong = chat.send(CONV, "x".repeat(5001));
+    const ok = chat.send(CONV, "fine");
+    ws.push({
+      type: "error",
+      data: { code: "message_too_long", message: "`body` may hold at most 5000 characters", status: 413, action: "sendMessage", request_id: "r" },
+    });
+    await expect(tooLong).rejects.toBeInstanceOf(ChatSendError);
+    await expect(tooLong).rejects.toMatchObject({ code: "message_too_long", clientMsgId: "c-1" });
+    expect(chat.getConversationView(CONV).messages.map((m) => m.status)).toEqual(["failed", "pending"]);
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2"]);
+    ws.push({ type: "message.ack", conversation_id: CONV, data: { client_msg_id: "c-2", id: message(2).id, seq: 2, created_at: "2026-11-21T07:00:02Z", duplicate: false } });
+    await ok;
+    void chat.retry(CONV, "c-1").catch(() => {});
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2", "c-1"]);
+  });
+
+  it("a server error on a send is retried, not failed", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    void chat.send(CONV, "hello");
+    ws.push({ type: "error", data: { code: "service_unavailable", message: "try again", status: 503, action: "sendMessage", request_id: null } });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-1"]);
+    expect(chat.getConversationView(CONV).messages.map((m) => m.status)).toEqual(["pending"]);
+  });
+
+  it("marks read: the unread count drops at once and one markRead frame goes out", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    ws.push(srv.write());
+    await flush();
+    expect(chat.getUnreadTotal()).toBe(1);
+    await chat.markRead(CONV);
+    expect(chat.getUnreadTotal()).toBe(0);
+    expect(ws.frames("markRead")).toEqual([{ action: "markRead", conversation_id: CONV }]);
+    await chat.markRead(CONV);
+    expect(ws.frames("markRead")).toHaveLength(1);
+  });
+
+  it("shows bob typing until the event's expiry, and clears it when his message arrives", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    ws.push({ type: "typing", conversation_id: CONV, data: { user_id: BOB, is_typing: true, expires_at: new Date(Date.now() + 6000).toISOString() } });
+    expect(chat.getConversationView(CONV).typing).toEqual([BOB]);
+    ws.push(srv.write());
+    expect(chat.getConversationView(CONV).typing).toEqual([]);
+  });
+});
+
+describe("REST calls", () => {
+  it("take the token from getToken at every call, and on a 401 fetch a fresh one once", async () => {
+    const tokens: boolean[] = [];
+    let refusals = 1;
+    const { fetch, calls } = fakeFetch({
+      "GET /v1/me": () =>
+        refusals-- > 0
+          ? { status: 401, body: { error: { code: "token_expired", message: "the access token has expired", request_id: "r1" } } }
+          : { body: { user: { id: ALICE } } },
+      "GET /v1/health": () => ({ body: { status: "ok" } }),
+    });
+    const rest = createRestClient({ httpUrl: "http://api.test/", getToken: ({ refresh }) => (tokens.push(refresh), refresh ? "fresh" : "stale"), fetch });
+    await expect(rest.getMe()).resolves.toEqual({ user: { id: ALICE } });
+    expect(calls.map((c) => c.headers.authorization)).toEqual(["Bearer stale", "Bearer fresh"]);
+    refusals = 2;
+    const error = await rest.getMe().catch((e) => e);
+    expect(error).toBeInstanceOf(ChatApiError);
+    expect(error).toMatchObject({ status: 401, code: "token_expired", requestId: "r1", operation: "getMe" });
+    expect(tokens).toEqual([false, true, false, true]);
+    await rest.getHealth();
+    expect(calls.at(-1)!.headers.authorization).toBeUndefined();
+  });
+
+  it("fill path, query (arrays comma-separated) and body as the document says", async () => {
+    const { fetch, calls } = fakeFetch({
+      "GET /v1/presence": () => ({ body: { presence: [] } }),
+      "POST /v1/conversations/{id}/messages": () => ({ status: 201, body: { message: message(2), duplicate: false } }),
+    });
+    const rest = createRestClient({ httpUrl: "http://api.test", getToken: () => "t", fetch });
+    await rest.getPresence({ query: { user_ids: [ALICE, BOB] } });
+    expect(calls[0].url.search).toBe(`?user_ids=${encodeURIComponent(`${ALICE},${BOB}`)}`);
+    await rest.sendMessage({ path: { id: CONV }, header: { "Idempotency-Key": "k-1" }, body: { body: "hi" } });
+    expect(calls[1]).toMatchObject({ method: "POST", body: { body: "hi" } });
+    expect(calls[1].url.pathname).toBe(`/v1/conversations/${CONV}/messages`);
+    expect(calls[1].headers["idempotency-key"]).toBe("k-1");
+  });
+
+  it("turn API Gateway's own answers and network failures into ChatApiError", async () => {
+    const rest = createRestClient({
+      httpUrl: "http://api.test",
+      getToken: () => "t",
+      fetch: (async () => ({ status: 429, ok: false, statusText: "", text: async () => '{"message":"Too Many Requests"}' })) as never,
+    });
+    await expect(rest.getMe()).rejects.toMatchObject({ status: 429, code: "http_error", retryable: true });
+    const down = createRestClient({ httpUrl: "http://api.test", getToken: () => "t", fetch: (async () => { throw new TypeError("fetch failed"); }) as never });
+    await expect(down.getMe()).rejects.toMatchObject({ status: 0, code: "network_error" });
+  });
+});
