@@ -106,8 +106,12 @@ impl ScratchDatabase {
         client
     }
 
-    /// What a Supabase project has before any migration.
+    /// What a Supabase project has before any migration. One at a time: the
+    /// bootstrap also (re)creates cluster-wide roles and their grants, which
+    /// two concurrent runs would update at once ("tuple concurrently updated").
     async fn bootstrap(&self) {
+        static CLUSTER_WIDE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = CLUSTER_WIDE.lock().await;
         run_file(&self.connect().await, &sql_dir().join("bootstrap/local_supabase.sql")).await;
     }
 
