@@ -73,7 +73,7 @@ export interface ConversationView {
   unreadCount: number;
   lastReadSeq: number;
   /** Users typing now (never the caller). */
-  typing: string[];
+  typingUserIds: string[];
   error: Error | null;
 }
 
@@ -261,7 +261,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       hasOlder: c.hasOlder,
       unreadCount: summary?.unread_count ?? c.me?.unread_count ?? 0,
       lastReadSeq: Math.max(summary?.last_read_seq ?? 0, c.me?.last_read_seq ?? 0),
-      typing: this.typingIn.users(id),
+      typingUserIds: this.typingIn.users(id),
       error: c.error,
     };
     c.view = { version: c.version, people: this.people, value };

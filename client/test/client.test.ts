@@ -263,9 +263,9 @@ describe("chat client", () => {
     ws.open();
     await flush();
     ws.push({ type: "typing", conversation_id: CONV, data: { user_id: BOB, is_typing: true, expires_at: new Date(Date.now() + 6000).toISOString() } });
-    expect(chat.getConversationView(CONV).typing).toEqual([BOB]);
+    expect(chat.getConversationView(CONV).typingUserIds).toEqual([BOB]);
     ws.push(srv.write());
-    expect(chat.getConversationView(CONV).typing).toEqual([]);
+    expect(chat.getConversationView(CONV).typingUserIds).toEqual([]);
   });
 });
 
