@@ -516,7 +516,6 @@ export class ChatClient extends Emitter<ChatClientEvents> {
           s.last_message = m;
           s.last_activity_at = m.created_at;
           if (m.sender_id !== this.userId && m.kind !== "system" && !m.deleted_at && m.seq > s.last_read_seq) s.unread_count += 1;
-          if (m.sender_id === this.userId) s.unread_count = 0;
         }
         break;
       }
