@@ -2,9 +2,10 @@
 //! API by hand over plain HTTP/1.1 (no lambda_runtime), and behaves according
 //! to `ECHO_ROLE`:
 //!
-//! - `http`: answers with the event, the runtime headers and its environment;
-//!   paths containing `/crash`, `/error`, `/plain` or `/sleep/<ms>` misbehave
-//!   accordingly.
+//! - `http`: answers with the event, the runtime headers and its environment,
+//!   and a CORS header of its own (which a gateway with a CORS configuration
+//!   replaces); paths containing `/crash`, `/error`, `/plain` or `/sleep/<ms>`
+//!   misbehave accordingly.
 //! - `authorizer`: `?token=allow…` allows (context `token`, `exp`, `admin`),
 //!   `deny` denies, `error` fails, `crash` exits, anything else is `Unauthorized`.
 //! - `connect`: accepts, echoing the first offered `Sec-WebSocket-Protocol`;
@@ -106,7 +107,11 @@ fn handle_http(event: &Value, runtime_headers: &BTreeMap<String, String>) -> Out
     });
     Outcome::Respond(json!({
         "statusCode": 200,
-        "headers": {"content-type": "application/json", "x-echo-pid": std::process::id().to_string()},
+        "headers": {
+            "content-type": "application/json",
+            "x-echo-pid": std::process::id().to_string(),
+            "access-control-allow-origin": "https://function.example",
+        },
         "cookies": ["echo=1; Path=/"],
         "body": body.to_string(),
     }))

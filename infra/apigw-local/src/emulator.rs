@@ -82,6 +82,7 @@ impl Emulator {
         ));
         let http_api = Arc::new(HttpApi::new(
             &template.http_routes,
+            template.http_cors.clone(),
             Arc::clone(&functions),
             ids::api_id(&template.http_api_logical_id),
             http_addr.port(),

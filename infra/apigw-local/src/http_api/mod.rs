@@ -1,6 +1,7 @@
 //! The HTTP API: routes from the template's `HttpApi` events, payload format
-//! 2.0, plus `GET /__emulator/stats`.
+//! 2.0, CORS from its `CorsConfiguration`, plus `GET /__emulator/stats`.
 
+mod cors;
 mod event;
 mod response;
 mod routes;
@@ -19,8 +20,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::lambda::FunctionSet;
-use crate::template::HttpRouteSpec;
+use crate::template::{CorsSpec, HttpRouteSpec};
 use crate::{ids, redact};
+use cors::Cors;
 use routes::RouteTable;
 
 /// API Gateway's payload quota for HTTP APIs.
@@ -30,15 +32,23 @@ const DRAIN_BOUND: usize = 8 * MAX_REQUEST_BYTES;
 
 pub(crate) struct HttpApi {
     routes: RouteTable,
+    cors: Option<Cors>,
     functions: Arc<FunctionSet>,
     api_id: String,
     local_port: u16,
 }
 
 impl HttpApi {
-    pub fn new(routes: &[HttpRouteSpec], functions: Arc<FunctionSet>, api_id: String, local_port: u16) -> Self {
+    pub fn new(
+        routes: &[HttpRouteSpec],
+        cors: Option<CorsSpec>,
+        functions: Arc<FunctionSet>,
+        api_id: String,
+        local_port: u16,
+    ) -> Self {
         HttpApi {
             routes: RouteTable::new(routes),
+            cors: cors.map(Cors::new),
             functions,
             api_id,
             local_port,
@@ -69,8 +79,20 @@ async fn handle(
     let raw_query = parts.uri.query().unwrap_or_default().to_string();
     let method = parts.method.as_str().to_string();
 
-    let mut response = match respond(&api, peer, &parts, body, &request_id).await {
-        Ok(response) | Err(response) => response,
+    let mut response = match &api.cors {
+        Some(cors) if Cors::is_preflight(&parts.method, &parts.headers) && !api.routes.routes_preflight(&raw_path) => {
+            cors.preflight(&parts.headers)
+        }
+        _ => {
+            let mut response = match respond(&api, peer, &parts, body, &request_id).await {
+                Ok(response) | Err(response) => response,
+            };
+            // Every response, the gateway's own errors included.
+            if let Some(cors) = &api.cors {
+                cors.decorate(&parts.headers, response.headers_mut());
+            }
+            response
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("apigw-requestid", value);

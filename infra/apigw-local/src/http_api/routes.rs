@@ -85,6 +85,14 @@ impl RouteTable {
             }),
         }
     }
+
+    /// Whether a CORS preflight to this path goes to an integration rather
+    /// than being answered by the gateway: API Gateway routes it when an
+    /// `OPTIONS` route or the catch-all `$default` route takes it.
+    pub fn routes_preflight(&self, raw_path: &str) -> bool {
+        self.find("OPTIONS", raw_path)
+            .is_some_and(|m| m.route_key == "$default" || m.route_key.starts_with("OPTIONS "))
+    }
 }
 
 fn split(path: &str) -> Vec<&str> {
@@ -227,6 +235,22 @@ mod tests {
         let t = RouteTable::new(&[spec(Some("GET"), "/v1/health", "Health"), spec(None, "", "Fallback")]);
         let m = t.find("POST", "/x").unwrap();
         assert_eq!((m.route_key.as_str(), m.function.as_str()), ("$default", "Fallback"));
+    }
+
+    #[test]
+    fn preflights_go_to_options_and_default_routes_only() {
+        let t = table();
+        assert!(!t.routes_preflight("/v1/conversations/x/messages"));
+        // `ANY` routes match OPTIONS too, but the gateway answers the preflight.
+        assert!(!t.routes_preflight("/anything/else"));
+        let t = RouteTable::new(&[
+            spec(Some("GET"), "/v1/health", "Health"),
+            spec(Some("OPTIONS"), "/v1/{proxy+}", "Options"),
+        ]);
+        assert!(t.routes_preflight("/v1/health"));
+        assert!(!t.routes_preflight("/v2/health"));
+        let t = RouteTable::new(&[spec(Some("GET"), "/v1/health", "Health"), spec(None, "", "Fallback")]);
+        assert!(t.routes_preflight("/v1/health"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The parts of an AWS SAM template the emulator serves: functions, HTTP API
-//! routes, and the WebSocket API with its routes, authorizer and stage.
+//! routes and CORS configuration, and the WebSocket API with its routes,
+//! authorizer and stage.
 
+mod cors;
 mod functions;
 mod resolve;
 mod websocket;
@@ -47,6 +49,18 @@ impl HttpRouteSpec {
     }
 }
 
+/// The HTTP API's `CorsConfiguration`: header names in lower case, methods in
+/// upper case, origins as written (`*`, `https://*` or one origin).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CorsSpec {
+    pub allow_origins: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<i64>,
+    pub allow_credentials: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WsRouteSpec {
     /// Logical id of the function the route integrates with.
@@ -70,6 +84,9 @@ pub(crate) struct Template {
     pub functions: BTreeMap<String, FunctionSpec>,
     pub http_api_logical_id: String,
     pub http_routes: Vec<HttpRouteSpec>,
+    /// `None`: the HTTP API has no CORS configuration (API Gateway then
+    /// answers no preflight and adds no CORS headers).
+    pub http_cors: Option<CorsSpec>,
     pub websocket: Option<WebSocketSpec>,
 }
 
@@ -98,11 +115,14 @@ impl Template {
             .unwrap_or(&empty);
         let functions = functions::parse_functions(resources, globals, &resolver).map_err(err)?;
         let (http_api_logical_id, http_routes) = functions::parse_http_routes(resources, &resolver).map_err(err)?;
+        let http_globals = root.get("Globals").and_then(|g| g.get("HttpApi"));
+        let http_cors = cors::parse_cors(resources, http_globals, &http_api_logical_id, &resolver).map_err(err)?;
         let websocket = websocket::parse_websocket(resources, &resolver).map_err(err)?;
         Ok(Template {
             functions,
             http_api_logical_id,
             http_routes,
+            http_cors,
             websocket,
         })
     }
@@ -223,6 +243,19 @@ mod tests {
             "SendMessageFunction"
         )));
         assert!(t.http_routes.iter().all(|r| t.functions.contains_key(&r.function)));
+    }
+
+    #[test]
+    fn real_template_cors() {
+        let cors = real_template().http_cors.expect("the HTTP API configures CORS");
+        assert_eq!(cors.allow_origins, ["*"]);
+        assert!(cors.allow_headers.contains(&"idempotency-key".to_string()));
+        assert!(!cors.allow_credentials);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let overrides = BTreeMap::from([("CorsAllowOrigin".to_string(), "https://chat.example".to_string())]);
+        let t = Template::parse(&text, &overrides, "us-east-1").unwrap();
+        assert_eq!(t.http_cors.unwrap().allow_origins, ["https://chat.example"]);
     }
 
     #[test]

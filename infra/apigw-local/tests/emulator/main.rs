@@ -1,6 +1,7 @@
 //! The emulator against real processes: the echo example runs as every
 //! function. One test binary, so the helpers are compiled and linked once.
 
+mod cors;
 mod helpers;
 mod http_api;
 mod management;
