@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { ChatClient, subjectOf, type ConnectionState, type ServerEvent } from "../src/index.js";
+import { ChatClient, subjectOf, type ConnectionState, type Message, type ServerEvent } from "../src/index.js";
 
 function stack() {
   if (process.env.CHAT_STACK_FILE) {
@@ -64,7 +64,7 @@ describe.skipIf(!live)("against the local stack", () => {
 
     // Bob goes away; alice sends five; bob comes back and replays them.
     bob.chat.close();
-    const five = [];
+    const five: Message[] = [];
     for (let i = 1; i <= 5; i++) five.push(await alice.chat.send(conversation.id, `${tag} #${i}`));
     bob.chat.connect();
     await state(bob.chat, "connected");
