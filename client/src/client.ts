@@ -332,7 +332,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   /** Loads the page of messages before the oldest one loaded. */
   async loadOlder(id: string): Promise<void> {
     const c = this.conv(id);
-    if (!c.loaded || !c.hasOlder || c.loadingOlder) return;
+    if (!c.loaded || !c.hasOlder || c.loadingOlder || c.messages.size === 0) return;
     const oldest = Math.min(...[...c.messages.values()].map((m) => m.seq));
     c.loadingOlder = true;
     this.touch(id);

@@ -317,3 +317,35 @@ describe("REST calls", () => {
     await expect(down.getMe()).rejects.toMatchObject({ status: 0, code: "network_error" });
   });
 });
+
+describe("history", () => {
+  it("opens a conversation with its newest page and loads older pages until there are none", async () => {
+    const all = Array.from({ length: 5 }, (_, i) => message(i + 1));
+    const { fetch, calls } = fakeFetch({
+      "GET /v1/conversations/{id}": () => ({
+        body: {
+          conversation: { id: CONV, kind: "direct", name: null, context_type: null, context_id: null, created_by: ALICE, created_at: "2026-11-21T07:00:00Z", last_seq: 5, participants: [] },
+          me: { role: "owner", joined_at: "2026-11-21T07:00:00Z", archived: false, muted: false, last_read_seq: 0, unread_count: 5 },
+        },
+      }),
+      "GET /v1/conversations/{id}/messages": (call) => {
+        const before = Number(call.url.searchParams.get("before_seq") ?? 6);
+        const limit = Number(call.url.searchParams.get("limit"));
+        const older = all.filter((m) => m.seq < before);
+        const page = older.slice(-limit);
+        return { body: { messages: page, has_more: older.length > page.length } };
+      },
+    });
+    const { chat } = client(fetch, { pageSize: 2 });
+    await chat.open(CONV);
+    expect(chat.getConversationView(CONV)).toMatchObject({ hasOlder: true, loading: false });
+    expect(chat.getConversationView(CONV).messages.map((m) => m.seq)).toEqual([4, 5]);
+    await chat.loadOlder(CONV);
+    await chat.loadOlder(CONV);
+    expect(chat.getConversationView(CONV).messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(chat.getConversationView(CONV).hasOlder).toBe(false);
+    await chat.loadOlder(CONV);
+    const pages = calls.filter((c) => c.url.pathname.endsWith("/messages")).map((c) => c.url.searchParams.get("before_seq"));
+    expect(pages).toEqual([null, "4", "2"]);
+  });
+});
