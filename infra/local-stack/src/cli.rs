@@ -29,6 +29,7 @@ pub enum Command {
     /// Print an access token signed with the stack's JWT secret.
     Token(TokenOptions),
     /// Apply the pending migrations to a Supabase project's database (no local bootstrap, no seed data).
+    #[command(after_help = crate::postgres::tls::HELP)]
     DbPush(DbPushOptions),
 }
 

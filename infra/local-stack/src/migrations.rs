@@ -296,12 +296,8 @@ pub async fn push_command(options: DbPushOptions) -> Result<()> {
 /// Supabase project's database at `database_url`, nothing else (no local
 /// bootstrap, no seed). Safe to run again: recorded versions are skipped.
 pub async fn push(database_url: &str, sql_dir: &Path) -> Result<()> {
-    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-        .await
-        .context(|| "connecting to the database (DATABASE_URL or --database-url)".into())?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    // A project's database is across the internet: TLS as libpq's sslmode says, `require` by default.
+    let client = crate::postgres::tls::connect(database_url).await?;
     if !has_supabase_auth(&client).await? {
         return Err(Error::Setup(
             "this database has no auth.users, so it is not a Supabase project's: the migrations build on \

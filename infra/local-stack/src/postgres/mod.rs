@@ -7,6 +7,7 @@ mod external;
 mod initdb;
 mod layout;
 mod os_user;
+pub mod tls;
 
 use std::path::Path;
 use std::time::Duration;
