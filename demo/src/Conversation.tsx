@@ -1,0 +1,258 @@
+import { useEffect, useLayoutEffect, useRef, useState, type FormEvent } from "react";
+import type { ChatClient, ChatMessage, ConversationView } from "@chat/client";
+import { Presence } from "./Presence";
+import { useConversation } from "./hooks";
+
+// Older history is asked for when the list is scrolled this close to its top.
+const LOAD_OLDER_PX = 80;
+
+export function Conversation({ client, id }: { client: ChatClient; id: string }) {
+  const view = useConversation(client, id);
+  const [replyTo, setReplyTo] = useState<ChatMessage | null>(null);
+  const others = (view.conversation?.participants ?? []).filter((p) => p.user_id !== client.userId);
+
+  // Everything shown is read while the page is visible.
+  useEffect(() => {
+    if (view.loading || view.unreadCount === 0) return;
+    const read = () => {
+      if (document.visibilityState === "visible") void client.markRead(id).catch(() => {});
+    };
+    read();
+    document.addEventListener("visibilitychange", read);
+    return () => document.removeEventListener("visibilitychange", read);
+  }, [client, id, view.loading, view.unreadCount]);
+
+  return (
+    <section className="conversation-pane" data-testid="conversation" data-conversation-id={id}>
+      <header>
+        <h2 data-testid="conversation-header">{view.title}</h2>
+        <span className="members" data-testid="members">
+          {others.map((p) => (
+            <span key={p.user_id} className="member" data-testid="member" data-username={p.profile.username}>
+              <Presence client={client} userId={p.user_id} />
+              {p.profile.display_name || p.profile.username}
+            </span>
+          ))}
+        </span>
+      </header>
+      {view.error && !view.conversation && (
+        <p className="error" data-testid="conversation-error">
+          {view.error.message}
+        </p>
+      )}
+      <Messages client={client} view={view} onReply={setReplyTo} />
+      <Typing client={client} view={view} />
+      <Composer client={client} id={id} replyTo={replyTo} onReplied={() => setReplyTo(null)} />
+    </section>
+  );
+}
+
+function Messages({ client, view, onReply }: { client: ChatClient; view: ConversationView; onReply: (m: ChatMessage) => void }) {
+  const box = useRef<HTMLOListElement>(null);
+  const anchor = useRef<{ first: string | undefined; height: number; atBottom: boolean }>({ first: undefined, height: 0, atBottom: true });
+  const byId = new Map(view.messages.map((m) => [m.id, m]));
+
+  // Receipts: each other participant is shown under the newest message they have read.
+  const receipts = new Map<string, string[]>();
+  for (const p of view.conversation?.participants ?? []) {
+    if (p.user_id === client.userId || p.last_read_seq <= 0) continue;
+    const seen = [...view.messages].reverse().find((m) => m.seq > 0 && m.seq <= p.last_read_seq);
+    if (seen) receipts.set(seen.id, [...(receipts.get(seen.id) ?? []), p.profile.display_name || p.profile.username]);
+  }
+
+  // Older messages come in on top: keep what was on screen where it was.
+  // Newer ones come in below: follow them when the reader was at the bottom.
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const first = view.messages[0]?.id;
+    if (anchor.current.first && first !== anchor.current.first) {
+      el.scrollTop += el.scrollHeight - anchor.current.height;
+    } else if (anchor.current.atBottom) {
+      el.scrollTop = el.scrollHeight;
+    }
+    anchor.current = { ...anchor.current, first, height: el.scrollHeight };
+  }, [view.messages]);
+
+  const onScroll = () => {
+    const el = box.current!;
+    anchor.current.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    anchor.current.height = el.scrollHeight;
+    if (el.scrollTop < LOAD_OLDER_PX && view.hasOlder && !view.loadingOlder) void client.loadOlder(view.id).catch(() => {});
+  };
+
+  return (
+    <ol className="messages" data-testid="message-list" ref={box} onScroll={onScroll}>
+      {view.loadingOlder && <li className="note">Loading older messages…</li>}
+      {!view.hasOlder && !view.loading && <li className="note" data-testid="history-start">Start of the conversation</li>}
+      {view.messages.map((m) => (
+        <MessageRow
+          key={m.client_msg_id ?? m.id}
+          client={client}
+          m={m}
+          quoted={m.reply_to_id ? byId.get(m.reply_to_id) : undefined}
+          seenBy={receipts.get(m.id)}
+          onReply={onReply}
+        />
+      ))}
+    </ol>
+  );
+}
+
+function MessageRow({
+  client,
+  m,
+  quoted,
+  seenBy,
+  onReply,
+}: {
+  client: ChatClient;
+  m: ChatMessage;
+  quoted: ChatMessage | undefined;
+  seenBy: string[] | undefined;
+  onReply: (m: ChatMessage) => void;
+}) {
+  const mine = m.sender_id === client.userId;
+  const [editing, setEditing] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const stored = m.status === "sent" && !m.deleted_at;
+
+  const saveEdit = (e: FormEvent) => {
+    e.preventDefault();
+    client.edit(m.id, editing ?? "").then(
+      () => setEditing(null),
+      (err: Error) => setError(err.message),
+    );
+  };
+
+  return (
+    <li
+      className={`message ${mine ? "mine" : ""} ${m.status}`}
+      data-testid="message"
+      data-seq={m.seq}
+      data-status={m.status}
+      data-message-id={m.id}
+    >
+      <div className="meta">
+        <span className="sender" data-testid="message-sender">
+          {m.kind === "system" ? "system" : client.displayName(m.sender_id)}
+        </span>
+        <time dateTime={m.created_at}>{new Date(m.created_at).toLocaleTimeString()}</time>
+        {m.edited_at && !m.deleted_at && <span className="edited" data-testid="message-edited">(edited)</span>}
+        {m.status === "pending" && <span className="status">sending…</span>}
+      </div>
+      {m.reply_to_id && (
+        <blockquote className="quote" data-testid="message-quote">
+          {quoted
+            ? `${client.displayName(quoted.sender_id)}: ${quoted.deleted_at ? "message deleted" : (quoted.body ?? "")}`
+            : "an earlier message"}
+        </blockquote>
+      )}
+      {editing !== null ? (
+        <form className="edit" onSubmit={saveEdit}>
+          <input data-testid="edit-input" value={editing} onChange={(e) => setEditing(e.target.value)} autoFocus />
+          <button data-testid="edit-save" type="submit">
+            Save
+          </button>
+          <button type="button" onClick={() => setEditing(null)}>
+            Cancel
+          </button>
+        </form>
+      ) : (
+        <div className="body" data-testid="message-body">
+          {m.deleted_at ? <em>message deleted</em> : (m.body ?? `[${m.kind}]`)}
+        </div>
+      )}
+      {m.status === "failed" && (
+        <div className="failed" data-testid="message-failed">
+          Not sent: {m.error?.message}{" "}
+          <button onClick={() => void client.retry(m.conversation_id, m.client_msg_id!).catch(() => {})}>Retry</button>
+          <button onClick={() => client.discard(m.client_msg_id!)}>Discard</button>
+        </div>
+      )}
+      {stored && (
+        <div className="actions">
+          <button data-testid="message-reply" onClick={() => onReply(m)}>
+            Reply
+          </button>
+          {mine && m.kind === "text" && (
+            <button data-testid="message-edit" onClick={() => setEditing(m.body ?? "")}>
+              Edit
+            </button>
+          )}
+          {mine && (
+            <button
+              data-testid="message-delete"
+              onClick={() => client.remove(m.id).catch((err: Error) => setError(err.message))}
+            >
+              Delete
+            </button>
+          )}
+        </div>
+      )}
+      {error && <div className="error">{error}</div>}
+      {seenBy && (
+        <div className="receipt" data-testid="read-receipt">
+          Seen by {seenBy.join(", ")}
+        </div>
+      )}
+    </li>
+  );
+}
+
+function Typing({ client, view }: { client: ChatClient; view: ConversationView }) {
+  if (view.typingUserIds.length === 0) return <div className="typing" />;
+  const names = view.typingUserIds.map((u) => client.displayName(u)).join(", ");
+  return (
+    <div className="typing" data-testid="typing-indicator">
+      {names} {view.typingUserIds.length === 1 ? "is" : "are"} typing…
+    </div>
+  );
+}
+
+function Composer({
+  client,
+  id,
+  replyTo,
+  onReplied,
+}: {
+  client: ChatClient;
+  id: string;
+  replyTo: ChatMessage | null;
+  onReplied: () => void;
+}) {
+  const [text, setText] = useState("");
+  const send = (e: FormEvent) => {
+    e.preventDefault();
+    const body = text.trim();
+    if (!body) return;
+    // Shown at once as pending; the client resends it until acknowledged, and marks it failed if refused.
+    void client.send(id, replyTo ? { body, reply_to_id: replyTo.id } : body).catch(() => {});
+    setText("");
+    onReplied();
+  };
+  return (
+    <form className="composer" onSubmit={send}>
+      {replyTo && (
+        <div className="replying" data-testid="replying-to">
+          Replying to {client.displayName(replyTo.sender_id)}: {replyTo.body}
+          <button type="button" onClick={onReplied}>
+            ×
+          </button>
+        </div>
+      )}
+      <input
+        data-testid="composer-input"
+        placeholder="Write a message"
+        value={text}
+        onChange={(e) => {
+          setText(e.target.value);
+          client.typing(id);
+        }}
+      />
+      <button data-testid="composer-send" type="submit">
+        Send
+      </button>
+    </form>
+  );
+}

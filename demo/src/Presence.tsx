@@ -1,0 +1,8 @@
+import type { ChatClient } from "@chat/client";
+
+export function Presence({ client, userId }: { client: ChatClient; userId: string }) {
+  const p = client.getPresence(userId);
+  const online = p?.online ?? false;
+  const title = online ? "online" : p?.last_seen_at ? `last seen ${new Date(p.last_seen_at).toLocaleString()}` : "offline";
+  return <span className={online ? "dot online" : "dot"} title={title} data-testid="presence" data-online={online} />;
+}
