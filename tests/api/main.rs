@@ -6,6 +6,7 @@
 mod helpers;
 
 mod conversations;
+mod cors;
 mod events_replay;
 mod health_auth;
 mod messages;
