@@ -370,6 +370,42 @@ async fn db_push_refuses_a_database_that_is_not_a_supabase_project() {
     assert!(!history, "nothing recorded");
 }
 
+/// db-push sends nothing in clear where TLS is asked for: the test server has
+/// no TLS, so `sslmode=require` and `verify-full` stop before logging in and
+/// say why, while `sslmode=disable` (as this machine's default, which the
+/// tests above use) logs in and reaches the check for Supabase Auth.
+#[tokio::test]
+async fn db_push_refuses_a_server_without_tls_when_tls_is_asked_for() {
+    let plain = ScratchDatabase::create("tls").await;
+    let push = |sslmode: &str| {
+        let pushed = chat_local(&[
+            "db-push",
+            "--database-url",
+            &format!("{}?sslmode={sslmode}", plain.url),
+            "--sql-dir",
+            sql_dir().to_str().unwrap(),
+        ]);
+        (
+            pushed.status.success(),
+            String::from_utf8_lossy(&pushed.stderr).into_owned(),
+        )
+    };
+    let outcomes = [push("require"), push("verify-full"), push("disable")];
+    plain.drop_now().await;
+    for (pushed, stderr) in &outcomes[..2] {
+        assert!(!pushed);
+        assert!(stderr.contains("server does not support TLS"), "{stderr}");
+        assert!(
+            stderr.contains("add sslmode=disable to the connection string only"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("auth.users"), "refused before logging in: {stderr}");
+    }
+    let (pushed, stderr) = &outcomes[2];
+    assert!(!pushed);
+    assert!(stderr.contains("auth.users"), "{stderr}");
+}
+
 /// The stack migrates its database the same way: every migration recorded once.
 #[tokio::test]
 async fn the_local_stack_records_its_migrations() {
