@@ -28,9 +28,9 @@ TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 .PHONY: help setup setup-deploy dev test test-unit bench token db-push build deploy clean distclean
 
 help:
-	@echo "make setup         install what is missing (PostgreSQL, postrust, SAM CLI)"
-	@echo "make dev           run the whole stack locally until Ctrl-C"
-	@echo "make test          lint the template, then unit, SQL and end-to-end tests"
+	@echo "make setup         install what is missing (PostgreSQL, postrust, SAM CLI, Chromium, npm packages)"
+	@echo "make dev           run the whole stack locally, with the demo app and the API reference, until Ctrl-C"
+	@echo "make test          lint the template, then unit, SQL, end-to-end, client and browser tests"
 	@echo "make test-unit     the unit tests alone, in seconds: no database, no stack"
 	@echo "make bench         latency, throughput, round trips, cold starts on release builds (BENCH_FLAGS=--help)"
 	@echo "make token USER=x  an access token for alice, bob, carol, dave or a user id"
@@ -45,9 +45,22 @@ setup:
 setup-deploy:
 	@infra/setup.sh deploy
 
+# The demo app and the API reference (demo/, Vite's dev server) run beside
+# the stack and stop with it; their URLs follow the stack's banner, printed
+# once the stack has written its ready file.
+DEMO_PORT ?= 5173
+DEMO_URL := http://127.0.0.1:$(DEMO_PORT)
+DEV_READY := .local/ready.json
+
 dev: setup
 	$(BUILD)
-	$(CHAT_LOCAL) up
+	npm run --silent build -w client
+	@rm -f $(DEV_READY)
+	@(cd demo && exec node ../node_modules/vite/bin/vite.js --port $(DEMO_PORT) --logLevel warn) & demo=$$!; \
+	  (until [ -f $(DEV_READY) ]; do sleep 0.5; done; \
+	   printf '  Demo app      %s/\n  API reference %s/api.html\n\n' "$(DEMO_URL)" "$(DEMO_URL)") & urls=$$!; \
+	  trap 'kill $$demo $$urls 2>/dev/null || true' EXIT; \
+	  $(CHAT_LOCAL) up --ready-file $(DEV_READY)
 
 # The end-to-end tests mostly wait on sockets, so they run in more threads
 # than there are cores; they share one stack, each test with its own users.
@@ -61,6 +74,9 @@ test: setup
 	@status=0; \
 	  cargo test --workspace --exclude chat-e2e --no-fail-fast || status=$$?; \
 	  cargo test -p chat-e2e --test api --no-fail-fast -- --test-threads=$(E2E_THREADS) || status=$$?; \
+	  npm run --silent build -w client -w demo || status=$$?; \
+	  npm test --silent -w client || status=$$?; \
+	  npm test --silent -w tests/browser || status=$$?; \
 	  exit $$status
 
 # The tests beside the code (src/), in seconds: no database, no stack, no

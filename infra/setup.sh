@@ -3,7 +3,8 @@
 # Ubuntu machine; prints nothing when everything is already there.
 #
 #   infra/setup.sh          the local stack and the tests: PostgreSQL server
-#                           binaries, build tools, postrust (PostgREST), SAM CLI
+#                           binaries, build tools, postrust (PostgREST), SAM CLI,
+#                           Chromium (browser tests), the npm workspaces' packages
 #   infra/setup.sh deploy   also cargo-lambda and Zig, for `sam build`
 #
 # Safe to run any number of times. Uses sudo only when not root.
@@ -75,6 +76,8 @@ ensure_os_packages() {
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v curl >/dev/null || missing+=(curl)
   command -v python3 >/dev/null || missing+=(python3)
+  # The browser tests drive Debian's Chromium (playwright-core cannot download one here).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ! -x "$VENV/bin/python" ] && command -v python3 >/dev/null \
       && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     missing+=(python3-venv)
@@ -172,6 +175,18 @@ pip_install() { # distribution version
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$1==$2"
 }
 
+# --- Node.js packages (client, demo, browser tests) ---------------------------
+
+# Exactly what package-lock.json names, reinstalled when the lockfile is newer
+# than the last install (npm records each install in node_modules/.package-lock.json).
+ensure_node_modules() {
+  command -v npm >/dev/null \
+    || fail "Node.js (20.19 or later, with npm) is not installed: the client, the demo and the browser tests need it"
+  [ node_modules/.package-lock.json -nt package-lock.json ] && return
+  say "installing the npm packages of package-lock.json"
+  npm ci --no-audit --no-fund --loglevel=error
+}
+
 # --- main --------------------------------------------------------------------
 
 main() {
@@ -187,6 +202,7 @@ main() {
   ensure_postrust
   ensure_venv
   pip_install aws-sam-cli "$SAM_CLI_VERSION"
+  ensure_node_modules
   if [ "$with_deploy_tools" = true ]; then
     ensure_cargo_lambda
     ensure_arm64_target

@@ -15,8 +15,8 @@
 --   authenticated, so every function's grants follow it: helpers are revoked
 --   from every API role; internal RPCs (the Lambda functions verify the token
 --   and pass the user id as p_user_id) are executable by service_role only;
---   user-facing RPCs, which take the caller from auth.uid(), by authenticated
---   and service_role.
+--   user-facing RPCs, which take the caller from public.caller_id() (never
+--   auth.uid() itself), by authenticated and service_role.
 -- - Every table enables row level security and revokes Supabase's blanket
 --   grants where it is created, then grants exactly what its policies are
 --   written for. RLS is not forced: the table owner (the SECURITY DEFINER
@@ -101,6 +101,77 @@ declare
 begin
   if char_length(v_query) > p_max_chars or public.has_control(v_query) then
     perform public.api_error('invalid_query',
+-- Whether a text holds a bidirectional embedding, override or isolate
+-- (U+202A-U+202E, U+2066-U+2069): they reorder what follows them, so that
+-- "txt.exe" shows as "exe.txt" or a name shows as someone else's. The marks
+-- (U+200E, U+200F, U+061C) are not among them: they reorder nothing, and
+-- right-to-left text mixed with left-to-right needs them.
+create function public.has_bidi_control(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select p_text ~ '[\u202a-\u202e\u2066-\u2069]'
+$$;
+
+-- A text without the characters that show nothing, or change how the text
+-- around them shows, so that a name could pose as another ("ali" U+200B
+-- "ce", "alice" U+202E) or look empty: control characters, bidi controls and
+-- marks, zero-width and other invisible format characters, soft hyphen and
+-- the Hangul fillers. Variation selectors are not among them: emoji need them.
+create function public.strip_invisible(p_text text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select regexp_replace(p_text,
+    '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]',
+    '', 'g')
+$$;
+
+-- Whether a text holds any of the characters strip_invisible removes.
+create function public.has_invisible(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select public.strip_invisible(p_text) <> p_text
+$$;
+
+-- The signed-in user an API request acts for, or null: auth.uid(), unless the
+-- token is one the chat refuses although PostgREST accepts it:
+-- - an anonymous sign-in (claim is_anonymous = true, as Supabase Auth issues
+--   them), unless the database allows them: app.allow_anonymous_users = 'on'
+--   (e.g. `alter role authenticator set app.allow_anonymous_users = 'on'`),
+--   the database's half of the template parameter AllowAnonymousUsers;
+-- - a token past its exp by more than 5 seconds (or without a numeric exp):
+--   PostgREST tolerates 30 seconds of clock skew on exp, the chat's functions
+--   5 (LEEWAY_SECONDS in functions/chat/src/auth), and every path must agree.
+-- Every policy and every user-facing RPC asks this, never auth.uid() itself.
+create function public.caller_id()
+returns uuid
+language sql
+stable
+set search_path = ''
+as $$
+  select auth.uid()
+  from (select auth.jwt() as claims) j
+  where ((j.claims ->> 'is_anonymous') is distinct from 'true'
+         or current_setting('app.allow_anonymous_users', true) = 'on')
+    and case when jsonb_typeof(j.claims -> 'exp') = 'number'
+          then (j.claims ->> 'exp')::numeric >= extract(epoch from now()) - 5
+          else false
+        end
+$$;
+
+-- Policies run it with the querying user's privileges; it only ever answers
+-- about the caller.
+revoke execute on function public.caller_id() from public, anon;
+grant execute on function public.caller_id() to authenticated, service_role;
+
       format('The query must be at most %s characters, without control characters.', p_max_chars));
   end if;
   return v_query;
@@ -109,7 +180,9 @@ $$;
 revoke execute on function public.validated_query_text(text, int) from public, anon, authenticated, service_role;
 
 -- Not an API: check constraints evaluate them with the writer's privileges,
--- and only the table owner and service_role write messages.
+-- and only the table owner and service_role write messages. Users update
+-- their own profile, whose constraints call has_invisible (and through it
+-- strip_invisible): both are pure, so executing them tells nobody anything.
 revoke execute on function public.trim_blank(text) from public, anon, authenticated;
 revoke execute on function public.is_blank(text) from public, anon, authenticated;
 revoke execute on function public.has_control(text) from public, anon, authenticated, service_role;
@@ -126,6 +199,11 @@ immutable
 set search_path = ''
 as $$
   select jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
+revoke execute on function public.strip_invisible(text) from public, anon;
+grant execute on function public.strip_invisible(text) to authenticated, service_role;
+revoke execute on function public.has_invisible(text) from public, anon;
+grant execute on function public.has_invisible(text) to authenticated, service_role;
+revoke execute on function public.has_bidi_control(text) from public, anon, authenticated, service_role;
       || case when p_conversation_id is null then '{}'::jsonb
               else jsonb_build_object('conversation_id', p_conversation_id) end
       || case when p_seq is null then '{}'::jsonb
