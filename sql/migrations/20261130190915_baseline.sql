@@ -23,8 +23,8 @@
 --   authenticated, so every function's grants follow it: helpers are revoked
 --   from every API role; internal RPCs (the Lambda functions verify the token
 --   and pass the user id as p_user_id) are executable by service_role only;
---   user-facing RPCs, which take the caller from auth.uid(), by authenticated
---   and service_role.
+--   user-facing RPCs, which take the caller from public.caller_id() (never
+--   auth.uid() itself), by authenticated and service_role.
 -- - Every table enables row level security and revokes Supabase's blanket
 --   grants where it is created, then grants exactly what its policies are
 --   written for. RLS is not forced: the table owner (the SECURITY DEFINER
@@ -109,6 +109,77 @@ declare
 begin
   if char_length(v_query) > p_max_chars or public.has_control(v_query) then
     perform public.api_error('invalid_query',
+-- Whether a text holds a bidirectional embedding, override or isolate
+-- (U+202A-U+202E, U+2066-U+2069): they reorder what follows them, so that
+-- "txt.exe" shows as "exe.txt" or a name shows as someone else's. The marks
+-- (U+200E, U+200F, U+061C) are not among them: they reorder nothing, and
+-- right-to-left text mixed with left-to-right needs them.
+create function public.has_bidi_control(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select p_text ~ '[\u202a-\u202e\u2066-\u2069]'
+$$;
+
+-- A text without the characters that show nothing, or change how the text
+-- around them shows, so that a name could pose as another ("ali" U+200B
+-- "ce", "alice" U+202E) or look empty: control characters, bidi controls and
+-- marks, zero-width and other invisible format characters, soft hyphen and
+-- the Hangul fillers. Variation selectors are not among them: emoji need them.
+create function public.strip_invisible(p_text text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select regexp_replace(p_text,
+    '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]',
+    '', 'g')
+$$;
+
+-- Whether a text holds any of the characters strip_invisible removes.
+create function public.has_invisible(p_text text)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select public.strip_invisible(p_text) <> p_text
+$$;
+
+-- The signed-in user an API request acts for, or null: auth.uid(), unless the
+-- token is one the chat refuses although PostgREST accepts it:
+-- - an anonymous sign-in (claim is_anonymous = true, as Supabase Auth issues
+--   them), unless the database allows them: app.allow_anonymous_users = 'on'
+--   (e.g. `alter role authenticator set app.allow_anonymous_users = 'on'`),
+--   the database's half of the template parameter AllowAnonymousUsers;
+-- - a token past its exp by more than 5 seconds (or without a numeric exp):
+--   PostgREST tolerates 30 seconds of clock skew on exp, the chat's functions
+--   5 (LEEWAY_SECONDS in functions/chat/src/auth), and every path must agree.
+-- Every policy and every user-facing RPC asks this, never auth.uid() itself.
+create function public.caller_id()
+returns uuid
+language sql
+stable
+set search_path = ''
+as $$
+  select auth.uid()
+  from (select auth.jwt() as claims) j
+  where ((j.claims ->> 'is_anonymous') is distinct from 'true'
+         or current_setting('app.allow_anonymous_users', true) = 'on')
+    and case when jsonb_typeof(j.claims -> 'exp') = 'number'
+          then (j.claims ->> 'exp')::numeric >= extract(epoch from now()) - 5
+          else false
+        end
+$$;
+
+-- Policies run it with the querying user's privileges; it only ever answers
+-- about the caller.
+revoke execute on function public.caller_id() from public, anon;
+grant execute on function public.caller_id() to authenticated, service_role;
+
       format('The query must be at most %s characters, without control characters.', p_max_chars));
   end if;
   return v_query;
@@ -117,7 +188,9 @@ $$;
 revoke execute on function public.validated_query_text(text, int) from public, anon, authenticated, service_role;
 
 -- Not an API: check constraints evaluate them with the writer's privileges,
--- and only the table owner and service_role write messages.
+-- and only the table owner and service_role write messages. Users update
+-- their own profile, whose constraints call has_invisible (and through it
+-- strip_invisible): both are pure, so executing them tells nobody anything.
 revoke execute on function public.trim_blank(text) from public, anon, authenticated;
 revoke execute on function public.is_blank(text) from public, anon, authenticated;
 revoke execute on function public.has_control(text) from public, anon, authenticated, service_role;
@@ -134,6 +207,11 @@ immutable
 set search_path = ''
 as $$
   select jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
+revoke execute on function public.strip_invisible(text) from public, anon;
+grant execute on function public.strip_invisible(text) to authenticated, service_role;
+revoke execute on function public.has_invisible(text) from public, anon;
+grant execute on function public.has_invisible(text) to authenticated, service_role;
+revoke execute on function public.has_bidi_control(text) from public, anon, authenticated, service_role;
       || case when p_conversation_id is null then '{}'::jsonb
               else jsonb_build_object('conversation_id', p_conversation_id) end
       || case when p_seq is null then '{}'::jsonb
@@ -244,12 +322,17 @@ revoke execute on function public.cursor_page(text, jsonb, int) from public, ano
 
 create table public.profiles (
   id uuid primary key references auth.users (id) on delete cascade,
-  username text not null unique
-    constraint profiles_username_length check (char_length(username) between 1 and 100)
-    constraint profiles_username_text check (btrim(username) <> '' and username !~ '[[:cntrl:]]'),
+  -- How people find and name each other, so it must not pose as someone
+  -- else's: 3 to 32 of the ASCII letters, digits, "_", "." and "-" (no
+  -- look-alike letters from other scripts, nothing invisible), unique in any
+  -- letter case (profiles_username_lower_key), shown as its owner wrote it.
+  username text not null
+    constraint profiles_username_format check (username ~ '^[A-Za-z0-9_.-]{3,32}$'),
+  -- Free text in any script, but nothing invisible or reordering
+  -- (public.has_invisible): a display name cannot hide or mimic another.
   display_name text
     constraint profiles_display_name_length check (char_length(display_name) <= 200)
-    constraint profiles_display_name_text check (display_name !~ '[[:cntrl:]]'),
+    constraint profiles_display_name_text check (not public.has_invisible(display_name)),
   avatar_url text
     constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048)
     -- Rendered by clients as an image source: https only, no javascript: or data:.
@@ -260,6 +343,9 @@ create table public.profiles (
 
 comment on table public.profiles is
   'Public profile of an auth user; created by the create_profile_for_new_user trigger.';
+
+-- "ALICE" is not another user than "alice".
+create unique index profiles_username_lower_key on public.profiles (lower(username));
 comment on column public.profiles.last_seen_at is
   'Presence: set when a connection registers, pings or goes away.';
 
@@ -279,7 +365,7 @@ grant all on table public.profiles to service_role;
 -- the conversation RPCs embed). The one place this rule is written: the select
 -- policy below, search_users and get_profiles all ask it, so a narrower rule
 -- (hidden accounts, blocking) is a change here. It names whose profile so such
--- a rule can use it, and asks about the caller only (auth.uid()), like
+-- a rule can use it, and asks about the caller only (public.caller_id()), like
 -- is_participant, so calling it directly reveals nothing about others.
 -- Presence is a different rule (presence_visible).
 create function public.can_see_profile(p_user_id uuid)
@@ -288,7 +374,7 @@ language sql
 stable
 set search_path = ''
 as $$
-  select auth.uid() is not null and p_user_id is not null
+  select public.caller_id() is not null and p_user_id is not null
 $$;
 
 -- Policies run it with the querying user's privileges, so authenticated
@@ -306,14 +392,17 @@ create policy "profiles are updatable by their owner"
   on public.profiles
   for update
   to authenticated
-  using (id = (select auth.uid()))
-  with check (id = (select auth.uid()));
+  using (id = (select public.caller_id()))
+  with check (id = (select public.caller_id()));
 
 -- Creates the profile of a new auth user. The username comes from the sign-up
--- metadata, else it is "user_" and the start of the id; when it is taken, a
--- suffix from the user's id makes it unique (retried, because two sign-ups
--- can race for the same name). Never from the e-mail: profiles are readable
--- by every signed-in user.
+-- metadata, kept to the characters a username may have (profiles_username_format),
+-- else it is "user_" and the start of the id; when it is taken (in any
+-- letter case), a suffix from the user's id makes it unique, then a random
+-- one (retried, because two sign-ups can race for the same name, and a user
+-- may have taken any name as theirs): sign-up never fails on a name. Never
+-- from the e-mail: profiles are readable by every signed-in user. The
+-- display name loses what has_invisible refuses.
 create function public.handle_new_auth_user()
 returns trigger
 language plpgsql
@@ -328,11 +417,11 @@ declare
   v_attempt int := 0;
 begin
   -- Never the email: profiles are readable by every signed-in user.
-  v_base := coalesce(
-    nullif(btrim(regexp_replace(v_meta ->> 'username', '[[:cntrl:]]', '', 'g')), ''),
-    'user_' || left(v_hex, 8)
-  );
-  v_base := left(v_base, 60);
+  -- 23 characters at most, so that "_" and 8 hex digits still fit in 32.
+  v_base := left(regexp_replace(coalesce(v_meta ->> 'username', ''), '[^A-Za-z0-9_.-]', '', 'g'), 23);
+  if char_length(v_base) < 3 then
+    v_base := 'user_' || left(v_hex, 8);
+  end if;
   v_candidate := v_base;
 
   loop
@@ -341,12 +430,12 @@ begin
       values (
         new.id,
         v_candidate,
-        left(regexp_replace(coalesce(
+        left(btrim(public.strip_invisible(coalesce(
           nullif(btrim(v_meta ->> 'display_name'), ''),
           nullif(btrim(v_meta ->> 'full_name'), ''),
           nullif(btrim(v_meta ->> 'name'), ''),
           v_base
-        ), '[[:cntrl:]]', '', 'g'), 200),
+        ))), 200),
         case when v_meta ->> 'avatar_url' ~ '^https://[^[:space:][:cntrl:]]+$'
              then left(v_meta ->> 'avatar_url', 2048) end
       )
@@ -355,15 +444,15 @@ begin
     exception
       when unique_violation then
         v_attempt := v_attempt + 1;
-        if v_attempt > 3 then
+        if v_attempt > 10 then
           raise;
         end if;
-        -- 4, then 8 hex digits of the id, then the id itself, which no
-        -- other user can have generated.
+        -- 4, then 8 hex digits of the id, then random ones (another user
+        -- may have chosen any of the former as their name).
         v_candidate := case v_attempt
           when 1 then v_base || '_' || left(v_hex, 4)
           when 2 then v_base || '_' || left(v_hex, 8)
-          else new.id::text
+          else 'user_' || left(md5(random()::text || clock_timestamp()::text), 16)
         end;
     end;
   end loop;
@@ -548,7 +637,10 @@ grant execute on function public.remove_connections(text[]) to service_role;
 -- participants.archived and participants.muted are a member's own settings;
 -- fellow participants must not learn who muted them, so those columns are not
 -- granted (a request for them, or for *, fails); the owner reads them through
--- get_conversation and list_conversations.
+-- get_conversation and list_conversations. Neither is last_read_seq: a room
+-- member's read position is theirs alone, which a column grant cannot say per
+-- kind of conversation, so read receipts (groups and direct conversations)
+-- are read through the RPCs (conversation_json).
 
 create table public.conversations (
   id uuid primary key default gen_random_uuid(),
@@ -625,9 +717,8 @@ create index participants_user_id_idx on public.participants (user_id);
 
 alter table public.participants enable row level security;
 revoke all on table public.participants from anon, authenticated;
--- Not archived and muted (see above); last_read_seq stays readable: fellow
--- participants see read receipts.
-grant select (conversation_id, user_id, role, joined_at, left_at, last_read_seq)
+-- Not archived, muted and last_read_seq (see above).
+grant select (conversation_id, user_id, role, joined_at, left_at)
   on table public.participants to authenticated;
 grant all on table public.participants to service_role;
 
@@ -645,13 +736,13 @@ as $$
     select 1
     from public.participants p
     where p.conversation_id = p_conversation_id
-      and p.user_id = auth.uid()
+      and p.user_id = (select public.caller_id())
       and p.left_at is null
   )
 $$;
 
 comment on function public.is_participant(uuid) is
-  'RLS helper: is auth.uid() a current participant of the conversation?';
+  'RLS helper: is the caller (public.caller_id()) a current participant of the conversation?';
 
 -- Policies run it with the querying user's privileges, so authenticated needs
 -- EXECUTE; it only ever answers about the caller's own membership.
@@ -664,20 +755,26 @@ create policy "conversations are readable by their participants, rooms by signed
   on public.conversations
   for select
   to authenticated
-  using (kind = 'room' or public.is_participant(id));
+  using ((kind = 'room' and (select public.caller_id()) is not null) or public.is_participant(id));
 
-create policy "participants are readable by fellow participants"
+-- Current members only, as the API lists them: someone who left is not
+-- shown to the members, whether they joined before or after (the simplest
+-- rule that hides a former member from newcomers; the conversation's events
+-- still say who joined and left while the reader was a member).
+create policy "current participants are readable by fellow participants"
   on public.participants
   for select
   to authenticated
-  using (public.is_participant(conversation_id));
+  using (left_at is null and public.is_participant(conversation_id));
 
 -- ===========================================================================
 -- Helpers
 -- ===========================================================================
 
 -- The Conversation JSON shape, with its current participants; each carries
--- last_read_seq, which is how clients show read receipts, and the public part
+-- last_read_seq, which is how clients show read receipts (null in a room: a
+-- room's members did not sign up for each other's receipts, and mark_read
+-- tells only the reader; a member's own is in me_json), and the public part
 -- of the participant's profile (never presence: that has its own rule), so a
 -- chat screen can name everyone it shows. Former members are not listed.
 create function public.conversation_json(p_conversation_id uuid)
@@ -697,7 +794,8 @@ as $$
     'last_seq', c.last_seq,
     'participants', coalesce((
       select jsonb_agg(
-        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq,
+        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at,
+                           'last_read_seq', case when c.kind <> 'room' then p.last_read_seq end,
                            'profile', public.public_profile_json(u))
         order by p.joined_at, p.user_id
       )
@@ -745,7 +843,7 @@ stable
 set search_path = ''
 as $$
 declare
-  v_me uuid := auth.uid();
+  v_me uuid := public.caller_id();
 begin
   if v_me is null then
     perform public.api_error('invalid_argument', 'A signed-in user is required.');
@@ -1371,7 +1469,7 @@ revoke execute on function public.leave_conversation(uuid, uuid) from public, an
 grant execute on function public.leave_conversation(uuid, uuid) to service_role;
 
 -- ===========================================================================
--- User-facing RPCs (authenticated; the caller is auth.uid())
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
 -- ===========================================================================
 
 -- Public rooms, most recently active first, a page at a time.
@@ -1508,7 +1606,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_me public.participants := public.require_participant(p_conversation_id, auth.uid());
+  v_me public.participants := public.require_participant(p_conversation_id, public.caller_id());
 begin
   return jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me));
 end;
@@ -1525,7 +1623,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  perform public.require_participant(p_conversation_id, auth.uid());
+  perform public.require_participant(p_conversation_id, public.caller_id());
 
   return (
     select jsonb_build_object(
@@ -1572,7 +1670,7 @@ as $$
 declare
   v_users jsonb;
 begin
-  perform public.require_participant(p_conversation_id, auth.uid());
+  perform public.require_participant(p_conversation_id, public.caller_id());
 
   select coalesce(jsonb_agg(jsonb_build_object('user_id', u.user_id, 'connections', u.connections) order by u.user_id), '[]'::jsonb)
   into v_users
@@ -1686,7 +1784,10 @@ revoke execute on function public.message_json(public.messages) from public, ano
 
 -- The body of a message of a kind, as stored: a text needs one that is not
 -- blank; for an image or file it is an optional caption, and a blank caption
--- is no caption. At most 5000 characters (code points), or message_too_long.
+-- is no caption. No control characters but newline and tab (a terminal or a
+-- log would obey them), no bidi embeddings, overrides or isolates
+-- (has_bidi_control: they make text show other than it reads; the marks are
+-- allowed). At most 5000 characters (code points), or message_too_long.
 create function public.validated_body(p_kind text, p_body text)
 returns text
 language plpgsql
@@ -1696,6 +1797,10 @@ as $$
 begin
   if p_kind = 'text' and public.is_blank(p_body) then
     perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+  end if;
+  if public.has_control(translate(p_body, E'\n\t', '')) or public.has_bidi_control(p_body) then
+    perform public.api_error('invalid_body',
+      'The body must not contain control characters other than newline and tab, nor bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069).');
   end if;
   if char_length(p_body) > 5000 then
     perform public.api_error('message_too_long', 'The body must be at most 5000 characters.');
@@ -2075,7 +2180,7 @@ revoke execute on function public.delete_message(uuid, uuid) from public, anon, 
 grant execute on function public.delete_message(uuid, uuid) to service_role;
 
 -- ===========================================================================
--- User-facing RPCs (authenticated; the caller is auth.uid())
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
 -- ===========================================================================
 
 -- A page of history, always in ascending seq order.
@@ -2102,7 +2207,7 @@ begin
     select 1
     from public.participants p
     where p.conversation_id = p_conversation_id
-      and p.user_id = auth.uid()
+      and p.user_id = public.caller_id()
       and p.left_at is null
   ) then
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
@@ -2249,7 +2354,7 @@ declare
   v_limit int := least(greatest(coalesce(p_limit, 100), 1), 500);
   v_rows public.conversation_events[];
 begin
-  perform public.require_participant(p_conversation_id, auth.uid());
+  perform public.require_participant(p_conversation_id, public.caller_id());
   if p_after_seq < 0 then
     perform public.api_error('invalid_argument', 'after_seq must not be negative.');
   end if;
@@ -2655,7 +2760,7 @@ revoke execute on function public.unregister_connection(text) from public, anon,
 grant execute on function public.unregister_connection(text) to service_role;
 
 -- ===========================================================================
--- User-facing RPCs (authenticated; the caller is auth.uid())
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
 -- ===========================================================================
 
 -- The caller's own profile, presence included.
@@ -2669,7 +2774,7 @@ as $$
 declare
   v_profile public.profiles;
 begin
-  select p.* into v_profile from public.profiles p where p.id = auth.uid();
+  select p.* into v_profile from public.profiles p where p.id = public.caller_id();
   if not found then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
   end if;
@@ -2795,7 +2900,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_me uuid := auth.uid();
+  v_me uuid := public.caller_id();
   v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
   v_offset int := coalesce(p_offset, 0);
   v_text text := public.validated_query_text(p_query, 200);

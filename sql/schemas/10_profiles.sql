@@ -10,12 +10,17 @@
 
 create table public.profiles (
   id uuid primary key references auth.users (id) on delete cascade,
-  username text not null unique
-    constraint profiles_username_length check (char_length(username) between 1 and 100)
-    constraint profiles_username_text check (btrim(username) <> '' and username !~ '[[:cntrl:]]'),
+  -- How people find and name each other, so it must not pose as someone
+  -- else's: 3 to 32 of the ASCII letters, digits, "_", "." and "-" (no
+  -- look-alike letters from other scripts, nothing invisible), unique in any
+  -- letter case (profiles_username_lower_key), shown as its owner wrote it.
+  username text not null
+    constraint profiles_username_format check (username ~ '^[A-Za-z0-9_.-]{3,32}$'),
+  -- Free text in any script, but nothing invisible or reordering
+  -- (public.has_invisible): a display name cannot hide or mimic another.
   display_name text
     constraint profiles_display_name_length check (char_length(display_name) <= 200)
-    constraint profiles_display_name_text check (display_name !~ '[[:cntrl:]]'),
+    constraint profiles_display_name_text check (not public.has_invisible(display_name)),
   avatar_url text
     constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048)
     -- Rendered by clients as an image source: https only, no javascript: or data:.
@@ -26,6 +31,9 @@ create table public.profiles (
 
 comment on table public.profiles is
   'Public profile of an auth user; created by the create_profile_for_new_user trigger.';
+
+-- "ALICE" is not another user than "alice".
+create unique index profiles_username_lower_key on public.profiles (lower(username));
 comment on column public.profiles.last_seen_at is
   'Presence: set when a connection registers, pings or goes away.';
 
@@ -45,7 +53,7 @@ grant all on table public.profiles to service_role;
 -- the conversation RPCs embed). The one place this rule is written: the select
 -- policy below, search_users and get_profiles all ask it, so a narrower rule
 -- (hidden accounts, blocking) is a change here. It names whose profile so such
--- a rule can use it, and asks about the caller only (auth.uid()), like
+-- a rule can use it, and asks about the caller only (public.caller_id()), like
 -- is_participant, so calling it directly reveals nothing about others.
 -- Presence is a different rule (presence_visible).
 create function public.can_see_profile(p_user_id uuid)
@@ -54,7 +62,7 @@ language sql
 stable
 set search_path = ''
 as $$
-  select auth.uid() is not null and p_user_id is not null
+  select public.caller_id() is not null and p_user_id is not null
 $$;
 
 -- Policies run it with the querying user's privileges, so authenticated
@@ -72,14 +80,17 @@ create policy "profiles are updatable by their owner"
   on public.profiles
   for update
   to authenticated
-  using (id = (select auth.uid()))
-  with check (id = (select auth.uid()));
+  using (id = (select public.caller_id()))
+  with check (id = (select public.caller_id()));
 
 -- Creates the profile of a new auth user. The username comes from the sign-up
--- metadata, else it is "user_" and the start of the id; when it is taken, a
--- suffix from the user's id makes it unique (retried, because two sign-ups
--- can race for the same name). Never from the e-mail: profiles are readable
--- by every signed-in user.
+-- metadata, kept to the characters a username may have (profiles_username_format),
+-- else it is "user_" and the start of the id; when it is taken (in any
+-- letter case), a suffix from the user's id makes it unique, then a random
+-- one (retried, because two sign-ups can race for the same name, and a user
+-- may have taken any name as theirs): sign-up never fails on a name. Never
+-- from the e-mail: profiles are readable by every signed-in user. The
+-- display name loses what has_invisible refuses.
 create function public.handle_new_auth_user()
 returns trigger
 language plpgsql
@@ -94,11 +105,11 @@ declare
   v_attempt int := 0;
 begin
   -- Never the email: profiles are readable by every signed-in user.
-  v_base := coalesce(
-    nullif(btrim(regexp_replace(v_meta ->> 'username', '[[:cntrl:]]', '', 'g')), ''),
-    'user_' || left(v_hex, 8)
-  );
-  v_base := left(v_base, 60);
+  -- 23 characters at most, so that "_" and 8 hex digits still fit in 32.
+  v_base := left(regexp_replace(coalesce(v_meta ->> 'username', ''), '[^A-Za-z0-9_.-]', '', 'g'), 23);
+  if char_length(v_base) < 3 then
+    v_base := 'user_' || left(v_hex, 8);
+  end if;
   v_candidate := v_base;
 
   loop
@@ -107,12 +118,12 @@ begin
       values (
         new.id,
         v_candidate,
-        left(regexp_replace(coalesce(
+        left(btrim(public.strip_invisible(coalesce(
           nullif(btrim(v_meta ->> 'display_name'), ''),
           nullif(btrim(v_meta ->> 'full_name'), ''),
           nullif(btrim(v_meta ->> 'name'), ''),
           v_base
-        ), '[[:cntrl:]]', '', 'g'), 200),
+        ))), 200),
         case when v_meta ->> 'avatar_url' ~ '^https://[^[:space:][:cntrl:]]+$'
              then left(v_meta ->> 'avatar_url', 2048) end
       )
@@ -121,15 +132,15 @@ begin
     exception
       when unique_violation then
         v_attempt := v_attempt + 1;
-        if v_attempt > 3 then
+        if v_attempt > 10 then
           raise;
         end if;
-        -- 4, then 8 hex digits of the id, then the id itself, which no
-        -- other user can have generated.
+        -- 4, then 8 hex digits of the id, then random ones (another user
+        -- may have chosen any of the former as their name).
         v_candidate := case v_attempt
           when 1 then v_base || '_' || left(v_hex, 4)
           when 2 then v_base || '_' || left(v_hex, 8)
-          else new.id::text
+          else 'user_' || left(md5(random()::text || clock_timestamp()::text), 16)
         end;
     end;
   end loop;

@@ -8,7 +8,10 @@
 -- participants.archived and participants.muted are a member's own settings;
 -- fellow participants must not learn who muted them, so those columns are not
 -- granted (a request for them, or for *, fails); the owner reads them through
--- get_conversation and list_conversations.
+-- get_conversation and list_conversations. Neither is last_read_seq: a room
+-- member's read position is theirs alone, which a column grant cannot say per
+-- kind of conversation, so read receipts (groups and direct conversations)
+-- are read through the RPCs (conversation_json).
 
 create table public.conversations (
   id uuid primary key default gen_random_uuid(),
@@ -85,9 +88,8 @@ create index participants_user_id_idx on public.participants (user_id);
 
 alter table public.participants enable row level security;
 revoke all on table public.participants from anon, authenticated;
--- Not archived and muted (see above); last_read_seq stays readable: fellow
--- participants see read receipts.
-grant select (conversation_id, user_id, role, joined_at, left_at, last_read_seq)
+-- Not archived, muted and last_read_seq (see above).
+grant select (conversation_id, user_id, role, joined_at, left_at)
   on table public.participants to authenticated;
 grant all on table public.participants to service_role;
 
@@ -105,13 +107,13 @@ as $$
     select 1
     from public.participants p
     where p.conversation_id = p_conversation_id
-      and p.user_id = auth.uid()
+      and p.user_id = (select public.caller_id())
       and p.left_at is null
   )
 $$;
 
 comment on function public.is_participant(uuid) is
-  'RLS helper: is auth.uid() a current participant of the conversation?';
+  'RLS helper: is the caller (public.caller_id()) a current participant of the conversation?';
 
 -- Policies run it with the querying user's privileges, so authenticated needs
 -- EXECUTE; it only ever answers about the caller's own membership.
@@ -124,20 +126,26 @@ create policy "conversations are readable by their participants, rooms by signed
   on public.conversations
   for select
   to authenticated
-  using (kind = 'room' or public.is_participant(id));
+  using ((kind = 'room' and (select public.caller_id()) is not null) or public.is_participant(id));
 
-create policy "participants are readable by fellow participants"
+-- Current members only, as the API lists them: someone who left is not
+-- shown to the members, whether they joined before or after (the simplest
+-- rule that hides a former member from newcomers; the conversation's events
+-- still say who joined and left while the reader was a member).
+create policy "current participants are readable by fellow participants"
   on public.participants
   for select
   to authenticated
-  using (public.is_participant(conversation_id));
+  using (left_at is null and public.is_participant(conversation_id));
 
 -- ===========================================================================
 -- Helpers
 -- ===========================================================================
 
 -- The Conversation JSON shape, with its current participants; each carries
--- last_read_seq, which is how clients show read receipts, and the public part
+-- last_read_seq, which is how clients show read receipts (null in a room: a
+-- room's members did not sign up for each other's receipts, and mark_read
+-- tells only the reader; a member's own is in me_json), and the public part
 -- of the participant's profile (never presence: that has its own rule), so a
 -- chat screen can name everyone it shows. Former members are not listed.
 create function public.conversation_json(p_conversation_id uuid)
@@ -157,7 +165,8 @@ as $$
     'last_seq', c.last_seq,
     'participants', coalesce((
       select jsonb_agg(
-        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at, 'last_read_seq', p.last_read_seq,
+        jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at,
+                           'last_read_seq', case when c.kind <> 'room' then p.last_read_seq end,
                            'profile', public.public_profile_json(u))
         order by p.joined_at, p.user_id
       )
@@ -205,7 +214,7 @@ stable
 set search_path = ''
 as $$
 declare
-  v_me uuid := auth.uid();
+  v_me uuid := public.caller_id();
 begin
   if v_me is null then
     perform public.api_error('invalid_argument', 'A signed-in user is required.');
@@ -831,7 +840,7 @@ revoke execute on function public.leave_conversation(uuid, uuid) from public, an
 grant execute on function public.leave_conversation(uuid, uuid) to service_role;
 
 -- ===========================================================================
--- User-facing RPCs (authenticated; the caller is auth.uid())
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
 -- ===========================================================================
 
 -- Public rooms, most recently active first, a page at a time.
@@ -968,7 +977,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_me public.participants := public.require_participant(p_conversation_id, auth.uid());
+  v_me public.participants := public.require_participant(p_conversation_id, public.caller_id());
 begin
   return jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me));
 end;
@@ -985,7 +994,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  perform public.require_participant(p_conversation_id, auth.uid());
+  perform public.require_participant(p_conversation_id, public.caller_id());
 
   return (
     select jsonb_build_object(
@@ -1032,7 +1041,7 @@ as $$
 declare
   v_users jsonb;
 begin
-  perform public.require_participant(p_conversation_id, auth.uid());
+  perform public.require_participant(p_conversation_id, public.caller_id());
 
   select coalesce(jsonb_agg(jsonb_build_object('user_id', u.user_id, 'connections', u.connections) order by u.user_id), '[]'::jsonb)
   into v_users

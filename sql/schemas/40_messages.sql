@@ -84,7 +84,10 @@ revoke execute on function public.message_json(public.messages) from public, ano
 
 -- The body of a message of a kind, as stored: a text needs one that is not
 -- blank; for an image or file it is an optional caption, and a blank caption
--- is no caption. At most 5000 characters (code points), or message_too_long.
+-- is no caption. No control characters but newline and tab (a terminal or a
+-- log would obey them), no bidi embeddings, overrides or isolates
+-- (has_bidi_control: they make text show other than it reads; the marks are
+-- allowed). At most 5000 characters (code points), or message_too_long.
 create function public.validated_body(p_kind text, p_body text)
 returns text
 language plpgsql
@@ -94,6 +97,10 @@ as $$
 begin
   if p_kind = 'text' and public.is_blank(p_body) then
     perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
+  end if;
+  if public.has_control(translate(p_body, E'\n\t', '')) or public.has_bidi_control(p_body) then
+    perform public.api_error('invalid_body',
+      'The body must not contain control characters other than newline and tab, nor bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069).');
   end if;
   if char_length(p_body) > 5000 then
     perform public.api_error('message_too_long', 'The body must be at most 5000 characters.');
@@ -473,7 +480,7 @@ revoke execute on function public.delete_message(uuid, uuid) from public, anon, 
 grant execute on function public.delete_message(uuid, uuid) to service_role;
 
 -- ===========================================================================
--- User-facing RPCs (authenticated; the caller is auth.uid())
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
 -- ===========================================================================
 
 -- A page of history, always in ascending seq order.
@@ -500,7 +507,7 @@ begin
     select 1
     from public.participants p
     where p.conversation_id = p_conversation_id
-      and p.user_id = auth.uid()
+      and p.user_id = public.caller_id()
       and p.left_at is null
   ) then
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');

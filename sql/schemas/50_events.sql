@@ -99,7 +99,7 @@ declare
   v_limit int := least(greatest(coalesce(p_limit, 100), 1), 500);
   v_rows public.conversation_events[];
 begin
-  perform public.require_participant(p_conversation_id, auth.uid());
+  perform public.require_participant(p_conversation_id, public.caller_id());
   if p_after_seq < 0 then
     perform public.api_error('invalid_argument', 'after_seq must not be negative.');
   end if;

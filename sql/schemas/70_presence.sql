@@ -217,7 +217,7 @@ revoke execute on function public.unregister_connection(text) from public, anon,
 grant execute on function public.unregister_connection(text) to service_role;
 
 -- ===========================================================================
--- User-facing RPCs (authenticated; the caller is auth.uid())
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
 -- ===========================================================================
 
 -- The caller's own profile, presence included.
@@ -231,7 +231,7 @@ as $$
 declare
   v_profile public.profiles;
 begin
-  select p.* into v_profile from public.profiles p where p.id = auth.uid();
+  select p.* into v_profile from public.profiles p where p.id = public.caller_id();
   if not found then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
   end if;

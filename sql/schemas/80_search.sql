@@ -20,7 +20,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_me uuid := auth.uid();
+  v_me uuid := public.caller_id();
   v_limit int := least(greatest(coalesce(p_limit, 20), 1), 50);
   v_offset int := coalesce(p_offset, 0);
   v_text text := public.validated_query_text(p_query, 200);

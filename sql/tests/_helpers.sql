@@ -25,12 +25,14 @@ create function tests.dave() returns uuid language sql immutable
 -- Acting as an API caller, the way PostgREST does: switch role and set the
 -- JWT claims for the rest of the transaction.
 -- ---------------------------------------------------------------------------
-create function tests.act_as(p_user_id uuid) returns void language plpgsql as $$
+-- The claims of a fresh token (exp an hour ahead), with p_extra's on top.
+create function tests.act_as(p_user_id uuid, p_extra jsonb default '{}') returns void language plpgsql as $$
 begin
   perform set_config('role', 'authenticated', true);
   perform set_config('request.jwt.claim.sub', '', true);
   perform set_config('request.jwt.claims',
-    json_build_object('sub', p_user_id, 'role', 'authenticated', 'aud', 'authenticated')::text, true);
+    (jsonb_build_object('sub', p_user_id, 'role', 'authenticated', 'aud', 'authenticated',
+                        'exp', floor(extract(epoch from now())) + 3600) || p_extra)::text, true);
 end;
 $$;
 

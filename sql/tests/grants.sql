@@ -132,6 +132,7 @@ select sig, 'helper' from unnest(array[
 ]) as sig
 union all
 -- Used by a check constraint on messages, so whoever writes messages
+  'public.has_bidi_control(text)',
 -- (service_role) needs it (and trim_blank, which it calls); signed-in users
 -- never write messages.
 select 'public.is_blank(text)', 'constraint'
@@ -141,7 +142,15 @@ union all
 -- The RLS helpers must be callable where policies evaluate them.
 select 'public.is_participant(uuid)', 'policy'
 union all
-select 'public.can_see_profile(uuid)', 'policy';
+select 'public.can_see_profile(uuid)', 'policy'
+union all
+select 'public.caller_id()', 'policy'
+union all
+-- Check constraints on profiles, which signed-in users update: callable by
+-- them as the policies' helpers are.
+select 'public.has_invisible(text)', 'policy'
+union all
+select 'public.strip_invisible(text)', 'policy';
 
 do $$
 declare
@@ -335,7 +344,7 @@ end
 $$;
 
 -- The columns signed-in users may read: presence and a member's own
--- settings are only reachable through the RPCs.
+-- settings and read position are only reachable through the RPCs.
 do $$
 declare
   r record;
@@ -343,7 +352,8 @@ begin
   for r in
     select c.table_name, c.column_name,
            (c.table_name, c.column_name) not in (
-             ('profiles', 'last_seen_at'), ('participants', 'archived'), ('participants', 'muted')
+             ('profiles', 'last_seen_at'), ('participants', 'archived'), ('participants', 'muted'),
+             ('participants', 'last_read_seq')
            ) and c.table_name <> 'connections' as readable
     from information_schema.columns c
     where c.table_schema = 'public'

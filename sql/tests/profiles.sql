@@ -53,17 +53,70 @@ begin
   perform tests.eq((select count(distinct username) from public.profiles), (select count(*) from public.profiles),
     'usernames are unique');
 
-  -- Even when every suffix is taken, the id itself is free.
+  -- Even when every suffix is taken (in other letters), sign-up succeeds
+  -- with a random name.
   insert into auth.users (id, email, raw_user_meta_data) values
     (gen_random_uuid(), 'z1@example.com', '{"username": "zed"}'),
-    (gen_random_uuid(), 'z2@example.com', jsonb_build_object('username', 'zed_' || left(replace(v_crowded::text, '-', ''), 4))),
+    (gen_random_uuid(), 'z2@example.com', jsonb_build_object('username', 'ZED_' || upper(left(replace(v_crowded::text, '-', ''), 4)))),
     (gen_random_uuid(), 'z3@example.com', jsonb_build_object('username', 'zed_' || left(replace(v_crowded::text, '-', ''), 8)));
-  insert into auth.users (id, email, raw_user_meta_data) values (v_crowded, 'z4@example.com', '{"username": "zed"}');
-  perform tests.eq((select username from public.profiles where id = v_crowded), v_crowded::text,
+  insert into auth.users (id, email, raw_user_meta_data) values (v_crowded, 'z4@example.com', '{"username": "Zed"}');
+  perform tests.check((select username ~ '^user_[0-9a-f]{16}$' from public.profiles where id = v_crowded),
     'username when every suffix is taken');
 
   -- Deleting the auth user deletes the profile.
   delete from auth.users where id = v_meta;
   perform tests.eq((select count(*) from public.profiles where id = v_meta), 0::bigint, 'profile after its user is deleted');
+end
+$$;
+
+-- Usernames: 3 to 32 of A-Z a-z 0-9 _ . -, unique in any letter case; a
+-- sign-up's metadata is kept to them, never a reason to refuse it.
+do $$
+declare
+  v_upper uuid := gen_random_uuid();
+  v_hidden uuid := gen_random_uuid();
+  v_cyrillic uuid := gen_random_uuid();
+  v_short uuid := gen_random_uuid();
+  v_long uuid := gen_random_uuid();
+  v_name text;
+begin
+  insert into auth.users (id, email, raw_user_meta_data) values
+    (v_upper, 'u@example.com', '{"username": "ALICE"}'),
+    (v_hidden, 'h@example.com', jsonb_build_object('username', E'ali\u200bce\u202e', 'display_name', E'Ali\u200bce\u202e\u2066')),
+    (v_cyrillic, 'c@example.com', jsonb_build_object('username', E'\u0430lice')),
+    (v_short, 's@example.com', '{"username": "é"}'),
+    (v_long, 'l@example.com', jsonb_build_object('username', repeat('x', 40)));
+  perform tests.eq((select username from public.profiles where id = v_upper),
+    'ALICE_' || left(replace(v_upper::text, '-', ''), 4), 'ALICE when alice exists');
+  perform tests.eq((select username from public.profiles where id = v_hidden),
+    'alice_' || left(replace(v_hidden::text, '-', ''), 4), 'invisible characters dropped from the username');
+  perform tests.eq((select display_name from public.profiles where id = v_hidden), 'Alice',
+    'invisible and bidi characters dropped from the display name');
+  perform tests.eq((select username from public.profiles where id = v_cyrillic), 'lice', 'a Cyrillic look-alike dropped');
+  perform tests.eq((select username from public.profiles where id = v_short),
+    'user_' || left(replace(v_short::text, '-', ''), 8), 'too short once cleaned');
+  perform tests.eq((select username from public.profiles where id = v_long), repeat('x', 23), 'cut to leave room for a suffix');
+
+  -- The owner's own writes through PostgREST meet the same rules.
+  perform tests.act_as(tests.bob());
+  foreach v_name in array array['ALICE', 'Alice', 'aLiCe'] loop
+    perform tests.raises(format('update public.profiles set username = %L where id = %L', v_name, tests.bob()),
+      '23505', 'bob renames himself ' || v_name);
+  end loop;
+  foreach v_name in array array[E'ali\u200bce', E'\u0430lice', E'alice\u202e', 'al', repeat('b', 33), 'bob bob', 'bob@x', ''] loop
+    perform tests.raises(format('update public.profiles set username = %L where id = %L', v_name, tests.bob()),
+      '23514', 'bob renames himself ' || v_name);
+  end loop;
+  foreach v_name in array array[E'Bob\u200b', E'Bob\u202e', E'\u2066Bob', E'B\u00adob', E'Bob\ufeff', E'Bob\u0007', E'Bob\n', E'\u3164'] loop
+    perform tests.raises(format('update public.profiles set display_name = %L where id = %L', v_name, tests.bob()),
+      '23514', 'bob calls himself ' || v_name);
+  end loop;
+  perform tests.eq(tests.error_of(format(
+    'update public.profiles set username = ''Bob.the-2nd_'', display_name = %L where id = %L',
+    E'Bob \u05d1 👍\ufe0f Zoë', tests.bob())), null, 'a username of every allowed sign, a display name in any script');
+  perform tests.reset();
+  perform tests.eq((select username from public.profiles where id = tests.bob()), 'Bob.the-2nd_', 'the new username');
+  perform tests.check((select indexdef like '%UNIQUE%lower(username)%' from pg_indexes
+    where schemaname = 'public' and indexname = 'profiles_username_lower_key'), 'the unique index on usernames');
 end
 $$;

@@ -93,7 +93,8 @@ begin
     perform tests.raises(v_call, 'invalid_argument', 'service_role without a user runs ' || v_call);
   end loop;
   -- With a user's claims, service_role acts for that user.
-  perform set_config('request.jwt.claims', json_build_object('sub', tests.alice(), 'role', 'service_role')::text, true);
+  perform set_config('request.jwt.claims', json_build_object('sub', tests.alice(), 'role', 'service_role',
+    'exp', floor(extract(epoch from now())) + 3600)::text, true);
   perform tests.eq((public.get_me() -> 'user' ->> 'id')::uuid, tests.alice(), 'service_role with alice''s claims runs get_me');
   perform tests.reset();
 end
