@@ -14,6 +14,7 @@ mod openapi;
 mod people;
 mod postgrest_direct;
 mod read_state;
+mod privacy;
 mod rules;
 mod sql;
 mod users_presence;

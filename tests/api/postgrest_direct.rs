@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 /// Who a request claims to be.
 #[derive(Clone, Copy)]
-enum Who<'a> {
+pub(crate) enum Who<'a> {
     /// The anon key alone, as a client that never signed in.
     Anon,
     /// A signed-in user's own access token.
@@ -36,7 +36,7 @@ impl Who<'_> {
 }
 
 /// A raw client of the PostgREST-compatible server.
-struct Rest {
+pub(crate) struct Rest {
     base: String,
     anon_key: String,
     service_role_key: String,
@@ -44,7 +44,7 @@ struct Rest {
 }
 
 impl Rest {
-    fn new() -> Rest {
+    pub(crate) fn new() -> Rest {
         let info = &stack().info;
         Rest {
             base: info.postgrest_url.trim_end_matches('/').to_string(),
@@ -54,7 +54,7 @@ impl Rest {
         }
     }
 
-    async fn send(&self, who: Who<'_>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn send(&self, who: Who<'_>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let token = match who {
             Who::Anon => self.anon_key.as_str(),
             Who::User(user) => user.token.as_str(),
@@ -76,11 +76,11 @@ impl Rest {
         (status, body)
     }
 
-    async fn get(&self, who: Who<'_>, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, who: Who<'_>, path: &str) -> (u16, Value) {
         self.send(who, Method::GET, path, None).await
     }
 
-    async fn rpc(&self, who: Who<'_>, function: &str, args: &Value) -> (u16, Value) {
+    pub(crate) async fn rpc(&self, who: Who<'_>, function: &str, args: &Value) -> (u16, Value) {
         self.send(who, Method::POST, &format!("rpc/{function}"), Some(args.clone()))
             .await
     }
@@ -90,7 +90,7 @@ impl Rest {
 /// (PostgREST for a signed-in role). Writes may also be refused before the
 /// database is asked, as a method the table does not allow (405).
 #[track_caller]
-fn assert_denied(what: &str, response: &(u16, Value)) {
+pub(crate) fn assert_denied(what: &str, response: &(u16, Value)) {
     let (status, body) = response;
     assert!(
         matches!(status, 401 | 403 | 405),
@@ -100,7 +100,7 @@ fn assert_denied(what: &str, response: &(u16, Value)) {
 
 /// A refusal raised by an RPC itself (P0001 -> 400), and its code.
 #[track_caller]
-fn assert_api_error(what: &str, response: &(u16, Value), code: &str) {
+pub(crate) fn assert_api_error(what: &str, response: &(u16, Value), code: &str) {
     let (status, body) = response;
     assert_eq!(*status, 400, "{what}: {body}");
     assert_eq!(body["message"], code, "{what}: {body}");
@@ -108,7 +108,7 @@ fn assert_api_error(what: &str, response: &(u16, Value), code: &str) {
 
 /// The rows of a successful read.
 #[track_caller]
-fn rows(what: &str, response: (u16, Value)) -> Vec<Value> {
+pub(crate) fn rows(what: &str, response: (u16, Value)) -> Vec<Value> {
     let (status, body) = response;
     assert_eq!(status, 200, "{what}: {body}");
     body.as_array()
@@ -325,7 +325,7 @@ async fn reads_show_only_what_the_policies_and_column_grants_allow() {
     assert_eq!(uuids(&seen, "id"), vec![f.message]);
     let seen = rows(
         "bob reads the group's participants",
-        rest.get(bob, &format!("participants?select=conversation_id,user_id,role,joined_at,left_at,last_read_seq&conversation_id=eq.{}", f.group)).await,
+        rest.get(bob, &format!("participants?select=conversation_id,user_id,role,joined_at,left_at&conversation_id=eq.{}", f.group)).await,
     );
     assert_eq!(seen.len(), 2);
     let seen = rows(

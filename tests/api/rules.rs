@@ -44,7 +44,8 @@ async fn sql_decides(
 ) -> Result<Value, String> {
     let tx = db.transaction().await.unwrap();
     if let Some(role) = role {
-        let claims = json!({"role": role, "sub": sub}).to_string();
+        let exp = chrono::Utc::now().timestamp() + 3600;
+        let claims = json!({"role": role, "sub": sub, "exp": exp}).to_string();
         tx.execute(
             "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)",
             &[&role, &claims],
@@ -108,9 +109,28 @@ async fn message_rules_are_the_same_in_the_functions_and_the_database() {
         ("empty body", json!({"body": ""})),
         ("no body", json!({})),
         ("ASCII blanks", json!({"body": " \t\r\n"})),
-        ("Unicode blanks", json!({"body": "\u{a0}\u{3000}\u{2003}\u{85}"})),
+        ("Unicode blanks", json!({"body": "\u{a0}\u{3000}\u{2003}"})),
         ("invisible characters", json!({"body": "\u{200b}\u{2060}\u{feff}"})),
-        ("a file separator is text", json!({"body": "\u{1c}"})),
+        // Control characters: newline and tab are text, no other is.
+        ("newline and tab", json!({"body": "a\n\tb"})),
+        ("CR", json!({"body": "a\r\nb"})),
+        ("BEL", json!({"body": "ding\u{7}"})),
+        ("BS", json!({"body": "abc\u{8}\u{8}\u{8}xyz"})),
+        ("ESC colour", json!({"body": "\u{1b}[31mred\u{1b}[0m"})),
+        ("a file separator", json!({"body": "\u{1c}"})),
+        ("DEL", json!({"body": "x\u{7f}"})),
+        ("C1 NEL", json!({"body": "x\u{85}y"})),
+        ("C1 CSI", json!({"body": "\u{9b}31m"})),
+        ("control character in a caption", json!({"kind": "image", "body": "look\u{7}", "attachment": png("image/png")})),
+        ("blank caption with CR", json!({"kind": "image", "body": " \r\n", "attachment": png("image/png")})),
+        // Bidi: embeddings, overrides and isolates refused; marks are text.
+        ("RLO override", json!({"body": "gpj.\u{202e}exe"})),
+        ("LRE embedding", json!({"body": "\u{202a}x"})),
+        ("PDF", json!({"body": "x\u{202c}"})),
+        ("LRI isolate", json!({"body": "\u{2066}x\u{2069}"})),
+        ("FSI isolate", json!({"body": "\u{2068}x"})),
+        ("bidi marks", json!({"body": "\u{5d0}\u{200f} a\u{200e} \u{61c}"})),
+        ("override over 5000 characters", json!({"body": format!("\u{202e}{}", long(MAX_BODY_CHARS))})),
         ("surrounding blanks kept", json!({"body": "  indented\n"})),
         ("NUL", json!({"body": "a\u{0}b"})),
         ("unknown kind", json!({"kind": "video", "body": "x"})),
@@ -360,6 +380,9 @@ async fn message_rules_are_the_same_in_the_functions_and_the_database() {
         ("5001 characters", "é".repeat(MAX_BODY_CHARS + 1)),
         ("a new text", "fixed".to_owned()),
         ("NUL", "a\u{0}b".to_owned()),
+        ("ESC in an edit", "\u{1b}[2Jcleared".to_owned()),
+        ("an override in an edit", "a\u{202e}b".to_owned()),
+        ("newline, tab and a mark in an edit", "a\n\tb\u{200f}".to_owned()),
     ] {
         let rust: Decision = EditMessageInput { body: body.clone() }
             .validate()

@@ -54,6 +54,9 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     /// API Gateway Management API endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
     pub management_endpoint: Option<Url>,
+    /// Whether tokens of anonymous sign-ins (`is_anonymous: true`) are
+    /// accepted (`ALLOW_ANONYMOUS_USERS`, `true` or `false`; false when unset).
+    pub allow_anonymous_users: bool,
 }
 
 /// Source of variables: the process environment in production, a map in tests.
@@ -118,7 +121,22 @@ impl Config {
             jwks_url,
             jwt_issuer: env.var("SUPABASE_JWT_ISSUER"),
             management_endpoint,
+            allow_anonymous_users: boolean(env, "ALLOW_ANONYMOUS_USERS")?.unwrap_or(false),
         })
+    }
+}
+
+/// `true` or `false` (any letter case), or unset; anything else is an error
+/// rather than a guess.
+fn boolean(env: &impl Env, name: &'static str) -> Result<Option<bool>, ConfigError> {
+    match env.var(name) {
+        None => Ok(None),
+        Some(raw) if raw.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(raw) if raw.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(raw) => Err(ConfigError {
+            name,
+            problem: format!("must be true or false, not {raw:?}"),
+        }),
     }
 }
 
@@ -218,6 +236,22 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.name, "SUPABASE_JWT_SECRET");
+    }
+
+    #[test]
+    fn anonymous_users_are_refused_unless_allowed() {
+        let base = [
+            ("SUPABASE_URL", "https://x.supabase.co"),
+            ("SUPABASE_ANON_KEY", "anon"),
+        ];
+        assert!(!Config::from(&base).unwrap().allow_anonymous_users);
+        let with = |value: &'static str| {
+            Config::from(&[base[0], base[1], ("ALLOW_ANONYMOUS_USERS", value)])
+        };
+        assert!(with("true").unwrap().allow_anonymous_users);
+        assert!(!with("False").unwrap().allow_anonymous_users);
+        let err = with("yes").unwrap_err();
+        assert_eq!(err.name, "ALLOW_ANONYMOUS_USERS");
     }
 
     #[test]

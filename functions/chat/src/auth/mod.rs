@@ -14,8 +14,11 @@ use uuid::Uuid;
 use crate::config::Config;
 pub use jwks::JwksCache;
 
-/// Clock skew tolerated on `exp`, in seconds.
-const LEEWAY_SECONDS: u64 = 30;
+/// Clock skew tolerated on `exp` (and `nbf`), in seconds: a few, because every
+/// second of it is a second a withdrawn session keeps working. The database
+/// applies the same to requests that reach PostgREST directly
+/// (`public.caller_id()`), whose own allowance is larger (30 s in PostgREST).
+pub const LEEWAY_SECONDS: u64 = 5;
 /// The only audience and role a chat user's token may carry.
 const AUTHENTICATED: &str = "authenticated";
 /// Tokens longer than this are refused before any parsing (Supabase's are ~1 KB).
@@ -62,6 +65,9 @@ struct Claims {
     exp: i64,
     #[serde(default)]
     role: Option<String>,
+    /// Set by Supabase Auth on the tokens of anonymous sign-ins.
+    #[serde(default)]
+    is_anonymous: Option<bool>,
 }
 
 /// Verifies Supabase access tokens; built once per Lambda instance.
@@ -69,6 +75,7 @@ pub struct TokenVerifier {
     shared_secret: Option<DecodingKey>,
     jwks: JwksCache,
     issuer: Option<String>,
+    allow_anonymous_users: bool,
 }
 
 impl TokenVerifier {
@@ -80,10 +87,12 @@ impl TokenVerifier {
                 .map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
             jwks: JwksCache::new(config.jwks_url.clone(), http),
             issuer: config.jwt_issuer.clone(),
+            allow_anonymous_users: config.allow_anonymous_users,
         }
     }
 
-    /// Checks signature, `exp`, `aud`, `role`, `sub` and (when configured) `iss`.
+    /// Checks signature, `exp`, `aud`, `role`, `sub`, (when configured) `iss`,
+    /// and refuses anonymous sign-ins unless they are allowed.
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let token = token.trim();
         if token.is_empty() {
@@ -132,6 +141,11 @@ impl TokenVerifier {
         let claims = data.claims;
         if claims.role.as_deref() != Some(AUTHENTICATED) {
             return Err(AuthError::Invalid("role is not authenticated"));
+        }
+        // Supabase gives anonymous sign-ins the role authenticated too: only
+        // this claim tells them apart. SQL: `public.caller_id()`.
+        if claims.is_anonymous == Some(true) && !self.allow_anonymous_users {
+            return Err(AuthError::Invalid("anonymous sign-ins are not allowed"));
         }
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a UUID"))?;
         Ok(Caller {
@@ -240,8 +254,12 @@ pub(crate) mod tests {
         assert_eq!(v.verify(&hs256(expired, SECRET)).await, Err(AuthError::Expired));
 
         let mut within_skew = good_claims();
-        within_skew["exp"] = json!(now() - 5);
+        within_skew["exp"] = json!(now() - 3);
         assert!(v.verify(&hs256(within_skew, SECRET)).await.is_ok());
+
+        let mut past_skew = good_claims();
+        past_skew["exp"] = json!(now() - 10);
+        assert_eq!(v.verify(&hs256(past_skew, SECRET)).await, Err(AuthError::Expired));
 
         let mut audience = good_claims();
         audience["aud"] = json!("someone-else");
@@ -289,6 +307,25 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(v.verify(&hs512).await, Err(AuthError::Invalid("unsupported algorithm")));
+    }
+
+    #[tokio::test]
+    async fn refuses_anonymous_sign_ins_unless_allowed() {
+        let mut anonymous = good_claims();
+        anonymous["is_anonymous"] = json!(true);
+        let token = hs256(anonymous, SECRET);
+        assert_eq!(
+            verifier(None).verify(&token).await,
+            Err(AuthError::Invalid("anonymous sign-ins are not allowed"))
+        );
+        let mut named = good_claims();
+        named["is_anonymous"] = json!(false);
+        assert!(verifier(None).verify(&hs256(named, SECRET)).await.is_ok());
+
+        let mut allowing = config(None);
+        allowing.allow_anonymous_users = true;
+        let v = TokenVerifier::new(&allowing, reqwest::Client::new());
+        assert!(v.verify(&token).await.is_ok());
     }
 
     #[tokio::test]

@@ -143,15 +143,27 @@ impl MessageDraft {
     }
 }
 
-/// The characters every body, caption or edit must respect: Postgres text
-/// cannot hold NUL (other control characters, newlines and tabs, are text), and
-/// at most [`MAX_BODY_CHARS`] characters, counted as Postgres' `char_length`
-/// counts them (code points).
+/// The characters every body, caption or edit must respect: no control
+/// characters but newline and tab (NUL cannot be stored; the others, BEL, BS,
+/// ESC of a terminal colour, DEL, C1, would be obeyed by a terminal or a log
+/// viewer), no [bidi controls](super::is_bidi_control), and at most
+/// [`MAX_BODY_CHARS`] characters, counted as Postgres' `char_length` counts
+/// them (code points). SQL: `public.validated_body`.
 pub(super) fn check_body_text(body: &str) -> Result<(), ApiError> {
     if body.contains('\0') {
         return Err(ApiError::unprocessable(
             "invalid_body",
             "`body` must not contain NUL characters",
+        ));
+    }
+    if body
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || super::is_bidi_control(c))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "`body` must not contain control characters other than newline and tab, \
+             nor bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069)",
         ));
     }
     // Stop counting early: a megabyte of text need not be walked to the end.

@@ -49,6 +49,15 @@ pub fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
 
+/// Bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069): they reorder what follows them, so a text shows other than
+/// it reads ("txt.exe" as "exe.txt"). The marks (U+200E, U+200F, U+061C)
+/// reorder nothing and right-to-left text needs them, so they are not among
+/// these. SQL: `public.has_bidi_control`.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Parses a UUID from outside input, naming the field in the error.
 pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim())
