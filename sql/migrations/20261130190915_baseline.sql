@@ -484,6 +484,173 @@ create trigger create_profile_for_new_user
   for each row execute function public.handle_new_auth_user();
 
 -- ===========================================================================
+-- sql/schemas/15_blocks.sql
+-- ===========================================================================
+
+-- Blocks: a user stops another. A block is one-sided to make (only the
+-- blocker can lift it) and cuts both ways once made: neither of the two can
+-- open a direct conversation with the other or send into their direct
+-- conversations (blocked), and neither sees the other's presence or typing
+-- (presence_visible, typing_recipients). In groups and rooms both stay
+-- members and messages flow; the blocker's client hides the blocked user's
+-- messages, knowing whom from list_blocks.
+--
+-- A user reads only the blocks they made: the blocked user is never told, and
+-- learns only what a refused direct message must say (that the two of them
+-- cannot message each other, not who decided it). Writes go through
+-- block_user and unblock_user, which check the other user and the cap.
+
+create table public.blocks (
+  blocker_id uuid not null references public.profiles (id) on delete cascade,
+  blocked_id uuid not null references public.profiles (id) on delete cascade,
+  created_at timestamptz not null default now(),
+  primary key (blocker_id, blocked_id),
+  constraint blocks_not_self check (blocker_id <> blocked_id)
+);
+
+comment on table public.blocks is
+  'Who blocked whom; each user reads their own. Written by block_user and unblock_user.';
+
+-- "Who blocked me" (blocked_between asks both ways; deleting a user).
+create index blocks_blocked_id_idx on public.blocks (blocked_id);
+
+alter table public.blocks enable row level security;
+revoke all on table public.blocks from anon, authenticated;
+grant select on table public.blocks to authenticated;
+grant all on table public.blocks to service_role;
+
+create policy "blocks are readable by the user who made them"
+  on public.blocks
+  for select
+  to authenticated
+  using (blocker_id = (select public.caller_id()));
+
+-- Whether either of two users blocked the other: what a block cuts is cut
+-- both ways.
+create function public.blocked_between(p_user_id uuid, p_other_user_id uuid)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.blocks b
+    where (b.blocker_id = p_user_id and b.blocked_id = p_other_user_id)
+       or (b.blocker_id = p_other_user_id and b.blocked_id = p_user_id)
+  )
+$$;
+revoke execute on function public.blocked_between(uuid, uuid) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
+-- ===========================================================================
+
+-- Blocks a user. Blocking again is not an error (created = false). At most
+-- 1000 blocks per user: enough for anyone, and it bounds list_blocks.
+create function public.block_user(p_user_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_block public.blocks;
+  v_created boolean := false;
+begin
+  if p_user_id is null then
+    perform public.api_error('invalid_argument', 'user_id is required.');
+  end if;
+  if p_user_id = v_me then
+    perform public.api_error('invalid_argument', 'You cannot block yourself.');
+  end if;
+  if not exists (select 1 from public.profiles p where p.id = p_user_id) then
+    perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  -- The caller's profile row serializes the caller's blocks, so two at once
+  -- cannot both pass the cap.
+  perform 1 from public.profiles p where p.id = v_me for no key update;
+  if not found then
+    perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+
+  select b.* into v_block
+  from public.blocks b
+  where b.blocker_id = v_me
+    and b.blocked_id = p_user_id;
+  if not found then
+    if (select count(*) from public.blocks b where b.blocker_id = v_me) >= 1000 then
+      perform public.api_error('too_many_blocks', 'At most 1000 users can be blocked; unblock someone first.');
+    end if;
+    insert into public.blocks (blocker_id, blocked_id)
+    values (v_me, p_user_id)
+    returning * into v_block;
+    v_created := true;
+  end if;
+
+  return jsonb_build_object(
+    'block', jsonb_build_object('user_id', v_block.blocked_id, 'created_at', v_block.created_at),
+    'created', v_created
+  );
+end;
+$$;
+revoke execute on function public.block_user(uuid) from public, anon;
+grant execute on function public.block_user(uuid) to authenticated, service_role;
+
+-- Lifts the caller's block of a user. Lifting a block that does not exist is
+-- not an error (removed = false): the result is the same.
+create function public.unblock_user(p_user_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+begin
+  if p_user_id is null then
+    perform public.api_error('invalid_argument', 'user_id is required.');
+  end if;
+
+  delete from public.blocks b
+   where b.blocker_id = v_me
+     and b.blocked_id = p_user_id;
+
+  return jsonb_build_object('user_id', p_user_id, 'removed', found);
+end;
+$$;
+revoke execute on function public.unblock_user(uuid) from public, anon;
+grant execute on function public.unblock_user(uuid) to authenticated, service_role;
+
+-- The users the caller blocks, newest first, each with the public profile a
+-- client needs to show and hide them (all of them: block_user caps them).
+create function public.list_blocks()
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+begin
+  return jsonb_build_object('blocks', (
+    select coalesce(jsonb_agg(
+      jsonb_build_object('user_id', b.blocked_id, 'created_at', b.created_at, 'profile', public.public_profile_json(p))
+      order by b.created_at desc, b.blocked_id
+    ), '[]'::jsonb)
+    from public.blocks b
+    join public.profiles p on p.id = b.blocked_id
+    where b.blocker_id = v_me
+  ));
+end;
+$$;
+revoke execute on function public.list_blocks() from public, anon;
+grant execute on function public.list_blocks() to authenticated, service_role;
+
+-- ===========================================================================
 -- sql/schemas/20_connections.sql
 -- ===========================================================================
 
@@ -710,6 +877,10 @@ create table public.participants (
     constraint participants_last_read_seq_nonnegative check (last_read_seq >= 0),
   archived boolean not null default false,
   muted boolean not null default false,
+  -- When the member first sent a message here (send_message): having taken
+  -- part, which is what makes two members contacts (presence_visible).
+  -- Private like archived and muted: not granted to users.
+  first_sent_at timestamptz,
   primary key (conversation_id, user_id)
 );
 
@@ -975,6 +1146,11 @@ begin
   end if;
   if not exists (select 1 from public.profiles where id = p_user_id) then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+  -- Neither finds nor creates: a block cuts the pair's direct conversations.
+  -- The refusal does not say which of the two blocked the other.
+  if public.blocked_between(p_user_id, p_other_user_id) then
+    perform public.api_error('blocked', 'You and this user cannot message each other.');
   end if;
 
   v_low := least(p_user_id, p_other_user_id);
@@ -1636,12 +1812,14 @@ begin
       'participant_count', (
         select count(*) from public.participants p where p.conversation_id = c.id and p.left_at is null
       ),
+      -- Of the members whose presence the caller may see (the caller too).
       'online_count', (
         select count(*)
         from public.participants p
         where p.conversation_id = c.id
           and p.left_at is null
           and public.is_online(p.user_id)
+          and public.presence_visible(public.caller_id(), p.user_id)
       ),
       'last_message', (
         select public.message_json(m) from public.messages m where m.conversation_id = c.id order by m.seq desc limit 1
@@ -1660,6 +1838,8 @@ grant execute on function public.conversation_stats(uuid) to authenticated, serv
 
 -- How many live connections each current participant has: enough to show
 -- who is around, never the connection ids (those address someone's devices).
+-- Being connected is presence, so only members whose presence the caller may
+-- see are counted (presence_visible).
 create function public.conversation_connections(p_conversation_id uuid)
 returns jsonb
 language plpgsql
@@ -1681,6 +1861,7 @@ begin
     where p.conversation_id = p_conversation_id
       and p.left_at is null
       and public.connection_is_live(c.token_exp)
+      and public.presence_visible(public.caller_id(), p.user_id)
     group by p.user_id
   ) u;
 
@@ -2008,6 +2189,19 @@ begin
   v_duplicate := found;
 
   if not v_duplicate then
+    -- A block cuts the pair's direct conversation both ways (15_blocks.sql).
+    -- Checked for new messages only: a retry of one sent before the block
+    -- still finds it.
+    if exists (
+      select 1
+      from public.conversations c
+      where c.id = p_conversation_id
+        and c.kind = 'direct'
+        and public.blocked_between(c.direct_user_low, c.direct_user_high)
+    ) then
+      perform public.api_error('blocked', 'You and this user cannot message each other.');
+    end if;
+
     if v_kind not in ('text', 'image', 'file') then
       perform public.api_error('invalid_kind', 'kind must be text, image or file.');
     end if;
@@ -2040,6 +2234,13 @@ begin
 
       insert into public.conversation_events (conversation_id, seq, type, message_id, actor_id, payload, created_at)
       values (p_conversation_id, v_seq, 'message.created', v_message.id, p_sender, v_json, v_now);
+
+      -- The sender has now taken part here (presence_visible).
+      update public.participants p
+         set first_sent_at = v_now
+       where p.conversation_id = p_conversation_id
+         and p.user_id = p_sender
+         and p.first_sent_at is null;
     exception
       when unique_violation then
         get stacked diagnostics v_constraint = constraint_name;
@@ -2078,7 +2279,8 @@ $$;
 revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) from public, anon, authenticated;
 grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) to service_role;
 
--- Where to send a typing indicator: the other current participants' live connections.
+-- Where to send a typing indicator: the other current participants' live
+-- connections, but for users with a block between them and the typist.
 create function public.typing_recipients(p_user_id uuid, p_conversation_id uuid)
 returns jsonb
 language plpgsql
@@ -2096,7 +2298,11 @@ begin
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
   end if;
 
-  return jsonb_build_object('recipients', public.live_recipients(p_conversation_id, p_user_id));
+  return jsonb_build_object('recipients', (
+    select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
+    from jsonb_array_elements(public.live_recipients(p_conversation_id, p_user_id)) as r
+    where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
+  ));
 end;
 $$;
 revoke execute on function public.typing_recipients(uuid, uuid) from public, anon, authenticated;
@@ -2542,13 +2748,18 @@ grant execute on function public.unread_counts() to authenticated, service_role;
 -- ===========================================================================
 
 -- Presence: who is online and when they were last seen, visible only to the
--- user and the people who share a current conversation with them (contacts).
--- A user's first connection tells the contacts the user is online, the last
--- one going away that the user is offline. Profiles as a viewer sees them.
+-- user and their contacts: the people with whom they share a direct
+-- conversation or a group in which both have sent a message, with no block
+-- between them. Opening a direct conversation, adding someone to a group or
+-- joining a room reveals nothing by itself; an answer does. Public rooms never
+-- make contacts: anyone may join one and post. A user's first connection
+-- tells the contacts the user is online, the last one going away that the
+-- user is offline. Profiles as a viewer sees them.
 
--- Whether two users are both current participants of some conversation:
--- the people allowed to see each other's presence.
-create function public.shares_conversation(p_user_id uuid, p_other_user_id uuid)
+-- Whether two users are contacts: both current participants of a direct
+-- conversation or group in which both have taken part (sent a message,
+-- participants.first_sent_at).
+create function public.are_contacts(p_user_id uuid, p_other_user_id uuid)
 returns boolean
 language sql
 stable
@@ -2558,15 +2769,23 @@ as $$
     select 1
     from public.participants a
     join public.participants b on b.conversation_id = a.conversation_id
+    join public.conversations c on c.id = a.conversation_id
     where a.user_id = p_user_id
       and a.left_at is null
+      and a.first_sent_at is not null
       and b.user_id = p_other_user_id
       and b.left_at is null
+      and b.first_sent_at is not null
+      and c.kind <> 'room'
   )
 $$;
-revoke execute on function public.shares_conversation(uuid, uuid) from public, anon, authenticated, service_role;
+revoke execute on function public.are_contacts(uuid, uuid) from public, anon, authenticated, service_role;
 
--- Whether a viewer may see a user's presence: their own, or a contact's.
+-- Whether a viewer may see a user's presence (online, last seen, live
+-- connections): their own, or a contact's with no block either way. The one
+-- place this rule is written: get_presence, the Profile shape (get_me,
+-- search_users, get_profiles), presence events (contact_recipients) and a
+-- conversation's online counts all ask it.
 create function public.presence_visible(p_viewer uuid, p_user_id uuid)
 returns boolean
 language sql
@@ -2575,12 +2794,16 @@ set search_path = ''
 as $$
   select p_viewer is not null
      and p_user_id is not null
-     and (p_viewer = p_user_id or public.shares_conversation(p_viewer, p_user_id))
+     and (
+       p_viewer = p_user_id
+       or (public.are_contacts(p_viewer, p_user_id) and not public.blocked_between(p_viewer, p_user_id))
+     )
 $$;
 revoke execute on function public.presence_visible(uuid, uuid) from public, anon, authenticated, service_role;
 
--- Where a user's presence changes go: the live connections of everyone who
--- shares a current conversation with them (they alone may see it).
+-- Where a user's presence changes go: the live connections of those who may
+-- see it. Only users sharing a conversation with the user can, so only their
+-- connections are asked.
 create function public.contact_recipients(p_user_id uuid)
 returns jsonb
 language sql
@@ -2595,9 +2818,15 @@ as $$
     '[]'::jsonb
   )
   from public.connections c
-  where c.user_id <> p_user_id
+  where c.user_id in (
+      select b.user_id
+      from public.participants a
+      join public.participants b on b.conversation_id = a.conversation_id
+      where a.user_id = p_user_id
+        and b.user_id <> p_user_id
+    )
     and public.connection_is_live(c.token_exp)
-    and public.shares_conversation(p_user_id, c.user_id)
+    and public.presence_visible(c.user_id, p_user_id)
 $$;
 revoke execute on function public.contact_recipients(uuid) from public, anon, authenticated, service_role;
 

@@ -81,6 +81,10 @@ create table public.participants (
     constraint participants_last_read_seq_nonnegative check (last_read_seq >= 0),
   archived boolean not null default false,
   muted boolean not null default false,
+  -- When the member first sent a message here (send_message): having taken
+  -- part, which is what makes two members contacts (presence_visible).
+  -- Private like archived and muted: not granted to users.
+  first_sent_at timestamptz,
   primary key (conversation_id, user_id)
 );
 
@@ -346,6 +350,11 @@ begin
   end if;
   if not exists (select 1 from public.profiles where id = p_user_id) then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
+  end if;
+  -- Neither finds nor creates: a block cuts the pair's direct conversations.
+  -- The refusal does not say which of the two blocked the other.
+  if public.blocked_between(p_user_id, p_other_user_id) then
+    perform public.api_error('blocked', 'You and this user cannot message each other.');
   end if;
 
   v_low := least(p_user_id, p_other_user_id);
@@ -1007,12 +1016,14 @@ begin
       'participant_count', (
         select count(*) from public.participants p where p.conversation_id = c.id and p.left_at is null
       ),
+      -- Of the members whose presence the caller may see (the caller too).
       'online_count', (
         select count(*)
         from public.participants p
         where p.conversation_id = c.id
           and p.left_at is null
           and public.is_online(p.user_id)
+          and public.presence_visible(public.caller_id(), p.user_id)
       ),
       'last_message', (
         select public.message_json(m) from public.messages m where m.conversation_id = c.id order by m.seq desc limit 1
@@ -1031,6 +1042,8 @@ grant execute on function public.conversation_stats(uuid) to authenticated, serv
 
 -- How many live connections each current participant has: enough to show
 -- who is around, never the connection ids (those address someone's devices).
+-- Being connected is presence, so only members whose presence the caller may
+-- see are counted (presence_visible).
 create function public.conversation_connections(p_conversation_id uuid)
 returns jsonb
 language plpgsql
@@ -1052,6 +1065,7 @@ begin
     where p.conversation_id = p_conversation_id
       and p.left_at is null
       and public.connection_is_live(c.token_exp)
+      and public.presence_visible(public.caller_id(), p.user_id)
     group by p.user_id
   ) u;
 

@@ -308,6 +308,19 @@ begin
   v_duplicate := found;
 
   if not v_duplicate then
+    -- A block cuts the pair's direct conversation both ways (15_blocks.sql).
+    -- Checked for new messages only: a retry of one sent before the block
+    -- still finds it.
+    if exists (
+      select 1
+      from public.conversations c
+      where c.id = p_conversation_id
+        and c.kind = 'direct'
+        and public.blocked_between(c.direct_user_low, c.direct_user_high)
+    ) then
+      perform public.api_error('blocked', 'You and this user cannot message each other.');
+    end if;
+
     if v_kind not in ('text', 'image', 'file') then
       perform public.api_error('invalid_kind', 'kind must be text, image or file.');
     end if;
@@ -340,6 +353,13 @@ begin
 
       insert into public.conversation_events (conversation_id, seq, type, message_id, actor_id, payload, created_at)
       values (p_conversation_id, v_seq, 'message.created', v_message.id, p_sender, v_json, v_now);
+
+      -- The sender has now taken part here (presence_visible).
+      update public.participants p
+         set first_sent_at = v_now
+       where p.conversation_id = p_conversation_id
+         and p.user_id = p_sender
+         and p.first_sent_at is null;
     exception
       when unique_violation then
         get stacked diagnostics v_constraint = constraint_name;
@@ -378,7 +398,8 @@ $$;
 revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) from public, anon, authenticated;
 grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) to service_role;
 
--- Where to send a typing indicator: the other current participants' live connections.
+-- Where to send a typing indicator: the other current participants' live
+-- connections, but for users with a block between them and the typist.
 create function public.typing_recipients(p_user_id uuid, p_conversation_id uuid)
 returns jsonb
 language plpgsql
@@ -396,7 +417,11 @@ begin
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
   end if;
 
-  return jsonb_build_object('recipients', public.live_recipients(p_conversation_id, p_user_id));
+  return jsonb_build_object('recipients', (
+    select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
+    from jsonb_array_elements(public.live_recipients(p_conversation_id, p_user_id)) as r
+    where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
+  ));
 end;
 $$;
 revoke execute on function public.typing_recipients(uuid, uuid) from public, anon, authenticated;

@@ -1,11 +1,16 @@
 -- Presence: who is online and when they were last seen, visible only to the
--- user and the people who share a current conversation with them (contacts).
--- A user's first connection tells the contacts the user is online, the last
--- one going away that the user is offline. Profiles as a viewer sees them.
+-- user and their contacts: the people with whom they share a direct
+-- conversation or a group in which both have sent a message, with no block
+-- between them. Opening a direct conversation, adding someone to a group or
+-- joining a room reveals nothing by itself; an answer does. Public rooms never
+-- make contacts: anyone may join one and post. A user's first connection
+-- tells the contacts the user is online, the last one going away that the
+-- user is offline. Profiles as a viewer sees them.
 
--- Whether two users are both current participants of some conversation:
--- the people allowed to see each other's presence.
-create function public.shares_conversation(p_user_id uuid, p_other_user_id uuid)
+-- Whether two users are contacts: both current participants of a direct
+-- conversation or group in which both have taken part (sent a message,
+-- participants.first_sent_at).
+create function public.are_contacts(p_user_id uuid, p_other_user_id uuid)
 returns boolean
 language sql
 stable
@@ -15,15 +20,23 @@ as $$
     select 1
     from public.participants a
     join public.participants b on b.conversation_id = a.conversation_id
+    join public.conversations c on c.id = a.conversation_id
     where a.user_id = p_user_id
       and a.left_at is null
+      and a.first_sent_at is not null
       and b.user_id = p_other_user_id
       and b.left_at is null
+      and b.first_sent_at is not null
+      and c.kind <> 'room'
   )
 $$;
-revoke execute on function public.shares_conversation(uuid, uuid) from public, anon, authenticated, service_role;
+revoke execute on function public.are_contacts(uuid, uuid) from public, anon, authenticated, service_role;
 
--- Whether a viewer may see a user's presence: their own, or a contact's.
+-- Whether a viewer may see a user's presence (online, last seen, live
+-- connections): their own, or a contact's with no block either way. The one
+-- place this rule is written: get_presence, the Profile shape (get_me,
+-- search_users, get_profiles), presence events (contact_recipients) and a
+-- conversation's online counts all ask it.
 create function public.presence_visible(p_viewer uuid, p_user_id uuid)
 returns boolean
 language sql
@@ -32,12 +45,16 @@ set search_path = ''
 as $$
   select p_viewer is not null
      and p_user_id is not null
-     and (p_viewer = p_user_id or public.shares_conversation(p_viewer, p_user_id))
+     and (
+       p_viewer = p_user_id
+       or (public.are_contacts(p_viewer, p_user_id) and not public.blocked_between(p_viewer, p_user_id))
+     )
 $$;
 revoke execute on function public.presence_visible(uuid, uuid) from public, anon, authenticated, service_role;
 
--- Where a user's presence changes go: the live connections of everyone who
--- shares a current conversation with them (they alone may see it).
+-- Where a user's presence changes go: the live connections of those who may
+-- see it. Only users sharing a conversation with the user can, so only their
+-- connections are asked.
 create function public.contact_recipients(p_user_id uuid)
 returns jsonb
 language sql
@@ -52,9 +69,15 @@ as $$
     '[]'::jsonb
   )
   from public.connections c
-  where c.user_id <> p_user_id
+  where c.user_id in (
+      select b.user_id
+      from public.participants a
+      join public.participants b on b.conversation_id = a.conversation_id
+      where a.user_id = p_user_id
+        and b.user_id <> p_user_id
+    )
     and public.connection_is_live(c.token_exp)
-    and public.shares_conversation(p_user_id, c.user_id)
+    and public.presence_visible(c.user_id, p_user_id)
 $$;
 revoke execute on function public.contact_recipients(uuid) from public, anon, authenticated, service_role;
 

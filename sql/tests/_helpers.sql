@@ -186,6 +186,17 @@ begin
 end;
 $$;
 
+-- Marks members as having taken part in a conversation, as their first
+-- send_message does, without the messages: what makes them contacts
+-- (presence_visible) in fixtures whose seqs and counts must stay as they are.
+create function tests.take_part(p_conversation_id uuid, p_users uuid[])
+returns void language sql as $$
+  update public.participants
+     set first_sent_at = coalesce(first_sent_at, now())
+   where conversation_id = p_conversation_id
+     and user_id = any (p_users)
+$$;
+
 -- Sends a text message through send_message and returns its Message JSON.
 create function tests.send(p_sender uuid, p_conversation_id uuid, p_body text, p_client_msg_id text default null)
 returns jsonb language sql as $$

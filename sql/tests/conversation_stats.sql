@@ -13,6 +13,8 @@ begin
   perform tests.send(tests.bob(), v_group, 'three');
   perform public.delete_message(tests.bob(), (select id from public.messages where body = 'two'));
   perform public.leave_conversation(tests.dave(), v_group);
+  -- carol, who asks below, has taken part too: alice and bob are her contacts.
+  perform tests.take_part(v_group, array[tests.carol()]);
 
   -- alice twice, bob once live and once expired, carol only expired, dave
   -- (who left) live.

@@ -96,7 +96,10 @@ begin
     'user_recipients: live connections only');
   perform tests.eq(tests.connection_ids(public.contact_recipients(tests.dave())), '{}'::text[],
     'contact_recipients of someone in nothing');
+  perform tests.eq(tests.connection_ids(public.contact_recipients(tests.alice())), '{}'::text[],
+    'contact_recipients: nobody before the others took part');
+  perform tests.take_part(v_group, array[tests.alice(), tests.carol(), (select id from fixture where name = 'erin')]);
   perform tests.eq(tests.connection_ids(public.contact_recipients(tests.alice())), array['carol-forever', 'erin-1'],
-    'contact_recipients: live connections of co-members, not one''s own');
+    'contact_recipients: live connections of co-members who took part, not one''s own');
 end
 $$;

@@ -90,7 +90,10 @@ select sig, 'user_facing' from unnest(array[
   'public.conversation_stats(uuid)',
   'public.conversation_connections(uuid)',
   'public.unread_counts()',
-  'public.search_messages(text,uuid,integer,integer)'
+  'public.search_messages(text,uuid,integer,integer)',
+  'public.block_user(uuid)',
+  'public.unblock_user(uuid)',
+  'public.list_blocks()'
 ]) as sig
 union all
 select 'public.health_stats()', 'public'
@@ -108,7 +111,8 @@ select sig, 'helper' from unnest(array[
   'public.event_envelope(text,uuid,bigint,jsonb)',
   'public.delivery(jsonb,jsonb)',
   'public.user_recipients(uuid[])',
-  'public.shares_conversation(uuid,uuid)',
+  'public.are_contacts(uuid,uuid)',
+  'public.blocked_between(uuid,uuid)',
   'public.presence_visible(uuid,uuid)',
   'public.is_online(uuid)',
   'public.contact_recipients(uuid)',
@@ -126,13 +130,13 @@ select sig, 'helper' from unnest(array[
   'public.validated_body(text,text)',
   'public.validated_query_text(text,integer)',
   'public.has_control(text)',
+  'public.has_bidi_control(text)',
   'public.encode_cursor(timestamp with time zone,uuid)',
   'public.decode_cursor(text)',
   'public.cursor_page(text,jsonb,integer)'
 ]) as sig
 union all
 -- Used by a check constraint on messages, so whoever writes messages
-  'public.has_bidi_control(text)',
 -- (service_role) needs it (and trim_blank, which it calls); signed-in users
 -- never write messages.
 select 'public.is_blank(text)', 'constraint'
@@ -237,7 +241,8 @@ declare
     format('select public.contact_recipients(%L)', tests.alice()),
     format('select public.user_recipients(array[%L]::uuid[])', tests.alice()),
     format('select public.is_online(%L)', tests.alice()),
-    format('select public.shares_conversation(%L, %L)', tests.alice(), tests.bob()),
+    format('select public.are_contacts(%L, %L)', tests.alice(), tests.bob()),
+    format('select public.blocked_between(%L, %L)', tests.alice(), tests.bob()),
     format('select public.presence_visible(%L, %L)', tests.alice(), tests.bob()),
     format('select public.profile_json(p, %L) from public.profiles p', tests.alice()),
     'select public.public_profile_json(p) from public.profiles p',

@@ -7,13 +7,15 @@
 create temporary table fixture (name text primary key, id uuid not null) on commit drop;
 
 -- alice, bob and carol share a group; carol left it. alice and bob have a
--- 1:1. dave shares nothing with anyone. Everyone is online.
+-- 1:1 in which both have sent (contacts). dave shares nothing with anyone.
+-- Everyone is online.
 do $$
 declare
   v_group uuid := tests.make_conversation('group', tests.alice(), array[tests.bob(), tests.carol()]);
   v_direct uuid := (public.open_direct_conversation(tests.alice(), tests.bob()) -> 'result' -> 'conversation' ->> 'id')::uuid;
 begin
   perform public.leave_conversation(tests.carol(), v_group);
+  perform tests.take_part(v_direct, array[tests.alice(), tests.bob()]);
   update public.profiles set avatar_url = 'https://example.com/bob.png' where id = tests.bob();
   perform tests.connect('alice-1', tests.alice());
   perform tests.connect('bob-1', tests.bob());

@@ -1,8 +1,10 @@
 -- Presence: who is told when a user comes and goes (register_connection,
 -- unregister_connection), and who may see it (get_me, get_presence,
 -- search_users' profiles).
--- Fixture: alice and bob share a group; alice and carol share a room; dave
--- shares nothing with anyone; erin left the group.
+-- Fixture: alice and bob share a group in which both have sent (contacts);
+-- alice and carol share a room in which both have sent (a room never makes
+-- contacts) and a group in which only alice has (neither does that); dave
+-- shares nothing with anyone; erin, who had sent too, left the group.
 
 create temporary table fixture (name text primary key, id uuid not null) on commit drop;
 
@@ -16,6 +18,9 @@ begin
   values (v_erin, 'erin@example.com', '{"username": "erin", "display_name": "Erin"}');
   v_group := tests.make_conversation('group', tests.alice(), array[tests.bob(), v_erin]);
   v_room := tests.make_conversation('room', tests.carol(), array[tests.alice()], 'Plaza');
+  perform tests.take_part(v_group, array[tests.alice(), tests.bob(), v_erin]);
+  perform tests.take_part(v_room, array[tests.alice(), tests.carol()]);
+  perform tests.take_part(tests.make_conversation('group', tests.carol(), array[tests.alice()]), array[tests.alice()]);
   update public.participants set left_at = now() where conversation_id = v_group and user_id = v_erin;
   insert into fixture values ('erin', v_erin), ('group', v_group), ('room', v_room);
 end
@@ -47,9 +52,10 @@ begin
       'user_id', tests.alice(), 'online', true,
       'last_seen_at', (select last_seen_at from public.profiles where id = tests.alice()))),
     'presence envelope: no conversation_id, no seq');
-  -- bob (group) and carol (room) are contacts; dave shares nothing, erin left,
-  -- bob's expired socket is not live, alice's own sockets are not told.
-  perform tests.eq(tests.recipients(v_result, 'presence'), array['bob-1', 'carol-1'], 'presence recipients');
+  -- bob (group) is a contact; carol (room; a group only alice sent in) is
+  -- not, dave shares nothing, erin left, bob's expired socket is not live,
+  -- alice's own sockets are not told.
+  perform tests.eq(tests.recipients(v_result, 'presence'), array['bob-1'], 'presence recipients');
 
   v_result := public.register_connection('alice-2', tests.alice(), now() + interval '1 hour');
   perform tests.eq(v_result -> 'deliveries', '[]'::jsonb, 'a second connection pushes nothing');
@@ -64,7 +70,7 @@ begin
   perform tests.eq(v_event -> 'data' ->> 'user_id', tests.alice()::text, 'whose presence');
   perform tests.check(v_event -> 'data' ->> 'last_seen_at' is not null, 'offline presence says when last seen');
   perform tests.check(not v_event ? 'seq' and not v_event ? 'conversation_id', 'presence envelope keys');
-  perform tests.eq(tests.recipients(v_result, 'presence'), array['bob-1', 'carol-1'], 'offline presence recipients');
+  perform tests.eq(tests.recipients(v_result, 'presence'), array['bob-1'], 'offline presence recipients');
 end
 $$;
 
@@ -93,13 +99,11 @@ begin
     (select array_agg(k order by k) from jsonb_object_keys(v_presence -> 'presence' -> 0) k),
     array['last_seen_at', 'online', 'user_id'], 'presence entry keys');
 
-  -- carol: alice through the room.
+  -- carol: only herself (the room and the group make no contacts).
   perform tests.act_as(tests.carol());
   perform tests.eq(
-    (select array_agg((p ->> 'user_id')::uuid order by p ->> 'user_id') from jsonb_array_elements(
-      public.get_presence(v_all) -> 'presence') p),
-    (select array_agg(u order by u::text) from unnest(array[tests.alice(), tests.carol()]) u),
-    'carol sees the presence of');
+    (select array_agg(p ->> 'user_id') from jsonb_array_elements(public.get_presence(v_all) -> 'presence') p),
+    array[tests.carol()::text], 'carol sees the presence of');
 
   -- dave: only himself; a former member (erin): only herself.
   perform tests.act_as(tests.dave());

@@ -1727,6 +1727,9 @@ async fn stats_and_connections_count_what_is_there_and_never_show_connection_ids
     let id = uuid_of(&group["id"]);
     let [alice_phone, _alice_laptop, _bob_socket, mut outsider_socket] =
         connect_all(stack, [&alice, &alice, &bob, &outsider]).await;
+    // carol, who asks, has written too: alice and bob are her contacts, whose
+    // connections she may see.
+    stack.send_text(&carol, id, "zero").await;
     stack.send_text(&alice, id, "one").await;
     let last = stack.send_text(&bob, id, "two").await;
     let http = stack.http();
@@ -1756,11 +1759,11 @@ async fn stats_and_connections_count_what_is_there_and_never_show_connection_ids
     assert_eq!(stats["conversation_id"], id.to_string());
     assert_eq!(stats["kind"], "group");
     assert_eq!(stats["name"], "Counted");
-    assert_eq!(stats["message_count"], 2);
+    assert_eq!(stats["message_count"], 3);
     assert_eq!(stats["participant_count"], 3);
     assert_eq!(stats["online_count"], 2, "alice and bob; carol has no socket");
     assert_eq!(same_instants(&stats["last_message"]), same_instants(&last));
-    assert_eq!(stats["last_seq"], 3);
+    assert_eq!(stats["last_seq"], 4);
     assert_eq!(timestamp(&stats["last_activity_at"]), timestamp(&last["created_at"]));
 
     // One of alice's sockets closes: one connection fewer, still online.

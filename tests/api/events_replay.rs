@@ -45,7 +45,7 @@ const WEBSOCKET_SAMPLES: [&str; 8] = [
 
 /// The REST samples, in an order where each finds what it needs (the message
 /// sent is then edited and deleted; the room is left last).
-const REST_SAMPLES: [&str; 23] = [
+const REST_SAMPLES: [&str; 26] = [
     "http-health",
     "http-open-direct-conversation",
     "http-list-messages",
@@ -69,6 +69,9 @@ const REST_SAMPLES: [&str; 23] = [
     "http-add-members",
     "http-join-conversation",
     "http-leave-conversation",
+    "http-block-user",
+    "http-list-blocks",
+    "http-unblock-user",
 ];
 
 fn events_dir() -> PathBuf {
@@ -125,6 +128,8 @@ async fn websocket_samples_push_to_the_live_socket_and_write_what_their_route_do
     let stack = stack();
     let functions = Functions::start().await;
     let (alice, bob, conversation) = stack.direct_pair().await;
+    // Contacts, so that bob is told when alice comes and goes.
+    stack.make_contacts(&alice, &bob).await;
     let mut bob_socket = stack.connect(&bob).await;
     let mut alice_socket = stack.connect(&alice).await;
     let online = bob_socket.expect("presence").await;
@@ -547,6 +552,30 @@ async fn rest_samples_answer_write_and_push_what_their_endpoint_does() {
                     (&left["conversation_id"], &left["data"]["user_id"]),
                     (&json!(room), &json!(alice.id))
                 );
+            }
+            "http-block-user" => {
+                assert_eq!(status, 201, "a new block: {body}");
+                assert_eq!(body["block"]["user_id"], carol.id.to_string(), "{body}");
+                let blocks: i64 = query_one(
+                    stack,
+                    "select count(*) from blocks where blocker_id = $1 and blocked_id = $2",
+                    &[&alice.id, &carol.id],
+                )
+                .await
+                .get(0);
+                assert_eq!(blocks, 1);
+            }
+            "http-list-blocks" => {
+                assert_eq!(body["blocks"].as_array().map(Vec::len), Some(1), "{body}");
+                assert_eq!(body["blocks"][0]["user_id"], carol.id.to_string(), "{body}");
+                assert_eq!(body["blocks"][0]["profile"]["username"], carol.name, "{body}");
+            }
+            "http-unblock-user" => {
+                assert_eq!(body["removed"], true, "{body}");
+                let blocks: i64 = query_one(stack, "select count(*) from blocks where blocker_id = $1", &[&alice.id])
+                    .await
+                    .get(0);
+                assert_eq!(blocks, 0);
             }
             other => panic!("no checks for the sample {other}"),
         }

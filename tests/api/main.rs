@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod blocking;
 mod conversations;
 mod cors;
 mod events_replay;

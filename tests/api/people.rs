@@ -101,7 +101,9 @@ async fn users_by_id_answer_who_i_may_see_with_presence_for_contacts_only() {
         stack.new_user("bob").await,
         stack.new_user("dave").await,
     );
-    stack.direct_conversation(&alice, &bob).await;
+    stack.make_contacts(&alice, &bob).await;
+    // dave opened a 1:1 with alice: that alone makes no contact.
+    stack.direct_conversation(&dave, &alice).await;
     let _bob_socket = stack.connect(&bob).await;
     let _dave_socket = stack.connect(&dave).await;
     let http = stack.http();

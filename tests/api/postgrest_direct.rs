@@ -210,6 +210,11 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     }
+    // alice answers bob in the 1:1: both have taken part, so they are contacts
+    // (each sees the other's presence).
+    db.query_one(send, &[&alice.id, &direct, &Uuid::new_v4().to_string(), &"hi bob".to_string()])
+        .await
+        .unwrap();
     db.execute(
         "select public.update_conversation($1, $2, null, true, true)",
         &[&alice.id, &group],

@@ -20,8 +20,15 @@ async fn presence_is_announced_to_contacts_on_the_first_and_last_socket() {
         stack.new_user("carol").await,
         stack.new_user("dave").await,
     );
-    stack.direct_conversation(&alice, &bob).await;
-    stack.group(&carol, &[&alice]).await;
+    // Contacts: alice and bob through a group, alice and carol through a 1:1,
+    // both written in by both. dave only shares a 1:1 in which he wrote and
+    // alice did not: no contact.
+    stack.make_contacts(&alice, &bob).await;
+    let direct = stack.direct_conversation(&carol, &alice).await;
+    stack.send_text(&carol, direct, "hi alice").await;
+    stack.send_text(&alice, direct, "hi carol").await;
+    let unanswered = stack.direct_conversation(&dave, &alice).await;
+    stack.send_text(&dave, unanswered, "hi alice").await;
     let mut bob_socket = stack.connect(&bob).await;
     let mut carol_socket = stack.connect(&carol).await;
     let mut stranger = stack.connect(&dave).await;
@@ -63,7 +70,10 @@ async fn get_presence_answers_for_contacts_and_leaves_strangers_out() {
         stack.new_user("bob").await,
         stack.new_user("carol").await,
     );
-    stack.direct_conversation(&alice, &bob).await;
+    stack.make_contacts(&alice, &bob).await;
+    // Sharing a 1:1 that only carol wrote in makes no contact.
+    let unanswered = stack.direct_conversation(&carol, &alice).await;
+    stack.send_text(&carol, unanswered, "hi alice").await;
     let _carol_socket = stack.connect(&carol).await;
     let bob_socket = stack.connect(&bob).await;
     let http = stack.http();
@@ -83,7 +93,7 @@ async fn get_presence_answers_for_contacts_and_leaves_strangers_out() {
     let answered: Vec<&str> = presence.iter().map(|p| p["user_id"].as_str().unwrap()).collect();
     assert_eq!(
         answered, expected,
-        "me and my contact, by user_id; the stranger and the unknown id left out"
+        "me and my contact, by user_id; the unanswered stranger and the unknown id left out"
     );
     let of = |id: Uuid| {
         presence
@@ -238,7 +248,8 @@ async fn user_search_finds_names_excludes_me_and_hides_strangers_presence() {
         )
         .await
         .unwrap();
-    stack.direct_conversation(&me, &friend).await;
+    stack.make_contacts(&me, &friend).await;
+    stack.direct_conversation(&stranger, &me).await;
     let _friend_socket = stack.connect(&friend).await;
     let _stranger_socket = stack.connect(&stranger).await;
     let http = stack.http();

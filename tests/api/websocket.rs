@@ -461,6 +461,10 @@ async fn contacts_connecting_at_once_all_stay_registered_and_hear_every_message(
         .await;
     assert_eq!(status, 201, "{group}");
     let conversation: Uuid = group["conversation"]["id"].as_str().unwrap().parse().unwrap();
+    // Everyone writes once, which makes them all contacts of each other.
+    for user in std::iter::once(&owner).chain(&members) {
+        stack.send_text(user, conversation, "hello").await;
+    }
 
     let mut sockets = futures_util::future::join_all(members.iter().map(|m| stack.connect(m))).await;
     for member in &members {

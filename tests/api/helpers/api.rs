@@ -31,6 +31,16 @@ impl Stack {
         (a, b, conversation)
     }
 
+    /// Makes `a` and `b` contacts, who see each other's presence: a group of
+    /// theirs in which both have sent a message (opening a conversation is
+    /// not enough). Returns the group.
+    pub async fn make_contacts(&self, a: &User, b: &User) -> Uuid {
+        let group = self.group(a, &[b]).await;
+        self.send_text(a, group, "hello").await;
+        self.send_text(b, group, "hello").await;
+        group
+    }
+
     /// Creates a group or room as `owner` and returns the `conversation` object.
     pub async fn create(&self, owner: &User, kind: &str, name: &str, members: &[&User]) -> Value {
         let member_ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();

@@ -3,12 +3,14 @@
 //! Errors are `{"error": {"code", "message", "request_id"}}`.
 
 mod conversations;
+mod blocks;
 mod health;
 mod messages;
 mod read_state;
 mod users;
 
 pub use conversations::{
+pub use blocks::{block_user, list_blocks, unblock_user};
     add_members, conversation_connections, conversation_stats, create_conversation, get_conversation,
     join_conversation, leave_conversation, list_conversations, list_events, list_rooms, open_direct_conversation,
     update_conversation,

@@ -226,6 +226,7 @@ const DOMAIN_STATUS: &[(&str, u16)] = &[
     ("invalid_name", 422),
     ("too_many_members", 422),
     ("invalid_participant", 422),
+    ("blocked", 403),
     ("invalid_body", 422),
     ("invalid_kind", 422),
     ("invalid_attachment", 422),
@@ -239,6 +240,7 @@ fn domain_status(code: &str) -> Option<(u16, &'static str)> {
         .find(|(known, _)| *known == code)
         .map(|(known, status)| (*status, *known))
 }
+    ("too_many_blocks", 422),
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

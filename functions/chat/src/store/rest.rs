@@ -470,3 +470,17 @@ impl HealthProbe for PostgrestStore {
         send(self.as_user.rpc("health_stats", "{}"), "health_stats").await
     }
 }
+
+    // Blocks.
+
+    pub async fn block_user(&self, token: UserToken<'_>, user_id: Uuid) -> StoreResult<Json> {
+        self.user_rpc(token, "block_user", json!({"p_user_id": user_id})).await
+    }
+
+    pub async fn unblock_user(&self, token: UserToken<'_>, user_id: Uuid) -> StoreResult<Json> {
+        self.user_rpc(token, "unblock_user", json!({"p_user_id": user_id})).await
+    }
+
+    pub async fn list_blocks(&self, token: UserToken<'_>) -> StoreResult<Json> {
+        self.user_rpc(token, "list_blocks", json!({})).await
+    }
