@@ -96,19 +96,6 @@ as $$
   select p_text ~ '[\u0001-\u001f\u007f-\u009f]'
 $$;
 
--- Search text as used: trimmed of blank characters, at most p_max_chars
--- characters and no control characters, or invalid_query. Empty when blank.
-create function public.validated_query_text(p_query text, p_max_chars int)
-returns text
-language plpgsql
-stable
-set search_path = ''
-as $$
-declare
-  v_query text := coalesce(public.trim_blank(p_query), '');
-begin
-  if char_length(v_query) > p_max_chars or public.has_control(v_query) then
-    perform public.api_error('invalid_query',
 -- Whether a text holds a bidirectional embedding, override or isolate
 -- (U+202A-U+202E, U+2066-U+2069): they reorder what follows them, so that
 -- "txt.exe" shows as "exe.txt" or a name shows as someone else's. The marks
@@ -180,6 +167,19 @@ $$;
 revoke execute on function public.caller_id() from public, anon;
 grant execute on function public.caller_id() to authenticated, service_role;
 
+-- Search text as used: trimmed of blank characters, at most p_max_chars
+-- characters and no control characters, or invalid_query. Empty when blank.
+create function public.validated_query_text(p_query text, p_max_chars int)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_query text := coalesce(public.trim_blank(p_query), '');
+begin
+  if char_length(v_query) > p_max_chars or public.has_control(v_query) then
+    perform public.api_error('invalid_query',
       format('The query must be at most %s characters, without control characters.', p_max_chars));
   end if;
   return v_query;
@@ -194,6 +194,11 @@ revoke execute on function public.validated_query_text(text, int) from public, a
 revoke execute on function public.trim_blank(text) from public, anon, authenticated;
 revoke execute on function public.is_blank(text) from public, anon, authenticated;
 revoke execute on function public.has_control(text) from public, anon, authenticated, service_role;
+revoke execute on function public.strip_invisible(text) from public, anon;
+grant execute on function public.strip_invisible(text) to authenticated, service_role;
+revoke execute on function public.has_invisible(text) from public, anon;
+grant execute on function public.has_invisible(text) to authenticated, service_role;
+revoke execute on function public.has_bidi_control(text) from public, anon, authenticated, service_role;
 grant execute on function public.trim_blank(text) to service_role;
 grant execute on function public.is_blank(text) to service_role;
 
@@ -207,11 +212,6 @@ immutable
 set search_path = ''
 as $$
   select jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
-revoke execute on function public.strip_invisible(text) from public, anon;
-grant execute on function public.strip_invisible(text) to authenticated, service_role;
-revoke execute on function public.has_invisible(text) from public, anon;
-grant execute on function public.has_invisible(text) to authenticated, service_role;
-revoke execute on function public.has_bidi_control(text) from public, anon, authenticated, service_role;
       || case when p_conversation_id is null then '{}'::jsonb
               else jsonb_build_object('conversation_id', p_conversation_id) end
       || case when p_seq is null then '{}'::jsonb

@@ -358,7 +358,7 @@ begin
     select c.table_name, c.column_name,
            (c.table_name, c.column_name) not in (
              ('profiles', 'last_seen_at'), ('participants', 'archived'), ('participants', 'muted'),
-             ('participants', 'last_read_seq')
+             ('participants', 'last_read_seq'), ('participants', 'first_sent_at')
            ) and c.table_name <> 'connections' as readable
     from information_schema.columns c
     where c.table_schema = 'public'
