@@ -52,6 +52,19 @@ end;
 $$;
 revoke execute on function public.api_error(text, text) from public, anon, authenticated, service_role;
 
+-- The same with a hint for programs: a JSON object, which PostgREST returns
+-- as the error's `hint` (e.g. rate_limited's {"retry_after_ms": n}).
+create function public.api_error(p_code text, p_detail text, p_hint jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using errcode = 'P0001', message = p_code, detail = p_detail, hint = p_hint::text;
+end;
+$$;
+revoke execute on function public.api_error(text, text, jsonb) from public, anon, authenticated, service_role;
+
 -- The input rules are decided in the chat functions' domain module; these
 -- helpers and the checks that use them repeat them for callers that reach the
 -- database directly, and the end-to-end test `rules` holds both to one table
@@ -482,6 +495,100 @@ revoke execute on function public.public_profile_json(public.profiles) from publ
 create trigger create_profile_for_new_user
   after insert on auth.users
   for each row execute function public.handle_new_auth_user();
+
+-- ===========================================================================
+-- sql/schemas/12_rate_limits.sql
+-- ===========================================================================
+
+-- Rate limits: a token bucket per user and action, taken inside the write it
+-- guards (send_message, typing_recipients, create_conversation,
+-- open_direct_conversation, join_room), so that a refused call costs the same
+-- one round trip, stores nothing (the refusal rolls the whole call back, the
+-- bucket's own update with it) and cannot be raced past.
+--
+-- The limits are the deployment's (template.yaml parameters, given to the
+-- chat functions as environment variables): the functions pass them with
+-- every call, so the database holds no configuration to keep in step with the
+-- template. The guarded RPCs are internal (service_role only), so no user can
+-- pass limits of their own; a call without limits (null, as from SQL tests
+-- and maintenance scripts) is not limited.
+--
+-- Refill is computed from the bucket's last update (no background job): a
+-- bucket holds at most `burst` tokens and gains `per_minute` a minute.
+
+create table public.rate_limit_buckets (
+  user_id uuid not null references public.profiles (id) on delete cascade,
+  action text not null
+    constraint rate_limit_buckets_action check (action in ('message', 'typing', 'conversation', 'join')),
+  -- What was left after the last take (fractions accumulate between takes).
+  tokens double precision not null,
+  updated_at timestamptz not null,
+  primary key (user_id, action)
+);
+
+-- Deliberately no policy and no grant for any API role: only the functions
+-- below change it, inside the write they guard. Reading it would tell a user
+-- nothing the 429s do not; resetting it would lift the limit.
+alter table public.rate_limit_buckets enable row level security;
+revoke all on table public.rate_limit_buckets from anon, authenticated, service_role;
+
+-- Takes one token of p_user_id's bucket for p_action, or refuses with
+-- rate_limited and, in the hint, {"retry_after_ms": n}: how long until a
+-- token is there. A refusal raises, so the caller's transaction (and this
+-- bucket's update) rolls back: refused calls do not drain the bucket further.
+-- The bucket's row lock serializes one user's concurrent takes of one action;
+-- every guarded RPC takes it before any other lock, so the order is the same
+-- everywhere.
+create function public.take_token(p_user_id uuid, p_action text, p_per_minute int, p_burst int)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := clock_timestamp();
+  v_bucket public.rate_limit_buckets;
+  v_available double precision;
+  v_retry_after_ms bigint;
+begin
+  if p_per_minute is null and p_burst is null then
+    return;
+  end if;
+  if p_per_minute is null or p_per_minute < 1 or p_burst is null or p_burst < 1 then
+    perform public.api_error('invalid_argument', 'A rate limit needs at least 1 per minute and a burst of at least 1.');
+  end if;
+
+  insert into public.rate_limit_buckets (user_id, action, tokens, updated_at)
+  values (p_user_id, p_action, p_burst, v_now)
+  on conflict (user_id, action) do nothing;
+
+  select b.* into strict v_bucket
+  from public.rate_limit_buckets b
+  where b.user_id = p_user_id
+    and b.action = p_action
+  for update;
+
+  -- Never negative: a transaction that started before the last take sees
+  -- an updated_at after its own clock.
+  v_available := least(
+    p_burst::double precision,
+    v_bucket.tokens + greatest(0, extract(epoch from v_now - v_bucket.updated_at)) * p_per_minute / 60.0
+  );
+
+  if v_available < 1 then
+    v_retry_after_ms := ceil((1 - v_available) * 60000.0 / p_per_minute);
+    perform public.api_error('rate_limited',
+      format('Too many %s requests; try again in %s ms.', p_action, v_retry_after_ms),
+      jsonb_build_object('retry_after_ms', v_retry_after_ms));
+  end if;
+
+  update public.rate_limit_buckets b
+     set tokens = v_available - 1,
+         updated_at = greatest(b.updated_at, v_now)
+   where b.user_id = p_user_id
+     and b.action = p_action;
+end;
+$$;
+revoke execute on function public.take_token(uuid, text, int, int) from public, anon, authenticated, service_role;
 
 -- ===========================================================================
 -- sql/schemas/15_blocks.sql
@@ -1104,11 +1211,14 @@ revoke execute on function public.validated_conversation_name(text) from public,
 -- the ordered pair (+ context) lets exactly one creator win; the other finds it.
 -- Opening a 1:1 the caller had left brings the caller back (member.joined);
 -- the other side is never pulled back by someone else.
+-- Rate limited per user, finding included (take_token's 'conversation' bucket).
 create function public.open_direct_conversation(
   p_user_id uuid,
   p_other_user_id uuid,
   p_context_type text default null,
-  p_context_id text default null
+  p_context_id text default null,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -1152,6 +1262,8 @@ begin
   if public.blocked_between(p_user_id, p_other_user_id) then
     perform public.api_error('blocked', 'You and this user cannot message each other.');
   end if;
+  -- Shares the 'conversation' bucket with create_conversation.
+  perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
 
   v_low := least(p_user_id, p_other_user_id);
   v_high := greatest(p_user_id, p_other_user_id);
@@ -1220,16 +1332,19 @@ begin
   );
 end;
 $$;
-revoke execute on function public.open_direct_conversation(uuid, uuid, text, text) from public, anon, authenticated;
-grant execute on function public.open_direct_conversation(uuid, uuid, text, text) to service_role;
+revoke execute on function public.open_direct_conversation(uuid, uuid, text, text, int, int) from public, anon, authenticated;
+grant execute on function public.open_direct_conversation(uuid, uuid, text, text, int, int) to service_role;
 
 -- Creates a group or a public room with the caller as owner and the given
--- users as members, its conversation.created event as seq 1.
+-- users as members, its conversation.created event as seq 1. Rate limited
+-- per user (take_token's 'conversation' bucket).
 create function public.create_conversation(
   p_user_id uuid,
   p_kind text,
   p_name text,
-  p_member_ids uuid[] default '{}'
+  p_member_ids uuid[] default '{}',
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -1246,6 +1361,7 @@ begin
   if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
   end if;
+  perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
   if p_kind is null or p_kind not in ('group', 'room') then
     perform public.api_error('invalid_argument', 'kind must be group or room.');
   end if;
@@ -1310,8 +1426,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.create_conversation(uuid, text, text, uuid[]) from public, anon, authenticated;
-grant execute on function public.create_conversation(uuid, text, text, uuid[]) to service_role;
+revoke execute on function public.create_conversation(uuid, text, text, uuid[], int, int) from public, anon, authenticated;
+grant execute on function public.create_conversation(uuid, text, text, uuid[], int, int) to service_role;
 
 -- Renames a group or room (owner only, a durable event for everyone) and/or
 -- changes the caller's own archived / muted settings (private, no event).
@@ -1515,7 +1631,13 @@ grant execute on function public.add_members(uuid, uuid, uuid[]) to service_role
 -- A room whose members all left has no owner; whoever joins it next becomes
 -- the owner, so a room with members always has one (as leave_conversation
 -- keeps it).
-create function public.join_room(p_user_id uuid, p_conversation_id uuid)
+-- Rate limited per user (take_token's 'join' bucket), joining again included.
+create function public.join_room(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
+)
 returns jsonb
 language plpgsql
 security definer
@@ -1530,6 +1652,7 @@ begin
   if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
   end if;
+  perform public.take_token(p_user_id, 'join', p_rate_per_minute, p_rate_burst);
 
   -- Only rooms are open to join; anything else looks like nothing at all.
   perform 1
@@ -1583,8 +1706,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.join_room(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.join_room(uuid, uuid) to service_role;
+revoke execute on function public.join_room(uuid, uuid, int, int) from public, anon, authenticated;
+grant execute on function public.join_room(uuid, uuid, int, int) to service_role;
 
 -- Leaves a conversation. If that leaves no owner among the current members,
 -- the longest-standing member becomes the owner, so someone can still manage
@@ -2142,6 +2265,8 @@ revoke execute on function public.record_message_change(text, uuid, public.messa
 -- the event with every live connection of the members, in one round trip.
 -- Idempotent per (sender, client_msg_id): a repeat returns the stored message
 -- with duplicate = true, takes no seq and has no deliveries.
+-- Rate limited per sender (p_rate_per_minute, p_rate_burst: take_token's
+-- 'message' bucket); a repeat is not limited.
 create function public.send_message(
   p_sender uuid,
   p_conversation_id uuid,
@@ -2149,7 +2274,9 @@ create function public.send_message(
   p_kind text default 'text',
   p_body text default null,
   p_attachment jsonb default null,
-  p_reply_to_id uuid default null
+  p_reply_to_id uuid default null,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -2189,6 +2316,10 @@ begin
   v_duplicate := found;
 
   if not v_duplicate then
+    -- A repeat (a retry after a lost ack) is answered whatever the bucket
+    -- holds, and takes nothing from it.
+    perform public.take_token(p_sender, 'message', p_rate_per_minute, p_rate_burst);
+
     -- A block cuts the pair's direct conversation both ways (15_blocks.sql).
     -- Checked for new messages only: a retry of one sent before the block
     -- still finds it.
@@ -2276,12 +2407,18 @@ begin
   );
 end;
 $$;
-revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) from public, anon, authenticated;
-grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) to service_role;
+revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) from public, anon, authenticated;
+grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) to service_role;
 
 -- Where to send a typing indicator: the other current participants' live
 -- connections, but for users with a block between them and the typist.
-create function public.typing_recipients(p_user_id uuid, p_conversation_id uuid)
+-- Rate limited per user (take_token's 'typing' bucket).
+create function public.typing_recipients(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
+)
 returns jsonb
 language plpgsql
 security definer
@@ -2298,6 +2435,8 @@ begin
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
   end if;
 
+  perform public.take_token(p_user_id, 'typing', p_rate_per_minute, p_rate_burst);
+
   return jsonb_build_object('recipients', (
     select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
     from jsonb_array_elements(public.live_recipients(p_conversation_id, p_user_id)) as r
@@ -2305,8 +2444,8 @@ begin
   ));
 end;
 $$;
-revoke execute on function public.typing_recipients(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.typing_recipients(uuid, uuid) to service_role;
+revoke execute on function public.typing_recipients(uuid, uuid, int, int) from public, anon, authenticated;
+grant execute on function public.typing_recipients(uuid, uuid, int, int) to service_role;
 
 -- Edits the text (or an attachment's caption) of the caller's message. The
 -- message.updated event is durable; the earlier events of the message are
@@ -2874,11 +3013,17 @@ revoke execute on function public.check_user_ids(uuid[]) from public, anon, auth
 -- first_connection: the user had no other live connection; then the user's
 -- contacts are told the user is online.
 -- The profile row is locked first so a user's connects and disconnects are
--- serialized and exactly one of them sees the first/last connection.
+-- serialized and exactly one of them sees the first/last connection (and the
+-- count below is exact).
+-- p_max_connections: refused with too_many_connections when the user already
+-- has that many other live connections (every one of them costs a push per
+-- event, so the cap bounds what one account makes each message cost); null
+-- sets no cap. A retried $connect of a registered connection is not refused.
 create function public.register_connection(
   p_connection_id text,
   p_user_id uuid,
-  p_token_exp timestamptz
+  p_token_exp timestamptz,
+  p_max_connections int default null
 )
 returns jsonb
 language plpgsql
@@ -2899,6 +3044,17 @@ begin
    where id = p_user_id;
   if not found then
     perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  if p_max_connections is not null and (
+    select count(*)
+    from public.connections c
+    where c.user_id = p_user_id
+      and c.connection_id <> p_connection_id
+      and public.connection_is_live(c.token_exp)
+  ) >= p_max_connections then
+    perform public.api_error('too_many_connections',
+      format('At most %s connections per user are open at once; close one first.', p_max_connections));
   end if;
 
   -- $connect may be retried with the same connection id.
@@ -2928,8 +3084,8 @@ begin
   return jsonb_build_object('user_id', p_user_id, 'first_connection', v_first, 'deliveries', v_deliveries);
 end;
 $$;
-revoke execute on function public.register_connection(text, uuid, timestamptz) from public, anon, authenticated;
-grant execute on function public.register_connection(text, uuid, timestamptz) to service_role;
+revoke execute on function public.register_connection(text, uuid, timestamptz, int) from public, anon, authenticated;
+grant execute on function public.register_connection(text, uuid, timestamptz, int) to service_role;
 
 -- $disconnect: forgets the connection and marks the user seen.
 -- last_connection: no other live connection remains; then the user's

@@ -44,6 +44,19 @@ end;
 $$;
 revoke execute on function public.api_error(text, text) from public, anon, authenticated, service_role;
 
+-- The same with a hint for programs: a JSON object, which PostgREST returns
+-- as the error's `hint` (e.g. rate_limited's {"retry_after_ms": n}).
+create function public.api_error(p_code text, p_detail text, p_hint jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using errcode = 'P0001', message = p_code, detail = p_detail, hint = p_hint::text;
+end;
+$$;
+revoke execute on function public.api_error(text, text, jsonb) from public, anon, authenticated, service_role;
+
 -- The input rules are decided in the chat functions' domain module; these
 -- helpers and the checks that use them repeat them for callers that reach the
 -- database directly, and the end-to-end test `rules` holds both to one table

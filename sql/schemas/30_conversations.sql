@@ -308,11 +308,14 @@ revoke execute on function public.validated_conversation_name(text) from public,
 -- the ordered pair (+ context) lets exactly one creator win; the other finds it.
 -- Opening a 1:1 the caller had left brings the caller back (member.joined);
 -- the other side is never pulled back by someone else.
+-- Rate limited per user, finding included (take_token's 'conversation' bucket).
 create function public.open_direct_conversation(
   p_user_id uuid,
   p_other_user_id uuid,
   p_context_type text default null,
-  p_context_id text default null
+  p_context_id text default null,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -356,6 +359,8 @@ begin
   if public.blocked_between(p_user_id, p_other_user_id) then
     perform public.api_error('blocked', 'You and this user cannot message each other.');
   end if;
+  -- Shares the 'conversation' bucket with create_conversation.
+  perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
 
   v_low := least(p_user_id, p_other_user_id);
   v_high := greatest(p_user_id, p_other_user_id);
@@ -424,16 +429,19 @@ begin
   );
 end;
 $$;
-revoke execute on function public.open_direct_conversation(uuid, uuid, text, text) from public, anon, authenticated;
-grant execute on function public.open_direct_conversation(uuid, uuid, text, text) to service_role;
+revoke execute on function public.open_direct_conversation(uuid, uuid, text, text, int, int) from public, anon, authenticated;
+grant execute on function public.open_direct_conversation(uuid, uuid, text, text, int, int) to service_role;
 
 -- Creates a group or a public room with the caller as owner and the given
--- users as members, its conversation.created event as seq 1.
+-- users as members, its conversation.created event as seq 1. Rate limited
+-- per user (take_token's 'conversation' bucket).
 create function public.create_conversation(
   p_user_id uuid,
   p_kind text,
   p_name text,
-  p_member_ids uuid[] default '{}'
+  p_member_ids uuid[] default '{}',
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -450,6 +458,7 @@ begin
   if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
   end if;
+  perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
   if p_kind is null or p_kind not in ('group', 'room') then
     perform public.api_error('invalid_argument', 'kind must be group or room.');
   end if;
@@ -514,8 +523,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.create_conversation(uuid, text, text, uuid[]) from public, anon, authenticated;
-grant execute on function public.create_conversation(uuid, text, text, uuid[]) to service_role;
+revoke execute on function public.create_conversation(uuid, text, text, uuid[], int, int) from public, anon, authenticated;
+grant execute on function public.create_conversation(uuid, text, text, uuid[], int, int) to service_role;
 
 -- Renames a group or room (owner only, a durable event for everyone) and/or
 -- changes the caller's own archived / muted settings (private, no event).
@@ -719,7 +728,13 @@ grant execute on function public.add_members(uuid, uuid, uuid[]) to service_role
 -- A room whose members all left has no owner; whoever joins it next becomes
 -- the owner, so a room with members always has one (as leave_conversation
 -- keeps it).
-create function public.join_room(p_user_id uuid, p_conversation_id uuid)
+-- Rate limited per user (take_token's 'join' bucket), joining again included.
+create function public.join_room(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
+)
 returns jsonb
 language plpgsql
 security definer
@@ -734,6 +749,7 @@ begin
   if p_user_id is null or not exists (select 1 from public.profiles where id = p_user_id) then
     perform public.api_error('user_not_found', 'Your profile does not exist.');
   end if;
+  perform public.take_token(p_user_id, 'join', p_rate_per_minute, p_rate_burst);
 
   -- Only rooms are open to join; anything else looks like nothing at all.
   perform 1
@@ -787,8 +803,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.join_room(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.join_room(uuid, uuid) to service_role;
+revoke execute on function public.join_room(uuid, uuid, int, int) from public, anon, authenticated;
+grant execute on function public.join_room(uuid, uuid, int, int) to service_role;
 
 -- Leaves a conversation. If that leaves no owner among the current members,
 -- the longest-standing member becomes the owner, so someone can still manage

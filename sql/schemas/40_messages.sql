@@ -261,6 +261,8 @@ revoke execute on function public.record_message_change(text, uuid, public.messa
 -- the event with every live connection of the members, in one round trip.
 -- Idempotent per (sender, client_msg_id): a repeat returns the stored message
 -- with duplicate = true, takes no seq and has no deliveries.
+-- Rate limited per sender (p_rate_per_minute, p_rate_burst: take_token's
+-- 'message' bucket); a repeat is not limited.
 create function public.send_message(
   p_sender uuid,
   p_conversation_id uuid,
@@ -268,7 +270,9 @@ create function public.send_message(
   p_kind text default 'text',
   p_body text default null,
   p_attachment jsonb default null,
-  p_reply_to_id uuid default null
+  p_reply_to_id uuid default null,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -308,6 +312,10 @@ begin
   v_duplicate := found;
 
   if not v_duplicate then
+    -- A repeat (a retry after a lost ack) is answered whatever the bucket
+    -- holds, and takes nothing from it.
+    perform public.take_token(p_sender, 'message', p_rate_per_minute, p_rate_burst);
+
     -- A block cuts the pair's direct conversation both ways (15_blocks.sql).
     -- Checked for new messages only: a retry of one sent before the block
     -- still finds it.
@@ -395,12 +403,18 @@ begin
   );
 end;
 $$;
-revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) from public, anon, authenticated;
-grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid) to service_role;
+revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) from public, anon, authenticated;
+grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) to service_role;
 
 -- Where to send a typing indicator: the other current participants' live
 -- connections, but for users with a block between them and the typist.
-create function public.typing_recipients(p_user_id uuid, p_conversation_id uuid)
+-- Rate limited per user (take_token's 'typing' bucket).
+create function public.typing_recipients(
+  p_user_id uuid,
+  p_conversation_id uuid,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
+)
 returns jsonb
 language plpgsql
 security definer
@@ -417,6 +431,8 @@ begin
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
   end if;
 
+  perform public.take_token(p_user_id, 'typing', p_rate_per_minute, p_rate_burst);
+
   return jsonb_build_object('recipients', (
     select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
     from jsonb_array_elements(public.live_recipients(p_conversation_id, p_user_id)) as r
@@ -424,8 +440,8 @@ begin
   ));
 end;
 $$;
-revoke execute on function public.typing_recipients(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.typing_recipients(uuid, uuid) to service_role;
+revoke execute on function public.typing_recipients(uuid, uuid, int, int) from public, anon, authenticated;
+grant execute on function public.typing_recipients(uuid, uuid, int, int) to service_role;
 
 -- Edits the text (or an attachment's caption) of the caller's message. The
 -- message.updated event is durable; the earlier events of the message are

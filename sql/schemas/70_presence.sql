@@ -125,11 +125,17 @@ revoke execute on function public.check_user_ids(uuid[]) from public, anon, auth
 -- first_connection: the user had no other live connection; then the user's
 -- contacts are told the user is online.
 -- The profile row is locked first so a user's connects and disconnects are
--- serialized and exactly one of them sees the first/last connection.
+-- serialized and exactly one of them sees the first/last connection (and the
+-- count below is exact).
+-- p_max_connections: refused with too_many_connections when the user already
+-- has that many other live connections (every one of them costs a push per
+-- event, so the cap bounds what one account makes each message cost); null
+-- sets no cap. A retried $connect of a registered connection is not refused.
 create function public.register_connection(
   p_connection_id text,
   p_user_id uuid,
-  p_token_exp timestamptz
+  p_token_exp timestamptz,
+  p_max_connections int default null
 )
 returns jsonb
 language plpgsql
@@ -150,6 +156,17 @@ begin
    where id = p_user_id;
   if not found then
     perform public.api_error('user_not_found', 'No such user.');
+  end if;
+
+  if p_max_connections is not null and (
+    select count(*)
+    from public.connections c
+    where c.user_id = p_user_id
+      and c.connection_id <> p_connection_id
+      and public.connection_is_live(c.token_exp)
+  ) >= p_max_connections then
+    perform public.api_error('too_many_connections',
+      format('At most %s connections per user are open at once; close one first.', p_max_connections));
   end if;
 
   -- $connect may be retried with the same connection id.
@@ -179,8 +196,8 @@ begin
   return jsonb_build_object('user_id', p_user_id, 'first_connection', v_first, 'deliveries', v_deliveries);
 end;
 $$;
-revoke execute on function public.register_connection(text, uuid, timestamptz) from public, anon, authenticated;
-grant execute on function public.register_connection(text, uuid, timestamptz) to service_role;
+revoke execute on function public.register_connection(text, uuid, timestamptz, int) from public, anon, authenticated;
+grant execute on function public.register_connection(text, uuid, timestamptz, int) to service_role;
 
 -- $disconnect: forgets the connection and marks the user seen.
 -- last_connection: no other live connection remains; then the user's

@@ -60,17 +60,17 @@ create temporary table function_class (sig text primary key, class text not null
 
 insert into function_class (sig, class)
 select sig, 'internal' from unnest(array[
-  'public.register_connection(text,uuid,timestamp with time zone)',
+  'public.register_connection(text,uuid,timestamp with time zone,integer)',
   'public.unregister_connection(text)',
   'public.touch_connection(text)',
   'public.remove_connections(text[])',
-  'public.send_message(uuid,uuid,text,text,text,jsonb,uuid)',
-  'public.typing_recipients(uuid,uuid)',
-  'public.open_direct_conversation(uuid,uuid,text,text)',
-  'public.create_conversation(uuid,text,text,uuid[])',
+  'public.send_message(uuid,uuid,text,text,text,jsonb,uuid,integer,integer)',
+  'public.typing_recipients(uuid,uuid,integer,integer)',
+  'public.open_direct_conversation(uuid,uuid,text,text,integer,integer)',
+  'public.create_conversation(uuid,text,text,uuid[],integer,integer)',
   'public.update_conversation(uuid,uuid,text,boolean,boolean)',
   'public.add_members(uuid,uuid,uuid[])',
-  'public.join_room(uuid,uuid)',
+  'public.join_room(uuid,uuid,integer,integer)',
   'public.leave_conversation(uuid,uuid)',
   'public.mark_read(uuid,uuid,bigint)',
   'public.edit_message(uuid,uuid,text)',
@@ -100,6 +100,8 @@ select 'public.health_stats()', 'public'
 union all
 select sig, 'helper' from unnest(array[
   'public.api_error(text,text)',
+  'public.api_error(text,text,jsonb)',
+  'public.take_token(uuid,text,integer,integer)',
   'public.connection_is_live(timestamp with time zone)',
   'public.message_json(public.messages)',
   'public.conversation_json(uuid)',

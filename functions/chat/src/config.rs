@@ -54,6 +54,9 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     /// API Gateway Management API endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
     pub management_endpoint: Option<Url>,
+    /// The per-user rate limits and connection cap; `None` when none of
+    /// their variables is set (a function that calls no guarded RPC).
+    pub limits: Option<Limits>,
     /// Whether tokens of anonymous sign-ins (`is_anonymous: true`) are
     /// accepted (`ALLOW_ANONYMOUS_USERS`, `true` or `false`; false when unset).
     pub allow_anonymous_users: bool,
@@ -121,6 +124,7 @@ impl Config {
             jwks_url,
             jwt_issuer: env.var("SUPABASE_JWT_ISSUER"),
             management_endpoint,
+            limits: Limits::from(env)?,
             allow_anonymous_users: boolean(env, "ALLOW_ANONYMOUS_USERS")?.unwrap_or(false),
         })
     }
@@ -137,6 +141,81 @@ fn boolean(env: &impl Env, name: &'static str) -> Result<Option<bool>, ConfigErr
             name,
             problem: format!("must be true or false, not {raw:?}"),
         }),
+    }
+}
+
+/// One action's token bucket: up to `burst` at once, refilled at `per_minute`
+/// a minute (the database keeps the bucket; see sql/schemas/12_rate_limits.sql).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// The deployment's per-user limits: template.yaml's `RateLimit*` and
+/// `MaxConnectionsPerUser` parameters, passed to the database with each
+/// guarded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `sendMessage` and `POST …/messages` (a repeated `client_msg_id` is free).
+    pub messages: RateLimit,
+    pub typing: RateLimit,
+    /// Creating groups and rooms, and opening direct conversations.
+    pub conversations: RateLimit,
+    pub joins: RateLimit,
+    /// Live WebSocket connections one user may hold; `$connect` refuses more.
+    pub max_connections_per_user: u32,
+}
+
+/// Each limit's variables: (per minute, burst).
+const RATE_LIMIT_VARIABLES: [(&str, &str); 4] = [
+    ("RATE_LIMIT_MESSAGES_PER_MINUTE", "RATE_LIMIT_MESSAGES_BURST"),
+    ("RATE_LIMIT_TYPING_PER_MINUTE", "RATE_LIMIT_TYPING_BURST"),
+    ("RATE_LIMIT_CONVERSATIONS_PER_MINUTE", "RATE_LIMIT_CONVERSATIONS_BURST"),
+    ("RATE_LIMIT_JOINS_PER_MINUTE", "RATE_LIMIT_JOINS_BURST"),
+];
+const MAX_CONNECTIONS_VARIABLE: &str = "MAX_CONNECTIONS_PER_USER";
+/// Far above any sensible limit, far below what the SQL `int` parameters hold.
+const MAX_LIMIT: u32 = 1_000_000;
+
+impl Limits {
+    /// All of the variables, or none of them: a partial set is a mistake.
+    fn from(env: &impl Env) -> Result<Option<Self>, ConfigError> {
+        let names = RATE_LIMIT_VARIABLES
+            .iter()
+            .flat_map(|(rate, burst)| [*rate, *burst])
+            .chain([MAX_CONNECTIONS_VARIABLE]);
+        if names.clone().all(|name| env.var(name).is_none()) {
+            return Ok(None);
+        }
+        let count = |name: &'static str| -> Result<u32, ConfigError> {
+            let raw = env.var(name).ok_or(ConfigError {
+                name,
+                problem: "is required with the other rate limits (RATE_LIMIT_*, MAX_CONNECTIONS_PER_USER)".into(),
+            })?;
+            raw.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or(ConfigError {
+                    name,
+                    problem: format!("must be a whole number from 1 to {MAX_LIMIT}, not {raw:?}"),
+                })
+        };
+        let limit = |(per_minute, burst): (&'static str, &'static str)| -> Result<RateLimit, ConfigError> {
+            Ok(RateLimit {
+                per_minute: count(per_minute)?,
+                burst: count(burst)?,
+            })
+        };
+        let [messages, typing, conversations, joins] = RATE_LIMIT_VARIABLES;
+        Ok(Some(Self {
+            messages: limit(messages)?,
+            typing: limit(typing)?,
+            conversations: limit(conversations)?,
+            joins: limit(joins)?,
+            max_connections_per_user: count(MAX_CONNECTIONS_VARIABLE)?,
+        }))
     }
 }
 
@@ -252,6 +331,56 @@ mod tests {
         assert!(!with("False").unwrap().allow_anonymous_users);
         let err = with("yes").unwrap_err();
         assert_eq!(err.name, "ALLOW_ANONYMOUS_USERS");
+    }
+
+    const LIMITS: [(&str, &str); 11] = [
+        ("SUPABASE_URL", "https://x.supabase.co"),
+        ("SUPABASE_ANON_KEY", "anon"),
+        ("RATE_LIMIT_MESSAGES_PER_MINUTE", "60"),
+        ("RATE_LIMIT_MESSAGES_BURST", "30"),
+        ("RATE_LIMIT_TYPING_PER_MINUTE", "120"),
+        ("RATE_LIMIT_TYPING_BURST", "20"),
+        ("RATE_LIMIT_CONVERSATIONS_PER_MINUTE", "5"),
+        ("RATE_LIMIT_CONVERSATIONS_BURST", "20"),
+        ("RATE_LIMIT_JOINS_PER_MINUTE", "10"),
+        ("RATE_LIMIT_JOINS_BURST", " 30 "),
+        ("MAX_CONNECTIONS_PER_USER", "10"),
+    ];
+
+    #[test]
+    fn reads_every_limit_or_none() {
+        let limits = Config::from(&LIMITS).unwrap().limits.unwrap();
+        assert_eq!(limits.messages, RateLimit { per_minute: 60, burst: 30 });
+        assert_eq!(limits.typing, RateLimit { per_minute: 120, burst: 20 });
+        assert_eq!(limits.conversations, RateLimit { per_minute: 5, burst: 20 });
+        assert_eq!(limits.joins, RateLimit { per_minute: 10, burst: 30 });
+        assert_eq!(limits.max_connections_per_user, 10);
+        let none = Config::from(&[LIMITS[0], LIMITS[1]]).unwrap();
+        assert!(none.limits.is_none());
+    }
+
+    #[test]
+    fn names_a_missing_or_bad_limit() {
+        // LIMITS with `name` left out, or set to `value`.
+        struct Vars(Vec<(&'static str, &'static str)>);
+        impl Env for Vars {
+            fn var(&self, name: &str) -> Option<String> {
+                self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+            }
+        }
+        let without = |name: &'static str, value: Option<&'static str>| {
+            let mut vars: Vec<_> = LIMITS.iter().copied().filter(|(k, _)| *k != name).collect();
+            vars.extend(value.map(|v| (name, v)));
+            Config::from(&Vars(vars)).unwrap_err()
+        };
+        let err = without("RATE_LIMIT_TYPING_BURST", None);
+        assert_eq!(err.name, "RATE_LIMIT_TYPING_BURST");
+        assert!(err.problem.contains("required"), "{err}");
+        for bad in ["0", "-1", "ten", "1.5", "1000001"] {
+            let err = without("MAX_CONNECTIONS_PER_USER", Some(bad));
+            assert_eq!(err.name, "MAX_CONNECTIONS_PER_USER");
+            assert!(err.problem.contains("1 to 1000000"), "{err}");
+        }
     }
 
     #[test]

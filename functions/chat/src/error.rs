@@ -10,6 +10,9 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// With `rate_limited`: how long until the call would be accepted
+    /// (REST: `Retry-After` and `retry_after_ms`; WebSocket: `retry_after_ms`).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -18,6 +21,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {

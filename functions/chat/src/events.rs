@@ -79,19 +79,24 @@ impl ServerEvent {
         }
     }
 
-    /// An error answering `action` (the route the client called).
+    /// An error answering `action` (the route the client called), with
+    /// `retry_after_ms` when rate limited.
     pub fn error(error: &ApiError, action: Option<&str>, request_id: Option<&str>) -> Self {
+        let mut data = json!({
+            "code": error.code,
+            "message": error.message,
+            "status": error.status,
+            "action": action,
+            "request_id": request_id,
+        });
+        if let Some(ms) = error.retry_after_ms {
+            data["retry_after_ms"] = json!(ms);
+        }
         Self {
             kind: "error",
             conversation_id: None,
             seq: None,
-            data: json!({
-                "code": error.code,
-                "message": error.message,
-                "status": error.status,
-                "action": action,
-                "request_id": request_id,
-            }),
+            data,
         }
     }
 }
@@ -135,5 +140,12 @@ mod tests {
         .unwrap();
         assert_eq!(error["data"]["code"], "invalid_json");
         assert_eq!(error["data"]["action"], "sendMessage");
+        assert!(error["data"].get("retry_after_ms").is_none());
+        let limited = ApiError {
+            retry_after_ms: Some(1500),
+            ..ApiError::new(429, "rate_limited", "slow down")
+        };
+        let error = ServerEvent::error(&limited, Some("typing"), None).to_value();
+        assert_eq!(error["data"]["retry_after_ms"], 1500);
     }
 }

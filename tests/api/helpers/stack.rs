@@ -49,6 +49,41 @@ pub fn workspace_root() -> PathBuf {
 
 pub fn binaries_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
+/// template.yaml parameters the test stack runs with instead of their
+/// defaults: one user of a test may send a burst of 150 messages (history
+/// paging sends 120 in a row). Every test has users of its own, so only a test
+/// that floods meets a limit.
+pub const TEST_PARAMETERS: [(&str, &str); 1] = [("RateLimitMessagesBurst", "150")];
+
+/// A template parameter's value on the test stack: [`TEST_PARAMETERS`], else
+/// its default in template.yaml.
+pub fn parameter(name: &str) -> String {
+    if let Some((_, value)) = TEST_PARAMETERS.iter().find(|(n, _)| *n == name) {
+        return value.to_string();
+    }
+    let template = super::template::load("template.yaml");
+    let default = template["Parameters"][name]
+        .get("Default")
+        .unwrap_or_else(|| panic!("template.yaml has no parameter {name} with a default"));
+    super::template::text(default).unwrap_or_else(|| panic!("{name}'s default is not a scalar"))
+}
+
+/// template.yaml with [`TEST_PARAMETERS`] as the defaults, written into `dir`.
+fn test_template(dir: &Path) -> PathBuf {
+    let mut template = super::template::load("template.yaml");
+    for (name, value) in TEST_PARAMETERS {
+        let default = template
+            .get_mut("Parameters")
+            .and_then(|p| p.get_mut(name))
+            .and_then(|p| p.get_mut("Default"))
+            .unwrap_or_else(|| panic!("template.yaml has no parameter {name} with a default"));
+        *default = serde_yaml::Value::String(value.to_owned());
+    }
+    let path = dir.join("template.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&template).unwrap()).unwrap();
+    path
+}
+
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("debug")
@@ -86,6 +121,8 @@ fn start_stack() -> Stack {
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::piped())
         .spawn()
+        .arg("--template")
+        .arg(test_template(&ready_dir))
         .expect("start chat-local");
     let stdin = child.stdin.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -1,6 +1,7 @@
 //! REST endpoints (API Gateway HTTP API, payload 2.0). Every handler returns a
 //! response, never `Err`: API Gateway would turn an `Err` into a bare 500/502.
-//! Errors are `{"error": {"code", "message", "request_id"}}`.
+//! Errors are `{"error": {"code", "message", "request_id"}}`, plus
+//! `retry_after_ms` (and the `Retry-After` header) when rate limited.
 
 mod conversations;
 mod blocks;
@@ -62,10 +63,18 @@ pub fn error_response(request: &Request, error: &ApiError) -> Response<Body> {
     } else {
         tracing::info!(code = error.code, status = error.status, "request refused");
     }
-    let mut response = json_response(
-        error.status,
-        &json!({"error": {"code": error.code, "message": error.message, "request_id": request_id(request)}}),
-    );
+    let mut body = json!({"error": {"code": error.code, "message": error.message, "request_id": request_id(request)}});
+    if let Some(ms) = error.retry_after_ms {
+        body["error"]["retry_after_ms"] = json!(ms);
+    }
+    let mut response = json_response(error.status, &body);
+    if let Some(ms) = error.retry_after_ms {
+        // Whole seconds, rounded up (RFC 9110 §10.2.3): retrying after the
+        // rounded-down time would be refused again.
+        response
+            .headers_mut()
+            .insert("retry-after", lambda_http::http::HeaderValue::from(ms.div_ceil(1000).max(1)));
+    }
     if error.status == 401 {
         response.headers_mut().insert(
             "www-authenticate",
@@ -192,4 +201,28 @@ pub fn optional_json_body<T: serde::de::DeserializeOwned + Default>(request: &Re
         return Ok(T::default());
     }
     json_body(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_answers_carry_retry_after_in_whole_seconds_rounded_up() {
+        let request = Request::default();
+        for (ms, seconds) in [(1, "1"), (1000, "1"), (1001, "2"), (59_999, "60")] {
+            let error = ApiError {
+                retry_after_ms: Some(ms),
+                ..ApiError::new(429, "rate_limited", "slow down")
+            };
+            let response = error_response(&request, &error);
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()["retry-after"], seconds, "{ms} ms");
+            let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+            assert_eq!(body["error"]["retry_after_ms"], ms);
+        }
+        let other = error_response(&request, &ApiError::bad_request("invalid_argument", "no"));
+        assert!(other.headers().get("retry-after").is_none());
+    }
 }

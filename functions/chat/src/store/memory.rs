@@ -42,6 +42,7 @@ impl MemoryStore {
             Err(StoreError::Rejected {
                 code: code.into(),
                 message: format!("refused: {code}"),
+                retry_after_ms: None,
             }),
         );
     }

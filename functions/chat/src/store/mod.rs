@@ -164,7 +164,12 @@ pub struct UserToken<'a>(pub &'a str);
 pub enum StoreError {
     /// The database refused the operation for a domain reason (`not_a_participant`, …).
     #[error("{code}: {message}")]
-    Rejected { code: String, message: String },
+    Rejected {
+        code: String,
+        message: String,
+        /// From the error's hint, with `rate_limited`.
+        retry_after_ms: Option<u64>,
+    },
     /// PostgREST refused the token.
     #[error("the data API refused the credentials")]
     Unauthorized,
@@ -180,8 +185,15 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Rejected { code, message } => match domain_status(&code) {
-                Some((status, code)) => ApiError::new(status, code, message),
+            StoreError::Rejected {
+                code,
+                message,
+                retry_after_ms,
+            } => match domain_status(&code) {
+                Some((status, code)) => ApiError {
+                    retry_after_ms,
+                    ..ApiError::new(status, code, message)
+                },
                 None => {
                     tracing::error!(%code, %message, "unmapped database error");
                     ApiError::internal()
@@ -223,6 +235,8 @@ const DOMAIN_STATUS: &[(&str, u16)] = &[
     ("unknown_connection", 410),
     ("message_too_long", 413),
     ("unsupported_for_kind", 422),
+    ("rate_limited", 429),
+    ("too_many_connections", 429),
     ("invalid_name", 422),
     ("too_many_members", 422),
     ("invalid_participant", 422),
@@ -366,11 +380,19 @@ mod tests {
         let api = ApiError::from(StoreError::Rejected {
             code: "message_too_long".into(),
             message: "The body must be at most 5000 characters.".into(),
+            retry_after_ms: None,
         });
         assert_eq!((api.status, api.code), (413, "message_too_long"));
         let api = ApiError::from(StoreError::Rejected {
+            code: "rate_limited".into(),
+            message: "Too many message requests; try again in 1200 ms.".into(),
+            retry_after_ms: Some(1200),
+        });
+        assert_eq!((api.status, api.code, api.retry_after_ms), (429, "rate_limited", Some(1200)));
+        let api = ApiError::from(StoreError::Rejected {
             code: "no_such_code".into(),
             message: String::new(),
+            retry_after_ms: None,
         });
         assert_eq!((api.status, api.code), (500, "internal_error"));
     }

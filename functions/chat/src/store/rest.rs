@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::*;
-use crate::config::{Config, ConfigError, Secret};
+use crate::config::{Config, ConfigError, Limits, RateLimit, Secret};
 use crate::domain::{
     ConversationPatch, EventsQuery, HistoryQuery, ListQuery, NewConversation, NewMessage, SearchQuery, UserQuery,
 };
@@ -23,6 +23,8 @@ pub struct PostgrestStore {
     /// `apikey` (and `Authorization`) are the service_role key; `None` in the
     /// functions that are not given it.
     as_service: Option<(Postgrest, Secret)>,
+    /// Passed with every guarded RPC; `None` in the functions not given them.
+    limits: Option<Limits>,
 }
 
 /// Legacy Supabase keys are JWTs and go in `Authorization` too; the newer opaque
@@ -40,6 +42,15 @@ struct PostgrestError {
     message: Option<String>,
     #[serde(default)]
     details: Option<String>,
+    /// Our SQL's `api_error(code, detail, hint)` puts a JSON object here.
+    #[serde(default)]
+    hint: Option<String>,
+}
+
+/// The hint of a `rate_limited` refusal.
+#[derive(Deserialize)]
+struct RetryHint {
+    retry_after_ms: u64,
 }
 
 impl PostgrestStore {
@@ -64,6 +75,16 @@ impl PostgrestStore {
                 .service_role_key
                 .as_ref()
                 .map(|key| (Postgrest::new(base).insert_header("apikey", key.expose()), key.clone())),
+            limits: config.limits,
+        })
+    }
+
+    /// The deployment's limits, for a guarded RPC.
+    fn limits(&self, function: &str) -> StoreResult<Limits> {
+        self.limits.ok_or_else(|| {
+            StoreError::Unexpected(format!(
+                "{function} needs the rate limits (RATE_LIMIT_*, MAX_CONNECTIONS_PER_USER), which this function is not given"
+            ))
         })
     }
 
@@ -101,6 +122,14 @@ fn rpc_body(params: Value) -> String {
     }
 }
 
+/// A guarded RPC's parameters with the limits of its bucket added (see
+/// sql/schemas/12_rate_limits.sql).
+fn limited(mut params: Value, limit: RateLimit) -> Value {
+    params["p_rate_per_minute"] = json!(limit.per_minute);
+    params["p_rate_burst"] = json!(limit.burst);
+    params
+}
+
 async fn send<T: DeserializeOwned>(request: Builder, function: &str) -> StoreResult<T> {
     let response = request
         .build()
@@ -122,6 +151,10 @@ async fn send<T: DeserializeOwned>(request: Builder, function: &str) -> StoreRes
         (_, Some("P0001")) => Err(StoreError::Rejected {
             code: error.message.unwrap_or_default(),
             message: error.details.unwrap_or_default(),
+            retry_after_ms: error
+                .hint
+                .and_then(|hint| serde_json::from_str::<RetryHint>(&hint).ok())
+                .map(|hint| hint.retry_after_ms),
         }),
         (s, Some(code)) if s < 500 && (code.starts_with("22") || code.starts_with("23")) => {
             Err(StoreError::InvalidInput(format!("{function}: {code}")))
@@ -168,9 +201,15 @@ impl ConnectionRegistry for PostgrestStore {
         user_id: Uuid,
         token_exp: DateTime<Utc>,
     ) -> StoreResult<Registered> {
+        let max_connections = self.limits("register_connection")?.max_connections_per_user;
         self.service_rpc(
             "register_connection",
-            json!({"p_connection_id": connection_id, "p_user_id": user_id, "p_token_exp": token_exp}),
+            json!({
+                "p_connection_id": connection_id,
+                "p_user_id": user_id,
+                "p_token_exp": token_exp,
+                "p_max_connections": max_connections,
+            }),
         )
         .await
     }
@@ -197,17 +236,21 @@ impl ConnectionRegistry for PostgrestStore {
 
 impl MessageStore for PostgrestStore {
     async fn send_message(&self, sender: Uuid, message: &NewMessage) -> StoreResult<Outcome<Sent>> {
+        let limit = self.limits("send_message")?.messages;
         self.service_rpc(
             "send_message",
-            json!({
-                "p_sender": sender,
-                "p_conversation_id": message.conversation_id,
-                "p_client_msg_id": message.client_msg_id,
-                "p_kind": message.kind.as_str(),
-                "p_body": message.body,
-                "p_attachment": message.attachment,
-                "p_reply_to_id": message.reply_to_id,
-            }),
+            limited(
+                json!({
+                    "p_sender": sender,
+                    "p_conversation_id": message.conversation_id,
+                    "p_client_msg_id": message.client_msg_id,
+                    "p_kind": message.kind.as_str(),
+                    "p_body": message.body,
+                    "p_attachment": message.attachment,
+                    "p_reply_to_id": message.reply_to_id,
+                }),
+                limit,
+            ),
         )
         .await
     }
@@ -216,7 +259,10 @@ impl MessageStore for PostgrestStore {
         let list: RecipientList = self
             .service_rpc(
                 "typing_recipients",
-                json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+                limited(
+                    json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+                    self.limits("typing_recipients")?.typing,
+                ),
             )
             .await?;
         Ok(list.recipients)
@@ -300,27 +346,35 @@ impl PostgrestStore {
         other_user_id: Uuid,
         context: Option<&ConversationContext>,
     ) -> StoreResult<Outcome<OpenedConversation>> {
+        let limit = self.limits("open_direct_conversation")?.conversations;
         self.service_rpc(
             "open_direct_conversation",
-            json!({
-                "p_user_id": user_id,
-                "p_other_user_id": other_user_id,
-                "p_context_type": context.map(|c| &c.kind),
-                "p_context_id": context.map(|c| &c.id),
-            }),
+            limited(
+                json!({
+                    "p_user_id": user_id,
+                    "p_other_user_id": other_user_id,
+                    "p_context_type": context.map(|c| &c.kind),
+                    "p_context_id": context.map(|c| &c.id),
+                }),
+                limit,
+            ),
         )
         .await
     }
 
     pub async fn create_conversation(&self, user_id: Uuid, input: &NewConversation) -> StoreResult<Outcome<Json>> {
+        let limit = self.limits("create_conversation")?.conversations;
         self.service_rpc(
             "create_conversation",
-            json!({
-                "p_user_id": user_id,
-                "p_kind": input.kind.as_str(),
-                "p_name": input.name,
-                "p_member_ids": input.member_ids,
-            }),
+            limited(
+                json!({
+                    "p_user_id": user_id,
+                    "p_kind": input.kind.as_str(),
+                    "p_name": input.name,
+                    "p_member_ids": input.member_ids,
+                }),
+                limit,
+            ),
         )
         .await
     }
@@ -360,7 +414,10 @@ impl PostgrestStore {
     pub async fn join_room(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "join_room",
-            json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+            limited(
+                json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
+                self.limits("join_room")?.joins,
+            ),
         )
         .await
     }

@@ -32,6 +32,11 @@ pub async fn connect<R: ConnectionRegistry, P: ConnectionPusher>(
             tracing::info!(user_id = %caller.user_id, "valid token for a user that does not exist");
             return status(403);
         }
+        // API Gateway refuses the handshake with this status.
+        Err(StoreError::Rejected { code, .. }) if code == "too_many_connections" => {
+            tracing::info!(user_id = %caller.user_id, "connection cap reached");
+            return status(429);
+        }
         Err(e) => {
             tracing::error!(error = %e, "registering the connection failed");
             return status(500);
@@ -117,7 +122,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn connect_refuses_a_missing_user_with_403_and_a_missing_identity_with_401() {
+    async fn connect_refuses_a_missing_user_with_403_a_missing_identity_with_401_and_one_too_many_with_429() {
         let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
         store.refuse("register_connection", "user_not_found");
         let event = ws_event("$connect", "ghost-1", Some(signed_in(BOB)), Value::Null);
@@ -126,6 +131,8 @@ mod tests {
         assert_eq!(connect(&store, &pusher, &anonymous).await.status_code, 401);
         assert_eq!(store.calls("register_connection").len(), 1);
         assert!(store.connection_ids().is_empty());
+        store.refuse("register_connection", "too_many_connections");
+        assert_eq!(connect(&store, &pusher, &event).await.status_code, 429);
         store.answer("register_connection", Err(StoreError::Unavailable("down".into())));
         assert_eq!(connect(&store, &pusher, &event).await.status_code, 500);
     }
