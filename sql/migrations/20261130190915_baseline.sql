@@ -430,8 +430,7 @@ declare
   v_attempt int := 0;
 begin
   -- Never the email: profiles are readable by every signed-in user.
-  -- 23 characters at most, so that "_" and 8 hex digits still fit in 32.
-  v_base := left(regexp_replace(coalesce(v_meta ->> 'username', ''), '[^A-Za-z0-9_.-]', '', 'g'), 23);
+  v_base := left(regexp_replace(coalesce(v_meta ->> 'username', ''), '[^A-Za-z0-9_.-]', '', 'g'), 32);
   if char_length(v_base) < 3 then
     v_base := 'user_' || left(v_hex, 8);
   end if;
@@ -461,10 +460,11 @@ begin
           raise;
         end if;
         -- 4, then 8 hex digits of the id, then random ones (another user
-        -- may have chosen any of the former as their name).
+        -- may have chosen any of the former as their name); the base cut so
+        -- that the suffix fits in 32 characters.
         v_candidate := case v_attempt
-          when 1 then v_base || '_' || left(v_hex, 4)
-          when 2 then v_base || '_' || left(v_hex, 8)
+          when 1 then left(v_base, 27) || '_' || left(v_hex, 4)
+          when 2 then left(v_base, 23) || '_' || left(v_hex, 8)
           else 'user_' || left(md5(random()::text || clock_timestamp()::text), 16)
         end;
     end;

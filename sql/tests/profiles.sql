@@ -78,6 +78,7 @@ declare
   v_cyrillic uuid := gen_random_uuid();
   v_short uuid := gen_random_uuid();
   v_long uuid := gen_random_uuid();
+  v_long_taken uuid := gen_random_uuid();
   v_name text;
 begin
   insert into auth.users (id, email, raw_user_meta_data) values
@@ -85,7 +86,8 @@ begin
     (v_hidden, 'h@example.com', jsonb_build_object('username', E'ali\u200bce\u202e', 'display_name', E'Ali\u200bce\u202e\u2066')),
     (v_cyrillic, 'c@example.com', jsonb_build_object('username', E'\u0430lice')),
     (v_short, 's@example.com', '{"username": "é"}'),
-    (v_long, 'l@example.com', jsonb_build_object('username', repeat('x', 40)));
+    (v_long, 'l@example.com', jsonb_build_object('username', repeat('x', 40))),
+    (v_long_taken, 'lt@example.com', jsonb_build_object('username', repeat('x', 33)));
   perform tests.eq((select username from public.profiles where id = v_upper),
     'ALICE_' || left(replace(v_upper::text, '-', ''), 4), 'ALICE when alice exists');
   perform tests.eq((select username from public.profiles where id = v_hidden),
@@ -95,7 +97,9 @@ begin
   perform tests.eq((select username from public.profiles where id = v_cyrillic), 'lice', 'a Cyrillic look-alike dropped');
   perform tests.eq((select username from public.profiles where id = v_short),
     'user_' || left(replace(v_short::text, '-', ''), 8), 'too short once cleaned');
-  perform tests.eq((select username from public.profiles where id = v_long), repeat('x', 23), 'cut to leave room for a suffix');
+  perform tests.eq((select username from public.profiles where id = v_long), repeat('x', 32), 'cut to 32 characters');
+  perform tests.eq((select username from public.profiles where id = v_long_taken),
+    repeat('x', 27) || '_' || left(replace(v_long_taken::text, '-', ''), 4), 'cut to make room for a suffix');
 
   -- The owner's own writes through PostgREST meet the same rules.
   perform tests.act_as(tests.bob());
