@@ -8,6 +8,7 @@ mod helpers;
 mod blocking;
 mod conversations;
 mod cors;
+mod emulator_security;
 mod events_replay;
 mod health_auth;
 mod messages;

@@ -11,7 +11,8 @@
 //! - `connect`: accepts, echoing the first offered `Sec-WebSocket-Protocol`;
 //!   `?reject=<status>` answers that status.
 //! - `message`: posts `{"routeKey", "event"}` back to the sender through the
-//!   Management API (`http://<domainName>/<stage>/@connections/<id>`);
+//!   Management API (`http://<domainName>/<stage>/@connections/<id>`, signed
+//!   with the function's key as an AWS SDK would sign it);
 //!   `{"crash": true}` exits instead.
 //! - `disconnect`: just answers.
 //!
@@ -32,9 +33,23 @@ struct Reply {
 }
 
 fn http(authority: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<Reply> {
+    http_with(authority, method, path, &[], body)
+}
+
+fn http_with(
+    authority: &str,
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(authority)?;
+    let extra: String = extra_headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -170,11 +185,43 @@ fn handle_message(event: &Value) -> Outcome {
         context["stage"].as_str().unwrap_or_default(),
         context["connectionId"].as_str().unwrap_or_default()
     );
-    let post = json!({"routeKey": context["routeKey"], "event": event});
-    match http(domain, "POST", &path, post.to_string().as_bytes()) {
+    let post = json!({"routeKey": context["routeKey"], "event": event}).to_string();
+    match http_with(
+        domain,
+        "POST",
+        &path,
+        &signature(domain, &path, post.as_bytes()),
+        post.as_bytes(),
+    ) {
         Ok(reply) if reply.status == 200 => Outcome::Respond(json!({"statusCode": 200})),
         _ => Outcome::Fail("post to connection failed"),
     }
+}
+
+/// SigV4 headers for a Management API POST, with the key Lambda gives the
+/// function, as an AWS SDK would add them.
+fn signature(authority: &str, path: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let credentials = apigw_local::Credentials {
+        access_key_id: var("AWS_ACCESS_KEY_ID"),
+        secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+        session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
+    };
+    let headers = [("host", authority), ("content-type", "application/json")];
+    let request = apigw_local::sigv4::Request {
+        method: "POST",
+        path,
+        query: "",
+        headers: &headers,
+        body,
+    };
+    apigw_local::sigv4::sign(
+        &request,
+        &credentials,
+        &var("AWS_REGION"),
+        "execute-api",
+        chrono::Utc::now(),
+    )
 }
 
 fn main() {

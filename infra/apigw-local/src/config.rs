@@ -3,6 +3,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::sigv4::Credentials;
+
 /// What the emulator serves and how it runs the functions.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -23,6 +25,10 @@ pub struct EmulatorConfig {
     pub default_max_instances: usize,
     /// e.g. `us-east-1`.
     pub region: String,
+    /// The execution role's key: every function gets it (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and the Management API
+    /// accepts only requests it signed (SigV4, service `execute-api`, `region`).
+    pub credentials: Credentials,
 }
 
 /// WebSocket API limits; the defaults are the AWS quotas.

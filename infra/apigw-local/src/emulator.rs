@@ -47,7 +47,13 @@ impl Emulator {
         let default_max = config.default_max_instances.max(1);
         let mut pools = Vec::new();
         for spec in template.functions.values() {
-            let launch = LaunchConfig::new(spec, &config.bin_dir, &config.function_env, &config.region);
+            let launch = LaunchConfig::new(
+                spec,
+                &config.bin_dir,
+                &config.function_env,
+                &config.region,
+                &config.credentials,
+            );
             if !launch.executable.is_file() {
                 return Err(EmulatorError::MissingBinary {
                     function: spec.logical_id.clone(),
@@ -70,12 +76,14 @@ impl Emulator {
             route_selection_expression: "$request.body.action".into(),
             stage: "$default".into(),
             routes: BTreeMap::new(),
+            throttling: Default::default(),
         });
         let stage = ws_spec.stage.clone();
         let ws_api = Arc::new(WsApi::new(
             ws_spec.clone(),
             ids::api_id(&ws_spec.logical_id),
             config.region.clone(),
+            config.credentials.clone(),
             config.ws_limits,
             ws_addr.port(),
             Arc::clone(&functions),
@@ -83,6 +91,7 @@ impl Emulator {
         let http_api = Arc::new(HttpApi::new(
             &template.http_routes,
             template.http_cors.clone(),
+            template.http_throttling.clone(),
             Arc::clone(&functions),
             ids::api_id(&template.http_api_logical_id),
             http_addr.port(),
@@ -137,7 +146,10 @@ impl Emulator {
     /// of its binary gets it through the Runtime API, like an API event.
     /// Returns what the handler answered, or why there is no answer.
     pub async fn invoke(&self, logical_id: &str, event: Vec<u8>) -> Result<Vec<u8>, InvokeError> {
-        self.functions.invoke(logical_id, event).await.map(|answer| answer.to_vec())
+        self.functions
+            .invoke(logical_id, event)
+            .await
+            .map(|answer| answer.to_vec())
     }
 
     /// Closes every socket (running `$disconnect`), stops every function

@@ -11,11 +11,15 @@ mod error;
 mod http_api;
 mod ids;
 mod lambda;
+mod query;
 mod redact;
+pub mod sigv4;
 mod template;
+mod throttle;
 mod websocket;
 
 pub use config::{EmulatorConfig, WsLimits};
+pub use sigv4::Credentials;
 pub use emulator::Emulator;
 pub use error::EmulatorError;
 pub use lambda::stats::{EmulatorStats, FunctionStats, InstanceColdStart};

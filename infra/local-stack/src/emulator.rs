@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use apigw_local::{Emulator, EmulatorConfig, EmulatorError, WsLimits};
+use apigw_local::{Credentials, Emulator, EmulatorConfig, EmulatorError, WsLimits};
 use tracing::warn;
 
 use crate::cli::WsLimitOptions;
@@ -29,6 +29,8 @@ pub struct EmulatorSettings {
     pub anon_key: String,
     pub service_role_key: String,
     pub jwt_secret: String,
+    /// The functions' AWS key: the only one `@connections` accepts.
+    pub credentials: Credentials,
     pub ws_limits: WsLimitOptions,
     pub max_instances: Option<usize>,
 }
@@ -97,6 +99,7 @@ fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
         ws_limits: ws_limits(&settings.ws_limits),
         default_max_instances: settings.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
         region: REGION.to_owned(),
+        credentials: settings.credentials.clone(),
     }
 }
 

@@ -20,6 +20,12 @@ pub struct ReadyInfo {
     pub jwt_secret: String,
     pub anon_key: String,
     pub service_role_key: String,
+    /// The functions' AWS key and region: `@connections` accepts only
+    /// requests signed with them (SigV4, service `execute-api`).
+    pub aws_region: String,
+    pub aws_access_key_id: String,
+    pub aws_secret_access_key: String,
+    pub aws_session_token: Option<String>,
     pub users: BTreeMap<String, UserInfo>,
     pub state_dir: String,
     pub pid: u32,
@@ -46,7 +52,10 @@ impl ReadyInfo {
             "chat-local is up".to_owned(),
             format!("  HTTP API     {}", self.http_url),
             format!("  WebSocket    {}", self.websocket_url),
-            format!("  @connections {}", self.management_url),
+            format!(
+                "  @connections {} (SigV4 only, with the functions' AWS key {}, kept in the state dir)",
+                self.management_url, self.aws_access_key_id
+            ),
             format!("  PostgREST    {}", self.postgrest_url),
             format!("  Database     {database_display}"),
             format!("  State        {}", self.state_dir),
@@ -92,6 +101,10 @@ mod tests {
             jwt_secret: "secret".into(),
             anon_key: "anon".into(),
             service_role_key: "service".into(),
+            aws_region: "us-east-1".into(),
+            aws_access_key_id: "ASIAEXAMPLE".into(),
+            aws_secret_access_key: "aws-private-value".into(),
+            aws_session_token: Some("session".into()),
             users,
             state_dir: "/tmp/s".into(),
             pid: 1,
@@ -113,6 +126,10 @@ mod tests {
             "jwt_secret",
             "anon_key",
             "service_role_key",
+            "aws_region",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws_session_token",
         ] {
             assert!(json[key].is_string(), "{key}");
         }
@@ -127,5 +144,6 @@ mod tests {
         assert!(banner.contains("websocat \"ws://127.0.0.1:3001/dev?token=aaa.bbb.ccc\""));
         assert!(!banner.contains(":pw@"));
         assert!(!banner.contains("secret"));
+        assert!(banner.contains("ASIAEXAMPLE") && !banner.contains("aws-private-value"));
     }
 }

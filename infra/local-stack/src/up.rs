@@ -184,6 +184,7 @@ async fn start(options: &UpOptions, paths: &Paths, state: &StateDir, stack: &mut
             anon_key: anon_key.clone(),
             service_role_key: service_role_key.clone(),
             jwt_secret: secrets.jwt_secret.clone(),
+            credentials: secrets.aws.clone(),
             ws_limits: options.ws_limits.clone(),
             max_instances: options.max_instances,
         })
@@ -212,6 +213,10 @@ async fn start(options: &UpOptions, paths: &Paths, state: &StateDir, stack: &mut
         jwt_secret: secrets.jwt_secret,
         anon_key,
         service_role_key,
+        aws_region: emulator::REGION.to_owned(),
+        aws_access_key_id: secrets.aws.access_key_id,
+        aws_secret_access_key: secrets.aws.secret_access_key,
+        aws_session_token: secrets.aws.session_token,
         users,
         state_dir: state.path().display().to_string(),
         pid: std::process::id(),

@@ -7,16 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use apigw_local::{Emulator, EmulatorConfig, WsLimits};
+use apigw_local::{Credentials, Emulator, EmulatorConfig, WsLimits};
 use serde_json::Value;
 
 use super::stack;
 use super::stack::{binaries_dir, workspace_root};
 use super::template::template_functions;
 
-/// The stage and region the stack runs with (`chat-local`).
+/// The stage the stack runs with (`chat-local`).
 const STAGE: &str = "dev";
-const REGION: &str = "us-east-1";
 
 pub struct Functions {
     emulator: Emulator,
@@ -62,7 +61,13 @@ impl Functions {
             function_env,
             ws_limits: WsLimits::default(),
             default_max_instances: 1,
-            region: REGION.to_owned(),
+            region: info.aws_region.clone(),
+            // The stack's key, so what the functions push reaches its sockets.
+            credentials: Credentials {
+                access_key_id: info.aws_access_key_id.clone(),
+                secret_access_key: info.aws_secret_access_key.clone(),
+                session_token: info.aws_session_token.clone(),
+            },
         })
         .await
         .expect("start the function emulator");

@@ -33,6 +33,12 @@ pub struct StackInfo {
     pub jwt_secret: String,
     pub anon_key: String,
     pub service_role_key: String,
+    /// The functions' AWS key and region: `@connections` takes only requests
+    /// signed with them.
+    pub aws_region: String,
+    pub aws_access_key_id: String,
+    pub aws_secret_access_key: String,
+    pub aws_session_token: Option<String>,
 }
 
 pub struct Stack {
@@ -213,14 +219,28 @@ impl Stack {
         format!("{}?token={}", self.info.websocket_url, token)
     }
 
-    /// The API Gateway Management API client, as a function would build it.
+    /// The API Gateway Management API client, as a function builds it: with
+    /// the functions' key.
     pub fn management_api(&self) -> aws_sdk_apigatewaymanagement::Client {
+        let info = &self.info;
+        self.management_api_signing_with(&info.aws_secret_access_key, info.aws_session_token.clone())
+    }
+
+    /// The Management API client with the functions' access key id but this
+    /// secret and session token (a forger's guess, when they differ).
+    pub fn management_api_signing_with(
+        &self,
+        secret_access_key: &str,
+        session_token: Option<String>,
+    ) -> aws_sdk_apigatewaymanagement::Client {
         use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+        let info = &self.info;
+        let credentials = Credentials::new(&info.aws_access_key_id, secret_access_key, session_token, None, "test");
         let config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.info.management_url)
-            .credentials_provider(Credentials::new("local", "local", None, None, "test"))
+            .region(Region::new(info.aws_region.clone()))
+            .endpoint_url(&info.management_url)
+            .credentials_provider(credentials)
             .build();
         aws_sdk_apigatewaymanagement::Client::from_conf(config)
     }

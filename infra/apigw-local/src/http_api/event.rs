@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::routes::RouteMatch;
 use crate::ids;
+use crate::query::Pairs;
 use crate::template::ACCOUNT_ID;
 
 /// What the event needs from one HTTP request.
@@ -17,6 +18,8 @@ pub(crate) struct HttpRequest<'a> {
     pub method: &'a str,
     pub raw_path: &'a str,
     pub raw_query: &'a str,
+    /// `raw_query` parsed (`query::parse`).
+    pub query: &'a Pairs,
     pub protocol: &'a str,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
@@ -56,7 +59,7 @@ pub(crate) fn build(request: &HttpRequest<'_>, route: &RouteMatch, ctx: &EventCo
         event.insert("cookies".into(), json!(cookies));
     }
     event.insert("headers".into(), json!(headers));
-    let query = query_string_parameters(request.raw_query);
+    let query = query_string_parameters(request.query);
     if !query.is_empty() {
         event.insert("queryStringParameters".into(), json!(query));
     }
@@ -140,16 +143,16 @@ fn cookies(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// Decoded parameters; repeated names comma-joined, as in payload 2.0.
-fn query_string_parameters(raw_query: &str) -> BTreeMap<String, String> {
+fn query_string_parameters(query: &Pairs) -> BTreeMap<String, String> {
     let mut params: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in url::form_urlencoded::parse(raw_query.as_bytes()) {
+    for (name, value) in query {
         params
-            .entry(name.into_owned())
+            .entry(name.clone())
             .and_modify(|joined| {
                 joined.push(',');
-                joined.push_str(&value);
+                joined.push_str(value);
             })
-            .or_insert_with(|| value.into_owned());
+            .or_insert_with(|| value.clone());
     }
     params
 }
@@ -167,10 +170,13 @@ mod tests {
         headers.append("x-multi", HeaderValue::from_static("a"));
         headers.append("x-multi", HeaderValue::from_static("b"));
         headers.insert("cookie", HeaderValue::from_static("c1=v1; c2=v2"));
+        let raw_query = "limit=10&tag=x&tag=y&q=a%20b";
+        let query = crate::query::parse(raw_query);
         let request = HttpRequest {
             method: "POST",
             raw_path: "/v1/conversations/abc/messages",
-            raw_query: "limit=10&tag=x&tag=y&q=a%20b",
+            raw_query,
+            query: &query,
             protocol: "HTTP/1.1",
             headers: &headers,
             body,

@@ -20,7 +20,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::lambda::FunctionSet;
-use crate::template::{CorsSpec, HttpRouteSpec};
+use crate::query::{self, Pairs};
+use crate::template::{CorsSpec, HttpRouteSpec, StageThrottling};
+use crate::throttle::Throttle;
 use crate::{ids, redact};
 use cors::Cors;
 use routes::RouteTable;
@@ -33,6 +35,7 @@ const DRAIN_BOUND: usize = 8 * MAX_REQUEST_BYTES;
 pub(crate) struct HttpApi {
     routes: RouteTable,
     cors: Option<Cors>,
+    throttle: Throttle,
     functions: Arc<FunctionSet>,
     api_id: String,
     local_port: u16,
@@ -42,6 +45,7 @@ impl HttpApi {
     pub fn new(
         routes: &[HttpRouteSpec],
         cors: Option<CorsSpec>,
+        throttling: StageThrottling,
         functions: Arc<FunctionSet>,
         api_id: String,
         local_port: u16,
@@ -49,6 +53,7 @@ impl HttpApi {
         HttpApi {
             routes: RouteTable::new(routes),
             cors: cors.map(Cors::new),
+            throttle: Throttle::new(throttling),
             functions,
             api_id,
             local_port,
@@ -76,15 +81,19 @@ async fn handle(
     let request_id = ids::short_id();
     let (parts, body) = request.into_parts();
     let raw_path = parts.uri.path().to_string();
-    let raw_query = parts.uri.query().unwrap_or_default().to_string();
+    let query = query::parse(parts.uri.query().unwrap_or_default());
     let method = parts.method.as_str().to_string();
+    let authorization = parts
+        .headers
+        .get("authorization")
+        .map(|v| redact::authorization(&String::from_utf8_lossy(v.as_bytes())));
 
     let mut response = match &api.cors {
         Some(cors) if Cors::is_preflight(&parts.method, &parts.headers) && !api.routes.routes_preflight(&raw_path) => {
             cors.preflight(&parts.headers)
         }
         _ => {
-            let mut response = match respond(&api, peer, &parts, body, &request_id).await {
+            let mut response = match respond(&api, peer, &parts, &query, body, &request_id).await {
                 Ok(response) | Err(response) => response,
             };
             // Every response, the gateway's own errors included.
@@ -99,7 +108,8 @@ async fn handle(
     }
     tracing::info!(
         %method,
-        path = %redact::path_and_query(&raw_path, Some(&raw_query)),
+        path = %redact::path_and_query(&raw_path, &query),
+        authorization = authorization.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
         request_id,
@@ -112,6 +122,7 @@ async fn respond(
     api: &HttpApi,
     peer: SocketAddr,
     parts: &axum::http::request::Parts,
+    query: &Pairs,
     body: Body,
     request_id: &str,
 ) -> Result<Response, Response> {
@@ -123,12 +134,16 @@ async fn respond(
         .routes
         .find(parts.method.as_str(), parts.uri.path())
         .ok_or_else(|| message(StatusCode::NOT_FOUND, "Not Found"))?;
+    if !api.throttle.admit(&route.route_key) {
+        return Err(message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"));
+    }
 
     let protocol = format!("{:?}", parts.version);
     let request = event::HttpRequest {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
         raw_query: parts.uri.query().unwrap_or_default(),
+        query,
         protocol: &protocol,
         headers: &parts.headers,
         body: &body,

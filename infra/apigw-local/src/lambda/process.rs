@@ -9,6 +9,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::sigv4::Credentials;
 use crate::template::FunctionSpec;
 
 /// Variables of the emulator's own environment a function still sees.
@@ -25,7 +26,13 @@ pub(crate) struct LaunchConfig {
 }
 
 impl LaunchConfig {
-    pub fn new(spec: &FunctionSpec, bin_dir: &Path, function_env: &BTreeMap<String, String>, region: &str) -> Self {
+    pub fn new(
+        spec: &FunctionSpec,
+        bin_dir: &Path,
+        function_env: &BTreeMap<String, String>,
+        region: &str,
+        credentials: &Credentials,
+    ) -> Self {
         let task_root = std::path::absolute(bin_dir).unwrap_or_else(|_| bin_dir.to_path_buf());
         let mut env = BTreeMap::new();
         for name in INHERITED {
@@ -33,20 +40,16 @@ impl LaunchConfig {
                 env.insert(name.to_string(), value);
             }
         }
-        // Dummy credentials so AWS SDKs in the function sign requests to local endpoints.
-        env.insert("AWS_ACCESS_KEY_ID".into(), "AKIALOCALEMULATOR000".into());
-        env.insert(
-            "AWS_SECRET_ACCESS_KEY".into(),
-            "local-emulator-secret-access-key".into(),
-        );
-        env.insert("AWS_SESSION_TOKEN".into(), "local-emulator-session-token".into());
         if let Some(format) = &spec.log_format {
             env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
         }
         env.extend(spec.env.clone());
         env.extend(function_env.clone());
         // Reserved by Lambda: neither the template nor overrides can change these.
+        // The execution role's key is the one the Management API accepts.
         let reserved = [
+            ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key.clone()),
             ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
@@ -64,6 +67,10 @@ impl LaunchConfig {
         for (name, value) in reserved {
             env.insert(name.to_string(), value);
         }
+        match &credentials.session_token {
+            Some(token) => env.insert("AWS_SESSION_TOKEN".into(), token.clone()),
+            None => env.remove("AWS_SESSION_TOKEN"),
+        };
         LaunchConfig {
             logical_id: spec.logical_id.clone(),
             executable: task_root.join(&spec.binary),
@@ -184,12 +191,19 @@ mod tests {
             ("OVERRIDDEN".to_string(), "config".to_string()),
             ("AWS_ACCESS_KEY_ID".to_string(), "mine".to_string()),
         ]);
-        let launch = LaunchConfig::new(&spec(), Path::new("/opt/fns"), &overrides, "eu-west-1");
+        let key = Credentials {
+            access_key_id: "AKIDROLE".into(),
+            secret_access_key: "role-secret".into(),
+            session_token: Some("role-session".into()),
+        };
+        let launch = LaunchConfig::new(&spec(), Path::new("/opt/fns"), &overrides, "eu-west-1", &key);
         let env = &launch.env;
         assert_eq!(env["FROM_TEMPLATE"], "t");
         assert_eq!(env["OVERRIDDEN"], "config");
-        assert_eq!(env["AWS_ACCESS_KEY_ID"], "mine");
-        assert!(env.contains_key("AWS_SECRET_ACCESS_KEY"));
+        // The role's key, whatever the overrides say: it is what @connections accepts.
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], "AKIDROLE");
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "role-secret");
+        assert_eq!(env["AWS_SESSION_TOKEN"], "role-session");
         assert_eq!(env["AWS_REGION"], "eu-west-1");
         assert_eq!(env["AWS_DEFAULT_REGION"], "eu-west-1");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "EchoFunction");

@@ -5,6 +5,7 @@
 mod cors;
 mod functions;
 mod resolve;
+mod throttling;
 mod websocket;
 
 use std::collections::BTreeMap;
@@ -76,6 +77,35 @@ pub(crate) struct WebSocketSpec {
     pub stage: String,
     /// Route key (`$connect`, `$default`, `sendMessage`, ...) -> route.
     pub routes: BTreeMap<String, WsRouteSpec>,
+    pub throttling: StageThrottling,
+}
+
+/// One route's throttling target; a field not set is not limited.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct RouteThrottle {
+    /// `ThrottlingBurstLimit`: the token bucket's size.
+    pub burst: Option<u64>,
+    /// `ThrottlingRateLimit`: tokens added per second.
+    pub rate: Option<f64>,
+}
+
+/// A stage's throttling: the defaults every route has, and per route key
+/// the settings that override them, field by field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct StageThrottling {
+    pub default: RouteThrottle,
+    pub routes: BTreeMap<String, RouteThrottle>,
+}
+
+impl StageThrottling {
+    /// What applies to `route_key`.
+    pub fn for_route(&self, route_key: &str) -> RouteThrottle {
+        let own = self.routes.get(route_key).copied().unwrap_or_default();
+        RouteThrottle {
+            burst: own.burst.or(self.default.burst),
+            rate: own.rate.or(self.default.rate),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +117,7 @@ pub(crate) struct Template {
     /// `None`: the HTTP API has no CORS configuration (API Gateway then
     /// answers no preflight and adds no CORS headers).
     pub http_cors: Option<CorsSpec>,
+    pub http_throttling: StageThrottling,
     pub websocket: Option<WebSocketSpec>,
 }
 
@@ -117,12 +148,18 @@ impl Template {
         let (http_api_logical_id, http_routes) = functions::parse_http_routes(resources, &resolver).map_err(err)?;
         let http_globals = root.get("Globals").and_then(|g| g.get("HttpApi"));
         let http_cors = cors::parse_cors(resources, http_globals, &http_api_logical_id, &resolver).map_err(err)?;
+        let http_api_properties = resources
+            .get(http_api_logical_id.as_str())
+            .and_then(|api| api.get("Properties"));
+        let http_throttling =
+            throttling::parse(http_api_properties, http_globals, &resolver, &http_api_logical_id).map_err(err)?;
         let websocket = websocket::parse_websocket(resources, &resolver).map_err(err)?;
         Ok(Template {
             functions,
             http_api_logical_id,
             http_routes,
             http_cors,
+            http_throttling,
             websocket,
         })
     }
@@ -280,6 +317,57 @@ mod tests {
         assert_eq!(route("ping").function, "WsPingFunction");
         assert_eq!(route("$default").function, "WsDefaultFunction");
         assert!(ws.routes.values().all(|r| t.functions.contains_key(&r.function)));
+        // The stage's throttling applies to every route alike.
+        assert_eq!(
+            ws.throttling.for_route("sendMessage"),
+            RouteThrottle {
+                burst: Some(500),
+                rate: Some(1000.0)
+            }
+        );
+    }
+
+    #[test]
+    fn throttling_settings() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/template-throttled.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let parse =
+            |text: &str| Template::parse(text, &BTreeMap::from([("ItemsBurst".into(), "7".into())]), "us-east-1");
+        let t = parse(&text).unwrap();
+        let items = t.http_throttling.for_route("GET /v1/items/{id}");
+        assert_eq!(
+            items,
+            RouteThrottle {
+                burst: Some(7),
+                rate: Some(0.001)
+            }
+        );
+        let open = t.http_throttling.for_route("GET /v1/open");
+        assert_eq!(
+            open,
+            RouteThrottle {
+                burst: Some(1000),
+                rate: Some(0.001)
+            }
+        );
+        let ws = t.websocket.unwrap().throttling;
+        assert_eq!(ws.for_route("$connect").burst, Some(3));
+        assert_eq!(ws.for_route("echo").burst, Some(2));
+        for (good, bad) in [
+            ("ThrottlingBurstLimit: 3", "ThrottlingBurstLimit: -3"),
+            ("ThrottlingBurstLimit: 3", "ThrottlingBurstLimit: 1.5"),
+            (
+                "ThrottlingRateLimit: 0.001\n      RouteSettings",
+                "ThrottlingRateLimit: fast\n      RouteSettings",
+            ),
+        ] {
+            assert!(text.contains(good), "{good}");
+            let error = parse(&text.replace(good, bad)).unwrap_err().to_string();
+            assert!(
+                error.contains("RouteSettings") && error.contains("must be"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

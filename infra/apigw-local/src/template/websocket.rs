@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_yaml::{Mapping, Value};
 
 use super::resolve::Resolver;
-use super::{resources_of_type, WebSocketSpec, WsRouteSpec};
+use super::{resources_of_type, throttling, StageThrottling, WebSocketSpec, WsRouteSpec};
 
 const API_TYPE: &str = "AWS::ApiGatewayV2::Api";
 const ROUTE_TYPE: &str = "AWS::ApiGatewayV2::Route";
@@ -40,9 +40,11 @@ pub(super) fn parse_websocket(resources: &Mapping, resolver: &Resolver) -> Resul
         prop(api, "RouteSelectionExpression")?.unwrap_or_else(|| "$request.body.action".to_string());
 
     let mut stage = None;
-    for (_, resource) in resources_of_type(resources, STAGE_TYPE) {
+    let mut throttling = StageThrottling::default();
+    for (stage_id, resource) in resources_of_type(resources, STAGE_TYPE) {
         if belongs_to_api(resource)? {
             stage = prop(resource, "StageName")?;
+            throttling = throttling::parse(resource.get("Properties"), None, resolver, stage_id)?;
             break;
         }
     }
@@ -90,6 +92,7 @@ pub(super) fn parse_websocket(resources: &Mapping, resolver: &Resolver) -> Resul
         route_selection_expression,
         stage: stage.unwrap_or_else(|| FALLBACK_STAGE.to_string()),
         routes,
+        throttling,
     }))
 }
 

@@ -151,6 +151,12 @@ fn dispatch(api: &Arc<WsApi>, handle: &ConnectionHandle, text: Option<&str>, bod
         handle.send(Message::Text(reply.to_string().into()));
         return;
     };
+    if !api.throttle.admit(&route_key) {
+        // What API Gateway sends the client when the stage throttles a route.
+        let reply = json!({"message": "Too Many Requests", "connectionId": info.id, "requestId": request_id});
+        handle.send(Message::Text(reply.to_string().into()));
+        return;
+    }
     let (api, handle) = (Arc::clone(api), handle.clone());
     tokio::spawn(async move {
         let info = &handle.info;

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::registry::ConnectionInfo;
 use crate::ids;
+use crate::query::Pairs;
 use crate::template::ACCOUNT_ID;
 
 /// Where the events go: one API and stage.
@@ -20,12 +21,12 @@ pub(crate) struct ApiIdentity<'a> {
 pub(crate) struct ConnectRequest {
     /// Header names as clients usually spell them (`Sec-WebSocket-Protocol`).
     pub headers: Vec<(String, String)>,
-    /// Decoded query parameters in order.
-    pub query: Vec<(String, String)>,
+    /// Decoded query parameters in order (`query::parse`).
+    pub query: Pairs,
 }
 
 impl ConnectRequest {
-    pub fn new(headers: &HeaderMap, raw_query: &str, source_ip: &str, local_port: u16) -> Self {
+    pub fn new(headers: &HeaderMap, query: Pairs, source_ip: &str, local_port: u16) -> Self {
         let mut list: Vec<(String, String)> = headers
             .iter()
             .map(|(name, value)| {
@@ -50,7 +51,6 @@ impl ConnectRequest {
         if !has(&list, "x-amzn-trace-id") {
             list.push(("X-Amzn-Trace-Id".into(), ids::trace_root()));
         }
-        let query = url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
         ConnectRequest { headers: list, query }
     }
 
@@ -248,6 +248,7 @@ pub(crate) fn disconnect_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query;
     use aws_lambda_events::event::apigw::{
         ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
     };
@@ -285,7 +286,7 @@ mod tests {
             HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
         );
         headers.insert("user-agent", HeaderValue::from_static("test-agent"));
-        ConnectRequest::new(&headers, "token=abc&tag=a&tag=b", "127.0.0.1", 4000)
+        ConnectRequest::new(&headers, query::parse("%74oken=abc&tag=a&tag=b"), "127.0.0.1", 4000)
     }
 
     fn authorizer_context() -> Value {
@@ -365,7 +366,7 @@ mod tests {
 
     #[test]
     fn connect_event_without_query_has_no_query_maps() {
-        let request = ConnectRequest::new(&HeaderMap::new(), "", "127.0.0.1", 4000);
+        let request = ConnectRequest::new(&HeaderMap::new(), query::parse(""), "127.0.0.1", 4000);
         let event = connect_event(&API, &connection(None), &request, "r=", at());
         assert!(event.get("queryStringParameters").is_none());
         assert!(event["requestContext"].get("authorizer").is_none());

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::Value;
@@ -17,6 +17,7 @@ use super::events::{self, ConnectRequest};
 use super::registry::ConnectionInfo;
 use super::{connection, message, WsApi};
 use crate::ids;
+use crate::query::Pairs;
 
 /// Headers of the `$connect` answer that must not reach the 101 response.
 const NOT_FORWARDED: [&str; 6] = [
@@ -31,12 +32,12 @@ const NOT_FORWARDED: [&str; 6] = [
 pub(super) async fn handshake(
     api: Arc<WsApi>,
     peer: SocketAddr,
-    uri: &Uri,
+    query: Pairs,
     headers: &HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let source_ip = peer.ip().to_string();
-    let request = ConnectRequest::new(headers, uri.query().unwrap_or_default(), &source_ip, api.local_port);
+    let request = ConnectRequest::new(headers, query, &source_ip, api.local_port);
     let domain_name = request
         .header("host")
         .map(str::to_string)
@@ -51,6 +52,9 @@ pub(super) async fn handshake(
         None,
     );
     let connect_route = api.route("$connect").cloned();
+    if connect_route.is_some() && !api.throttle.admit("$connect") {
+        return message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
 
     if let Some(authorizer_function) = connect_route.as_ref().and_then(|r| r.authorizer.as_deref()) {
         let event = events::authorizer_event(&api.identity(), &info, &request, &ids::short_id(), Utc::now());

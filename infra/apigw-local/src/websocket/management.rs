@@ -1,47 +1,128 @@
 //! The API Gateway Management API (`@connections`, restJson1), enough for
 //! `aws-sdk-apigatewaymanagement`: errors carry `x-amzn-ErrorType` so the SDK
-//! reports `GoneException` and friends. SigV4 signatures are not checked.
+//! reports `GoneException` and friends. As on AWS, only requests signed
+//! (SigV4, service `execute-api`) with the functions' key are served.
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::Message;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::WsApi;
 use crate::ids;
+use crate::sigv4::{self, Incoming};
+
+/// The service name requests are signed for.
+const SERVICE: &str = "execute-api";
+/// An oversized body is still read (and hashed, to check its signature) up
+/// to this many times the limit; beyond it the connection is dropped.
+const DRAIN_FACTOR: usize = 8;
 
 pub(super) async fn at_root(
     State(api): State<Arc<WsApi>>,
     Path(connection_id): Path<String>,
     method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    manage(&api, &connection_id, method, body).await
+    manage(&api, &connection_id, method, &uri, &headers, body).await
 }
 
 pub(super) async fn at_stage(
     State(api): State<Arc<WsApi>>,
     Path((stage, connection_id)): Path<(String, String)>,
     method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     if stage != api.spec.stage {
         return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", Some("Forbidden"));
     }
-    manage(&api, &connection_id, method, body).await
+    manage(&api, &connection_id, method, &uri, &headers, body).await
 }
 
-async fn manage(api: &WsApi, connection_id: &str, method: Method, body: Body) -> Response {
+/// The body (`None` when over `limit`) and the SHA-256 of all of it.
+async fn read_body(body: Body, limit: usize) -> Result<(Option<Bytes>, String), ()> {
+    let mut stream = body.into_data_stream();
+    let mut hash = Sha256::new();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ())?;
+        seen += chunk.len();
+        if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            return Err(());
+        }
+        hash.update(&chunk);
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(((seen <= limit).then(|| Bytes::from(kept)), digest))
+}
+
+/// Refuses what AWS would refuse before looking at the connection.
+fn authenticate(
+    api: &WsApi,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    payload_hash: &str,
+) -> Result<(), Response> {
+    let request = Incoming {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers,
+        payload_hash,
+    };
+    sigv4::verify(&request, &api.credentials, &api.region, SERVICE, chrono::Utc::now()).map_err(|refusal| {
+        tracing::warn!(path = %uri.path(), error_type = refusal.error_type, "@connections request refused");
+        aws_error(StatusCode::FORBIDDEN, refusal.error_type, Some(&refusal.message))
+    })
+}
+
+async fn manage(
+    api: &WsApi,
+    connection_id: &str,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    // Unsigned requests are refused before their body is read.
+    if !headers.contains_key("authorization") {
+        return aws_error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            Some("Missing Authentication Token"),
+        );
+    }
+    let limit = api.limits.max_message_bytes;
+    let Ok((data, payload_hash)) = read_body(body, limit).await else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            Some("Unreadable request body"),
+        );
+    };
+    if let Err(refused) = authenticate(api, &method, uri, headers, &payload_hash) {
+        return refused;
+    }
     let gone = || aws_error(StatusCode::GONE, "GoneException", None);
     let response = match method {
         Method::POST => {
-            let limit = api.limits.max_message_bytes;
-            let Ok(data) = axum::body::to_bytes(body, limit).await else {
+            let Some(data) = data else {
                 return aws_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "PayloadTooLargeException",

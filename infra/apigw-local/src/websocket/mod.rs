@@ -26,8 +26,10 @@ use tokio::sync::watch;
 
 use crate::config::WsLimits;
 use crate::lambda::FunctionSet;
-use crate::redact;
+use crate::sigv4::Credentials;
 use crate::template::{WebSocketSpec, WsRouteSpec};
+use crate::throttle::Throttle;
+use crate::{query, redact};
 use events::ApiIdentity;
 use registry::Registry;
 use route_selection::RouteSelector;
@@ -36,11 +38,14 @@ pub(crate) struct WsApi {
     spec: WebSocketSpec,
     api_id: String,
     region: String,
+    /// The only key the Management API accepts.
+    credentials: Credentials,
     limits: WsLimits,
     local_port: u16,
     functions: Arc<FunctionSet>,
     registry: Registry,
     selector: RouteSelector,
+    throttle: Throttle,
     closing: AtomicBool,
     /// Connection tasks still running; shutdown waits for 0.
     live: watch::Sender<usize>,
@@ -51,15 +56,18 @@ impl WsApi {
         spec: WebSocketSpec,
         api_id: String,
         region: String,
+        credentials: Credentials,
         limits: WsLimits,
         local_port: u16,
         functions: Arc<FunctionSet>,
     ) -> Self {
         WsApi {
             selector: RouteSelector::new(&spec.route_selection_expression, &spec.routes),
+            throttle: Throttle::new(spec.throttling.clone()),
             spec,
             api_id,
             region,
+            credentials,
             limits,
             local_port,
             functions,
@@ -140,9 +148,15 @@ async fn connect(api: Arc<WsApi>, peer: SocketAddr, uri: Uri, headers: HeaderMap
     if api.is_closing() {
         return message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     }
-    let response = handshake::handshake(api, peer, &uri, &headers, upgrade).await;
+    let query = query::parse(uri.query().unwrap_or_default());
+    let protocols = headers
+        .get("sec-websocket-protocol")
+        .map(|v| redact::subprotocols(&String::from_utf8_lossy(v.as_bytes())));
+    let path = redact::path_and_query(uri.path(), &query);
+    let response = handshake::handshake(api, peer, query, &headers, upgrade).await;
     tracing::info!(
-        path = %redact::path_and_query(uri.path(), uri.query()),
+        %path,
+        protocols = protocols.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         "websocket handshake"
     );

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use apigw_local::{Emulator, EmulatorConfig, WsLimits};
+use apigw_local::{Credentials, Emulator, EmulatorConfig, WsLimits};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -63,6 +63,16 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
+/// The key the test emulators give their functions; `@connections` accepts
+/// only requests it signed.
+pub fn role_key() -> Credentials {
+    Credentials {
+        access_key_id: "ASIATESTROLE00000001".into(),
+        secret_access_key: "test-role-secret-access-key".into(),
+        session_token: Some("test-role-session-token".into()),
+    }
+}
+
 pub struct TestStack {
     emulator: Option<Emulator>,
     pub record_dir: PathBuf,
@@ -85,6 +95,7 @@ impl TestStack {
             ws_limits,
             default_max_instances: 4,
             region: "us-east-1".into(),
+            credentials: role_key(),
         };
         let emulator = Emulator::start(config).await.expect("emulator starts");
         TestStack {

@@ -5,4 +5,6 @@ mod cors;
 mod helpers;
 mod http_api;
 mod management;
+mod redaction;
+mod throttling;
 mod websocket;

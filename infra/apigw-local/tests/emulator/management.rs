@@ -1,6 +1,6 @@
 //! The Management API through the real `aws-sdk-apigatewaymanagement` client.
 
-use crate::helpers::{echo_event, next_close, ws_connect, TestStack, Ws, PATIENCE};
+use crate::helpers::{echo_event, next_close, role_key, ws_connect, TestStack, Ws, PATIENCE};
 use apigw_local::WsLimits;
 use aws_credential_types::Credentials;
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Region};
@@ -11,12 +11,27 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The SDK as a function builds it, with the functions' key.
 fn sdk(endpoint: String) -> Client {
+    let key = role_key();
+    sdk_with(
+        endpoint,
+        Credentials::new(
+            key.access_key_id,
+            key.secret_access_key,
+            key.session_token,
+            None,
+            "tests",
+        ),
+    )
+}
+
+fn sdk_with(endpoint: String, credentials: Credentials) -> Client {
     let config = Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDLOCAL", "secret", None, None, "tests"))
+        .credentials_provider(credentials)
         .build();
     Client::from_conf(config)
 }
@@ -156,7 +171,7 @@ async fn unknown_connections_are_gone() {
         format!("{management}/@connections/nope"),
         format!("{root}/@connections/nope"),
     ] {
-        let response = reqwest::Client::new().post(&url).body("x").send().await.unwrap();
+        let response = signed_post(&url, b"x", &role_key()).send().await.unwrap();
         assert_eq!(response.status(), 410, "{url}");
         assert_eq!(response.headers()["x-amzn-errortype"], "GoneException");
         assert_eq!(
@@ -164,5 +179,133 @@ async fn unknown_connections_are_gone() {
             serde_json::json!({"message": null})
         );
     }
+    stack.stop().await;
+}
+
+/// A POST to `url` signed with `key` by the emulator's own signer.
+fn signed_post(url: &str, body: &[u8], key: &apigw_local::Credentials) -> reqwest::RequestBuilder {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
+    let headers = [("host", host.as_str())];
+    let request = apigw_local::sigv4::Request {
+        method: "POST",
+        path: parsed.path(),
+        query: parsed.query().unwrap_or_default(),
+        headers: &headers,
+        body,
+    };
+    let mut builder = reqwest::Client::new().post(url).body(body.to_vec());
+    for (name, value) in apigw_local::sigv4::sign(&request, key, "us-east-1", "execute-api", chrono::Utc::now()) {
+        builder = builder.header(name, value);
+    }
+    builder
+}
+
+/// Nothing but a signed request with the functions' key reaches a socket:
+/// the forged pushes are refused with AWS's 403s and the socket's next
+/// message is the genuine one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_requests_signed_with_the_functions_key_are_served() {
+    let mut stack = TestStack::start("template.yaml", WsLimits::default()).await;
+    let management = stack.emulator().management_url();
+    let (mut ws, id) = connected(&stack).await;
+    let url = format!("{management}/@connections/{id}");
+    let forged = br#"{"type":"message.created","body":"forged"}"#;
+
+    let unsigned = reqwest::Client::new()
+        .post(&url)
+        .body(forged.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 403);
+    assert_eq!(
+        unsigned.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+    assert_eq!(
+        unsigned.json::<Value>().await.unwrap(),
+        serde_json::json!({"message": "Missing Authentication Token"})
+    );
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let response = reqwest::Client::new()
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method}");
+    }
+
+    let key = role_key();
+    let wrong_secret = apigw_local::Credentials {
+        secret_access_key: "guessed".into(),
+        ..key.clone()
+    };
+    let response = signed_post(&url, forged, &wrong_secret).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-amzn-errortype"], "InvalidSignatureException");
+    let message = response.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("The request signature we calculated does not match the signature you provided."),
+        "{message}"
+    );
+
+    let unknown = apigw_local::Credentials {
+        access_key_id: "ASIAUNKNOWN000000000".into(),
+        ..key.clone()
+    };
+    let response = signed_post(&url, forged, &unknown).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-amzn-errortype"], "UnrecognizedClientException");
+
+    // Signed by the key, but the body swapped afterwards.
+    let mut tampered = signed_post(&url, b"genuine", &key).build().unwrap();
+    *tampered.body_mut() = Some(forged.to_vec().into());
+    let response = reqwest::Client::new().execute(tampered).await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    // The SDK with a wrong secret, and without the session token: refused too.
+    for credentials in [
+        Credentials::new(
+            key.access_key_id.clone(),
+            "guessed",
+            key.session_token.clone(),
+            None,
+            "tests",
+        ),
+        Credentials::new(
+            key.access_key_id.clone(),
+            key.secret_access_key.clone(),
+            None,
+            None,
+            "tests",
+        ),
+    ] {
+        let error = sdk_with(management.clone(), credentials)
+            .post_to_connection()
+            .connection_id(&id)
+            .data(Blob::new(forged.to_vec()))
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error.raw_response().map(|r| r.status().as_u16()),
+            Some(403),
+            "{error:?}"
+        );
+    }
+
+    // The genuine push is the first thing the socket receives.
+    sdk(management)
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new("genuine"))
+        .send()
+        .await
+        .expect("signed post");
+    assert_eq!(next_message(&mut ws).await, Message::text("genuine"));
     stack.stop().await;
 }
