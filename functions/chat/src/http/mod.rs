@@ -3,15 +3,15 @@
 //! Errors are `{"error": {"code", "message", "request_id"}}`, plus
 //! `retry_after_ms` (and the `Retry-After` header) when rate limited.
 
-mod conversations;
 mod blocks;
+mod conversations;
 mod health;
 mod messages;
 mod read_state;
 mod users;
 
-pub use conversations::{
 pub use blocks::{block_user, list_blocks, unblock_user};
+pub use conversations::{
     add_members, conversation_connections, conversation_stats, create_conversation, get_conversation,
     join_conversation, leave_conversation, list_conversations, list_events, list_rooms, open_direct_conversation,
     update_conversation,

@@ -226,6 +226,7 @@ const DOMAIN_STATUS: &[(&str, u16)] = &[
     ("not_a_participant", 403),
     ("not_owner", 403),
     ("not_author", 403),
+    ("blocked", 403),
     ("conversation_not_found", 404),
     ("message_not_found", 404),
     ("user_not_found", 404),
@@ -234,13 +235,13 @@ const DOMAIN_STATUS: &[(&str, u16)] = &[
     ("idempotency_conflict", 409),
     ("unknown_connection", 410),
     ("message_too_long", 413),
-    ("unsupported_for_kind", 422),
     ("rate_limited", 429),
     ("too_many_connections", 429),
+    ("unsupported_for_kind", 422),
     ("invalid_name", 422),
     ("too_many_members", 422),
+    ("too_many_blocks", 422),
     ("invalid_participant", 422),
-    ("blocked", 403),
     ("invalid_body", 422),
     ("invalid_kind", 422),
     ("invalid_attachment", 422),
@@ -254,7 +255,6 @@ fn domain_status(code: &str) -> Option<(u16, &'static str)> {
         .find(|(known, _)| *known == code)
         .map(|(known, status)| (*status, *known))
 }
-    ("too_many_blocks", 422),
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -518,15 +518,6 @@ impl PostgrestStore {
         self.user_rpc(token, "get_presence", json!({"p_user_ids": user_ids}))
             .await
     }
-}
-
-impl HealthProbe for PostgrestStore {
-    async fn health_stats(&self) -> StoreResult<HealthStats> {
-        // Anonymous on purpose (no Authorization: the anon role): health must not
-        // depend on the service key, and it reports aggregate counts only.
-        send(self.as_user.rpc("health_stats", "{}"), "health_stats").await
-    }
-}
 
     // Blocks.
 
@@ -541,3 +532,12 @@ impl HealthProbe for PostgrestStore {
     pub async fn list_blocks(&self, token: UserToken<'_>) -> StoreResult<Json> {
         self.user_rpc(token, "list_blocks", json!({})).await
     }
+}
+
+impl HealthProbe for PostgrestStore {
+    async fn health_stats(&self) -> StoreResult<HealthStats> {
+        // Anonymous on purpose (no Authorization: the anon role): health must not
+        // depend on the service key, and it reports aggregate counts only.
+        send(self.as_user.rpc("health_stats", "{}"), "health_stats").await
+    }
+}
