@@ -116,7 +116,9 @@ fn assert_limited_event(event: &Value, action: &str) -> u64 {
     assert_eq!(event["data"]["code"], "rate_limited", "{event}");
     assert_eq!(event["data"]["status"], 429, "{event}");
     assert_eq!(event["data"]["action"], action, "{event}");
-    let ms = event["data"]["retry_after_ms"].as_u64().unwrap_or_else(|| panic!("{event}"));
+    let ms = event["data"]["retry_after_ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{event}"));
     assert!(ms > 0, "{event}");
     ms
 }
@@ -144,7 +146,11 @@ async fn a_socket_flood_is_cut_at_the_bucket_stores_only_what_was_acknowledged_a
     }
     socket.expect_none("message.ack").await;
     acked.sort();
-    assert_eq!(stored_ids(&flooder, conversation).await, acked, "stored: exactly the acknowledged");
+    assert_eq!(
+        stored_ids(&flooder, conversation).await,
+        acked,
+        "stored: exactly the acknowledged"
+    );
     assert_eq!(stack.message_count(conversation).await, 5);
     for _ in 0..5 {
         friends_socket.expect("message.created").await;
@@ -176,9 +182,13 @@ async fn a_rest_flood_gets_429_with_retry_after_and_stores_only_the_201s() {
     let path = messages_path(conversation);
 
     // All at once: the bucket's row lock lets exactly five through.
-    let answers = join_all(
-        (0..25).map(|i| post(&flooder, &path, json!({"body": "spam", "client_msg_id": format!("rest-{i:02}")}))),
-    )
+    let answers = join_all((0..25).map(|i| {
+        post(
+            &flooder,
+            &path,
+            json!({"body": "spam", "client_msg_id": format!("rest-{i:02}")}),
+        )
+    }))
     .await;
     let mut created = Vec::new();
     let mut waits = Vec::new();
@@ -223,7 +233,10 @@ async fn the_bucket_holds_the_configured_burst_and_refills_at_the_configured_rat
     let (status, _, body) = post(&sender, &path, json!({"body": "one"})).await;
     assert_eq!(status, 201, "{body}");
     let left = tokens(&sender, "message").await;
-    assert!((burst - 1.0..burst - 0.5).contains(&left), "{left} after one of {burst}");
+    assert!(
+        (burst - 1.0..burst - 0.5).contains(&left),
+        "{left} after one of {burst}"
+    );
 
     // Empty as of a minute ago: a minute's refill (at most the burst) is back.
     stack
@@ -258,15 +271,21 @@ async fn typing_creating_opening_and_joining_are_limited_and_a_refusal_stores_no
         .send_json(json!({"action": "typing", "conversation_id": conversation, "is_typing": true}))
         .await;
     let ms = assert_limited_event(&socket.expect("error").await, "typing");
-    assert!(ms <= (60_000.0 / limit("RateLimitTypingPerMinute")).ceil() as u64, "{ms}");
+    assert!(
+        ms <= (60_000.0 / limit("RateLimitTypingPerMinute")).ceil() as u64,
+        "{ms}"
+    );
     others_socket.expect_none("typing").await;
 
     let db = stack.db().await;
     let created = || async {
-        db.query_one("select count(*) from conversations where created_by = $1", &[&typist.id])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
+        db.query_one(
+            "select count(*) from conversations where created_by = $1",
+            &[&typist.id],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
     };
     let before = created().await;
     freeze_bucket(&typist, "conversation", 0.0).await;
@@ -373,10 +392,11 @@ async fn one_connection_past_the_cap_is_refused_at_the_handshake() {
 async fn flood_figures() {
     let stack = stack();
     let template = crate::helpers::template::load("template.yaml");
-    let default_burst: f64 = crate::helpers::template::text(&template["Parameters"]["RateLimitMessagesBurst"]["Default"])
-        .unwrap()
-        .parse()
-        .unwrap();
+    let default_burst: f64 =
+        crate::helpers::template::text(&template["Parameters"]["RateLimitMessagesBurst"]["Default"])
+            .unwrap()
+            .parse()
+            .unwrap();
     let fresh = |user: User| async move {
         stack
             .db()
@@ -395,7 +415,9 @@ async fn flood_figures() {
     let mut socket = stack.connect(&flooder).await;
     let started = Instant::now();
     for i in 0..500 {
-        socket.send_json(send_frame(conversation, "flood", &format!("ws-{i}"))).await;
+        socket
+            .send_json(send_frame(conversation, "flood", &format!("ws-{i}")))
+            .await;
     }
     // Every frame is answered, with an ack or an error; count each kind
     // until none has come for a while.
@@ -421,7 +443,12 @@ async fn flood_figures() {
     let started = Instant::now();
     let mut statuses = std::collections::BTreeMap::new();
     for i in 0..500 {
-        let (status, _, _) = post(&flooder, &path, json!({"body": "flood", "client_msg_id": format!("rest-{i}")})).await;
+        let (status, _, _) = post(
+            &flooder,
+            &path,
+            json!({"body": "flood", "client_msg_id": format!("rest-{i}")}),
+        )
+        .await;
         *statuses.entry(status).or_insert(0) += 1;
     }
     println!(

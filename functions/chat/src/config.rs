@@ -350,10 +350,11 @@ mod tests {
     #[test]
     fn reads_every_limit_or_none() {
         let limits = Config::from(&LIMITS).unwrap().limits.unwrap();
-        assert_eq!(limits.messages, RateLimit { per_minute: 60, burst: 30 });
-        assert_eq!(limits.typing, RateLimit { per_minute: 120, burst: 20 });
-        assert_eq!(limits.conversations, RateLimit { per_minute: 5, burst: 20 });
-        assert_eq!(limits.joins, RateLimit { per_minute: 10, burst: 30 });
+        let limit = |per_minute, burst| RateLimit { per_minute, burst };
+        assert_eq!(limits.messages, limit(60, 30));
+        assert_eq!(limits.typing, limit(120, 20));
+        assert_eq!(limits.conversations, limit(5, 20));
+        assert_eq!(limits.joins, limit(10, 30));
         assert_eq!(limits.max_connections_per_user, 10);
         let none = Config::from(&[LIMITS[0], LIMITS[1]]).unwrap();
         assert!(none.limits.is_none());

@@ -71,9 +71,10 @@ pub fn error_response(request: &Request, error: &ApiError) -> Response<Body> {
     if let Some(ms) = error.retry_after_ms {
         // Whole seconds, rounded up (RFC 9110 §10.2.3): retrying after the
         // rounded-down time would be refused again.
-        response
-            .headers_mut()
-            .insert("retry-after", lambda_http::http::HeaderValue::from(ms.div_ceil(1000).max(1)));
+        response.headers_mut().insert(
+            "retry-after",
+            lambda_http::http::HeaderValue::from(ms.div_ceil(1000).max(1)),
+        );
     }
     if error.status == 401 {
         response.headers_mut().insert(

@@ -388,7 +388,10 @@ mod tests {
             message: "Too many message requests; try again in 1200 ms.".into(),
             retry_after_ms: Some(1200),
         });
-        assert_eq!((api.status, api.code, api.retry_after_ms), (429, "rate_limited", Some(1200)));
+        assert_eq!(
+            (api.status, api.code, api.retry_after_ms),
+            (429, "rate_limited", Some(1200))
+        );
         let api = ApiError::from(StoreError::Rejected {
             code: "no_such_code".into(),
             message: String::new(),
