@@ -11,6 +11,11 @@ export function App() {
   const [user, setUser] = useState<string | null>(signedInUser.get());
 
   useEffect(() => {
+    try {
+      pageSizeFromUrl();
+    } catch (e) {
+      return setError((e as Error).message);
+    }
     loadDevSession().then(setSession, (e: Error) => setError(e.message));
   }, []);
 
@@ -56,7 +61,13 @@ export function App() {
 
 function Chat({ session, user, onSignOut }: { session: DevSession; user: string; onSignOut: () => void }) {
   const client = useMemo(
-    () => new ChatClient({ httpUrl: session.http_url, wsUrl: session.websocket_url, getToken: tokenSource(user) }),
+    () =>
+      new ChatClient({
+        httpUrl: session.http_url,
+        wsUrl: session.websocket_url,
+        getToken: tokenSource(user),
+        pageSize: pageSizeFromUrl(),
+      }),
     [session, user],
   );
   const [openId, setOpenId] = useState<string | null>(null);
@@ -97,4 +108,13 @@ function Chat({ session, user, onSignOut }: { session: DevSession; user: string;
       )}
     </div>
   );
+}
+
+/** `?page_size=N` (1–100, the API's limit): history pages of N messages, to see paging with little history. */
+function pageSizeFromUrl(): number | undefined {
+  const given = new URLSearchParams(location.search).get("page_size");
+  if (given === null) return undefined;
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`page_size must be a whole number from 1 to 100, not ${given}`);
+  return n;
 }

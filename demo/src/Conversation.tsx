@@ -11,6 +11,13 @@ export function Conversation({ client, id }: { client: ChatClient; id: string })
   const [replyTo, setReplyTo] = useState<ChatMessage | null>(null);
   const others = (view.conversation?.participants ?? []).filter((p) => p.user_id !== client.userId);
 
+  // The client learns presence changes as events, but not the state of
+  // people who were already online when this conversation was made.
+  const otherIds = others.map((p) => p.user_id).join(",");
+  useEffect(() => {
+    if (otherIds) void client.loadPresence(otherIds.split(",")).catch(() => {});
+  }, [client, otherIds]);
+
   // Everything shown is read while the page is visible.
   useEffect(() => {
     if (view.loading || view.unreadCount === 0) return;
@@ -72,7 +79,11 @@ function Messages({ client, view, onReply }: { client: ChatClient; view: Convers
       el.scrollTop = el.scrollHeight;
     }
     anchor.current = { ...anchor.current, first, height: el.scrollHeight };
-  }, [view.messages]);
+    // A page too short to scroll could never ask for the one before it.
+    if (el.scrollHeight <= el.clientHeight && view.hasOlder && !view.loadingOlder && !view.loading) {
+      void client.loadOlder(view.id).catch(() => {});
+    }
+  }, [client, view.id, view.messages, view.hasOlder, view.loadingOlder, view.loading]);
 
   const onScroll = () => {
     const el = box.current!;

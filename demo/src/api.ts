@@ -6,9 +6,15 @@ import SwaggerUI from "swagger-ui-dist/swagger-ui-es-bundle.js";
 import { parse } from "yaml";
 import document from "../../docs/openapi.yaml?raw";
 
-SwaggerUI({
-  dom_id: "#swagger-ui",
-  spec: parse(document) as object,
-  deepLinking: true,
-  persistAuthorization: false,
-});
+let spec: object | null = null;
+try {
+  spec = parse(document) as object;
+} catch (error) {
+  // A broken document shows as what it is, not as an empty page.
+  const message = Object.assign(window.document.createElement("pre"), {
+    textContent: `docs/openapi.yaml is not valid YAML:\n${(error as Error).message}`,
+  });
+  message.dataset.testid = "api-error";
+  window.document.getElementById("swagger-ui")!.replaceWith(message);
+}
+if (spec) SwaggerUI({ dom_id: "#swagger-ui", spec, deepLinking: true, persistAuthorization: false });

@@ -1,10 +1,10 @@
 // The demo app in headless Chromium, as two people (alice and bob, each in a
 // browser context of their own) against a local stack started here.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ARTIFACTS, api, connectionsOf, disconnect, launchBrowser, startDemo, startStack } from "./harness.mjs";
+import { ARTIFACTS, ROOT, api, connectionsOf, launchBrowser, startDemo, startStack } from "./harness.mjs";
 
 const WAIT = { timeout: 20_000 };
 let stack, demo, browser;
@@ -22,15 +22,53 @@ after(async () => {
 });
 
 /** A page signed in as `user`, its socket open. */
-async function signIn(user) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+async function signIn(user, { viewport = { width: 1100, height: 700 }, query = "" } = {}) {
+  const context = await browser.newContext({ viewport });
+  const net = await networkSwitch(context);
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (e) => problems.push(e.message));
-  await page.goto(demo.url);
+  // What the server pushed about presence, to explain a failure.
+  const presence = [];
+  page.on("websocket", (ws) =>
+    ws.on("framereceived", ({ payload }) => String(payload).includes('"presence"') && presence.push(String(payload))),
+  );
+  await page.goto(`${demo.url}/${query}`);
   await page.getByTestId(`signin-${user}`).click();
   await page.locator('[data-testid=connection-state][data-state=connected]').waitFor(WAIT);
-  return { context, page, problems };
+  return { context, page, problems, net, presence };
+}
+
+/**
+ * The network between a browser context and the stack, as a test can break
+ * it: the context's WebSockets pass through a proxy (Playwright's WebSocket
+ * routing) that `down()` cuts, closing both ends, and that refuses new ones
+ * until `up()`; HTTP fails meanwhile (the context is offline). `up()` brings
+ * the context back online, which fires the page's `online` event.
+ */
+async function networkSwitch(context) {
+  let offline = false;
+  const open = new Set();
+  await context.routeWebSocket(
+    (url) => url.href.startsWith(stack.websocket_url),
+    (ws) => {
+      if (offline) return ws.close({ code: 4000, reason: "offline in the test" });
+      const server = ws.connectToServer();
+      open.add(server);
+    },
+  );
+  return {
+    async down() {
+      offline = true;
+      await context.setOffline(true);
+      for (const server of open) await server.close({ code: 4000, reason: "network down in the test" });
+      open.clear();
+    },
+    async up() {
+      offline = false;
+      await context.setOffline(false);
+    },
+  };
 }
 
 const row = (page, title) => page.locator(`[data-testid=conversation-item][data-title="${title}"]`);
@@ -48,15 +86,17 @@ async function send(page, text) {
 /** The bodies shown, in order. */
 const bodies = (page) => page.locator("[data-testid=message] [data-testid=message-body]").allTextContents();
 
-/** A group of alice and bob with a name of its own, so tests do not see each other's messages. */
-async function group(name) {
+/** A group of alice's with a name of its own (bob by default), so tests do not see each other's messages. */
+async function group(name, members = ["bob"]) {
   const { conversation } = await api(stack, "alice", "POST", "/v1/conversations", {
     kind: "group",
     name,
-    member_ids: [stack.users.bob.id],
+    member_ids: members.map((m) => stack.users[m].id),
   });
   return conversation;
 }
+
+const message = (page, text) => page.locator("[data-testid=message]", { hasText: text });
 
 const unique = (what) => `${what} ${Date.now().toString(36)}`;
 
@@ -89,39 +129,46 @@ describe("the demo in a browser", () => {
     assert.deepEqual([...alice.problems, ...bob.problems], []);
   });
 
-  it("bob's socket is cut by the server while alice sends five messages; after the reconnect bob's page shows all five once, in order", async () => {
+  it("presence: once both have written, each sees the other online, and bob's return is pushed to alice", async () => {
+    // Contacts see each other's presence: people who have both written in a conversation.
+    await send(bob.page, "hi alice");
+    await message(alice.page, "hi alice").waitFor(WAIT);
+    const bobOnAlicePage = alice.page.locator("[data-testid=member][data-username=bob] [data-testid=presence]");
+    assert.equal(await bobOnAlicePage.getAttribute("data-online"), "false", "not contacts when alice opened it");
+
+    // A fresh page asks for its contacts' presence; its new socket tells alice.
+    await bob.page.reload();
+    await bob.page.locator("[data-testid=connection-state][data-state=connected]").waitFor(WAIT);
+    await row(bob.page, "Alice").locator("[data-testid=presence][data-online=true]").waitFor(WAIT);
+    await alice.page
+      .locator("[data-testid=member][data-username=bob] [data-testid=presence][data-online=true]")
+      .waitFor(WAIT)
+      .catch((error) => {
+        throw new Error(`${error.message}\npresence events alice's page got: ${alice.presence.join("\n")}`);
+      });
+    assert.deepEqual([...alice.problems, ...bob.problems], []);
+  });
+
+  it("bob's socket is cut while alice sends five messages; after the reconnect bob's page shows all five once, in order", async () => {
     const name = unique("Reconnect");
     await group(name);
     await openConversation(alice.page, name);
     await openConversation(bob.page, name);
 
-    // Keep bob off the network: his page's next handshakes are refused
-    // until he is back, so what alice sends must come from the replay.
-    let offline = false;
-    await bob.page.routeWebSocket(/.*/, (ws) => {
-      if (offline) ws.close({ code: 4000, reason: "offline in the test" });
-      else ws.connectToServer();
-    });
-    // Routing applies to sockets opened from now on: replace bob's socket with a routed one.
-    await cutAndAwaitReconnect("bob", await connectionsOf(stack, "bob"));
-
-    offline = true;
-    const before = await connectionsOf(stack, "bob");
-    assert.equal(before.length, 1, `bob has one socket: ${before}`);
-    await disconnect(stack, before[0]);
+    await bob.net.down();
     await bob.page.locator("[data-testid=connection-state]:not([data-state=connected])").waitFor(WAIT);
+    // The server saw the socket go: bob has no connection left.
+    await until("bob's connections are gone", async () => (await connectionsOf(stack, "bob")).length === 0);
 
     const sent = [1, 2, 3, 4, 5].map((i) => `${name}: message ${i}`);
     for (const text of sent) await send(alice.page, text);
     await alice.page.locator("[data-testid=message][data-status=sent]", { hasText: sent[4] }).waitFor(WAIT);
     assert.equal(await bob.page.locator("[data-testid=message]", { hasText: name }).count(), 0, "bob got nothing while offline");
 
-    offline = false;
-    // The browser's `online` event: the client reconnects at once instead of waiting out its backoff.
-    await bob.context.setOffline(true);
-    await bob.context.setOffline(false);
+    // Back online: the client reconnects at once (not after its backoff) and replays what it missed.
+    await bob.net.up();
     await bob.page.locator("[data-testid=connection-state][data-state=connected]").waitFor(WAIT);
-    await bob.page.locator("[data-testid=message]", { hasText: sent[4] }).waitFor(WAIT);
+    await message(bob.page, sent[4]).waitFor(WAIT);
     // Give duplicates a moment to show up, if they were to.
     await bob.page.waitForTimeout(1_500);
     assert.deepEqual(
@@ -174,14 +221,125 @@ describe("the demo in a browser", () => {
   });
 });
 
-/** Closes these sockets from the server and waits until the user has a new one. */
-async function cutAndAwaitReconnect(user, connectionIds) {
-  for (const id of connectionIds) await disconnect(stack, id);
+describe("history, editing, replies and groups", () => {
+  let alice, bob;
+  before(async () => {
+    alice = await signIn("alice");
+    bob = await signIn("bob");
+  });
+  after(async () => {
+    await alice?.context.close();
+    await bob?.context.close();
+  });
+
+  it("older pages load as carol scrolls up, until the start of the conversation", async () => {
+    const name = unique("History");
+    const conversation = await group(name, ["carol"]);
+    const sent = [];
+    for (let i = 1; i <= 12; i++) {
+      sent.push(`${name}: ${i}`);
+      await api(stack, "alice", "POST", `/v1/conversations/${conversation.id}/messages`, { body: sent.at(-1) });
+    }
+    // Pages of five in a short window: the newest page overflows it, so the older ones wait for scrolling.
+    const carol = await signIn("carol", { viewport: { width: 900, height: 360 }, query: "?page_size=5" });
+    try {
+      await openConversation(carol.page, name);
+      await message(carol.page, sent[11]).waitFor(WAIT);
+      assert.deepEqual(await bodies(carol.page), sent.slice(7));
+      assert.equal(await carol.page.getByTestId("history-start").count(), 0);
+
+      const list = carol.page.getByTestId("message-list");
+      for (const shown of [10, 12]) {
+        await list.evaluate((el) => el.scrollTo(0, 0));
+        await carol.page.waitForFunction((n) => document.querySelectorAll("[data-testid=message]").length === n, shown, WAIT);
+      }
+      await carol.page.getByTestId("history-start").waitFor(WAIT);
+      assert.deepEqual(await bodies(carol.page), sent);
+      assert.deepEqual(carol.problems, []);
+    } finally {
+      await carol.context.close();
+    }
+  });
+
+  it("bob replies to alice's message; alice edits it, then deletes it, and bob's page follows", async () => {
+    const name = unique("Edits");
+    await group(name);
+    await openConversation(alice.page, name);
+    await openConversation(bob.page, name);
+    const original = `${name}: original`;
+    await send(alice.page, original);
+
+    await message(bob.page, original).hover();
+    await message(bob.page, original).getByTestId("message-reply").click();
+    await bob.page.getByTestId("replying-to").filter({ hasText: original }).waitFor(WAIT);
+    await send(bob.page, "a reply");
+    const reply = message(alice.page, "a reply");
+    await reply.getByTestId("message-quote").filter({ hasText: `Alice: ${original}` }).waitFor(WAIT);
+    assert.equal(await reply.getByTestId("message-sender").textContent(), "Bob");
+
+    // Only one's own messages can be edited or deleted.
+    await message(alice.page, "a reply").hover();
+    assert.equal(await reply.getByTestId("message-edit").count(), 0);
+    assert.equal(await reply.getByTestId("message-delete").count(), 0);
+
+    const edited = `${name}: edited`;
+    const mine = alice.page.locator("[data-testid=message][data-status=sent]").first();
+    await mine.hover();
+    await mine.getByTestId("message-edit").click();
+    await mine.getByTestId("edit-input").fill(edited);
+    await mine.getByTestId("edit-save").click();
+    const seen = message(bob.page, edited).filter({ has: bob.page.getByTestId("message-edited") });
+    await seen.waitFor(WAIT);
+    await message(bob.page, "a reply").getByTestId("message-quote").filter({ hasText: `Alice: ${edited}` }).waitFor(WAIT);
+
+    await mine.hover();
+    await mine.getByTestId("message-delete").click();
+    await bob.page.locator("[data-testid=message-body]", { hasText: "message deleted" }).waitFor(WAIT);
+    await message(bob.page, "a reply").getByTestId("message-quote").filter({ hasText: "Alice: message deleted" }).waitFor(WAIT);
+    assert.equal(await message(bob.page, edited).count(), 0);
+  });
+
+  it("bob creates a group with alice and carol from the user search; it appears in alice's list under its name", async () => {
+    const name = unique("Group");
+    await bob.page.getByTestId("user-search").fill("alice");
+    await bob.page.locator("[data-testid=user-result][data-username=alice] [data-testid=user-pick]").check(WAIT);
+    await bob.page.getByTestId("user-search").fill("carol");
+    await bob.page.locator("[data-testid=user-result][data-username=carol] [data-testid=user-pick]").check(WAIT);
+    await bob.page.getByTestId("group-name").fill(name);
+    await bob.page.getByTestId("group-create").click();
+    await bob.page.locator("[data-testid=conversation-header]", { hasText: name }).waitFor(WAIT);
+    const members = await bob.page.locator("[data-testid=member]").evaluateAll((els) => els.map((e) => e.dataset.username).sort());
+    assert.deepEqual(members, ["alice", "carol"]);
+
+    await send(bob.page, `${name}: welcome`);
+    await row(alice.page, name).getByTestId("conversation-last-message").filter({ hasText: `Bob: ${name}: welcome` }).waitFor(WAIT);
+  });
+});
+
+describe("the API reference", () => {
+  it("shows docs/openapi.yaml in Swagger UI", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${demo.url}/api.html`);
+      const title = page.locator(".swagger-ui .info .title");
+      await title.or(page.getByTestId("api-error")).waitFor(WAIT);
+      assert.equal(await page.getByTestId("api-error").count(), 0, await page.getByTestId("api-error").textContent().catch(() => ""));
+      const document = readFileSync(path.join(ROOT, "docs", "openapi.yaml"), "utf8");
+      const expected = /^info:\n(?:  .*\n)*?  title: (.+)$/m.exec(document)?.[1];
+      assert.ok(expected, "docs/openapi.yaml has an info.title");
+      assert.ok((await title.textContent()).startsWith(expected.replace(/^['"]|['"]$/g, "")));
+      await page.locator(".opblock-summary-path", { hasText: "/v1/conversations/{id}/messages" }).first().waitFor(WAIT);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+async function until(what, check) {
   const deadline = Date.now() + WAIT.timeout;
-  for (;;) {
-    const now = await connectionsOf(stack, user);
-    if (now.length > 0 && now.every((id) => !connectionIds.includes(id))) return;
-    if (Date.now() > deadline) throw new Error(`${user} did not reconnect: ${now}`);
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${WAIT.timeout / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

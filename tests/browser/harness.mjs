@@ -152,9 +152,3 @@ export async function connectionsOf(stack, user) {
   if (!res.ok) throw new Error(`connections of ${user}: ${res.status} ${await res.text()}`);
   return (await res.json()).map((row) => row.connection_id);
 }
-
-/** Closes a WebSocket from the server's side, as API Gateway's management API does. */
-export async function disconnect(stack, connectionId) {
-  const res = await fetch(`${stack.management_url}/@connections/${encodeURIComponent(connectionId)}`, { method: "DELETE" });
-  if (!res.ok && res.status !== 410) throw new Error(`DELETE @connections/${connectionId}: ${res.status} ${await res.text()}`);
-}
