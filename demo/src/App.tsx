@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { ChatClient } from "@chat/client";
+import { ChatProvider, useChatClient, useConnectionState } from "@chat/client/react";
 import { Conversation } from "./Conversation";
-import { useConnectionState } from "./hooks";
 import { loadDevSession, signedInUser, tokenSource, type DevSession } from "./session";
 import { Sidebar } from "./Sidebar";
 
@@ -70,17 +70,21 @@ function Chat({ session, user, onSignOut }: { session: DevSession; user: string;
       }),
     [session, user],
   );
+  return (
+    <ChatProvider client={client}>
+      <ChatScreen user={user} onSignOut={onSignOut} />
+    </ChatProvider>
+  );
+}
+
+function ChatScreen({ user, onSignOut }: { user: string; onSignOut: () => void }) {
+  const client = useChatClient();
+  const state = useConnectionState();
   const [openId, setOpenId] = useState<string | null>(null);
   const [me, setMe] = useState<string>(user);
-  const state = useConnectionState(client);
 
   useEffect(() => {
     client.rest.getMe().then(({ user: p }) => setMe(p.display_name || p.username), () => {});
-  }, [client]);
-
-  useEffect(() => {
-    client.connect();
-    return () => client.close();
   }, [client]);
 
   return (
@@ -100,12 +104,8 @@ function Chat({ session, user, onSignOut }: { session: DevSession; user: string;
           Sign out
         </button>
       </header>
-      <Sidebar client={client} openId={openId} onOpen={setOpenId} />
-      {openId ? (
-        <Conversation key={openId} client={client} id={openId} />
-      ) : (
-        <section className="empty">Pick a conversation, or start one.</section>
-      )}
+      <Sidebar openId={openId} onOpen={setOpenId} />
+      {openId ? <Conversation key={openId} id={openId} /> : <section className="empty">Pick a conversation, or start one.</section>}
     </div>
   );
 }

@@ -1,13 +1,14 @@
 import { useEffect, useLayoutEffect, useRef, useState, type FormEvent } from "react";
-import type { ChatClient, ChatMessage, ConversationView } from "@chat/client";
+import type { ChatMessage } from "@chat/client";
+import { useChatClient, useConversation, type UseConversation } from "@chat/client/react";
 import { Presence } from "./Presence";
-import { useConversation } from "./hooks";
 
 // Older history is asked for when the list is scrolled this close to its top.
 const LOAD_OLDER_PX = 80;
 
-export function Conversation({ client, id }: { client: ChatClient; id: string }) {
-  const view = useConversation(client, id);
+export function Conversation({ id }: { id: string }) {
+  const client = useChatClient();
+  const view = useConversation(id);
   const [replyTo, setReplyTo] = useState<ChatMessage | null>(null);
   const others = (view.conversation?.participants ?? []).filter((p) => p.user_id !== client.userId);
 
@@ -22,12 +23,12 @@ export function Conversation({ client, id }: { client: ChatClient; id: string })
   useEffect(() => {
     if (view.loading || view.unreadCount === 0) return;
     const read = () => {
-      if (document.visibilityState === "visible") void client.markRead(id).catch(() => {});
+      if (document.visibilityState === "visible") void view.markRead().catch(() => {});
     };
     read();
     document.addEventListener("visibilitychange", read);
     return () => document.removeEventListener("visibilitychange", read);
-  }, [client, id, view.loading, view.unreadCount]);
+  }, [view.markRead, view.loading, view.unreadCount]);
 
   return (
     <section className="conversation-pane" data-testid="conversation" data-conversation-id={id}>
@@ -36,7 +37,7 @@ export function Conversation({ client, id }: { client: ChatClient; id: string })
         <span className="members" data-testid="members">
           {others.map((p) => (
             <span key={p.user_id} className="member" data-testid="member" data-username={p.profile.username}>
-              <Presence client={client} userId={p.user_id} />
+              <Presence userId={p.user_id} />
               {p.profile.display_name || p.profile.username}
             </span>
           ))}
@@ -47,14 +48,15 @@ export function Conversation({ client, id }: { client: ChatClient; id: string })
           {view.error.message}
         </p>
       )}
-      <Messages client={client} view={view} onReply={setReplyTo} />
-      <Typing client={client} view={view} />
-      <Composer client={client} id={id} replyTo={replyTo} onReplied={() => setReplyTo(null)} />
+      <Messages view={view} onReply={setReplyTo} />
+      <Typing view={view} />
+      <Composer view={view} replyTo={replyTo} onReplied={() => setReplyTo(null)} />
     </section>
   );
 }
 
-function Messages({ client, view, onReply }: { client: ChatClient; view: ConversationView; onReply: (m: ChatMessage) => void }) {
+function Messages({ view, onReply }: { view: UseConversation; onReply: (m: ChatMessage) => void }) {
+  const client = useChatClient();
   const box = useRef<HTMLOListElement>(null);
   const anchor = useRef<{ first: string | undefined; height: number; atBottom: boolean }>({ first: undefined, height: 0, atBottom: true });
   const byId = new Map(view.messages.map((m) => [m.id, m]));
@@ -62,8 +64,10 @@ function Messages({ client, view, onReply }: { client: ChatClient; view: Convers
   // Receipts: each other participant is shown under the newest message they have read.
   const receipts = new Map<string, string[]>();
   for (const p of view.conversation?.participants ?? []) {
-    if (p.user_id === client.userId || p.last_read_seq <= 0) continue;
-    const seen = [...view.messages].reverse().find((m) => m.seq > 0 && m.seq <= p.last_read_seq);
+    // null in a room, where nobody sees another member's read state.
+    const read = p.last_read_seq ?? 0;
+    if (p.user_id === client.userId || read <= 0) continue;
+    const seen = [...view.messages].reverse().find((m) => m.seq > 0 && m.seq <= read);
     if (seen) receipts.set(seen.id, [...(receipts.get(seen.id) ?? []), p.profile.display_name || p.profile.username]);
   }
 
@@ -81,15 +85,15 @@ function Messages({ client, view, onReply }: { client: ChatClient; view: Convers
     anchor.current = { ...anchor.current, first, height: el.scrollHeight };
     // A page too short to scroll could never ask for the one before it.
     if (el.scrollHeight <= el.clientHeight && view.hasOlder && !view.loadingOlder && !view.loading) {
-      void client.loadOlder(view.id).catch(() => {});
+      void view.loadOlder().catch(() => {});
     }
-  }, [client, view.id, view.messages, view.hasOlder, view.loadingOlder, view.loading]);
+  }, [view]);
 
   const onScroll = () => {
     const el = box.current!;
     anchor.current.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
     anchor.current.height = el.scrollHeight;
-    if (el.scrollTop < LOAD_OLDER_PX && view.hasOlder && !view.loadingOlder) void client.loadOlder(view.id).catch(() => {});
+    if (el.scrollTop < LOAD_OLDER_PX && view.hasOlder && !view.loadingOlder) void view.loadOlder().catch(() => {});
   };
 
   return (
@@ -99,7 +103,8 @@ function Messages({ client, view, onReply }: { client: ChatClient; view: Convers
       {view.messages.map((m) => (
         <MessageRow
           key={m.client_msg_id ?? m.id}
-          client={client}
+          view={view}
+          mine={m.sender_id === client.userId}
           m={m}
           quoted={m.reply_to_id ? byId.get(m.reply_to_id) : undefined}
           seenBy={receipts.get(m.id)}
@@ -111,26 +116,28 @@ function Messages({ client, view, onReply }: { client: ChatClient; view: Convers
 }
 
 function MessageRow({
-  client,
+  view,
+  mine,
   m,
   quoted,
   seenBy,
   onReply,
 }: {
-  client: ChatClient;
+  view: UseConversation;
+  mine: boolean;
   m: ChatMessage;
   quoted: ChatMessage | undefined;
   seenBy: string[] | undefined;
   onReply: (m: ChatMessage) => void;
 }) {
-  const mine = m.sender_id === client.userId;
+  const client = useChatClient();
   const [editing, setEditing] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const stored = m.status === "sent" && !m.deleted_at;
 
   const saveEdit = (e: FormEvent) => {
     e.preventDefault();
-    client.edit(m.id, editing ?? "").then(
+    view.edit(m.id, editing ?? "").then(
       () => setEditing(null),
       (err: Error) => setError(err.message),
     );
@@ -146,7 +153,7 @@ function MessageRow({
     >
       <div className="meta">
         <span className="sender" data-testid="message-sender">
-          {m.kind === "system" ? "system" : client.displayName(m.sender_id)}
+          {m.kind === "system" ? "system" : view.nameOf(m.sender_id)}
         </span>
         <time dateTime={m.created_at}>{new Date(m.created_at).toLocaleTimeString()}</time>
         {m.edited_at && !m.deleted_at && <span className="edited" data-testid="message-edited">(edited)</span>}
@@ -155,7 +162,7 @@ function MessageRow({
       {m.reply_to_id && (
         <blockquote className="quote" data-testid="message-quote">
           {quoted
-            ? `${client.displayName(quoted.sender_id)}: ${quoted.deleted_at ? "message deleted" : (quoted.body ?? "")}`
+            ? `${view.nameOf(quoted.sender_id)}: ${quoted.deleted_at ? "message deleted" : (quoted.body ?? "")}`
             : "an earlier message"}
         </blockquote>
       )}
@@ -177,7 +184,7 @@ function MessageRow({
       {m.status === "failed" && (
         <div className="failed" data-testid="message-failed">
           Not sent: {m.error?.message}{" "}
-          <button onClick={() => void client.retry(m.conversation_id, m.client_msg_id!).catch(() => {})}>Retry</button>
+          <button onClick={() => void view.retry(m.client_msg_id!).catch(() => {})}>Retry</button>
           <button onClick={() => client.discard(m.client_msg_id!)}>Discard</button>
         </div>
       )}
@@ -194,7 +201,7 @@ function MessageRow({
           {mine && (
             <button
               data-testid="message-delete"
-              onClick={() => client.remove(m.id).catch((err: Error) => setError(err.message))}
+              onClick={() => view.remove(m.id).catch((err: Error) => setError(err.message))}
             >
               Delete
             </button>
@@ -211,9 +218,9 @@ function MessageRow({
   );
 }
 
-function Typing({ client, view }: { client: ChatClient; view: ConversationView }) {
+function Typing({ view }: { view: UseConversation }) {
   if (view.typingUserIds.length === 0) return <div className="typing" />;
-  const names = view.typingUserIds.map((u) => client.displayName(u)).join(", ");
+  const names = view.typingUserIds.map((u) => view.nameOf(u)).join(", ");
   return (
     <div className="typing" data-testid="typing-indicator">
       {names} {view.typingUserIds.length === 1 ? "is" : "are"} typing…
@@ -222,13 +229,11 @@ function Typing({ client, view }: { client: ChatClient; view: ConversationView }
 }
 
 function Composer({
-  client,
-  id,
+  view,
   replyTo,
   onReplied,
 }: {
-  client: ChatClient;
-  id: string;
+  view: UseConversation;
   replyTo: ChatMessage | null;
   onReplied: () => void;
 }) {
@@ -238,7 +243,7 @@ function Composer({
     const body = text.trim();
     if (!body) return;
     // Shown at once as pending; the client resends it until acknowledged, and marks it failed if refused.
-    void client.send(id, replyTo ? { body, reply_to_id: replyTo.id } : body).catch(() => {});
+    void view.send(replyTo ? { body, reply_to_id: replyTo.id } : body).catch(() => {});
     setText("");
     onReplied();
   };
@@ -246,7 +251,7 @@ function Composer({
     <form className="composer" onSubmit={send}>
       {replyTo && (
         <div className="replying" data-testid="replying-to">
-          Replying to {client.displayName(replyTo.sender_id)}: {replyTo.body}
+          Replying to {view.nameOf(replyTo.sender_id)}: {replyTo.body}
           <button type="button" onClick={onReplied}>
             ×
           </button>
@@ -258,7 +263,7 @@ function Composer({
         value={text}
         onChange={(e) => {
           setText(e.target.value);
-          client.typing(id);
+          view.typing();
         }}
       />
       <button data-testid="composer-send" type="submit">

@@ -1,20 +1,20 @@
 import { useEffect, useState, type FormEvent } from "react";
-import type { ChatClient, ConversationListItem, Profile } from "@chat/client";
+import type { ConversationListItem, Profile } from "@chat/client";
+import { useChatClient, useConversations } from "@chat/client/react";
 import { Presence } from "./Presence";
-import { useConversationList } from "./hooks";
 
-export function Sidebar({ client, openId, onOpen }: { client: ChatClient; openId: string | null; onOpen: (id: string) => void }) {
-  const list = useConversationList(client);
+export function Sidebar({ openId, onOpen }: { openId: string | null; onOpen: (id: string) => void }) {
+  const { conversations, hasMore, loadMore } = useConversations();
   return (
     <aside className="sidebar">
-      <PeopleSearch client={client} onOpen={onOpen} />
+      <PeopleSearch onOpen={onOpen} />
       <ul className="conversations" data-testid="conversation-list">
-        {list.map((c) => (
-          <ConversationRow key={c.id} client={client} item={c} active={c.id === openId} onOpen={onOpen} />
+        {conversations.map((c) => (
+          <ConversationRow key={c.id} item={c} active={c.id === openId} onOpen={onOpen} />
         ))}
       </ul>
-      {client.hasMoreConversations && (
-        <button className="more" onClick={() => void client.loadMoreConversations()}>
+      {hasMore && (
+        <button className="more" onClick={() => void loadMore()}>
           More conversations
         </button>
       )}
@@ -22,17 +22,8 @@ export function Sidebar({ client, openId, onOpen }: { client: ChatClient; openId
   );
 }
 
-function ConversationRow({
-  client,
-  item,
-  active,
-  onOpen,
-}: {
-  client: ChatClient;
-  item: ConversationListItem;
-  active: boolean;
-  onOpen: (id: string) => void;
-}) {
+function ConversationRow({ item, active, onOpen }: { item: ConversationListItem; active: boolean; onOpen: (id: string) => void }) {
+  const client = useChatClient();
   const last = item.last_message;
   const preview = !last ? "No messages yet" : last.deleted_at ? "message deleted" : (last.body ?? `[${last.kind}]`);
   return (
@@ -44,7 +35,7 @@ function ConversationRow({
       onClick={() => onOpen(item.id)}
     >
       <div className="row">
-        {item.other_user_id && <Presence client={client} userId={item.other_user_id} />}
+        {item.other_user_id && <Presence userId={item.other_user_id} />}
         <span className="title" data-testid="conversation-title">
           {item.title}
         </span>
@@ -63,7 +54,8 @@ function ConversationRow({
 }
 
 /** Find people: open a direct conversation with one, or tick several and create a group. */
-function PeopleSearch({ client, onOpen }: { client: ChatClient; onOpen: (id: string) => void }) {
+function PeopleSearch({ onOpen }: { onOpen: (id: string) => void }) {
+  const client = useChatClient();
   const [q, setQ] = useState("");
   const [results, setResults] = useState<Profile[]>([]);
   const [picked, setPicked] = useState<Map<string, Profile>>(new Map());
