@@ -49,12 +49,6 @@ pub struct Stack {
 /// WebSocket limits the test stack runs with, small where a test waits on them.
 pub const TEST_IDLE_TIMEOUT_SECS: u64 = 600;
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-pub fn binaries_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
 /// template.yaml parameters the test stack runs with instead of their
 /// defaults: one user of a test may send a burst of 150 messages (history
 /// paging sends 120 in a row). Every test has users of its own, so only a test
@@ -90,6 +84,12 @@ fn test_template(dir: &Path) -> PathBuf {
     path
 }
 
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn binaries_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("debug")
@@ -121,14 +121,14 @@ fn start_stack() -> Stack {
         .arg(&ready_file)
         .arg("--bin-dir")
         .arg(&bin_dir)
+        .arg("--template")
+        .arg(test_template(&ready_dir))
         .args(["--ws-idle-timeout", &TEST_IDLE_TIMEOUT_SECS.to_string()])
         // Function logs only for warnings and errors, unless asked: a failing
         // test's output should show the failure, not every delivery.
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::piped())
         .spawn()
-        .arg("--template")
-        .arg(test_template(&ready_dir))
         .expect("start chat-local");
     let stdin = child.stdin.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
