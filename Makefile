@@ -56,7 +56,7 @@ dev: setup
 	$(BUILD)
 	npm run --silent build -w client
 	@rm -f $(DEV_READY)
-	@(cd demo && exec node ../node_modules/vite/bin/vite.js --port $(DEMO_PORT) --logLevel warn) & demo=$$!; \
+	@(cd demo && CHAT_READY_FILE=$(CURDIR)/$(DEV_READY) exec node ../node_modules/vite/bin/vite.js --port $(DEMO_PORT) --logLevel warn) & demo=$$!; \
 	  (until [ -f $(DEV_READY) ]; do sleep 0.5; done; \
 	   printf '  Demo app      %s/\n  API reference %s/api.html\n\n' "$(DEMO_URL)" "$(DEMO_URL)") & urls=$$!; \
 	  trap 'kill $$demo $$urls 2>/dev/null || true' EXIT; \

@@ -22,6 +22,8 @@ const children = new Set();
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
+// Interrupted (Ctrl-C, a runner's timeout): still leave nothing running.
+for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => process.exit(130));
 
 function track(child, name) {
   children.add(child);
