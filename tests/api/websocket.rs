@@ -365,6 +365,50 @@ async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
     assert_eq!(stack.message_count(conversation).await, 0);
 }
 
+/// Sends pipelined on one socket are answered in any order: each refusal
+/// names the `client_msg_id` of the frame it refuses, even when the rest of
+/// that frame is what was wrong, so a client knows which message failed.
+#[tokio::test]
+async fn a_refused_send_names_its_client_msg_id() {
+    let stack = stack();
+    let (alice, _bob, conversation) = stack.direct_pair().await;
+    let mut socket = stack.connect(&alice).await;
+
+    socket.send_json(send_frame(conversation, "fine", "ok-1")).await;
+    socket.send_json(send_frame(conversation, "   ", "blank-1")).await;
+    socket
+        .send_json(send_frame(Uuid::new_v4(), "who is there", "stranger-1"))
+        .await;
+    socket
+        .send_json(json!({"action": "sendMessage", "conversation_id": "not-a-uuid", "client_msg_id": "bad-conv"}))
+        .await;
+    socket
+        .send_json(json!({"action": "sendMessage", "conversation_id": conversation, "body": "no id"}))
+        .await;
+
+    let mut refused = std::collections::BTreeMap::new();
+    for _ in 0..4 {
+        let error = socket.expect("error").await;
+        assert_eq!(error["data"]["action"], "sendMessage", "{error}");
+        refused.insert(
+            error["data"]["client_msg_id"].as_str().unwrap_or("(none)").to_string(),
+            error["data"]["code"].as_str().unwrap_or_default().to_string(),
+        );
+    }
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("blank-1", "invalid_body"),
+        ("stranger-1", "not_a_participant"),
+        ("bad-conv", "invalid_request"),
+        ("(none)", "invalid_client_msg_id"),
+    ]
+    .into_iter()
+    .map(|(id, code)| (id.to_string(), code.to_string()))
+    .collect();
+    assert_eq!(refused, expected);
+    assert_eq!(socket.expect("message.ack").await["data"]["client_msg_id"], "ok-1");
+    assert_eq!(stack.message_count(conversation).await, 1);
+}
+
 #[tokio::test]
 async fn message_bodies_are_limited_in_characters() {
     let stack = stack();

@@ -99,6 +99,16 @@ impl ServerEvent {
             data,
         }
     }
+
+    /// Names the message an `error` refuses (the `client_msg_id` of the
+    /// refused `sendMessage` frame), so a client with several sends in flight
+    /// knows which one failed. Nothing is added when there is none.
+    pub fn refusing(mut self, client_msg_id: Option<&str>) -> Self {
+        if let Some(id) = client_msg_id {
+            self.data["client_msg_id"] = json!(id);
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +151,15 @@ mod tests {
         assert_eq!(error["data"]["code"], "invalid_json");
         assert_eq!(error["data"]["action"], "sendMessage");
         assert!(error["data"].get("retry_after_ms").is_none());
+        assert!(error["data"].get("client_msg_id").is_none());
+        let refused = ServerEvent::error(
+            &ApiError::bad_request("invalid_json", "nope"),
+            Some("sendMessage"),
+            None,
+        )
+        .refusing(Some("m-7"))
+        .to_value();
+        assert_eq!(refused["data"]["client_msg_id"], "m-7");
         let limited = ApiError {
             retry_after_ms: Some(1500),
             ..ApiError::new(429, "rate_limited", "slow down")

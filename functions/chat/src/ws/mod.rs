@@ -73,12 +73,7 @@ pub async fn current_caller<P: ConnectionPusher>(
 ) -> Option<Caller> {
     let Some(caller) = caller(event) else {
         let error = ApiError::new(401, "unauthorized", "this connection has no verified identity");
-        reply(
-            pusher,
-            connection_id(event),
-            &ServerEvent::error(&error, Some(route_key(event)), request_id(event)),
-        )
-        .await;
+        reply(pusher, connection_id(event), &error_event(event, &error)).await;
         return None;
     };
     if caller.token_exp < Utc::now().timestamp() {
@@ -87,12 +82,7 @@ pub async fn current_caller<P: ConnectionPusher>(
             "token_expired",
             "the access token has expired; reconnect with a fresh one",
         );
-        reply(
-            pusher,
-            connection_id(event),
-            &ServerEvent::error(&error, Some(route_key(event)), request_id(event)),
-        )
-        .await;
+        reply(pusher, connection_id(event), &error_event(event, &error)).await;
         if let Err(e) = pusher.delete_connection(connection_id(event)).await {
             tracing::warn!(error = %e, "closing an expired connection failed");
         }
@@ -113,13 +103,28 @@ pub async fn reply_error<P: ConnectionPusher>(
     } else {
         tracing::info!(code = error.code, "route refused");
     }
-    reply(
-        pusher,
-        connection_id(event),
-        &ServerEvent::error(error, Some(route_key(event)), request_id(event)),
-    )
-    .await;
+    reply(pusher, connection_id(event), &error_event(event, error)).await;
     status(200)
+}
+
+/// The `error` event answering this frame: the route it went to, API Gateway's
+/// request id and, for `sendMessage`, the refused message's `client_msg_id`.
+fn error_event(event: &ApiGatewayWebsocketProxyRequest, error: &ApiError) -> ServerEvent {
+    ServerEvent::error(error, Some(route_key(event)), request_id(event))
+        .refusing(refused_client_msg_id(event).as_deref())
+}
+
+/// The `client_msg_id` of a `sendMessage` frame, read on its own: the rest of
+/// the frame may be what was refused (a missing body, a bad conversation id),
+/// and the client still needs to know which of its messages that was. Any
+/// string is given back as sent (even one `invalid_client_msg_id` refuses);
+/// the 32 KiB frame limit bounds it.
+fn refused_client_msg_id(event: &ApiGatewayWebsocketProxyRequest) -> Option<String> {
+    if route_key(event) != "sendMessage" {
+        return None;
+    }
+    let frame: serde_json::Value = serde_json::from_str(&body_text(event).ok()?).ok()?;
+    Some(frame.as_object()?.get("client_msg_id")?.as_str()?.to_owned())
 }
 
 /// Parses a frame as a JSON object of type `T`.

@@ -255,6 +255,79 @@ mod tests {
         assert_eq!(errors[2]["data"]["request_id"], "req-1");
     }
 
+    /// Several sends may be in flight on one socket: each refusal names the
+    /// message it refuses, read from the frame even when the rest of it is
+    /// what was wrong.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_send_names_its_client_msg_id() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let caller = Some(signed_in(ALICE));
+        let frames = [
+            json!({"action": "sendMessage", "conversation_id": CONVERSATION, "body": " ", "client_msg_id": "blank-1"}),
+            json!({"action": "sendMessage", "conversation_id": "not-a-uuid", "body": "x", "client_msg_id": "bad-conv"}),
+            json!({"action": "sendMessage", "conversation_id": CONVERSATION, "body": "x", "client_msg_id": "has space"}),
+            json!({"action": "sendMessage", "conversation_id": CONVERSATION, "body": "x", "client_msg_id": 7}),
+            json!("{not json"),
+            send_frame("hi"),
+        ];
+        store.answer(
+            "send_message",
+            Err(crate::store::StoreError::Rejected {
+                code: "rate_limited".into(),
+                message: "slow down".into(),
+                retry_after_ms: Some(1500),
+            }),
+        );
+        for frame in frames {
+            send_message(&store, &pusher, &ws_event("sendMessage", "alice-1", caller, frame)).await;
+        }
+        let errors = pusher.received("alice-1");
+        let seen: Vec<(&Value, &Value)> = errors
+            .iter()
+            .map(|e| (&e["data"]["code"], &e["data"]["client_msg_id"]))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (&json!("invalid_body"), &json!("blank-1")),
+                (&json!("invalid_request"), &json!("bad-conv")),
+                (&json!("invalid_client_msg_id"), &json!("has space")),
+                (&json!("invalid_request"), &Value::Null),
+                (&json!("invalid_json"), &Value::Null),
+                (&json!("rate_limited"), &json!("c-1")),
+            ]
+        );
+        assert_eq!(errors[5]["data"]["retry_after_ms"], 1500);
+        assert!(
+            errors[3]["data"].get("client_msg_id").is_none(),
+            "a non-string id is not echoed"
+        );
+
+        // An expired token refuses the frame before it is read: still named.
+        let expired = Caller {
+            user_id: ALICE,
+            token_exp: Utc::now().timestamp() - 1,
+        };
+        send_message(
+            &store,
+            &pusher,
+            &ws_event("sendMessage", "alice-2", Some(expired), send_frame("x")),
+        )
+        .await;
+        let answer = &pusher.received("alice-2")[0];
+        assert_eq!(answer["data"]["code"], "token_expired");
+        assert_eq!(answer["data"]["client_msg_id"], "c-1");
+
+        // Only sendMessage refusals name one: a typing frame's stray field is not echoed.
+        store.refuse("typing_recipients", "not_a_participant");
+        let typing_frame =
+            json!({"action": "typing", "conversation_id": CONVERSATION, "is_typing": true, "client_msg_id": "t-1"});
+        typing(&store, &pusher, &ws_event("typing", "alice-3", caller, typing_frame)).await;
+        let answer = &pusher.received("alice-3")[0];
+        assert_eq!(answer["data"]["code"], "not_a_participant");
+        assert!(answer["data"].get("client_msg_id").is_none(), "{answer}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_expired_token_gets_token_expired_and_the_socket_is_closed() {
         let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
