@@ -414,7 +414,8 @@ begin
     if found then
       v_payload := jsonb_build_object(
         'user_id', v_rejoined.user_id, 'role', v_rejoined.role,
-        'joined_at', v_rejoined.joined_at, 'added_by', null);
+        'joined_at', v_rejoined.joined_at, 'added_by', null,
+        'profile', (select public.public_profile_json(u) from public.profiles u where u.id = v_rejoined.user_id));
       v_seq := public.append_conversation_event(v_id, 'member.joined', p_user_id, null, v_payload);
       v_deliveries := jsonb_build_array(public.delivery(
         public.event_envelope('member.joined', v_id, v_seq, v_payload),
@@ -694,7 +695,8 @@ begin
     if found then
       v_added := v_added || v_user;
       v_payload := jsonb_build_object(
-        'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', p_user_id);
+        'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', p_user_id,
+        'profile', (select public.public_profile_json(u) from public.profiles u where u.id = v_row.user_id));
       v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
       v_events := v_events || jsonb_build_array(public.event_envelope('member.joined', p_conversation_id, v_seq, v_payload));
     end if;
@@ -791,7 +793,8 @@ begin
   returning * into v_row;
 
   v_payload := jsonb_build_object(
-    'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', null);
+    'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', null,
+    'profile', (select public.public_profile_json(u) from public.profiles u where u.id = v_row.user_id));
   v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
 
   return jsonb_build_object(

@@ -49,9 +49,19 @@ begin
     (select jsonb_agg(payload - 'joined_at' order by seq) from public.conversation_events
       where conversation_id = v_group and type = 'member.joined'),
     jsonb_build_array(
-      jsonb_build_object('user_id', tests.dave(), 'role', 'member', 'added_by', tests.alice()),
-      jsonb_build_object('user_id', tests.carol(), 'role', 'member', 'added_by', tests.alice())),
-    'member.joined payloads');
+      jsonb_build_object('user_id', tests.dave(), 'role', 'member', 'added_by', tests.alice(),
+        'profile', (select public.public_profile_json(p) from public.profiles p where p.id = tests.dave())),
+      jsonb_build_object('user_id', tests.carol(), 'role', 'member', 'added_by', tests.alice(),
+        'profile', (select public.public_profile_json(p) from public.profiles p where p.id = tests.carol()))),
+    'member.joined payloads: who joined, with their public profile');
+  perform tests.eq(
+    (select payload -> 'profile' ->> 'username' from public.conversation_events where conversation_id = v_group and seq = 2),
+    'dave', 'member.joined names the added user');
+  perform tests.eq(
+    (select payload -> 'profile' from public.conversation_events where conversation_id = v_group and seq = 2),
+    (select p -> 'profile' from jsonb_array_elements(v_response -> 'result' -> 'conversation' -> 'participants') p
+      where p ->> 'user_id' = tests.dave()::text),
+    'member.joined profile is the participant''s profile');
   perform tests.eq(
     (select (payload ->> 'joined_at')::timestamptz from public.conversation_events where conversation_id = v_group and seq = 3),
     (select joined_at from public.participants where conversation_id = v_group and user_id = tests.carol()),
@@ -151,7 +161,9 @@ begin
   perform tests.eq((v_response -> 'deliveries' -> 0 -> 'event') - 'data',
     jsonb_build_object('type', 'member.joined', 'conversation_id', v_room, 'seq', 2), 'member.joined envelope');
   perform tests.eq((v_response -> 'deliveries' -> 0 -> 'event' -> 'data') - 'joined_at',
-    jsonb_build_object('user_id', tests.dave(), 'role', 'member', 'added_by', null), 'member.joined data');
+    jsonb_build_object('user_id', tests.dave(), 'role', 'member', 'added_by', null,
+      'profile', (select public.public_profile_json(p) from public.profiles p where p.id = tests.dave())),
+    'member.joined data: the joiner with their public profile');
   perform tests.eq(tests.recipients(v_response, 'member.joined'), array['alice-1', 'carol-1', 'dave-1'],
     'member.joined recipients: every current member, the joiner too');
 

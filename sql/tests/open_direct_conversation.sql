@@ -172,7 +172,9 @@ begin
   -- The return is pushed to both sides' live connections, with its seq.
   perform tests.eq(v_again -> 'deliveries' -> 0 -> 'event' -> 'seq', '3'::jsonb, 'member.joined seq');
   perform tests.eq((v_again -> 'deliveries' -> 0 -> 'event' -> 'data') - 'joined_at',
-    jsonb_build_object('user_id', tests.dave(), 'role', 'member', 'added_by', null), 'member.joined data');
+    jsonb_build_object('user_id', tests.dave(), 'role', 'member', 'added_by', null,
+      'profile', (select public.public_profile_json(p) from public.profiles p where p.id = tests.dave())),
+    'member.joined data: the returning user with their public profile');
   perform tests.eq(tests.recipients(v_again, 'member.joined'), array['alice-phone', 'dave-phone'],
     'member.joined recipients');
 end

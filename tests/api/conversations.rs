@@ -21,14 +21,27 @@ fn participant_ids(conversation: &Value) -> Vec<Uuid> {
         .collect()
 }
 
-fn role_of(conversation: &Value, user: &User) -> Value {
+/// The user's entry among a conversation's participants (null when absent).
+fn participant(conversation: &Value, user: &User) -> Value {
     conversation["participants"]
         .as_array()
         .unwrap()
         .iter()
         .find(|p| p["user_id"] == user.id.to_string())
-        .map(|p| p["role"].clone())
+        .cloned()
         .unwrap_or(Value::Null)
+}
+
+fn role_of(conversation: &Value, user: &User) -> Value {
+    participant(conversation, user)["role"].clone()
+}
+
+/// `member.joined` names the newcomer with the profile their participant entry carries.
+fn assert_joined_profile(event: &Value, conversation: &Value, user: &User) {
+    let profile = &event["data"]["profile"];
+    assert_eq!(profile["id"], user.id.to_string(), "{event}");
+    assert_eq!(profile["username"], user.name.as_str(), "{event}");
+    assert_eq!(*profile, participant(conversation, user)["profile"], "{event}");
 }
 
 /// A stored event as the socket got it: without the replay-only keys.
@@ -378,6 +391,7 @@ async fn a_direct_conversation_that_was_left_is_rejoined_by_opening_it() {
         assert_eq!(event["seq"], 4);
         assert_eq!(event["data"]["user_id"], alice.id.to_string());
         assert!(event["data"]["added_by"].is_null());
+        assert_joined_profile(&event, &reopened["conversation"], &alice);
     }
     let (status, _) = http.get(&alice, &format!("/v1/conversations/{id}/messages")).await;
     assert_eq!(status, 200);
@@ -988,6 +1002,7 @@ async fn the_owner_adds_members_and_everyone_hears_it() {
             assert_eq!(event["data"]["role"], "member");
             assert_eq!(event["data"]["added_by"], alice.id.to_string());
             assert!(event["data"]["joined_at"].is_string());
+            assert_joined_profile(&event, &added["conversation"], user);
         }
     }
     alice_socket.expect_none("conversation.created").await;
@@ -1129,6 +1144,8 @@ async fn joining_a_room_tells_its_members_once_and_groups_cannot_be_joined() {
         assert_eq!(event["data"]["user_id"], bob.id.to_string());
         assert_eq!(event["data"]["role"], "member");
         assert!(event["data"]["added_by"].is_null());
+        assert_joined_profile(&event, &joined["conversation"], &bob);
+        assert_eq!(event["data"]["profile"]["display_name"], "bob");
     }
 
     // A second join changes nothing.
