@@ -493,8 +493,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         this.addConversation(event.data);
         break;
       case "error":
-        this.outbox.refused(event.data);
-        if (event.data.action !== "sendMessage") this.emit("error", new ChatApiError(event.data.status, event.data.code, event.data.message, event.data.request_id, event.data.action ?? undefined));
+        // A refused send settles its message (named by client_msg_id); anything else is the app's to hear.
+        if (!this.outbox.refused(event.data)) this.emit("error", new ChatApiError(event.data.status, event.data.code, event.data.message, event.data.request_id, event.data.action ?? undefined));
         break;
     }
     this.emit("event", event);
@@ -532,27 +532,19 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         break;
       }
       case "member.joined": {
+        const { user_id, role, joined_at, profile } = event.data;
+        // The event carries who joined: no reload. A replay older than the snapshots already held does not
+        // overwrite a cached profile with the one stored at joining.
+        if (newForDetails || newForSummary || !this.profiles.has(user_id)) this.putProfiles([profile]);
         if (c.conversation && newForDetails) {
-          const participants = c.conversation.participants.filter((p) => p.user_id !== event.data.user_id);
-          const profile = this.profiles.get(event.data.user_id);
-          if (profile) {
-            const { id, username, display_name, avatar_url } = profile;
-            participants.push({
-              user_id: event.data.user_id,
-              role: event.data.role,
-              joined_at: event.data.joined_at,
-              last_read_seq: 0,
-              profile: { id, username, display_name, avatar_url },
-            });
-            c.conversation = { ...c.conversation, participants };
-          } else {
-            // The event names the user by id only: reload the details, which carry their profile.
-            void this.refreshDetails(id);
-          }
+          const participants = c.conversation.participants.filter((p) => p.user_id !== user_id);
+          // A newcomer has read nothing; in a room nobody's receipt is shown.
+          const last_read_seq = c.conversation.kind === "room" ? null : 0;
+          participants.push({ user_id, role, joined_at, last_read_seq, profile });
+          c.conversation = { ...c.conversation, participants };
         }
         if (s && newForSummary) s.member_count += 1;
         if (!s) void this.loadConversations().catch(() => {});
-        void this.loadProfiles([event.data.user_id]).catch(() => {});
         break;
       }
       case "member.left": {
@@ -769,7 +761,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     c.conversation = {
       ...c.conversation,
       participants: c.conversation.participants.map((p) =>
-        p.user_id === userId ? { ...p, last_read_seq: Math.max(p.last_read_seq, lastReadSeq) } : p,
+        // null in a room: its members' receipts are not shown (your own is `me.last_read_seq`).
+        p.user_id === userId && p.last_read_seq !== null ? { ...p, last_read_seq: Math.max(p.last_read_seq, lastReadSeq) } : p,
       ),
     };
     this.touch(id);
@@ -797,16 +790,6 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     if ("counterpart" in x && x.counterpart) found.push(x.counterpart);
     if ("participants" in x) for (const p of x.participants) found.push(p.profile);
     if (found.length) this.putProfiles(found);
-  }
-
-  private async refreshDetails(id: string): Promise<void> {
-    try {
-      const details = await this.rest.getConversation({ path: { id } });
-      this.setDetails(details.conversation, details.me);
-      this.touch(id);
-    } catch (error) {
-      this.emit("error", error as Error);
-    }
   }
 
   private listItem(s: ConversationSummary): ConversationListItem {

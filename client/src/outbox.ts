@@ -2,9 +2,12 @@
 // the moment the user sent it and keeps it on every retry, so a resend after a
 // timeout or a reconnect never stores a second message.
 //
-// One `sendMessage` frame is in flight at a time: an `error` answer does not
-// name the `client_msg_id` it refuses, so only with one frame in flight can
-// it be told which message failed. It also keeps the user's order of messages.
+// Sends are pipelined across conversations, one frame in flight per
+// conversation: every `error` answering a send names the `client_msg_id` it
+// refuses, so any number may be out at once, but the server handles each frame
+// in its own invocation, so two frames of one conversation could be stored in
+// either order; one at a time keeps the user's order within a conversation
+// (the only order a seq expresses).
 import { backoffDelay } from "./backoff.js";
 import type { Attachment, EventOf, MessageKind } from "./types.js";
 
@@ -43,11 +46,6 @@ export class ChatSendError extends Error {
 type Ack = EventOf<"message.ack">;
 type ErrorData = EventOf<"error">["data"];
 
-interface Entry extends Outgoing {
-  settle: { resolve(ack: Ack): void; reject(e: ChatSendError): void };
-  tries: number;
-}
-
 export interface OutboxOptions {
   /** Sends a frame on the open socket; false when there is none (the message waits). */
   send(frame: { action: "sendMessage" } & Record<string, unknown>): boolean;
@@ -59,10 +57,18 @@ export interface OutboxOptions {
 
 const RETRYABLE = new Set(["internal_error", "service_unavailable", "token_expired", "unauthorized"]);
 
+interface Entry extends Outgoing {
+  settle: { resolve(ack: Ack): void; reject(e: ChatSendError): void };
+  tries: number;
+  /** Its frame is out, unanswered (until the ack timeout or the socket goes). */
+  inFlight: boolean;
+  /** Waiting to be sent again after a retryable refusal; its conversation waits too. */
+  holding: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
 export class Outbox {
   private queue: Entry[] = [];
-  private inFlight: Entry | null = null;
-  private timer: ReturnType<typeof setTimeout> | undefined;
   private paused = true;
 
   constructor(private readonly o: OutboxOptions) {}
@@ -70,7 +76,7 @@ export class Outbox {
   /** Queues a message; resolves with its acknowledgement, rejects when the server refuses it. */
   add(outgoing: Omit<Outgoing, "status" | "error">): Promise<Ack> {
     return new Promise<Ack>((resolve, reject) => {
-      this.queue.push({ ...outgoing, status: "pending", settle: { resolve, reject }, tries: 0 });
+      this.queue.push({ ...outgoing, status: "pending", settle: { resolve, reject }, tries: 0, inFlight: false, holding: false });
       this.o.changed(outgoing.conversationId);
       this.pump();
     });
@@ -85,19 +91,17 @@ export class Outbox {
     return this.queue.length;
   }
 
-  /** A socket is open: send what waits (an unanswered frame again, with the same id). */
+  /** A socket is open: send what waits (unanswered frames again, with the same ids). */
   resume(): void {
     this.paused = false;
-    this.inFlight = null;
-    clearTimeout(this.timer);
+    for (const e of this.queue) this.idle(e);
     this.pump();
   }
 
   /** The socket is gone: whatever was in flight is sent again on the next one. */
   pause(): void {
     this.paused = true;
-    this.inFlight = null;
-    clearTimeout(this.timer);
+    for (const e of this.queue) this.idle(e);
   }
 
   /** A `message.ack`; returns the message it acknowledges, if it was ours. */
@@ -105,27 +109,35 @@ export class Outbox {
     const i = this.queue.findIndex((e) => e.clientMsgId === ack.data.client_msg_id);
     if (i < 0) return undefined;
     const [entry] = this.queue.splice(i, 1);
-    if (this.inFlight === entry) {
-      this.inFlight = null;
-      clearTimeout(this.timer);
-    }
+    this.idle(entry);
     entry.settle.resolve(ack);
     this.o.changed(entry.conversationId);
     this.pump();
     return entry;
   }
 
-  /** An `error` event; true when it answered the frame in flight. */
+  /** An `error` event; true when it refused one of these messages (named by its `client_msg_id`). */
   refused(error: ErrorData): boolean {
-    if (error.action !== "sendMessage" || !this.inFlight) return false;
-    const entry = this.inFlight;
-    this.inFlight = null;
-    clearTimeout(this.timer);
-    if (RETRYABLE.has(error.code) || error.status >= 500) {
-      // Safe to send again: the same client_msg_id never stores twice.
-      this.timer = setTimeout(() => this.pump(), backoffDelay(entry.tries, { random: this.o.random }));
+    if (error.action !== "sendMessage" || error.client_msg_id === undefined) return false;
+    const entry = this.queue.find((e) => e.clientMsgId === error.client_msg_id);
+    if (!entry || entry.status !== "pending") return false;
+    const retryAfterMs =
+      error.code === "rate_limited"
+        ? (error.retry_after_ms ?? backoffDelay(entry.tries, { random: this.o.random }))
+        : RETRYABLE.has(error.code) || error.status >= 500
+          ? backoffDelay(entry.tries, { random: this.o.random })
+          : undefined;
+    if (retryAfterMs !== undefined) {
+      // Nothing was stored, or the same client_msg_id will find what was: safe to send again.
+      this.idle(entry);
+      entry.holding = true;
+      entry.timer = setTimeout(() => {
+        entry.holding = false;
+        this.pump();
+      }, retryAfterMs);
       return true;
     }
+    this.idle(entry);
     entry.status = "failed";
     entry.error = new ChatSendError(error.code, error.message, error.status, entry.clientMsgId);
     entry.settle.reject(entry.error);
@@ -159,7 +171,7 @@ export class Outbox {
   drop(conversationId: string, reason: ChatSendError): void {
     for (const entry of this.queue.filter((e) => e.conversationId === conversationId)) {
       if (entry.status === "pending") entry.settle.reject(reason);
-      if (this.inFlight === entry) this.inFlight = null;
+      this.idle(entry);
     }
     this.queue = this.queue.filter((e) => e.conversationId !== conversationId);
     this.o.changed(conversationId);
@@ -167,27 +179,39 @@ export class Outbox {
   }
 
   dispose(): void {
-    clearTimeout(this.timer);
+    for (const e of this.queue) this.idle(e);
   }
 
+  /** Neither in flight nor holding: sendable again. */
+  private idle(entry: Entry): void {
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    entry.inFlight = false;
+    entry.holding = false;
+  }
+
+  /** Sends, for each conversation with nothing in flight or holding, its oldest pending message. */
   private pump(): void {
-    if (this.paused || this.inFlight) return;
-    const entry = this.queue.find((e) => e.status === "pending");
-    if (!entry) return;
-    const sent = this.o.send({
-      action: "sendMessage",
-      conversation_id: entry.conversationId,
-      client_msg_id: entry.clientMsgId,
-      ...entry.draft,
-    });
-    if (!sent) return;
-    entry.tries += 1;
-    this.inFlight = entry;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      // No answer: send it again (same id), on this socket or the next.
-      if (this.inFlight === entry) this.inFlight = null;
-      this.pump();
-    }, this.o.ackTimeoutMs ?? 10_000);
+    if (this.paused) return;
+    const busy = new Set(this.queue.filter((e) => e.inFlight || e.holding).map((e) => e.conversationId));
+    for (const entry of this.queue) {
+      if (entry.status !== "pending" || busy.has(entry.conversationId)) continue;
+      busy.add(entry.conversationId);
+      const sent = this.o.send({
+        action: "sendMessage",
+        conversation_id: entry.conversationId,
+        client_msg_id: entry.clientMsgId,
+        ...entry.draft,
+      });
+      if (!sent) return;
+      entry.tries += 1;
+      entry.inFlight = true;
+      entry.timer = setTimeout(() => {
+        // No answer: send it again (same id), on this socket or the next.
+        entry.inFlight = false;
+        entry.timer = undefined;
+        this.pump();
+      }, this.o.ackTimeoutMs ?? 10_000);
+    }
   }
 }

@@ -105,7 +105,8 @@ export class Sequencer {
           const page = await this.o.fetchEvents(conversationId, track.applied);
           if (this.tracks.get(conversationId) !== track) return;
           for (const stored of page.events) {
-            const event = stored as unknown as DurableEvent;
+            // A replayed event is the pushed one plus who caused it and when.
+            const event: DurableEvent = stored;
             if (event.seq === track.applied + 1) this.applyOne(track, event);
             else if (event.seq > track.applied) track.buffer.set(event.seq, event);
           }

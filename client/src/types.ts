@@ -23,6 +23,8 @@ export type ApiErrorBody = Schemas["Error"];
 export type SendMessageRequest = Schemas["SendMessageRequest"];
 export type UnreadCounts = Schemas["UnreadCounts"];
 export type EventsPage = Schemas["EventsPage"];
+/** A durable event replayed by `GET /v1/conversations/{id}/events`: typed by `type` like the pushed one, plus `actor_id` and `created_at`. */
+export type StoredEvent = Schemas["StoredEvent"];
 
 /** Every server → client WebSocket event, discriminated by `type`. */
 export type ServerEvent = Schemas["ServerEvent"];

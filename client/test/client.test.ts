@@ -5,6 +5,9 @@ import { ChatApiError, createRestClient } from "../src/rest.js";
 import type { ServerEvent } from "../src/types.js";
 import { ALICE, BOB, CONV, FakeWebSocket, created, fakeFetch, message, token } from "./fakes.js";
 
+/** A conversation the fake server does not list. */
+const OTHER = "c0ffee00-0000-4000-8000-000000000002";
+
 /** A server holding one direct conversation between alice (the client) and bob. */
 function server() {
   const history: ServerEvent[] = [created(1)];
@@ -155,7 +158,7 @@ describe("chat client", () => {
       ["hello", "pending"],
       ["again", "pending"],
     ]);
-    // One frame in flight at a time: an error would not say which message it refuses.
+    // One frame in flight per conversation: two could be stored in either order.
     expect(FakeWebSocket.last.frames("sendMessage")).toEqual([
       { action: "sendMessage", conversation_id: CONV, client_msg_id: "c-1", body: "hello" },
     ]);
@@ -209,7 +212,7 @@ describe("chat client", () => {
     const ok = chat.send(CONV, "fine");
     ws.push({
       type: "error",
-      data: { code: "message_too_long", message: "`body` may hold at most 5000 characters", status: 413, action: "sendMessage", request_id: "r" },
+      data: { code: "message_too_long", message: "`body` may hold at most 5000 characters", status: 413, action: "sendMessage", request_id: "r", client_msg_id: "c-1" },
     });
     await expect(tooLong).rejects.toBeInstanceOf(ChatSendError);
     await expect(tooLong).rejects.toMatchObject({ code: "message_too_long", clientMsgId: "c-1" });
@@ -230,10 +233,122 @@ describe("chat client", () => {
     ws.open();
     await flush();
     void chat.send(CONV, "hello");
-    ws.push({ type: "error", data: { code: "service_unavailable", message: "try again", status: 503, action: "sendMessage", request_id: null } });
+    ws.push({ type: "error", data: { code: "service_unavailable", message: "try again", status: 503, action: "sendMessage", request_id: null, client_msg_id: "c-1" } });
     await vi.advanceTimersByTimeAsync(1000);
     expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-1"]);
     expect(chat.getConversationView(CONV).messages.map((m) => m.status)).toEqual(["pending"]);
+  });
+
+  it("pipelines sends to different conversations; an error refusing the second fails that one only", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch);
+    const errors: unknown[] = [];
+    chat.on("error", (e) => errors.push(e));
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    const first = chat.send(CONV, "to bob");
+    const second = chat.send(OTHER, "to a conversation I left");
+    const third = chat.send(CONV, "after the first");
+    // Both conversations' first message at once; the third waits for its conversation's first.
+    expect(ws.frames("sendMessage").map((f) => [f.conversation_id, f.client_msg_id])).toEqual([
+      [CONV, "c-1"],
+      [OTHER, "c-2"],
+    ]);
+    ws.push({
+      type: "error",
+      data: { code: "not_a_participant", message: "You are not a participant of this conversation.", status: 403, action: "sendMessage", request_id: "r", client_msg_id: "c-2" },
+    });
+    await expect(second).rejects.toMatchObject({ code: "not_a_participant", clientMsgId: "c-2" });
+    expect(chat.getConversationView(OTHER).messages.map((m) => m.status)).toEqual(["failed"]);
+    expect(chat.getConversationView(CONV).messages.map((m) => [m.body, m.status])).toEqual([
+      ["to bob", "pending"],
+      ["after the first", "pending"],
+    ]);
+    expect(errors).toEqual([]); // the refusal settled its message; it is not an app-level error
+    ws.push({ type: "message.ack", conversation_id: CONV, data: { client_msg_id: "c-1", id: message(2).id, seq: 2, created_at: "2026-11-21T07:00:02Z", duplicate: false } });
+    await expect(first).resolves.toMatchObject({ seq: 2, body: "to bob" });
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2", "c-3"]);
+    ws.push({ type: "message.ack", conversation_id: CONV, data: { client_msg_id: "c-3", id: message(3).id, seq: 3, created_at: "2026-11-21T07:00:03Z", duplicate: false } });
+    await expect(third).resolves.toMatchObject({ seq: 3 });
+  });
+
+  it("a rate-limited send waits retry_after_ms, holding its conversation, then goes again with the same id", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    void chat.send(CONV, "one");
+    void chat.send(CONV, "two");
+    ws.push({
+      type: "error",
+      data: { code: "rate_limited", message: "slow down", status: 429, action: "sendMessage", request_id: "r", client_msg_id: "c-1", retry_after_ms: 3000 },
+    });
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1"]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-1"]);
+    expect(chat.getConversationView(CONV).messages.map((m) => m.status)).toEqual(["pending", "pending"]);
+  });
+
+  it("member.joined puts the newcomer, named by the event's profile, in the participants without reloading", async () => {
+    const CAROL = "00000000-0000-4000-8000-0000000ca201";
+    const profile = (id: string, username: string, display_name: string) => ({ id, username, display_name, avatar_url: null });
+    const participant = (id: string, username: string, role: "owner" | "member") => ({
+      user_id: id,
+      role,
+      joined_at: "2026-11-21T07:00:00Z",
+      last_read_seq: 1,
+      profile: profile(id, username, username.toUpperCase()),
+    });
+    const group = {
+      id: CONV,
+      kind: "group",
+      name: "Trip",
+      context_type: null,
+      context_id: null,
+      created_by: ALICE,
+      created_at: "2026-11-21T07:00:00Z",
+      last_seq: 1,
+      participants: [participant(ALICE, "alice", "owner"), participant(BOB, "bob", "member")],
+    };
+    const me = { role: "owner", joined_at: "2026-11-21T07:00:00Z", archived: false, muted: false, last_read_seq: 1, unread_count: 0 };
+    const { fetch, calls } = fakeFetch({
+      "GET /v1/conversations": () => ({ body: { conversations: [], next_cursor: null } }),
+      "GET /v1/unread": () => ({ body: { total: 0, conversations: [] } }),
+      "GET /v1/presence": () => ({ body: { presence: [] } }),
+      "GET /v1/conversations/{id}": () => ({ body: { conversation: group, me } }),
+      "GET /v1/conversations/{id}/messages": () => ({ body: { messages: [], has_more: false } }),
+    });
+    const { chat, seqs } = client(fetch);
+    chat.connect();
+    await flush();
+    FakeWebSocket.last.open();
+    await flush();
+    await chat.open(CONV);
+    FakeWebSocket.last.push({
+      type: "member.joined",
+      conversation_id: CONV,
+      seq: 2,
+      data: { user_id: CAROL, role: "member", joined_at: "2026-11-21T07:05:00Z", added_by: ALICE, profile: profile(CAROL, "carol", "Carol") },
+    });
+    await flush();
+    expect(seqs).toEqual([2]);
+    const participants = chat.getConversationView(CONV).conversation?.participants ?? [];
+    expect(participants.map((p) => [p.profile.username, p.role, p.last_read_seq])).toEqual([
+      ["alice", "owner", 1],
+      ["bob", "member", 1],
+      ["carol", "member", 0],
+    ]);
+    expect(chat.displayName(CAROL)).toBe("Carol");
+    const asked = calls.map((c) => c.url.pathname);
+    expect(asked.filter((p) => p === `/v1/conversations/${CONV}`)).toHaveLength(1);
+    expect(asked.filter((p) => p === "/v1/users")).toEqual([]);
   });
 
   it("marks read: the unread count drops at once and one markRead frame goes out", async () => {

@@ -94,6 +94,20 @@ describe.skipIf(!live)("against the local stack", () => {
     await until("typing gone", () => !bob.chat.getConversationView(conversation.id).typingUserIds.includes(aliceId));
   }, 60_000);
 
+  it("sends to two conversations go out together; the server's refusal of the second fails that one only", async () => {
+    const alice = user(live!.alice);
+    alice.chat.connect();
+    await state(alice.chat, "connected");
+    const conversation = await alice.chat.openDirect(subjectOf(live!.bob)!);
+    // No such conversation: refused as not_a_participant, named by its client_msg_id.
+    const nowhere = "c0ffee00-0000-4000-8000-00000000dead";
+    const tag = Math.random().toString(36).slice(2, 8);
+    const [ok, refused] = await Promise.allSettled([alice.chat.send(conversation.id, `pipelined ${tag}`), alice.chat.send(nowhere, "lost")]);
+    expect(ok).toMatchObject({ status: "fulfilled", value: { body: `pipelined ${tag}` } });
+    expect(refused).toMatchObject({ status: "rejected", reason: { code: "not_a_participant", status: 403 } });
+    expect(alice.chat.getConversationView(nowhere).messages.map((m) => m.status)).toEqual(["failed"]);
+  });
+
   it("a refused token: one more try with a fresh one, then the error", async () => {
     let calls = 0;
     const chat = new ChatClient({
