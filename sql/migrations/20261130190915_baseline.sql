@@ -1202,6 +1202,21 @@ end;
 $$;
 revoke execute on function public.validated_conversation_name(text) from public, anon, authenticated, service_role;
 
+-- The data of a member.joined event: who joined, as what, added by whom, and
+-- the newcomer's public profile, so clients need no lookup to name them.
+create function public.member_joined_data(p_member public.participants, p_added_by uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'user_id', p_member.user_id, 'role', p_member.role,
+    'joined_at', p_member.joined_at, 'added_by', p_added_by,
+    'profile', (select public.public_profile_json(u) from public.profiles u where u.id = p_member.user_id))
+$$;
+revoke execute on function public.member_joined_data(public.participants, uuid) from public, anon, authenticated, service_role;
+
 -- ===========================================================================
 -- Internal RPCs (service_role only; the caller is p_user_id)
 -- ===========================================================================
@@ -1315,10 +1330,7 @@ begin
     returning p.* into v_rejoined;
 
     if found then
-      v_payload := jsonb_build_object(
-        'user_id', v_rejoined.user_id, 'role', v_rejoined.role,
-        'joined_at', v_rejoined.joined_at, 'added_by', null,
-        'profile', (select public.public_profile_json(u) from public.profiles u where u.id = v_rejoined.user_id));
+      v_payload := public.member_joined_data(v_rejoined, null);
       v_seq := public.append_conversation_event(v_id, 'member.joined', p_user_id, null, v_payload);
       v_deliveries := jsonb_build_array(public.delivery(
         public.event_envelope('member.joined', v_id, v_seq, v_payload),
@@ -1597,9 +1609,7 @@ begin
 
     if found then
       v_added := v_added || v_user;
-      v_payload := jsonb_build_object(
-        'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', p_user_id,
-        'profile', (select public.public_profile_json(u) from public.profiles u where u.id = v_row.user_id));
+      v_payload := public.member_joined_data(v_row, p_user_id);
       v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
       v_events := v_events || jsonb_build_array(public.event_envelope('member.joined', p_conversation_id, v_seq, v_payload));
     end if;
@@ -1695,9 +1705,7 @@ begin
          role = excluded.role
   returning * into v_row;
 
-  v_payload := jsonb_build_object(
-    'user_id', v_row.user_id, 'role', v_row.role, 'joined_at', v_row.joined_at, 'added_by', null,
-    'profile', (select public.public_profile_json(u) from public.profiles u where u.id = v_row.user_id));
+  v_payload := public.member_joined_data(v_row, null);
   v_seq := public.append_conversation_event(p_conversation_id, 'member.joined', p_user_id, null, v_payload);
 
   return jsonb_build_object(

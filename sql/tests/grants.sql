@@ -120,6 +120,7 @@ select sig, 'helper' from unnest(array[
   'public.contact_recipients(uuid)',
   'public.profile_json(public.profiles,uuid)',
   'public.public_profile_json(public.profiles)',
+  'public.member_joined_data(public.participants,uuid)',
   'public.check_user_ids(uuid[])',
   'public.unread_count(uuid,uuid,bigint)',
   'public.me_json(public.participants)',
