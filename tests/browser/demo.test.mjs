@@ -28,15 +28,10 @@ async function signIn(user, { viewport = { width: 1100, height: 700 }, query = "
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (e) => problems.push(e.message));
-  // What the server pushed about presence, to explain a failure.
-  const presence = [];
-  page.on("websocket", (ws) =>
-    ws.on("framereceived", ({ payload }) => String(payload).includes('"presence"') && presence.push(String(payload))),
-  );
   await page.goto(`${demo.url}/${query}`);
   await page.getByTestId(`signin-${user}`).click();
   await page.locator('[data-testid=connection-state][data-state=connected]').waitFor(WAIT);
-  return { context, page, problems, net, presence };
+  return { context, page, problems, net, received: net.received };
 }
 
 /**
@@ -45,19 +40,27 @@ async function signIn(user, { viewport = { width: 1100, height: 700 }, query = "
  * routing) that `down()` cuts, closing both ends, and that refuses new ones
  * until `up()`; HTTP fails meanwhile (the context is offline). `up()` brings
  * the context back online, which fires the page's `online` event.
+ * `received` lists the frames the server sent.
  */
 async function networkSwitch(context) {
   let offline = false;
   const open = new Set();
+  // What the server sent, to explain a failure.
+  const received = [];
   await context.routeWebSocket(
     (url) => url.href.startsWith(stack.websocket_url),
     (ws) => {
       if (offline) return ws.close({ code: 4000, reason: "offline in the test" });
       const server = ws.connectToServer();
+      server.onMessage((frame) => {
+        received.push(`${new Date().toISOString()} ${frame}`);
+        ws.send(frame);
+      });
       open.add(server);
     },
   );
   return {
+    received,
     async down() {
       offline = true;
       await context.setOffline(true);
@@ -144,7 +147,8 @@ describe("the demo in a browser", () => {
       .locator("[data-testid=member][data-username=bob] [data-testid=presence][data-online=true]")
       .waitFor(WAIT)
       .catch((error) => {
-        throw new Error(`${error.message}\npresence events alice's page got: ${alice.presence.join("\n")}`);
+        const presence = alice.received.filter((frame) => frame.includes('"presence"'));
+        throw new Error(`${error.message}\npresence events alice's page got:\n${presence.join("\n")}`);
       });
     assert.deepEqual([...alice.problems, ...bob.problems], []);
   });
