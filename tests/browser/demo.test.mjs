@@ -132,15 +132,20 @@ describe("the demo in a browser", () => {
     assert.deepEqual([...alice.problems, ...bob.problems], []);
   });
 
-  it("presence: once both have written, each sees the other online, and bob's return is pushed to alice", async () => {
+  it("presence: once both have written, bob's return is pushed to alice and his client asks for hers", async () => {
     // Contacts see each other's presence: people who have both written in a conversation.
     await send(bob.page, "hi alice");
     await message(alice.page, "hi alice").waitFor(WAIT);
     const bobOnAlicePage = alice.page.locator("[data-testid=member][data-username=bob] [data-testid=presence]");
     assert.equal(await bobOnAlicePage.getAttribute("data-online"), "false", "not contacts when alice opened it");
 
-    // A fresh page asks for its contacts' presence; its new socket tells alice.
-    await bob.page.reload();
+    // Bob goes away for good (the server holds no socket of his), then comes
+    // back: his first socket is pushed to his contacts, and his client asks
+    // for theirs. (A page reload would not do: its new socket may register
+    // before the old one is gone, and then nobody is told anything.)
+    await bob.net.down();
+    await until("bob's connections are gone", async () => (await connectionsOf(stack, "bob")).length === 0);
+    await bob.net.up();
     await bob.page.locator("[data-testid=connection-state][data-state=connected]").waitFor(WAIT);
     await row(bob.page, "Alice").locator("[data-testid=presence][data-online=true]").waitFor(WAIT);
     await alice.page
