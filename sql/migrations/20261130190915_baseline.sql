@@ -126,8 +126,10 @@ $$;
 -- A text without the characters that show nothing, or change how the text
 -- around them shows, so that a name could pose as another ("ali" U+200B
 -- "ce", "alice" U+202E) or look empty: control characters, bidi controls and
--- marks, zero-width and other invisible format characters, soft hyphen and
--- the Hangul fillers. Variation selectors are not among them: emoji need them.
+-- marks, zero-width and other invisible format characters, soft hyphen, the
+-- Hangul fillers and the blank braille pattern (U+2800, which shows as
+-- nothing but is no White_Space). Variation selectors are not among them:
+-- emoji need them. Rust: chat::domain::is_invisible.
 create function public.strip_invisible(p_text text)
 returns text
 language sql
@@ -135,7 +137,7 @@ immutable
 set search_path = ''
 as $$
   select regexp_replace(p_text,
-    '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]',
+    '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb]',
     '', 'g')
 $$;
 
@@ -203,17 +205,18 @@ revoke execute on function public.validated_query_text(text, int) from public, a
 -- Not an API: check constraints evaluate them with the writer's privileges,
 -- and only the table owner and service_role write messages. Users update
 -- their own profile, whose constraints call has_invisible (and through it
--- strip_invisible): both are pure, so executing them tells nobody anything.
-revoke execute on function public.trim_blank(text) from public, anon, authenticated;
-revoke execute on function public.is_blank(text) from public, anon, authenticated;
+-- strip_invisible) and is_blank (and through it trim_blank): all four are
+-- pure, so executing them tells nobody anything.
+revoke execute on function public.trim_blank(text) from public, anon;
+revoke execute on function public.is_blank(text) from public, anon;
 revoke execute on function public.has_control(text) from public, anon, authenticated, service_role;
 revoke execute on function public.strip_invisible(text) from public, anon;
 grant execute on function public.strip_invisible(text) to authenticated, service_role;
 revoke execute on function public.has_invisible(text) from public, anon;
 grant execute on function public.has_invisible(text) to authenticated, service_role;
 revoke execute on function public.has_bidi_control(text) from public, anon, authenticated, service_role;
-grant execute on function public.trim_blank(text) to service_role;
-grant execute on function public.is_blank(text) to service_role;
+grant execute on function public.trim_blank(text) to authenticated, service_role;
+grant execute on function public.is_blank(text) to authenticated, service_role;
 
 -- The envelope of every server -> client event. A key that does not apply is
 -- absent rather than null, so a client can tell a durable event (it has a
@@ -343,9 +346,11 @@ create table public.profiles (
     constraint profiles_username_format check (username ~ '^[A-Za-z0-9_.-]{3,32}$'),
   -- Free text in any script, but nothing invisible or reordering
   -- (public.has_invisible): a display name cannot hide or mimic another.
+  -- None, or one that shows something: a blank one would name nobody.
   display_name text
     constraint profiles_display_name_length check (char_length(display_name) <= 200)
-    constraint profiles_display_name_text check (not public.has_invisible(display_name)),
+    constraint profiles_display_name_text check (not public.has_invisible(display_name))
+    constraint profiles_display_name_not_blank check (display_name is null or not public.is_blank(display_name)),
   avatar_url text
     constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048)
     -- Rendered by clients as an image source: https only, no javascript: or data:.
@@ -415,7 +420,8 @@ create policy "profiles are updatable by their owner"
 -- one (retried, because two sign-ups can race for the same name, and a user
 -- may have taken any name as theirs): sign-up never fails on a name. Never
 -- from the e-mail: profiles are readable by every signed-in user. The
--- display name loses what has_invisible refuses.
+-- display name is the first of the metadata's names that is not blank once
+-- it has lost what has_invisible refuses, else the username.
 create function public.handle_new_auth_user()
 returns trigger
 language plpgsql
@@ -442,12 +448,12 @@ begin
       values (
         new.id,
         v_candidate,
-        left(btrim(public.strip_invisible(coalesce(
-          nullif(btrim(v_meta ->> 'display_name'), ''),
-          nullif(btrim(v_meta ->> 'full_name'), ''),
-          nullif(btrim(v_meta ->> 'name'), ''),
+        left(coalesce(
+          nullif(public.trim_blank(public.strip_invisible(v_meta ->> 'display_name')), ''),
+          nullif(public.trim_blank(public.strip_invisible(v_meta ->> 'full_name')), ''),
+          nullif(public.trim_blank(public.strip_invisible(v_meta ->> 'name')), ''),
           v_base
-        ))), 200),
+        ), 200),
         case when v_meta ->> 'avatar_url' ~ '^https://[^[:space:][:cntrl:]]+$'
              then left(v_meta ->> 'avatar_url', 2048) end
       )
@@ -501,8 +507,10 @@ create trigger create_profile_for_new_user
 -- ===========================================================================
 
 -- Rate limits: a token bucket per user and action, taken inside the write it
--- guards (send_message, typing_recipients, create_conversation,
--- open_direct_conversation, join_room), so that a refused call costs the same
+-- guards ('message': send_message, edit_message; 'typing':
+-- typing_recipients; 'conversation': create_conversation,
+-- open_direct_conversation, update_conversation's rename, add_members;
+-- 'join': join_room), so that a refused call costs the same
 -- one round trip, stores nothing (the refusal rolls the whole call back, the
 -- bucket's own update with it) and cannot be raced past.
 --
@@ -596,9 +604,11 @@ revoke execute on function public.take_token(uuid, text, int, int) from public, 
 
 -- Blocks: a user stops another. A block is one-sided to make (only the
 -- blocker can lift it) and cuts both ways once made: neither of the two can
--- open a direct conversation with the other or send into their direct
--- conversations (blocked), and neither sees the other's presence or typing
--- (presence_visible, typing_recipients). In groups and rooms both stay
+-- open a direct conversation with the other, send or edit in their direct
+-- conversations (blocked; deleting stays allowed), or put the other in a
+-- group or room (create_conversation, add_members), and neither sees the
+-- other's presence, typing or read receipts (presence_visible,
+-- without_blocked). In groups and rooms they already share both stay
 -- members and messages flow; the blocker's client hides the blocked user's
 -- messages, knowing whom from list_blocks.
 --
@@ -691,6 +701,16 @@ begin
     if (select count(*) from public.blocks b where b.blocker_id = v_me) >= 1000 then
       perform public.api_error('too_many_blocks', 'At most 1000 users can be blocked; unblock someone first.');
     end if;
+    -- The pair's direct conversations, locked as every write into them
+    -- locks them (refuse_if_blocked): a send or edit under way commits
+    -- before the block does, and one that comes after sees the block.
+    perform 1
+    from public.conversations c
+    where c.kind = 'direct'
+      and c.direct_user_low = least(v_me, p_user_id)
+      and c.direct_user_high = greatest(v_me, p_user_id)
+    order by c.id
+    for no key update;
     insert into public.blocks (blocker_id, blocked_id)
     values (v_me, p_user_id)
     returning * into v_block;
@@ -920,8 +940,12 @@ create table public.conversations (
   id uuid primary key default gen_random_uuid(),
   kind text not null
     constraint conversations_kind_check check (kind in ('direct', 'group', 'room')),
+  -- Shown in lists and notifications, and how rooms are found: nothing
+  -- invisible or reordering (public.has_invisible), so that a name can
+  -- neither look empty nor pose as another (validated_conversation_name).
   name text
-    constraint conversations_name_length check (char_length(name) between 1 and 200),
+    constraint conversations_name_length check (char_length(name) between 1 and 200)
+    constraint conversations_name_text check (not public.has_invisible(name)),
   context_type text
     constraint conversations_context_type_length check (char_length(context_type) between 1 and 100),
   context_id text
@@ -958,7 +982,9 @@ create index conversations_room_idx on public.conversations (created_at) where k
 -- Room names are how rooms are found, so two rooms may not share one, in any
 -- letter case. Enforced by the database, not only by the RPCs' checks, because
 -- two creators can race for the same name; the RPCs turn the violation into
--- room_name_taken. Groups and direct conversations may share names.
+-- room_name_taken. Groups and direct conversations may share names. A name
+-- holds nothing invisible (conversations_name_text), so two names that show
+-- alike are alike here too: "Lima" and "Li" U+200B "ma" cannot both exist.
 create unique index conversations_room_name_key
   on public.conversations (lower(name))
   where kind = 'room';
@@ -1112,6 +1138,21 @@ as $$
 $$;
 revoke execute on function public.live_recipients(uuid, uuid) from public, anon, authenticated, service_role;
 
+-- Recipients (Recipient JSON) but for the users with a block between them
+-- and p_user_id, either way: what a block hides of a user (typing, read
+-- receipts) reaches neither of the two.
+create function public.without_blocked(p_recipients jsonb, p_user_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
+  from jsonb_array_elements(p_recipients) as r
+  where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
+$$;
+revoke execute on function public.without_blocked(jsonb, uuid) from public, anon, authenticated, service_role;
+
 -- The caller of a user-facing RPC. service_role without a user's claims has
 -- no caller, and must not be mistaken for one.
 create function public.require_caller()
@@ -1180,8 +1221,10 @@ $$;
 revoke execute on function public.lock_as_participant(uuid, uuid) from public, anon, authenticated, service_role;
 
 -- A conversation name as stored: trimmed of blank characters, 1 to 200
--- characters, no control characters (names are shown in lists and
--- notifications), or invalid_name.
+-- characters, nothing invisible or reordering (has_invisible: control
+-- characters, bidi controls and marks, zero-width characters, fillers; names
+-- are shown in lists and notifications, and find rooms), or invalid_name.
+-- Rust: chat::domain's NewConversation and ConversationPatch.
 create function public.validated_conversation_name(p_name text)
 returns text
 language plpgsql
@@ -1194,8 +1237,9 @@ begin
   if v_name is null
      or v_name = ''
      or char_length(v_name) > 200
-     or public.has_control(v_name) then
-    perform public.api_error('invalid_name', 'The name must be 1 to 200 characters, without control characters.');
+     or public.has_invisible(v_name) then
+    perform public.api_error('invalid_name',
+      'The name must be 1 to 200 characters, without control, invisible or bidirectional formatting characters.');
   end if;
   return v_name;
 end;
@@ -1216,6 +1260,25 @@ as $$
     'profile', (select public.public_profile_json(u) from public.profiles u where u.id = p_member.user_id))
 $$;
 revoke execute on function public.member_joined_data(public.participants, uuid) from public, anon, authenticated, service_role;
+
+-- Refuses (blocked) to put users in a conversation with p_user_id when a
+-- block stands between p_user_id and any of them, either way
+-- (15_blocks.sql): a new group would otherwise carry what the block cuts
+-- from their direct conversation. Like that refusal, it says neither who
+-- blocked whom nor which of the users it is.
+create function public.refuse_blocked_members(p_user_id uuid, p_member_ids uuid[])
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from unnest(p_member_ids) as m where public.blocked_between(p_user_id, m)) then
+    perform public.api_error('blocked', 'You and one of these users cannot message each other.');
+  end if;
+end;
+$$;
+revoke execute on function public.refuse_blocked_members(uuid, uuid[]) from public, anon, authenticated, service_role;
 
 -- ===========================================================================
 -- Internal RPCs (service_role only; the caller is p_user_id)
@@ -1321,9 +1384,12 @@ begin
     -- membership change.
     perform 1 from public.conversations c where c.id = v_id for no key update;
 
+    -- A member who comes back has not taken part yet (presence_visible):
+    -- what they wrote before leaving does not make contacts again.
     update public.participants p
        set left_at = null,
-           joined_at = now()
+           joined_at = now(),
+           first_sent_at = null
      where p.conversation_id = v_id
        and p.user_id = p_user_id
        and p.left_at is not null
@@ -1349,8 +1415,9 @@ revoke execute on function public.open_direct_conversation(uuid, uuid, text, tex
 grant execute on function public.open_direct_conversation(uuid, uuid, text, text, int, int) to service_role;
 
 -- Creates a group or a public room with the caller as owner and the given
--- users as members, its conversation.created event as seq 1. Rate limited
--- per user (take_token's 'conversation' bucket).
+-- users as members, its conversation.created event as seq 1. Refused
+-- (blocked) when a block stands between the caller and any of the members.
+-- Rate limited per user (take_token's 'conversation' bucket).
 create function public.create_conversation(
   p_user_id uuid,
   p_kind text,
@@ -1400,6 +1467,7 @@ begin
   ) then
     perform public.api_error('user_not_found', 'No such user.');
   end if;
+  perform public.refuse_blocked_members(p_user_id, v_members);
   if p_kind = 'room' and exists (
     select 1 from public.conversations c where c.kind = 'room' and lower(c.name) = lower(v_name)
   ) then
@@ -1444,13 +1512,16 @@ grant execute on function public.create_conversation(uuid, text, text, uuid[], i
 
 -- Renames a group or room (owner only, a durable event for everyone) and/or
 -- changes the caller's own archived / muted settings (private, no event).
--- Every check comes before the first write.
+-- Every check comes before the first write. A rename is rate limited per user
+-- (take_token's 'conversation' bucket); the settings are not.
 create function public.update_conversation(
   p_user_id uuid,
   p_conversation_id uuid,
   p_name text default null,
   p_archived boolean default null,
-  p_muted boolean default null
+  p_muted boolean default null,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -1474,6 +1545,10 @@ begin
     -- Only the caller's own row changes: no need to hold up the conversation.
     v_me := public.require_participant(p_conversation_id, p_user_id);
   else
+    -- The bucket before the conversation's lock (12_rate_limits.sql); an
+    -- outsider is refused before either.
+    perform public.require_participant(p_conversation_id, p_user_id);
+    perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
     v_me := public.lock_as_participant(p_conversation_id, p_user_id);
     select c.* into v_conversation from public.conversations c where c.id = p_conversation_id;
     if v_conversation.kind = 'direct' then
@@ -1528,17 +1603,21 @@ begin
   );
 end;
 $$;
-revoke execute on function public.update_conversation(uuid, uuid, text, boolean, boolean) from public, anon, authenticated;
-grant execute on function public.update_conversation(uuid, uuid, text, boolean, boolean) to service_role;
+revoke execute on function public.update_conversation(uuid, uuid, text, boolean, boolean, int, int) from public, anon, authenticated;
+grant execute on function public.update_conversation(uuid, uuid, text, boolean, boolean, int, int) to service_role;
 
 -- Adds users to a group or room (owner only). Current members are skipped;
 -- former members come back as members. Each addition is a durable
 -- member.joined event; the added users are also sent the conversation itself,
--- which they did not know.
+-- which they did not know. Refused (blocked) when a block stands between the
+-- owner and any of the users. Rate limited per user, per call (take_token's
+-- 'conversation' bucket).
 create function public.add_members(
   p_user_id uuid,
   p_conversation_id uuid,
-  p_user_ids uuid[]
+  p_user_ids uuid[],
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -1590,6 +1669,9 @@ begin
   ) then
     perform public.api_error('user_not_found', 'No such user.');
   end if;
+  perform public.refuse_blocked_members(p_user_id, v_ids);
+  -- The bucket before the conversation's lock (12_rate_limits.sql).
+  perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
 
   -- Ownership as of the lock: the owner may have left meanwhile.
   v_me := public.lock_as_participant(p_conversation_id, p_user_id);
@@ -1600,10 +1682,15 @@ begin
   foreach v_user in array v_ids loop
     insert into public.participants (conversation_id, user_id, role, joined_at)
     values (p_conversation_id, v_user, 'member', now())
+    -- A former member comes back as someone who has not taken part yet:
+    -- what they wrote before leaving does not make contacts again
+    -- (presence_visible), or being added back would show their presence
+    -- without their doing anything.
     on conflict (conversation_id, user_id) do update
        set left_at = null,
            joined_at = excluded.joined_at,
-           role = 'member'
+           role = 'member',
+           first_sent_at = null
      where public.participants.left_at is not null
     returning * into v_row;
 
@@ -1636,8 +1723,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.add_members(uuid, uuid, uuid[]) from public, anon, authenticated;
-grant execute on function public.add_members(uuid, uuid, uuid[]) to service_role;
+revoke execute on function public.add_members(uuid, uuid, uuid[], int, int) from public, anon, authenticated;
+grant execute on function public.add_members(uuid, uuid, uuid[], int, int) to service_role;
 
 -- Joins a public room. Joining again is not an error (joined = false).
 -- A room whose members all left has no owner; whoever joins it next becomes
@@ -1699,10 +1786,12 @@ begin
 
   insert into public.participants (conversation_id, user_id, role, joined_at)
   values (p_conversation_id, p_user_id, v_role, now())
+  -- A former member has not taken part since coming back (see add_members).
   on conflict (conversation_id, user_id) do update
      set left_at = null,
          joined_at = excluded.joined_at,
-         role = excluded.role
+         role = excluded.role,
+         first_sent_at = null
   returning * into v_row;
 
   v_payload := public.member_joined_data(v_row, null);
@@ -2239,6 +2328,30 @@ end;
 $$;
 revoke execute on function public.lock_message_for_change(uuid, uuid) from public, anon, authenticated, service_role;
 
+-- Refuses (blocked) a new message or an edit in a direct conversation whose
+-- two users have a block between them, either way (15_blocks.sql); the
+-- refusal does not say who blocked whom. Asked with the conversation's row
+-- locked: block_user takes that lock before it inserts the block, so a write
+-- either commits before the block exists or sees it.
+create function public.refuse_if_blocked(p_conversation_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if exists (
+    select 1
+    from public.conversations c
+    where c.id = p_conversation_id
+      and c.kind = 'direct'
+      and public.blocked_between(c.direct_user_low, c.direct_user_high)
+  ) then
+    perform public.api_error('blocked', 'You and this user cannot message each other.');
+  end if;
+end;
+$$;
+revoke execute on function public.refuse_if_blocked(uuid) from public, anon, authenticated, service_role;
+
 -- Records a change of a message (message.updated or message.deleted) as the
 -- conversation's next durable event, rewrites the payloads of the message's
 -- earlier events to its new content (participants replay them, and an old or
@@ -2331,18 +2444,12 @@ begin
     -- holds, and takes nothing from it.
     perform public.take_token(p_sender, 'message', p_rate_per_minute, p_rate_burst);
 
-    -- A block cuts the pair's direct conversation both ways (15_blocks.sql).
-    -- Checked for new messages only: a retry of one sent before the block
-    -- still finds it.
-    if exists (
-      select 1
-      from public.conversations c
-      where c.id = p_conversation_id
-        and c.kind = 'direct'
-        and public.blocked_between(c.direct_user_low, c.direct_user_high)
-    ) then
-      perform public.api_error('blocked', 'You and this user cannot message each other.');
-    end if;
+    -- The lock next_conversation_seq takes, taken now so that the block
+    -- check below sees a block committed while this send waited for it.
+    perform 1 from public.conversations c where c.id = p_conversation_id for no key update;
+    -- A block cuts the pair's direct conversation both ways. Checked for new
+    -- messages only: a retry of one sent before the block still finds it.
+    perform public.refuse_if_blocked(p_conversation_id);
 
     if v_kind not in ('text', 'image', 'file') then
       perform public.api_error('invalid_kind', 'kind must be text, image or file.');
@@ -2448,11 +2555,8 @@ begin
 
   perform public.take_token(p_user_id, 'typing', p_rate_per_minute, p_rate_burst);
 
-  return jsonb_build_object('recipients', (
-    select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
-    from jsonb_array_elements(public.live_recipients(p_conversation_id, p_user_id)) as r
-    where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
-  ));
+  return jsonb_build_object('recipients',
+    public.without_blocked(public.live_recipients(p_conversation_id, p_user_id), p_user_id));
 end;
 $$;
 revoke execute on function public.typing_recipients(uuid, uuid, int, int) from public, anon, authenticated;
@@ -2462,16 +2566,33 @@ grant execute on function public.typing_recipients(uuid, uuid, int, int) to serv
 -- message.updated event is durable; the earlier events of the message are
 -- rewritten to the new content, because participants replay them and the
 -- old text must not survive anywhere they can read.
-create function public.edit_message(p_user_id uuid, p_message_id uuid, p_body text)
+-- An edit says something new, so it is refused where a new message would be:
+-- in a direct conversation with a block (deleting stays allowed), and past
+-- the sender's 'message' bucket, which sends and edits share.
+create function public.edit_message(
+  p_user_id uuid,
+  p_message_id uuid,
+  p_body text,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
+)
 returns jsonb
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
-  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+  v_message public.messages;
   v_body text;
 begin
+  if p_user_id is null then
+    perform public.api_error('message_not_found', 'No such message.');
+  end if;
+  -- The bucket before the conversation's lock (12_rate_limits.sql).
+  perform public.take_token(p_user_id, 'message', p_rate_per_minute, p_rate_burst);
+  v_message := public.lock_message_for_change(p_user_id, p_message_id);
+  perform public.refuse_if_blocked(v_message.conversation_id);
+
   if v_message.deleted_at is not null then
     perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
   end if;
@@ -2497,8 +2618,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.edit_message(uuid, uuid, text) from public, anon, authenticated;
-grant execute on function public.edit_message(uuid, uuid, text) to service_role;
+revoke execute on function public.edit_message(uuid, uuid, text, int, int) from public, anon, authenticated;
+grant execute on function public.edit_message(uuid, uuid, text, int, int) to service_role;
 
 -- Deletes the caller's message: it keeps its place (id, seq) as a tombstone,
 -- its content is wiped from the row (the search column follows, so it never
@@ -2789,7 +2910,8 @@ revoke execute on function public.me_json(public.participants) from public, anon
 -- latest event. A read receipt is not durable: the watermark itself is the
 -- state (participants' last_read_seq), the read event only tells the devices
 -- now. In a room only the reader's own devices hear of it: a room's members
--- did not sign up for each other's receipts.
+-- did not sign up for each other's receipts. Elsewhere the members hear of
+-- it, but for those with a block between them and the reader, either way.
 create function public.mark_read(p_user_id uuid, p_conversation_id uuid, p_seq bigint default null)
 returns jsonb
 language plpgsql
@@ -2839,7 +2961,7 @@ begin
         jsonb_build_object('user_id', p_user_id, 'last_read_seq', v_watermark, 'read_at', v_read_at)),
       case when v_conversation.kind = 'room'
         then public.user_recipients(array[p_user_id])
-        else public.live_recipients(p_conversation_id, null)
+        else public.without_blocked(public.live_recipients(p_conversation_id, null), p_user_id)
       end
     ));
   end if;

@@ -118,8 +118,10 @@ $$;
 -- A text without the characters that show nothing, or change how the text
 -- around them shows, so that a name could pose as another ("ali" U+200B
 -- "ce", "alice" U+202E) or look empty: control characters, bidi controls and
--- marks, zero-width and other invisible format characters, soft hyphen and
--- the Hangul fillers. Variation selectors are not among them: emoji need them.
+-- marks, zero-width and other invisible format characters, soft hyphen, the
+-- Hangul fillers and the blank braille pattern (U+2800, which shows as
+-- nothing but is no White_Space). Variation selectors are not among them:
+-- emoji need them. Rust: chat::domain::is_invisible.
 create function public.strip_invisible(p_text text)
 returns text
 language sql
@@ -127,7 +129,7 @@ immutable
 set search_path = ''
 as $$
   select regexp_replace(p_text,
-    '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]',
+    '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb]',
     '', 'g')
 $$;
 
@@ -195,17 +197,18 @@ revoke execute on function public.validated_query_text(text, int) from public, a
 -- Not an API: check constraints evaluate them with the writer's privileges,
 -- and only the table owner and service_role write messages. Users update
 -- their own profile, whose constraints call has_invisible (and through it
--- strip_invisible): both are pure, so executing them tells nobody anything.
-revoke execute on function public.trim_blank(text) from public, anon, authenticated;
-revoke execute on function public.is_blank(text) from public, anon, authenticated;
+-- strip_invisible) and is_blank (and through it trim_blank): all four are
+-- pure, so executing them tells nobody anything.
+revoke execute on function public.trim_blank(text) from public, anon;
+revoke execute on function public.is_blank(text) from public, anon;
 revoke execute on function public.has_control(text) from public, anon, authenticated, service_role;
 revoke execute on function public.strip_invisible(text) from public, anon;
 grant execute on function public.strip_invisible(text) to authenticated, service_role;
 revoke execute on function public.has_invisible(text) from public, anon;
 grant execute on function public.has_invisible(text) to authenticated, service_role;
 revoke execute on function public.has_bidi_control(text) from public, anon, authenticated, service_role;
-grant execute on function public.trim_blank(text) to service_role;
-grant execute on function public.is_blank(text) to service_role;
+grant execute on function public.trim_blank(text) to authenticated, service_role;
+grant execute on function public.is_blank(text) to authenticated, service_role;
 
 -- The envelope of every server -> client event. A key that does not apply is
 -- absent rather than null, so a client can tell a durable event (it has a

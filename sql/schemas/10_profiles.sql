@@ -18,9 +18,11 @@ create table public.profiles (
     constraint profiles_username_format check (username ~ '^[A-Za-z0-9_.-]{3,32}$'),
   -- Free text in any script, but nothing invisible or reordering
   -- (public.has_invisible): a display name cannot hide or mimic another.
+  -- None, or one that shows something: a blank one would name nobody.
   display_name text
     constraint profiles_display_name_length check (char_length(display_name) <= 200)
-    constraint profiles_display_name_text check (not public.has_invisible(display_name)),
+    constraint profiles_display_name_text check (not public.has_invisible(display_name))
+    constraint profiles_display_name_not_blank check (display_name is null or not public.is_blank(display_name)),
   avatar_url text
     constraint profiles_avatar_url_length check (char_length(avatar_url) <= 2048)
     -- Rendered by clients as an image source: https only, no javascript: or data:.
@@ -90,7 +92,8 @@ create policy "profiles are updatable by their owner"
 -- one (retried, because two sign-ups can race for the same name, and a user
 -- may have taken any name as theirs): sign-up never fails on a name. Never
 -- from the e-mail: profiles are readable by every signed-in user. The
--- display name loses what has_invisible refuses.
+-- display name is the first of the metadata's names that is not blank once
+-- it has lost what has_invisible refuses, else the username.
 create function public.handle_new_auth_user()
 returns trigger
 language plpgsql
@@ -117,12 +120,12 @@ begin
       values (
         new.id,
         v_candidate,
-        left(btrim(public.strip_invisible(coalesce(
-          nullif(btrim(v_meta ->> 'display_name'), ''),
-          nullif(btrim(v_meta ->> 'full_name'), ''),
-          nullif(btrim(v_meta ->> 'name'), ''),
+        left(coalesce(
+          nullif(public.trim_blank(public.strip_invisible(v_meta ->> 'display_name')), ''),
+          nullif(public.trim_blank(public.strip_invisible(v_meta ->> 'full_name')), ''),
+          nullif(public.trim_blank(public.strip_invisible(v_meta ->> 'name')), ''),
           v_base
-        ))), 200),
+        ), 200),
         case when v_meta ->> 'avatar_url' ~ '^https://[^[:space:][:cntrl:]]+$'
              then left(v_meta ->> 'avatar_url', 2048) end
       )

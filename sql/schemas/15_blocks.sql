@@ -1,8 +1,10 @@
 -- Blocks: a user stops another. A block is one-sided to make (only the
 -- blocker can lift it) and cuts both ways once made: neither of the two can
--- open a direct conversation with the other or send into their direct
--- conversations (blocked), and neither sees the other's presence or typing
--- (presence_visible, typing_recipients). In groups and rooms both stay
+-- open a direct conversation with the other, send or edit in their direct
+-- conversations (blocked; deleting stays allowed), or put the other in a
+-- group or room (create_conversation, add_members), and neither sees the
+-- other's presence, typing or read receipts (presence_visible,
+-- without_blocked). In groups and rooms they already share both stay
 -- members and messages flow; the blocker's client hides the blocked user's
 -- messages, knowing whom from list_blocks.
 --
@@ -95,6 +97,16 @@ begin
     if (select count(*) from public.blocks b where b.blocker_id = v_me) >= 1000 then
       perform public.api_error('too_many_blocks', 'At most 1000 users can be blocked; unblock someone first.');
     end if;
+    -- The pair's direct conversations, locked as every write into them
+    -- locks them (refuse_if_blocked): a send or edit under way commits
+    -- before the block does, and one that comes after sees the block.
+    perform 1
+    from public.conversations c
+    where c.kind = 'direct'
+      and c.direct_user_low = least(v_me, p_user_id)
+      and c.direct_user_high = greatest(v_me, p_user_id)
+    order by c.id
+    for no key update;
     insert into public.blocks (blocker_id, blocked_id)
     values (v_me, p_user_id)
     returning * into v_block;

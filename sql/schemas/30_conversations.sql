@@ -17,8 +17,12 @@ create table public.conversations (
   id uuid primary key default gen_random_uuid(),
   kind text not null
     constraint conversations_kind_check check (kind in ('direct', 'group', 'room')),
+  -- Shown in lists and notifications, and how rooms are found: nothing
+  -- invisible or reordering (public.has_invisible), so that a name can
+  -- neither look empty nor pose as another (validated_conversation_name).
   name text
-    constraint conversations_name_length check (char_length(name) between 1 and 200),
+    constraint conversations_name_length check (char_length(name) between 1 and 200)
+    constraint conversations_name_text check (not public.has_invisible(name)),
   context_type text
     constraint conversations_context_type_length check (char_length(context_type) between 1 and 100),
   context_id text
@@ -55,7 +59,9 @@ create index conversations_room_idx on public.conversations (created_at) where k
 -- Room names are how rooms are found, so two rooms may not share one, in any
 -- letter case. Enforced by the database, not only by the RPCs' checks, because
 -- two creators can race for the same name; the RPCs turn the violation into
--- room_name_taken. Groups and direct conversations may share names.
+-- room_name_taken. Groups and direct conversations may share names. A name
+-- holds nothing invisible (conversations_name_text), so two names that show
+-- alike are alike here too: "Lima" and "Li" U+200B "ma" cannot both exist.
 create unique index conversations_room_name_key
   on public.conversations (lower(name))
   where kind = 'room';
@@ -209,6 +215,21 @@ as $$
 $$;
 revoke execute on function public.live_recipients(uuid, uuid) from public, anon, authenticated, service_role;
 
+-- Recipients (Recipient JSON) but for the users with a block between them
+-- and p_user_id, either way: what a block hides of a user (typing, read
+-- receipts) reaches neither of the two.
+create function public.without_blocked(p_recipients jsonb, p_user_id uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
+  from jsonb_array_elements(p_recipients) as r
+  where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
+$$;
+revoke execute on function public.without_blocked(jsonb, uuid) from public, anon, authenticated, service_role;
+
 -- The caller of a user-facing RPC. service_role without a user's claims has
 -- no caller, and must not be mistaken for one.
 create function public.require_caller()
@@ -277,8 +298,10 @@ $$;
 revoke execute on function public.lock_as_participant(uuid, uuid) from public, anon, authenticated, service_role;
 
 -- A conversation name as stored: trimmed of blank characters, 1 to 200
--- characters, no control characters (names are shown in lists and
--- notifications), or invalid_name.
+-- characters, nothing invisible or reordering (has_invisible: control
+-- characters, bidi controls and marks, zero-width characters, fillers; names
+-- are shown in lists and notifications, and find rooms), or invalid_name.
+-- Rust: chat::domain's NewConversation and ConversationPatch.
 create function public.validated_conversation_name(p_name text)
 returns text
 language plpgsql
@@ -291,8 +314,9 @@ begin
   if v_name is null
      or v_name = ''
      or char_length(v_name) > 200
-     or public.has_control(v_name) then
-    perform public.api_error('invalid_name', 'The name must be 1 to 200 characters, without control characters.');
+     or public.has_invisible(v_name) then
+    perform public.api_error('invalid_name',
+      'The name must be 1 to 200 characters, without control, invisible or bidirectional formatting characters.');
   end if;
   return v_name;
 end;
@@ -313,6 +337,25 @@ as $$
     'profile', (select public.public_profile_json(u) from public.profiles u where u.id = p_member.user_id))
 $$;
 revoke execute on function public.member_joined_data(public.participants, uuid) from public, anon, authenticated, service_role;
+
+-- Refuses (blocked) to put users in a conversation with p_user_id when a
+-- block stands between p_user_id and any of them, either way
+-- (15_blocks.sql): a new group would otherwise carry what the block cuts
+-- from their direct conversation. Like that refusal, it says neither who
+-- blocked whom nor which of the users it is.
+create function public.refuse_blocked_members(p_user_id uuid, p_member_ids uuid[])
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from unnest(p_member_ids) as m where public.blocked_between(p_user_id, m)) then
+    perform public.api_error('blocked', 'You and one of these users cannot message each other.');
+  end if;
+end;
+$$;
+revoke execute on function public.refuse_blocked_members(uuid, uuid[]) from public, anon, authenticated, service_role;
 
 -- ===========================================================================
 -- Internal RPCs (service_role only; the caller is p_user_id)
@@ -418,9 +461,12 @@ begin
     -- membership change.
     perform 1 from public.conversations c where c.id = v_id for no key update;
 
+    -- A member who comes back has not taken part yet (presence_visible):
+    -- what they wrote before leaving does not make contacts again.
     update public.participants p
        set left_at = null,
-           joined_at = now()
+           joined_at = now(),
+           first_sent_at = null
      where p.conversation_id = v_id
        and p.user_id = p_user_id
        and p.left_at is not null
@@ -446,8 +492,9 @@ revoke execute on function public.open_direct_conversation(uuid, uuid, text, tex
 grant execute on function public.open_direct_conversation(uuid, uuid, text, text, int, int) to service_role;
 
 -- Creates a group or a public room with the caller as owner and the given
--- users as members, its conversation.created event as seq 1. Rate limited
--- per user (take_token's 'conversation' bucket).
+-- users as members, its conversation.created event as seq 1. Refused
+-- (blocked) when a block stands between the caller and any of the members.
+-- Rate limited per user (take_token's 'conversation' bucket).
 create function public.create_conversation(
   p_user_id uuid,
   p_kind text,
@@ -497,6 +544,7 @@ begin
   ) then
     perform public.api_error('user_not_found', 'No such user.');
   end if;
+  perform public.refuse_blocked_members(p_user_id, v_members);
   if p_kind = 'room' and exists (
     select 1 from public.conversations c where c.kind = 'room' and lower(c.name) = lower(v_name)
   ) then
@@ -541,13 +589,16 @@ grant execute on function public.create_conversation(uuid, text, text, uuid[], i
 
 -- Renames a group or room (owner only, a durable event for everyone) and/or
 -- changes the caller's own archived / muted settings (private, no event).
--- Every check comes before the first write.
+-- Every check comes before the first write. A rename is rate limited per user
+-- (take_token's 'conversation' bucket); the settings are not.
 create function public.update_conversation(
   p_user_id uuid,
   p_conversation_id uuid,
   p_name text default null,
   p_archived boolean default null,
-  p_muted boolean default null
+  p_muted boolean default null,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -571,6 +622,10 @@ begin
     -- Only the caller's own row changes: no need to hold up the conversation.
     v_me := public.require_participant(p_conversation_id, p_user_id);
   else
+    -- The bucket before the conversation's lock (12_rate_limits.sql); an
+    -- outsider is refused before either.
+    perform public.require_participant(p_conversation_id, p_user_id);
+    perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
     v_me := public.lock_as_participant(p_conversation_id, p_user_id);
     select c.* into v_conversation from public.conversations c where c.id = p_conversation_id;
     if v_conversation.kind = 'direct' then
@@ -625,17 +680,21 @@ begin
   );
 end;
 $$;
-revoke execute on function public.update_conversation(uuid, uuid, text, boolean, boolean) from public, anon, authenticated;
-grant execute on function public.update_conversation(uuid, uuid, text, boolean, boolean) to service_role;
+revoke execute on function public.update_conversation(uuid, uuid, text, boolean, boolean, int, int) from public, anon, authenticated;
+grant execute on function public.update_conversation(uuid, uuid, text, boolean, boolean, int, int) to service_role;
 
 -- Adds users to a group or room (owner only). Current members are skipped;
 -- former members come back as members. Each addition is a durable
 -- member.joined event; the added users are also sent the conversation itself,
--- which they did not know.
+-- which they did not know. Refused (blocked) when a block stands between the
+-- owner and any of the users. Rate limited per user, per call (take_token's
+-- 'conversation' bucket).
 create function public.add_members(
   p_user_id uuid,
   p_conversation_id uuid,
-  p_user_ids uuid[]
+  p_user_ids uuid[],
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
 )
 returns jsonb
 language plpgsql
@@ -687,6 +746,9 @@ begin
   ) then
     perform public.api_error('user_not_found', 'No such user.');
   end if;
+  perform public.refuse_blocked_members(p_user_id, v_ids);
+  -- The bucket before the conversation's lock (12_rate_limits.sql).
+  perform public.take_token(p_user_id, 'conversation', p_rate_per_minute, p_rate_burst);
 
   -- Ownership as of the lock: the owner may have left meanwhile.
   v_me := public.lock_as_participant(p_conversation_id, p_user_id);
@@ -697,10 +759,15 @@ begin
   foreach v_user in array v_ids loop
     insert into public.participants (conversation_id, user_id, role, joined_at)
     values (p_conversation_id, v_user, 'member', now())
+    -- A former member comes back as someone who has not taken part yet:
+    -- what they wrote before leaving does not make contacts again
+    -- (presence_visible), or being added back would show their presence
+    -- without their doing anything.
     on conflict (conversation_id, user_id) do update
        set left_at = null,
            joined_at = excluded.joined_at,
-           role = 'member'
+           role = 'member',
+           first_sent_at = null
      where public.participants.left_at is not null
     returning * into v_row;
 
@@ -733,8 +800,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.add_members(uuid, uuid, uuid[]) from public, anon, authenticated;
-grant execute on function public.add_members(uuid, uuid, uuid[]) to service_role;
+revoke execute on function public.add_members(uuid, uuid, uuid[], int, int) from public, anon, authenticated;
+grant execute on function public.add_members(uuid, uuid, uuid[], int, int) to service_role;
 
 -- Joins a public room. Joining again is not an error (joined = false).
 -- A room whose members all left has no owner; whoever joins it next becomes
@@ -796,10 +863,12 @@ begin
 
   insert into public.participants (conversation_id, user_id, role, joined_at)
   values (p_conversation_id, p_user_id, v_role, now())
+  -- A former member has not taken part since coming back (see add_members).
   on conflict (conversation_id, user_id) do update
      set left_at = null,
          joined_at = excluded.joined_at,
-         role = excluded.role
+         role = excluded.role,
+         first_sent_at = null
   returning * into v_row;
 
   v_payload := public.member_joined_data(v_row, null);

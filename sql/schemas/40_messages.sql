@@ -224,6 +224,30 @@ end;
 $$;
 revoke execute on function public.lock_message_for_change(uuid, uuid) from public, anon, authenticated, service_role;
 
+-- Refuses (blocked) a new message or an edit in a direct conversation whose
+-- two users have a block between them, either way (15_blocks.sql); the
+-- refusal does not say who blocked whom. Asked with the conversation's row
+-- locked: block_user takes that lock before it inserts the block, so a write
+-- either commits before the block exists or sees it.
+create function public.refuse_if_blocked(p_conversation_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if exists (
+    select 1
+    from public.conversations c
+    where c.id = p_conversation_id
+      and c.kind = 'direct'
+      and public.blocked_between(c.direct_user_low, c.direct_user_high)
+  ) then
+    perform public.api_error('blocked', 'You and this user cannot message each other.');
+  end if;
+end;
+$$;
+revoke execute on function public.refuse_if_blocked(uuid) from public, anon, authenticated, service_role;
+
 -- Records a change of a message (message.updated or message.deleted) as the
 -- conversation's next durable event, rewrites the payloads of the message's
 -- earlier events to its new content (participants replay them, and an old or
@@ -316,18 +340,12 @@ begin
     -- holds, and takes nothing from it.
     perform public.take_token(p_sender, 'message', p_rate_per_minute, p_rate_burst);
 
-    -- A block cuts the pair's direct conversation both ways (15_blocks.sql).
-    -- Checked for new messages only: a retry of one sent before the block
-    -- still finds it.
-    if exists (
-      select 1
-      from public.conversations c
-      where c.id = p_conversation_id
-        and c.kind = 'direct'
-        and public.blocked_between(c.direct_user_low, c.direct_user_high)
-    ) then
-      perform public.api_error('blocked', 'You and this user cannot message each other.');
-    end if;
+    -- The lock next_conversation_seq takes, taken now so that the block
+    -- check below sees a block committed while this send waited for it.
+    perform 1 from public.conversations c where c.id = p_conversation_id for no key update;
+    -- A block cuts the pair's direct conversation both ways. Checked for new
+    -- messages only: a retry of one sent before the block still finds it.
+    perform public.refuse_if_blocked(p_conversation_id);
 
     if v_kind not in ('text', 'image', 'file') then
       perform public.api_error('invalid_kind', 'kind must be text, image or file.');
@@ -433,11 +451,8 @@ begin
 
   perform public.take_token(p_user_id, 'typing', p_rate_per_minute, p_rate_burst);
 
-  return jsonb_build_object('recipients', (
-    select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
-    from jsonb_array_elements(public.live_recipients(p_conversation_id, p_user_id)) as r
-    where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
-  ));
+  return jsonb_build_object('recipients',
+    public.without_blocked(public.live_recipients(p_conversation_id, p_user_id), p_user_id));
 end;
 $$;
 revoke execute on function public.typing_recipients(uuid, uuid, int, int) from public, anon, authenticated;
@@ -447,16 +462,33 @@ grant execute on function public.typing_recipients(uuid, uuid, int, int) to serv
 -- message.updated event is durable; the earlier events of the message are
 -- rewritten to the new content, because participants replay them and the
 -- old text must not survive anywhere they can read.
-create function public.edit_message(p_user_id uuid, p_message_id uuid, p_body text)
+-- An edit says something new, so it is refused where a new message would be:
+-- in a direct conversation with a block (deleting stays allowed), and past
+-- the sender's 'message' bucket, which sends and edits share.
+create function public.edit_message(
+  p_user_id uuid,
+  p_message_id uuid,
+  p_body text,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
+)
 returns jsonb
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
-  v_message public.messages := public.lock_message_for_change(p_user_id, p_message_id);
+  v_message public.messages;
   v_body text;
 begin
+  if p_user_id is null then
+    perform public.api_error('message_not_found', 'No such message.');
+  end if;
+  -- The bucket before the conversation's lock (12_rate_limits.sql).
+  perform public.take_token(p_user_id, 'message', p_rate_per_minute, p_rate_burst);
+  v_message := public.lock_message_for_change(p_user_id, p_message_id);
+  perform public.refuse_if_blocked(v_message.conversation_id);
+
   if v_message.deleted_at is not null then
     perform public.api_error('message_deleted', 'A deleted message cannot be edited.');
   end if;
@@ -482,8 +514,8 @@ begin
   );
 end;
 $$;
-revoke execute on function public.edit_message(uuid, uuid, text) from public, anon, authenticated;
-grant execute on function public.edit_message(uuid, uuid, text) to service_role;
+revoke execute on function public.edit_message(uuid, uuid, text, int, int) from public, anon, authenticated;
+grant execute on function public.edit_message(uuid, uuid, text, int, int) to service_role;
 
 -- Deletes the caller's message: it keeps its place (id, seq) as a tombstone,
 -- its content is wiped from the row (the search column follows, so it never

@@ -41,7 +41,8 @@ revoke execute on function public.me_json(public.participants) from public, anon
 -- latest event. A read receipt is not durable: the watermark itself is the
 -- state (participants' last_read_seq), the read event only tells the devices
 -- now. In a room only the reader's own devices hear of it: a room's members
--- did not sign up for each other's receipts.
+-- did not sign up for each other's receipts. Elsewhere the members hear of
+-- it, but for those with a block between them and the reader, either way.
 create function public.mark_read(p_user_id uuid, p_conversation_id uuid, p_seq bigint default null)
 returns jsonb
 language plpgsql
@@ -91,7 +92,7 @@ begin
         jsonb_build_object('user_id', p_user_id, 'last_read_seq', v_watermark, 'read_at', v_read_at)),
       case when v_conversation.kind = 'room'
         then public.user_recipients(array[p_user_id])
-        else public.live_recipients(p_conversation_id, null)
+        else public.without_blocked(public.live_recipients(p_conversation_id, null), p_user_id)
       end
     ));
   end if;

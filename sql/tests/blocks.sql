@@ -1,8 +1,10 @@
 -- Blocks: block_user, unblock_user and list_blocks as the blocker, the
 -- blocked user, a stranger and anon; what a block cuts (direct conversations
--- both ways, presence, typing) and what it leaves (groups); and presence
--- privacy: only members who both took part in a direct conversation or group
--- are contacts.
+-- both ways, sends and edits there, putting the other in a new group or room
+-- or adding them to one, presence, typing, read receipts) and what it leaves
+-- (deleting, shared groups); and presence privacy: only members who both took
+-- part in a direct conversation or group are contacts, and a member who comes
+-- back has not taken part until they write again.
 -- Fixture: alice and bob have a 1:1 in which both have sent; alice, bob and
 -- carol share a group. Everyone is online.
 
@@ -116,7 +118,13 @@ begin
   -- A retry of a message sent before the block finds it.
   v_result := public.send_message(tests.bob(), v_direct, 'before-2', 'text', 'hi alice');
   perform tests.eq(v_result -> 'result' -> 'duplicate', 'true'::jsonb, 'a retry from before the block');
+  -- An old message cannot be edited into a new one, by either.
+  perform tests.raises(format('select public.edit_message(%L, %L, ''hello again'')', tests.bob(), tests.id(v_result -> 'result' -> 'message')),
+    'blocked', 'the blocked user edits his message in the 1:1');
+  perform tests.raises(format('select public.edit_message(%L, (select id from public.messages where client_msg_id = ''before-1''), ''hello again'')',
+    tests.alice()), 'blocked', 'the blocker edits her message in the 1:1');
   perform tests.reset();
+  perform tests.eq((select body from public.messages where client_msg_id = 'before-2'), 'hi alice', 'the edit stored nothing');
   perform tests.eq((select last_seq from public.conversations where id = v_direct), v_seq, 'no seq taken');
   perform tests.eq((select count(*) from public.messages where conversation_id = v_direct), 2::bigint, 'no message stored');
   perform tests.eq((select count(*) from public.conversations where kind = 'direct'), 1::bigint, 'no 1:1 created');
@@ -143,6 +151,58 @@ begin
   -- Messages in the group still reach everyone (the blocker's client hides them).
   perform tests.eq(tests.recipients(public.send_message(tests.bob(), v_group, 'group-1', 'text', 'hi all'), 'message.created'),
     array['alice-1', 'bob-1', 'carol-1'], 'bob''s group message');
+
+  -- Read receipts in the group: not between the two (each reader's own
+  -- devices still hear of theirs), still to carol.
+  perform tests.eq(tests.recipients(public.mark_read(tests.bob(), v_group), 'read'), array['bob-1', 'carol-1'],
+    'bob''s read receipt');
+  perform tests.eq(tests.recipients(public.mark_read(tests.alice(), v_group), 'read'), array['alice-1', 'carol-1'],
+    'alice''s read receipt');
+  perform tests.eq(tests.recipients(public.mark_read(tests.carol(), v_group), 'read'), array['alice-1', 'bob-1', 'carol-1'],
+    'carol''s read receipt');
+end
+$$;
+
+-- Neither can reach the other through a new group or room, or by adding the
+-- other to one; the refusal stores nothing and does not say who blocked
+-- whom. Deleting a message in the 1:1 stays allowed.
+do $$
+declare
+  v_direct uuid := (select id from fixture where name = 'direct');
+  v_group uuid := tests.make_conversation('group', tests.alice(), array[tests.carol()]);
+  v_carols uuid := tests.make_conversation('group', tests.carol(), array[tests.alice()]);
+  v_conversations bigint := (select count(*) from public.conversations);
+  v_seq bigint := (select last_seq from public.conversations where id = v_group);
+  v_error jsonb;
+begin
+  perform tests.act_as_service();
+  perform tests.raises(format('select public.create_conversation(%L, ''group'', ''Plan'', array[%L, %L]::uuid[])',
+    tests.bob(), tests.carol(), tests.alice()), 'blocked', 'the blocked user creates a group with the blocker');
+  perform tests.raises(format('select public.create_conversation(%L, ''room'', ''Plan room'', array[%L]::uuid[])',
+    tests.alice(), tests.bob()), 'blocked', 'the blocker creates a room with the blocked user');
+  perform tests.raises(format('select public.add_members(%L, %L, array[%L, %L]::uuid[])',
+    tests.alice(), v_group, tests.dave(), tests.bob()), 'blocked', 'the blocker adds the blocked user');
+  -- Both are told the same.
+  v_error := tests.error_of(format('select public.create_conversation(%L, ''group'', ''Plan'', array[%L]::uuid[])',
+    tests.bob(), tests.alice()));
+  perform tests.eq(v_error ->> 'message', 'blocked', 'the blocked user''s refusal');
+  perform tests.eq(v_error, tests.error_of(format('select public.create_conversation(%L, ''group'', ''Plan'', array[%L]::uuid[])',
+    tests.alice(), tests.bob())), 'the refusal says nothing of who blocked whom');
+  perform tests.reset();
+  perform tests.eq((select count(*) from public.conversations), v_conversations, 'no conversation created');
+  perform tests.eq((select last_seq from public.conversations where id = v_group), v_seq, 'nobody added');
+  perform tests.eq((select count(*) from public.participants where conversation_id = v_group), 2::bigint, 'members');
+
+  -- A third user may still bring both together (the blocker's client hides
+  -- the other's messages there).
+  perform tests.act_as_service();
+  perform public.add_members(tests.carol(), v_carols, array[tests.bob()]);
+  -- Deleting one's own message in the 1:1 is allowed.
+  perform tests.eq(public.delete_message(tests.bob(), (select id from public.messages where client_msg_id = 'before-2'))
+    -> 'result' -> 'deleted', 'true'::jsonb, 'the blocked user deletes his message in the 1:1');
+  perform tests.reset();
+  perform tests.eq((select last_seq from public.conversations where id = v_direct),
+    (select max(seq) from public.conversation_events where conversation_id = v_direct), 'the deletion is an event');
 end
 $$;
 
@@ -237,5 +297,50 @@ begin
   perform tests.act_as(tests.dave());
   perform tests.eq(public.get_presence(array[tests.bob()]), '{"presence": []}'::jsonb, 'after bob left');
   perform tests.reset();
+end
+$$;
+
+-- Coming back is not taking part: a former member added back to a group,
+-- returning to a 1:1 or rejoining a room has not written since, so what they
+-- wrote before leaving makes no contact of anyone until they write again.
+do $$
+declare
+  v_users uuid[] := array[gen_random_uuid(), gen_random_uuid(), gen_random_uuid()];
+  v_erin uuid := v_users[1];
+  v_finn uuid := v_users[2];
+  v_gina uuid := v_users[3];
+  v_group uuid;
+  v_direct uuid;
+  v_room uuid;
+begin
+  insert into auth.users (id, email) select u, u::text || '@example.com' from unnest(v_users) u;
+  v_group := tests.make_conversation('group', v_erin, array[v_finn]);
+  perform tests.send(v_erin, v_group, 'hi finn');
+  perform tests.send(v_finn, v_group, 'hi erin');
+  perform tests.eq(public.presence_visible(v_erin, v_finn), true, 'both wrote in the group');
+  perform public.leave_conversation(v_finn, v_group);
+  perform public.add_members(v_erin, v_group, array[v_finn]);
+  perform tests.eq(public.presence_visible(v_erin, v_finn), false, 'finn added back');
+  perform tests.eq(public.presence_visible(v_finn, v_erin), false, 'finn added back, his view');
+  perform tests.send(v_finn, v_group, 'back');
+  perform tests.eq(public.presence_visible(v_erin, v_finn), true, 'finn wrote again');
+
+  v_direct := (public.open_direct_conversation(v_gina, v_erin) -> 'result' -> 'conversation' ->> 'id')::uuid;
+  perform tests.send(v_gina, v_direct, 'hi erin');
+  perform tests.send(v_erin, v_direct, 'hi gina');
+  perform tests.eq(public.presence_visible(v_erin, v_gina), true, 'both wrote in the 1:1');
+  perform public.leave_conversation(v_gina, v_direct);
+  perform public.open_direct_conversation(v_gina, v_erin);
+  perform tests.eq(public.presence_visible(v_erin, v_gina), false, 'gina back in the 1:1');
+  perform tests.send(v_gina, v_direct, 'me again');
+  perform tests.eq(public.presence_visible(v_erin, v_gina), true, 'gina wrote again');
+
+  v_room := tests.make_conversation('room', v_erin, array[]::uuid[]);
+  perform public.join_room(v_gina, v_room);
+  perform tests.send(v_gina, v_room, 'hello room');
+  perform public.leave_conversation(v_gina, v_room);
+  perform public.join_room(v_gina, v_room);
+  perform tests.eq((select first_sent_at from public.participants where conversation_id = v_room and user_id = v_gina),
+    null::timestamptz, 'gina back in the room');
 end
 $$;

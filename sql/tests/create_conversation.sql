@@ -77,6 +77,17 @@ begin
     'a room with another name');
   perform tests.eq((select count(*) from public.conversations where kind = 'room' and lower(name) = 'lobby'), 1::bigint,
     'rooms named lobby');
+
+  -- A name that shows like another, or reordered, or as nothing, is no name.
+  perform tests.raises(format('select public.create_conversation(%L, ''room'', %L)', tests.bob(), E'Lob\u200bby'),
+    'invalid_name', 'a room named like another with a zero-width space');
+  perform tests.raises(format('select public.create_conversation(%L, ''room'', %L)', tests.bob(), E'\u202eybboL'),
+    'invalid_name', 'a room named with a right-to-left override');
+  perform tests.raises(format('select public.create_conversation(%L, ''room'', %L)', tests.bob(), E'\u2800'),
+    'invalid_name', 'a room named with a blank braille pattern');
+  -- The table holds to it for every writer, past the RPCs too.
+  perform tests.raises(format('insert into public.conversations (kind, name) values (''room'', %L)', E'Lob\u2060by'),
+    '23514', 'a room stored with a word joiner inside');
 end
 $$;
 

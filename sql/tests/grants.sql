@@ -68,12 +68,12 @@ select sig, 'internal' from unnest(array[
   'public.typing_recipients(uuid,uuid,integer,integer)',
   'public.open_direct_conversation(uuid,uuid,text,text,integer,integer)',
   'public.create_conversation(uuid,text,text,uuid[],integer,integer)',
-  'public.update_conversation(uuid,uuid,text,boolean,boolean)',
-  'public.add_members(uuid,uuid,uuid[])',
+  'public.update_conversation(uuid,uuid,text,boolean,boolean,integer,integer)',
+  'public.add_members(uuid,uuid,uuid[],integer,integer)',
   'public.join_room(uuid,uuid,integer,integer)',
   'public.leave_conversation(uuid,uuid)',
   'public.mark_read(uuid,uuid,bigint)',
-  'public.edit_message(uuid,uuid,text)',
+  'public.edit_message(uuid,uuid,text,integer,integer)',
   'public.delete_message(uuid,uuid)'
 ]) as sig
 union all
@@ -106,6 +106,9 @@ select sig, 'helper' from unnest(array[
   'public.message_json(public.messages)',
   'public.conversation_json(uuid)',
   'public.live_recipients(uuid,uuid)',
+  'public.without_blocked(jsonb,uuid)',
+  'public.refuse_blocked_members(uuid,uuid[])',
+  'public.refuse_if_blocked(uuid)',
   'public.next_conversation_seq(uuid)',
   'public.append_conversation_event(uuid,text,uuid,uuid,jsonb)',
   'public.validated_attachment(text,jsonb)',
@@ -139,13 +142,6 @@ select sig, 'helper' from unnest(array[
   'public.cursor_page(text,jsonb,integer)'
 ]) as sig
 union all
--- Used by a check constraint on messages, so whoever writes messages
--- (service_role) needs it (and trim_blank, which it calls); signed-in users
--- never write messages.
-select 'public.is_blank(text)', 'constraint'
-union all
-select 'public.trim_blank(text)', 'constraint'
-union all
 -- The RLS helpers must be callable where policies evaluate them.
 select 'public.is_participant(uuid)', 'policy'
 union all
@@ -154,10 +150,15 @@ union all
 select 'public.caller_id()', 'policy'
 union all
 -- Check constraints on profiles, which signed-in users update: callable by
--- them as the policies' helpers are.
+-- them as the policies' helpers are (is_blank, with trim_blank, also checks
+-- messages, which service_role writes).
 select 'public.has_invisible(text)', 'policy'
 union all
-select 'public.strip_invisible(text)', 'policy';
+select 'public.strip_invisible(text)', 'policy'
+union all
+select 'public.is_blank(text)', 'policy'
+union all
+select 'public.trim_blank(text)', 'policy';
 
 do $$
 declare
@@ -182,7 +183,7 @@ begin
     perform tests.eq(has_function_privilege('authenticated', r.sig, 'execute'),
       r.class in ('user_facing', 'public', 'policy'), 'authenticated may execute ' || r.sig);
     perform tests.eq(has_function_privilege('service_role', r.sig, 'execute'),
-      r.class in ('internal', 'user_facing', 'public', 'constraint', 'policy'), 'service_role may execute ' || r.sig);
+      r.class in ('internal', 'user_facing', 'public', 'policy'), 'service_role may execute ' || r.sig);
     perform tests.eq(has_function_privilege('public', r.sig, 'execute'), false, 'PUBLIC may execute ' || r.sig);
     if r.class in ('internal', 'user_facing', 'public') then
       perform tests.check((select p.prosecdef from pg_proc p where p.oid = r.sig::regprocedure), r.sig || ' is SECURITY DEFINER');

@@ -79,6 +79,8 @@ declare
   v_short uuid := gen_random_uuid();
   v_long uuid := gen_random_uuid();
   v_long_taken uuid := gen_random_uuid();
+  v_blank uuid := gen_random_uuid();
+  v_all_blank uuid := gen_random_uuid();
   v_name text;
 begin
   insert into auth.users (id, email, raw_user_meta_data) values
@@ -87,13 +89,19 @@ begin
     (v_cyrillic, 'c@example.com', jsonb_build_object('username', E'\u0430lice')),
     (v_short, 's@example.com', '{"username": "é"}'),
     (v_long, 'l@example.com', jsonb_build_object('username', repeat('x', 40))),
-    (v_long_taken, 'lt@example.com', jsonb_build_object('username', repeat('x', 33)));
+    (v_long_taken, 'lt@example.com', jsonb_build_object('username', repeat('x', 33))),
+    (v_blank, 'b@example.com', jsonb_build_object('display_name', E'\u3000\u2800', 'full_name', E'\u200b', 'name', ' Zoe ')),
+    (v_all_blank, 'n@example.com', jsonb_build_object('username', 'nobody', 'display_name', E'\u2800', 'name', E'\u00a0'));
   perform tests.eq((select username from public.profiles where id = v_upper),
     'ALICE_' || left(replace(v_upper::text, '-', ''), 4), 'ALICE when alice exists');
   perform tests.eq((select username from public.profiles where id = v_hidden),
     'alice_' || left(replace(v_hidden::text, '-', ''), 4), 'invisible characters dropped from the username');
   perform tests.eq((select display_name from public.profiles where id = v_hidden), 'Alice',
     'invisible and bidi characters dropped from the display name');
+  perform tests.eq((select display_name from public.profiles where id = v_blank), 'Zoe',
+    'the first name of the metadata that is not blank once cleaned');
+  perform tests.eq((select display_name from public.profiles where id = v_all_blank), 'nobody',
+    'the username when every name of the metadata is blank');
   perform tests.eq((select username from public.profiles where id = v_cyrillic), 'lice', 'a Cyrillic look-alike dropped');
   perform tests.eq((select username from public.profiles where id = v_short),
     'user_' || left(replace(v_short::text, '-', ''), 8), 'too short once cleaned');
@@ -111,10 +119,18 @@ begin
     perform tests.raises(format('update public.profiles set username = %L where id = %L', v_name, tests.bob()),
       '23514', 'bob renames himself ' || v_name);
   end loop;
-  foreach v_name in array array[E'Bob\u200b', E'Bob\u202e', E'\u2066Bob', E'B\u00adob', E'Bob\ufeff', E'Bob\u0007', E'Bob\n', E'\u3164'] loop
+  foreach v_name in array array[E'Bob\u200b', E'Bob\u202e', E'\u2066Bob', E'B\u00adob', E'Bob\ufeff', E'Bob\u0007', E'Bob\n', E'\u3164',
+                                E'\u2800', E'Bob\u2800'] loop
     perform tests.raises(format('update public.profiles set display_name = %L where id = %L', v_name, tests.bob()),
       '23514', 'bob calls himself ' || v_name);
   end loop;
+  -- A blank display name names nobody; none at all is fine.
+  foreach v_name in array array['', ' ', E'\u00a0\u3000', E'\u2003'] loop
+    perform tests.raises(format('update public.profiles set display_name = %L where id = %L', v_name, tests.bob()),
+      '23514', format('bob calls himself %L', v_name));
+  end loop;
+  perform tests.eq(tests.error_of(format('update public.profiles set display_name = null where id = %L', tests.bob())), null,
+    'no display name');
   perform tests.eq(tests.error_of(format(
     'update public.profiles set username = ''Bob.the-2nd_'', display_name = %L where id = %L',
     E'Bob \u05d1 👍\ufe0f Zoë', tests.bob())), null, 'a username of every allowed sign, a display name in any script');

@@ -1,6 +1,7 @@
 -- Rate limits: take_token's bucket (burst, refusal with the retry-after,
 -- refill from the last update, a refusal storing nothing), each guarded RPC
--- refusing with nothing stored, a repeated client_msg_id never limited, the
+-- (edits, renames and adding members too) refusing with nothing stored, a
+-- repeated client_msg_id never limited, the
 -- connection cap of register_connection, and no API role reaching the bucket.
 -- Fresh users, so that no other test's calls share their buckets.
 
@@ -150,6 +151,54 @@ begin
   perform tests.reset();
   perform tests.eq((select left_at is not null from public.participants where conversation_id = v_room and user_id = v_user),
     true, 'the refused rejoin left the member out');
+end
+$$;
+
+-- Edits share the 'message' bucket with sends; renames and adding members
+-- draw on the 'conversation' bucket; a member's own settings do not. Each
+-- refusal stores nothing.
+do $$
+declare
+  v_users uuid[] := array[gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid()];
+  v_owner uuid := v_users[1];
+  v_adder uuid := v_users[2];
+  v_group uuid;
+  v_other uuid;
+  v_message uuid;
+  v_seq bigint;
+begin
+  insert into auth.users (id, email) select u, u::text || '@example.com' from unnest(v_users) u;
+  v_group := tests.make_conversation('group', v_owner, array[v_users[3]]);
+  v_other := tests.make_conversation('group', v_adder, array[v_users[3]]);
+  v_message := tests.id(tests.send(v_owner, v_group, 'first'));
+
+  perform tests.act_as_service();
+  perform public.edit_message(v_owner, v_message, 'second', 60, 1);
+  perform pg_temp.retry_after_ms(format('select public.edit_message(%L, %L, ''third'', 60, 1)', v_owner, v_message),
+    'a second edit of a burst of 1');
+  perform pg_temp.retry_after_ms(
+    format('select public.send_message(%L, %L, ''after-edit'', ''text'', ''x'', null, null, 60, 1)', v_owner, v_group),
+    'a send after the edit took the token');
+
+  perform public.update_conversation(v_owner, v_group, 'Renamed', null, null, 60, 1);
+  perform pg_temp.retry_after_ms(format('select public.update_conversation(%L, %L, ''Again'', null, null, 60, 1)', v_owner, v_group),
+    'a second rename of a burst of 1');
+  perform pg_temp.retry_after_ms(format('select public.add_members(%L, %L, array[%L]::uuid[], 60, 1)', v_owner, v_group, v_users[4]),
+    'adding a member after the rename took the token');
+  perform tests.eq(public.update_conversation(v_owner, v_group, null, true, null, 60, 1) -> 'result' -> 'me' -> 'archived',
+    'true'::jsonb, 'archiving is not limited');
+
+  perform public.add_members(v_adder, v_other, array[v_users[4]], 60, 1);
+  perform pg_temp.retry_after_ms(format('select public.create_conversation(%L, ''group'', ''More'', ''{}'', 60, 1)', v_adder),
+    'creating after adding members took the token');
+  perform tests.reset();
+
+  perform tests.eq((select body from public.messages where id = v_message), 'second', 'the refused edit stored nothing');
+  perform tests.eq((select count(*) from public.messages where conversation_id = v_group), 1::bigint, 'messages');
+  perform tests.eq((select name from public.conversations where id = v_group), 'Renamed', 'the refused rename stored nothing');
+  perform tests.eq((select count(*) from public.participants where conversation_id = v_group), 2::bigint,
+    'the refused addition stored nothing');
+  perform tests.check_gap_free(v_group, 'after the refusals');
 end
 $$;
 

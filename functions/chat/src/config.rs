@@ -157,10 +157,12 @@ pub struct RateLimit {
 /// guarded call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// `sendMessage` and `POST …/messages` (a repeated `client_msg_id` is free).
+    /// `sendMessage`, `POST …/messages` (a repeated `client_msg_id` is free)
+    /// and `PATCH /v1/messages/{id}`.
     pub messages: RateLimit,
     pub typing: RateLimit,
-    /// Creating groups and rooms, and opening direct conversations.
+    /// Creating groups and rooms, opening direct conversations, renaming and
+    /// adding members.
     pub conversations: RateLimit,
     pub joins: RateLimit,
     /// Live WebSocket connections one user may hold; `$connect` refuses more.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::message::check_body_text;
-use super::{has_control, parse_uuid, trim_blank};
+use super::{has_control, is_invisible, parse_uuid, trim_blank};
 use crate::error::ApiError;
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -320,12 +320,18 @@ pub fn parse_user_ids(name: &str, raw: Option<&str>) -> Result<Vec<Uuid>, ApiErr
 /// A conversation name as stored: trimmed, 1 to [`MAX_NAME_CHARS`] characters,
 /// no control characters (names are shown in lists and notifications).
 /// SQL: `public.validated_conversation_name`.
+/// A conversation name as stored: trimmed of blank characters, 1 to
+/// [`MAX_NAME_CHARS`], and nothing [invisible](is_invisible) inside, since
+/// names are shown in lists and notifications and find rooms: a name must
+/// neither look empty nor pose as another. SQL: `public.validated_conversation_name`.
 fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = trim_blank(name);
-    if name.is_empty() || name.chars().nth(MAX_NAME_CHARS).is_some() || has_control(name) {
+    if name.is_empty() || name.chars().nth(MAX_NAME_CHARS).is_some() || name.chars().any(is_invisible) {
         return Err(ApiError::unprocessable(
             "invalid_name",
-            format!("`name` must be 1-{MAX_NAME_CHARS} characters without control characters"),
+            format!(
+                "`name` must be 1-{MAX_NAME_CHARS} characters without control, invisible or bidirectional formatting characters"
+            ),
         ));
     }
     Ok(name.to_owned())
@@ -394,6 +400,15 @@ mod tests {
             "a\u{7}b",
             "a\u{85}b",
             &"x".repeat(MAX_NAME_CHARS + 1),
+            // Invisible inside, or reordering: a name that poses as another.
+            "Li\u{200b}ma",
+            "Lima\u{202e}amiL",
+            "\u{2066}Lima",
+            "Li\u{ad}ma",
+            "\u{200f}Lima",
+            // Shows as nothing.
+            "\u{2800}",
+            "\u{3164}",
         ] {
             assert_eq!(new(bad).validate(owner).unwrap_err().code, "invalid_name", "{bad:?}");
         }

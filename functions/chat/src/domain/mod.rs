@@ -58,6 +58,35 @@ pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Characters that show nothing, or change how the text around them shows,
+/// so that a name could look empty or pose as another ("ali" U+200B "ce",
+/// "alice" U+202E): control characters, bidi controls and marks, zero-width
+/// and other invisible format characters, the soft hyphen, the Hangul fillers
+/// and the blank braille pattern. Not variation selectors: emoji need them.
+/// SQL: `public.strip_invisible` and `public.has_invisible`.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{61c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
+
 /// Parses a UUID from outside input, naming the field in the error.
 pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim())

@@ -287,11 +287,15 @@ impl MessageStore for PostgrestStore {
 impl PostgrestStore {
     // Messages.
 
-    /// Only the author; `message.updated` to the members.
+    /// Only the author; `message.updated` to the members. Takes from the
+    /// sender's message bucket, as a send does.
     pub async fn edit_message(&self, user_id: Uuid, message_id: Uuid, body: &str) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "edit_message",
-            json!({"p_user_id": user_id, "p_message_id": message_id, "p_body": body}),
+            limited(
+                json!({"p_user_id": user_id, "p_message_id": message_id, "p_body": body}),
+                self.limits("edit_message")?.messages,
+            ),
         )
         .await
     }
@@ -385,15 +389,19 @@ impl PostgrestStore {
         conversation_id: Uuid,
         patch: &ConversationPatch,
     ) -> StoreResult<Outcome<Json>> {
+        // The database takes a token for a rename only.
         self.service_rpc(
             "update_conversation",
-            json!({
-                "p_user_id": user_id,
-                "p_conversation_id": conversation_id,
-                "p_name": patch.name,
-                "p_archived": patch.archived,
-                "p_muted": patch.muted,
-            }),
+            limited(
+                json!({
+                    "p_user_id": user_id,
+                    "p_conversation_id": conversation_id,
+                    "p_name": patch.name,
+                    "p_archived": patch.archived,
+                    "p_muted": patch.muted,
+                }),
+                self.limits("update_conversation")?.conversations,
+            ),
         )
         .await
     }
@@ -406,7 +414,10 @@ impl PostgrestStore {
     ) -> StoreResult<Outcome<Json>> {
         self.service_rpc(
             "add_members",
-            json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_user_ids": user_ids}),
+            limited(
+                json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_user_ids": user_ids}),
+                self.limits("add_members")?.conversations,
+            ),
         )
         .await
     }
