@@ -52,6 +52,8 @@ async fn the_same_client_msg_id_stores_one_message() {
     assert_eq!(first["data"]["id"], second["data"]["id"]);
     assert_eq!(first["data"]["seq"], second["data"]["seq"]);
     assert_eq!(second["data"]["duplicate"], true);
+    assert_eq!(second["data"]["message"], first["data"]["message"]);
+    assert_eq!(first["data"]["message"]["body"], "once");
 
     // Concurrent repeats on two sockets: still one row.
     let mut other = stack.connect(&alice).await;
@@ -165,6 +167,8 @@ async fn a_socket_send_carries_kind_attachment_and_reply() {
         &created["data"],
         "the pushed message is the stored one"
     );
+    // The sender is told the same: its ack carries the stored message, not its draft.
+    assert_eq!(ack["data"]["message"], created["data"]);
 
     // An invalid attachment in a frame: the same code as over REST, nothing stored.
     frame["client_msg_id"] = json!("img-2");

@@ -34,7 +34,11 @@ impl ServerEvent {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// To the sending connection: its `client_msg_id` is now this id and seq.
+    /// To the sending connection: its `client_msg_id` is now this id and seq,
+    /// and `message` is the message as stored (the JSON the other connections
+    /// get as `message.created` data, normalised by the server: trimmed
+    /// attachment name, lower-case MIME type), so the sender shows what
+    /// everyone else sees rather than its draft.
     pub fn message_ack(message: &Message, duplicate: bool) -> Self {
         Self {
             kind: "message.ack",
@@ -46,6 +50,7 @@ impl ServerEvent {
                 "seq": message.seq,
                 "created_at": message.created_at(),
                 "duplicate": duplicate,
+                "message": message.json(),
             }),
         }
     }
@@ -139,6 +144,11 @@ mod tests {
         assert_eq!(ack["data"]["seq"], 7);
         assert_eq!(ack["data"]["id"], "6f1c1c52-8a4c-4d5c-9a51-0d1f4b0e6a11");
         assert_eq!(ack["data"]["created_at"], "2026-11-21T07:00:00.123456+00:00");
+        assert_eq!(ack["data"]["client_msg_id"], "c1");
+        assert_eq!(ack["data"]["duplicate"], false);
+        // The stored message itself, as message.created carries it.
+        assert_eq!(&ack["data"]["message"], message.json());
+        assert_eq!(ack["data"]["message"]["body"], "hi");
         let error: Value = serde_json::from_slice(
             &ServerEvent::error(
                 &ApiError::bad_request("invalid_json", "nope"),

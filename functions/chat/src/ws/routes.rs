@@ -203,6 +203,8 @@ mod tests {
         assert_eq!(ack[0]["data"]["seq"], 7);
         assert_eq!(ack[0]["data"]["duplicate"], false);
         assert_eq!(ack[0]["data"]["id"], message["id"]);
+        // The sender gets the stored message, the same JSON the others get in message.created.
+        assert_eq!(ack[0]["data"]["message"], created(&message)["data"]);
         for other in ["alice-2", "bob-1"] {
             assert_eq!(pusher.received(other), vec![created(&message)], "{other}");
         }
@@ -219,7 +221,9 @@ mod tests {
         let event = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hello"));
         send_message(&store, &pusher, &event).await;
         assert_eq!(pusher.receivers(), vec![("alice-1".to_string(), 1)]);
-        assert_eq!(pusher.received("alice-1")[0]["data"]["duplicate"], true);
+        let ack = &pusher.received("alice-1")[0];
+        assert_eq!(ack["data"]["duplicate"], true);
+        assert_eq!(ack["data"]["message"], message);
     }
 
     #[tokio::test(start_paused = true)]
