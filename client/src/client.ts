@@ -14,7 +14,6 @@ import {
   type Conversation,
   type ConversationSummary,
   type DurableEvent,
-  type EventOf,
   type MeSettings,
   type Message,
   type Presence,
@@ -124,6 +123,9 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   private readonly wake: WakeSource | null;
   private unreadTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly newClientMsgId: () => string;
+  /** Open `batch` calls: while any is, `change` waits for the outermost to end. */
+  private batching = 0;
+  private changePending = false;
 
   constructor(private readonly options: ChatClientOptions) {
     super();
@@ -167,7 +169,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.connection.on("state", (change) => {
       if (change.to !== "connected") this.outbox.pause();
       this.emit("state", change);
-      this.emit("change");
+      this.changed();
     });
     this.connection.on("error", (e) => this.emit("error", e));
     this.connection.on("open", () => void this.resync("open"));
@@ -366,7 +368,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       for (const p of presence) this.presence.set(p.user_id, p);
     }
     this.people++;
-    this.emit("change");
+    this.changed();
   }
 
   /** Searches users to start a conversation with (and caches their profiles). */
@@ -390,7 +392,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.typingOut.stop(conversationId);
     const outgoing = { conversationId, clientMsgId, draft: d, createdAt: new Date().toISOString() };
     const ack = await this.outbox.add(outgoing);
-    return this.messageFromAck({ ...outgoing, status: "pending" }, ack);
+    return ack.data.message;
   }
 
   /** Sends a failed message again (same `client_msg_id`). */
@@ -398,7 +400,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     const outgoing = this.outbox.list(conversationId).find((o) => o.clientMsgId === clientMsgId);
     if (!outgoing) throw new Error(`no failed message ${clientMsgId} in ${conversationId}`);
     const ack = await this.outbox.retry(clientMsgId);
-    return this.messageFromAck(outgoing, ack);
+    return ack.data.message;
   }
 
   /** Drops a failed message. */
@@ -462,16 +464,21 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   // ---------------------------------------------------------------- events
 
   private received(event: ServerEvent): void {
+    this.batch(() => this.receivedNow(event));
+  }
+
+  private receivedNow(event: ServerEvent): void {
     if (isDurable(event)) {
       this.sequencer.offer(event);
       return;
     }
     switch (event.type) {
       case "message.ack": {
-        const outgoing = this.outbox.acknowledged(event);
-        // A non-duplicate ack stands for the `message.created` this socket does not get.
-        if (outgoing && this.userId) {
-          const message = this.messageFromAck(outgoing, event);
+        // The ack stands for the `message.created` this socket does not get, and carries the message as
+        // stored (normalised by the server, so not the draft). A duplicate's seq may be applied already:
+        // the sequencer ignores it then.
+        if (this.outbox.acknowledged(event)) {
+          const message = event.data.message;
           this.sequencer.offer({ type: "message.created", conversation_id: message.conversation_id, seq: message.seq, data: message });
         }
         break;
@@ -486,7 +493,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       case "presence":
         this.presence.set(event.data.user_id, event.data);
         this.people++;
-        this.emit("change");
+        this.changed();
         break;
       case "conversation.created":
         // Added to an existing conversation: a snapshot; its seq is tracked from there.
@@ -501,6 +508,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   }
 
   private applyDurable(event: DurableEvent): void {
+    this.batch(() => this.applyDurableNow(event));
+  }
+
+  private applyDurableNow(event: DurableEvent): void {
     const id = event.conversation_id;
     const c = this.conv(id);
     const s = c.summary;
@@ -619,6 +630,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   /** Loads a page of the list; returns each listed conversation's last_seq. */
   private async fetchConversationPage(cursor: string | undefined): Promise<Map<string, number>> {
     const page = await this.rest.listConversations({ query: { limit: 100, ...(cursor ? { cursor } : {}) } });
+    return this.batch(() => this.putConversationPage(page, cursor));
+  }
+
+  private putConversationPage(page: Awaited<ReturnType<RestClient["listConversations"]>>, cursor: string | undefined): Map<string, number> {
     const listed = new Map<string, number>();
     for (const summary of page.conversations) {
       listed.set(summary.id, summary.last_seq);
@@ -637,7 +652,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       this.listCursor = page.next_cursor;
     }
     this.listVersion++;
-    this.emit("change");
+    this.changed();
     return listed;
   }
 
@@ -645,14 +660,16 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   private async refreshUnread(): Promise<void> {
     const { conversations } = await this.rest.getUnreadCounts();
     const counts = new Map(conversations.map((u) => [u.conversation_id, u.unread_count]));
-    for (const [id, c] of this.convs) {
-      if (!c.summary) continue;
-      const n = counts.get(id) ?? 0;
-      if (c.summary.unread_count !== n) {
-        c.summary = { ...c.summary, unread_count: n };
-        this.touch(id);
+    this.batch(() => {
+      for (const [id, c] of this.convs) {
+        if (!c.summary) continue;
+        const n = counts.get(id) ?? 0;
+        if (c.summary.unread_count !== n) {
+          c.summary = { ...c.summary, unread_count: n };
+          this.touch(id);
+        }
       }
-    }
+    });
   }
 
   // ---------------------------------------------------------------- state
@@ -681,7 +698,32 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     const c = this.convs.get(id);
     if (c) c.version++;
     this.listVersion++;
-    this.emit("change");
+    this.changed();
+  }
+
+  /** Something shown changed: `change` now, or once at the end of the running batch. */
+  private changed(): void {
+    if (this.batching > 0) this.changePending = true;
+    else this.emit("change");
+  }
+
+  /**
+   * Runs `update` with `change` held back until it (and any batch it opens)
+   * ends, then emits it once: one event, one render, however many parts of
+   * the state it touched (an own read moves the summary and the receipt; a
+   * join caches a profile and adds a participant; an ack settles the outbox
+   * and stores the message).
+   */
+  private batch<T>(update: () => T): T {
+    this.batching++;
+    try {
+      return update();
+    } finally {
+      if (--this.batching === 0 && this.changePending) {
+        this.changePending = false;
+        this.emit("change");
+      }
+    }
   }
 
   private setDetails(conversation: Conversation, me: MeSettings): void {
@@ -731,7 +773,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.outbox.drop(id, new ChatSendError("not_a_participant", "you are no longer in this conversation", 403, ""));
     this.convs.delete(id);
     this.listVersion++;
-    this.emit("change");
+    this.changed();
   }
 
   private putMessage(m: Message): void {
@@ -742,6 +784,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   }
 
   private setOwnRead(id: string, lastReadSeq: number, unread?: number): void {
+    this.batch(() => this.setOwnReadNow(id, lastReadSeq, unread));
+  }
+
+  private setOwnReadNow(id: string, lastReadSeq: number, unread?: number): void {
     const c = this.conv(id);
     if (c.summary) {
       const s = { ...c.summary, last_read_seq: Math.max(c.summary.last_read_seq, lastReadSeq) };
@@ -781,7 +827,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       }
     }
     this.people++;
-    this.emit("change");
+    this.changed();
   }
 
   /** Profiles the API embeds: a list entry's `counterpart`, each participant's `profile`. */
@@ -827,11 +873,6 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       status: o.status === "failed" ? "failed" : "pending",
       error: o.error,
     };
-  }
-
-  private messageFromAck(o: Outgoing, ack: EventOf<"message.ack">): Message {
-    const { status: _status, error: _error, ...message } = this.optimistic(o);
-    return { ...message, id: ack.data.id, seq: ack.data.seq, created_at: ack.data.created_at };
   }
 }
 

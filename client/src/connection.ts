@@ -414,9 +414,14 @@ export class Connection extends Emitter<ConnectionEvents> {
   }
 }
 
-/** The status of a refused handshake where the socket API tells it (the `ws` package: "Unexpected server response: 401"). */
+/**
+ * The status of a refused handshake where the socket API tells it: only the
+ * `ws` package does ("Unexpected server response: 401"); browsers and Node's
+ * own WebSocket give none. Anchored to that message: other errors hold numbers
+ * that are no status ("connect ECONNREFUSED 127.0.0.1:4010").
+ */
 export function handshakeStatus(errorText: string): number | undefined {
-  const m = /\b([1-5]\d\d)\b/.exec(errorText);
+  const m = /Unexpected server response: (\d{3})(?!\d)/.exec(errorText);
   return m ? Number(m[1]) : undefined;
 }
 

@@ -91,17 +91,21 @@ export class Outbox {
     return this.queue.length;
   }
 
-  /** A socket is open: send what waits (unanswered frames again, with the same ids). */
+  /**
+   * A socket is open: send what waits (unanswered frames again, with the same
+   * ids). A message held after a refusal keeps waiting out its delay: a new
+   * socket does not lift a rate limit.
+   */
   resume(): void {
     this.paused = false;
-    for (const e of this.queue) this.idle(e);
+    for (const e of this.queue) if (!e.holding) this.idle(e);
     this.pump();
   }
 
-  /** The socket is gone: whatever was in flight is sent again on the next one. */
+  /** The socket is gone: whatever was in flight is sent again on the next one; held messages keep their timers. */
   pause(): void {
     this.paused = true;
-    for (const e of this.queue) this.idle(e);
+    for (const e of this.queue) if (!e.holding) this.idle(e);
   }
 
   /** A `message.ack`; returns the message it acknowledges, if it was ours. */

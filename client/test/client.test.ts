@@ -3,10 +3,49 @@ import { ChatClient } from "../src/client.js";
 import { ChatSendError } from "../src/outbox.js";
 import { ChatApiError, createRestClient } from "../src/rest.js";
 import type { ServerEvent } from "../src/types.js";
-import { ALICE, BOB, CONV, FakeWebSocket, created, fakeFetch, message, token } from "./fakes.js";
+import { ALICE, BOB, CONV, FakeWebSocket, ack, created, fakeFetch, message, token } from "./fakes.js";
 
 /** A conversation the fake server does not list. */
 const OTHER = "c0ffee00-0000-4000-8000-000000000002";
+
+const CAROL = "00000000-0000-4000-8000-0000000ca201";
+const profile = (id: string, username: string, display_name: string) => ({ id, username, display_name, avatar_url: null });
+const carolJoined = {
+  type: "member.joined" as const,
+  conversation_id: CONV,
+  seq: 2,
+  data: { user_id: CAROL, role: "member" as const, joined_at: "2026-11-21T07:05:00Z", added_by: ALICE, profile: profile(CAROL, "carol", "Carol") },
+};
+
+/** A server holding a group of alice (the client, its owner) and bob, who have both read seq 1 of 1; nothing listed. */
+function groupServer() {
+  const participant = (id: string, username: string, role: "owner" | "member") => ({
+    user_id: id,
+    role,
+    joined_at: "2026-11-21T07:00:00Z",
+    last_read_seq: 1,
+    profile: profile(id, username, username.toUpperCase()),
+  });
+  const group = {
+    id: CONV,
+    kind: "group",
+    name: "Trip",
+    context_type: null,
+    context_id: null,
+    created_by: ALICE,
+    created_at: "2026-11-21T07:00:00Z",
+    last_seq: 1,
+    participants: [participant(ALICE, "alice", "owner"), participant(BOB, "bob", "member")],
+  };
+  const me = { role: "owner", joined_at: "2026-11-21T07:00:00Z", archived: false, muted: false, last_read_seq: 1, unread_count: 0 };
+  return fakeFetch({
+    "GET /v1/conversations": () => ({ body: { conversations: [], next_cursor: null } }),
+    "GET /v1/unread": () => ({ body: { total: 0, conversations: [] } }),
+    "GET /v1/presence": () => ({ body: { presence: [] } }),
+    "GET /v1/conversations/{id}": () => ({ body: { conversation: group, me } }),
+    "GET /v1/conversations/{id}/messages": () => ({ body: { messages: [], has_more: false } }),
+  });
+}
 
 /** A server holding one direct conversation between alice (the client) and bob. */
 function server() {
@@ -170,15 +209,10 @@ describe("chat client", () => {
     await flush();
     expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1"]);
     // It had been stored: the ack says so.
-    const ack = (client_msg_id: string, seq: number, duplicate: boolean) => ({
-      type: "message.ack",
-      conversation_id: CONV,
-      data: { client_msg_id, id: message(seq).id, seq, created_at: "2026-11-21T07:00:02Z", duplicate },
-    });
-    ws.push(ack("c-1", 2, true));
+    ws.push(ack("c-1", 2, { body: "hello" }, true));
     await expect(first).resolves.toMatchObject({ id: message(2).id, seq: 2, body: "hello", sender_id: ALICE });
     expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2"]);
-    ws.push(ack("c-2", 3, false));
+    ws.push(ack("c-2", 3, { body: "again" }));
     await expect(second).resolves.toMatchObject({ seq: 3, body: "again" });
     await flush();
     expect(seqs).toEqual([2, 3]);
@@ -218,7 +252,7 @@ describe("chat client", () => {
     await expect(tooLong).rejects.toMatchObject({ code: "message_too_long", clientMsgId: "c-1" });
     expect(chat.getConversationView(CONV).messages.map((m) => m.status)).toEqual(["failed", "pending"]);
     expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2"]);
-    ws.push({ type: "message.ack", conversation_id: CONV, data: { client_msg_id: "c-2", id: message(2).id, seq: 2, created_at: "2026-11-21T07:00:02Z", duplicate: false } });
+    ws.push(ack("c-2", 2, { body: "fine" }));
     await ok;
     void chat.retry(CONV, "c-1").catch(() => {});
     expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2", "c-1"]);
@@ -268,10 +302,10 @@ describe("chat client", () => {
       ["after the first", "pending"],
     ]);
     expect(errors).toEqual([]); // the refusal settled its message; it is not an app-level error
-    ws.push({ type: "message.ack", conversation_id: CONV, data: { client_msg_id: "c-1", id: message(2).id, seq: 2, created_at: "2026-11-21T07:00:02Z", duplicate: false } });
+    ws.push(ack("c-1", 2, { body: "to bob" }));
     await expect(first).resolves.toMatchObject({ seq: 2, body: "to bob" });
     expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-2", "c-3"]);
-    ws.push({ type: "message.ack", conversation_id: CONV, data: { client_msg_id: "c-3", id: message(3).id, seq: 3, created_at: "2026-11-21T07:00:03Z", duplicate: false } });
+    ws.push(ack("c-3", 3, { body: "after the first" }));
     await expect(third).resolves.toMatchObject({ seq: 3 });
   });
 
@@ -296,47 +330,109 @@ describe("chat client", () => {
     expect(chat.getConversationView(CONV).messages.map((m) => m.status)).toEqual(["pending", "pending"]);
   });
 
-  it("member.joined puts the newcomer, named by the event's profile, in the participants without reloading", async () => {
-    const CAROL = "00000000-0000-4000-8000-0000000ca201";
-    const profile = (id: string, username: string, display_name: string) => ({ id, username, display_name, avatar_url: null });
-    const participant = (id: string, username: string, role: "owner" | "member") => ({
-      user_id: id,
-      role,
-      joined_at: "2026-11-21T07:00:00Z",
-      last_read_seq: 1,
-      profile: profile(id, username, username.toUpperCase()),
+  it("a rate-limited send keeps waiting out retry_after_ms across a reconnect and a planned socket swap", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const first = FakeWebSocket.last;
+    first.open();
+    await flush();
+    void chat.send(CONV, "one");
+    first.push({
+      type: "error",
+      data: { code: "rate_limited", message: "slow down", status: 429, action: "sendMessage", request_id: "r", client_msg_id: "c-1", retry_after_ms: 30_000 },
     });
-    const group = {
-      id: CONV,
-      kind: "group",
-      name: "Trip",
-      context_type: null,
-      context_id: null,
-      created_by: ALICE,
-      created_at: "2026-11-21T07:00:00Z",
-      last_seq: 1,
-      participants: [participant(ALICE, "alice", "owner"), participant(BOB, "bob", "member")],
+    // The socket drops and a new one opens (the outbox pauses and resumes)...
+    first.drop();
+    await vi.advanceTimersByTimeAsync(1);
+    await flush();
+    const second = FakeWebSocket.last;
+    second.open();
+    await flush();
+    expect(second.frames("sendMessage")).toEqual([]);
+    // ...and the app swaps it for one with a refreshed token.
+    await vi.advanceTimersByTimeAsync(10_000);
+    chat.reconnect();
+    await flush();
+    const third = FakeWebSocket.last;
+    expect(third).not.toBe(second);
+    third.open();
+    await flush();
+    expect(third.frames("sendMessage")).toEqual([]);
+    const sent = () => FakeWebSocket.instances.flatMap((ws) => ws.frames("sendMessage")).length;
+    await vi.advanceTimersByTimeAsync(30_000 - 10_000 - 1 - 1 - 20);
+    expect(sent()).toBe(1);
+    await vi.advanceTimersByTimeAsync(30);
+    expect(third.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1"]);
+    expect(sent()).toBe(2);
+  });
+
+  it("shows the sender's message as the ack says it was stored, not as drafted", async () => {
+    const srv = server();
+    const { chat, seqs } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    const url = "https://cdn.example.com/u/a11c/balcony.jpg";
+    const sending = chat.send(CONV, { kind: "image", body: "   ", attachment: { url, name: " balcony.jpg ", mime_type: "image/JPEG", size_bytes: 482113 } });
+    expect(chat.getConversationView(CONV).messages.at(-1)).toMatchObject({ status: "pending", body: "   " });
+    // What the server made of it: the caption blank → none, the name trimmed, the type lower-cased.
+    const stored = ack("c-1", 2, { kind: "image", body: null, attachment: { url, name: "balcony.jpg", mime_type: "image/jpeg", size_bytes: 482113 } });
+    ws.push(stored);
+    await expect(sending).resolves.toEqual(stored.data.message);
+    await flush();
+    expect(seqs).toEqual([2]);
+    const { messages } = chat.getConversationView(CONV);
+    expect(messages).toEqual([{ ...stored.data.message, status: "sent" }]);
+    expect(chat.getConversationList()[0].last_message).toEqual(stored.data.message);
+  });
+
+  it("emits one change per event, however many parts of the state it moves", async () => {
+    const { fetch } = groupServer();
+    const { chat } = client(fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    await chat.open(CONV);
+    await flush();
+    let changes = 0;
+    chat.subscribe(() => changes++);
+    /** The changes `what` emits at once (after whatever earlier work was still running settled). */
+    const countChanges = async (what: () => unknown) => {
+      await flush();
+      changes = 0;
+      void what();
+      return changes;
     };
-    const me = { role: "owner", joined_at: "2026-11-21T07:00:00Z", archived: false, muted: false, last_read_seq: 1, unread_count: 0 };
-    const { fetch, calls } = fakeFetch({
-      "GET /v1/conversations": () => ({ body: { conversations: [], next_cursor: null } }),
-      "GET /v1/unread": () => ({ body: { total: 0, conversations: [] } }),
-      "GET /v1/presence": () => ({ body: { presence: [] } }),
-      "GET /v1/conversations/{id}": () => ({ body: { conversation: group, me } }),
-      "GET /v1/conversations/{id}/messages": () => ({ body: { messages: [], has_more: false } }),
-    });
+    // A join: the profile cached, the participant added.
+    expect(await countChanges(() => ws.push(carolJoined))).toBe(1);
+    expect(chat.getConversationView(CONV).conversation?.participants.map((p) => p.user_id)).toContain(CAROL);
+    // An own read: the settings and the receipt.
+    expect(await countChanges(() => chat.markRead(CONV))).toBe(1);
+    expect(ws.frames("markRead")).toHaveLength(1);
+    expect(await countChanges(() => ws.push({ type: "read", conversation_id: CONV, data: { user_id: ALICE, last_read_seq: 2, read_at: "2026-11-21T07:06:00Z" } }))).toBe(1);
+    // An ack: the outbox settled and the message stored, in the same render.
+    void chat.send(CONV, "hi");
+    let shown: unknown[] = [];
+    chat.subscribe(() => (shown = chat.getConversationView(CONV).messages.map((m) => [m.body, m.status])));
+    expect(await countChanges(() => ws.push(ack("c-1", 3, { body: "hi" })))).toBe(1);
+    expect(shown).toEqual([["hi", "sent"]]);
+  });
+
+  it("member.joined puts the newcomer, named by the event's profile, in the participants without reloading", async () => {
+    const { fetch, calls } = groupServer();
     const { chat, seqs } = client(fetch);
     chat.connect();
     await flush();
     FakeWebSocket.last.open();
     await flush();
     await chat.open(CONV);
-    FakeWebSocket.last.push({
-      type: "member.joined",
-      conversation_id: CONV,
-      seq: 2,
-      data: { user_id: CAROL, role: "member", joined_at: "2026-11-21T07:05:00Z", added_by: ALICE, profile: profile(CAROL, "carol", "Carol") },
-    });
+    FakeWebSocket.last.push(carolJoined);
     await flush();
     expect(seqs).toEqual([2]);
     const participants = chat.getConversationView(CONV).conversation?.participants ?? [];

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Connection, type ConnectionOptions, type StateChange, type WakeSource } from "../src/connection.js";
+import { Connection, handshakeStatus, type ConnectionOptions, type StateChange, type WakeSource } from "../src/connection.js";
 import { FakeWebSocket, token } from "./fakes.js";
 
 function setup(over: Partial<ConnectionOptions> = {}) {
@@ -186,6 +186,24 @@ describe("connection state machine", () => {
     await tick();
     expect(asked).toEqual([token("u", 0)]);
     expect(tokenCalls).toEqual([false, true]);
+  });
+
+  it("reads a handshake's status from the `ws` package's refusal only, not from any number in an error", async () => {
+    expect(handshakeStatus("Unexpected server response: 401")).toBe(401);
+    expect(handshakeStatus("Unexpected server response: 503")).toBe(503);
+    expect(handshakeStatus("connect ECONNREFUSED 127.0.0.1:4010")).toBeUndefined();
+    expect(handshakeStatus("getaddrinfo ENOTFOUND api-401.example.com")).toBeUndefined();
+    expect(handshakeStatus("")).toBeUndefined();
+
+    // A server down at a port that looks like a status: a network failure to retry, not a refused token.
+    const { conn, states, tokenCalls } = setup();
+    conn.connect();
+    await tick();
+    FakeWebSocket.last.unreachable("connect ECONNREFUSED 10.0.0.1:401");
+    await tick();
+    expect(tokenCalls).toEqual([false]);
+    expect(conn.state).toBe("reconnecting");
+    expect(states.at(-1)?.reason).toBe("handshake failed (1006)");
   });
 
   it("stops on 403 (a user without a profile) instead of retrying in a loop", async () => {

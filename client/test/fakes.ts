@@ -46,6 +46,12 @@ export class FakeWebSocket {
     this.onerror?.({ message: `Unexpected server response: ${status}` });
     this.onclose?.({ code: 1006 });
   }
+  /** A handshake that failed before any answer, as the `ws` package reports it (e.g. `connect ECONNREFUSED 10.0.0.1:401`). */
+  unreachable(message: string): void {
+    this.readyState = 3;
+    this.onerror?.({ message });
+    this.onclose?.({ code: 1006 });
+  }
   /** A refused handshake as a browser reports it: no status. */
   fail(): void {
     this.readyState = 3;
@@ -124,6 +130,19 @@ export function message(seq: number, over: Partial<Record<string, unknown>> = {}
 
 export function created(seq: number, over: Partial<Record<string, unknown>> = {}) {
   return { type: "message.created" as const, conversation_id: CONV, seq, data: message(seq, over) };
+}
+
+/**
+ * The `message.ack` answering alice's send `clientMsgId`: the message as the
+ * server stored it (`over` for what the server made of the draft).
+ */
+export function ack(clientMsgId: string, seq: number, over: Partial<Record<string, unknown>> = {}, duplicate = false) {
+  const stored = message(seq, { sender_id: ALICE, client_msg_id: clientMsgId, ...over });
+  return {
+    type: "message.ack" as const,
+    conversation_id: stored.conversation_id,
+    data: { client_msg_id: clientMsgId, id: stored.id, seq, created_at: stored.created_at, duplicate, message: stored },
+  };
 }
 
 // A plain object rather than a Response: its body is read without streams, so fake timers cannot stall it.
