@@ -22,7 +22,9 @@ use crate::sigv4::{self, Incoming};
 /// The service name requests are signed for.
 const SERVICE: &str = "execute-api";
 /// An oversized body is still read (and hashed, to check its signature) up
-/// to this many times the limit; beyond it the connection is dropped.
+/// to this many times the limit, so the client finishes sending and gets its
+/// 413 rather than a reset connection; beyond it the 413 goes at once,
+/// without reading the rest.
 const DRAIN_FACTOR: usize = 8;
 
 pub(super) async fn at_root(
@@ -50,17 +52,34 @@ pub(super) async fn at_stage(
     manage(&api, &connection_id, method, &uri, &headers, body).await
 }
 
-/// The body (`None` when over `limit`) and the SHA-256 of all of it.
-async fn read_body(body: Body, limit: usize) -> Result<(Option<Bytes>, String), ()> {
+/// AWS's answer to a message over the limit.
+fn too_large(limit: usize) -> Response {
+    aws_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLargeException",
+        Some(&format!("Message too long. Maximum size is {limit} bytes")),
+    )
+}
+
+/// The body (`None` when over `limit`) and the SHA-256 of all of it, or the
+/// answer to a body that cannot be read: 413 beyond the drain bound (too
+/// large whatever its signature), 400 when the client broke off.
+async fn read_body(body: Body, limit: usize) -> Result<(Option<Bytes>, String), Response> {
     let mut stream = body.into_data_stream();
     let mut hash = Sha256::new();
     let mut kept = Vec::new();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ())?;
+        let chunk = chunk.map_err(|_| {
+            aws_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestException",
+                Some("Unreadable request body"),
+            )
+        })?;
         seen += chunk.len();
         if seen > limit.saturating_mul(DRAIN_FACTOR) {
-            return Err(());
+            return Err(too_large(limit));
         }
         hash.update(&chunk);
         if seen <= limit {
@@ -109,12 +128,9 @@ async fn manage(
         );
     }
     let limit = api.limits.max_message_bytes;
-    let Ok((data, payload_hash)) = read_body(body, limit).await else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequestException",
-            Some("Unreadable request body"),
-        );
+    let (data, payload_hash) = match read_body(body, limit).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
     if let Err(refused) = authenticate(api, &method, uri, headers, &payload_hash) {
         return refused;
@@ -123,11 +139,7 @@ async fn manage(
     let response = match method {
         Method::POST => {
             let Some(data) = data else {
-                return aws_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PayloadTooLargeException",
-                    Some(&format!("Message too long. Maximum size is {limit} bytes")),
-                );
+                return too_large(limit);
             };
             let Some(connection) = api.registry.get(connection_id) else {
                 return gone();
@@ -191,4 +203,47 @@ fn with_request_id(mut response: Response) -> Response {
         response.headers_mut().insert("x-amzn-requestid", id);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status_type_and_body(response: Response) -> (u16, String, serde_json::Value) {
+        let status = response.status().as_u16();
+        let error_type = response.headers()["x-amzn-errortype"].to_str().unwrap().to_string();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, error_type, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_body_far_over_the_limit_is_refused_as_too_large_not_as_unreadable() {
+        let limit = 16;
+        let (kept, hash) = read_body(Body::from(vec![b'a'; limit]), limit).await.unwrap();
+        assert_eq!(kept.as_deref(), Some(&[b'a'; 16][..]));
+        assert_eq!(hash.len(), 64);
+        // Over the limit but within the drain bound: read to the end (for its signature), not kept.
+        let (kept, _) = read_body(Body::from(vec![b'a'; limit * DRAIN_FACTOR]), limit).await.unwrap();
+        assert_eq!(kept, None);
+
+        let refused = read_body(Body::from(vec![b'a'; limit * DRAIN_FACTOR + 1]), limit)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status_type_and_body(refused).await,
+            (
+                413,
+                "PayloadTooLargeException".to_string(),
+                json!({"message": "Message too long. Maximum size is 16 bytes"})
+            )
+        );
+
+        // A client that breaks off mid-body: unreadable.
+        let broken = futures_util::stream::iter([
+            Ok(Bytes::from_static(b"abc")),
+            Err(std::io::Error::other("connection reset")),
+        ]);
+        let refused = read_body(Body::from_stream(broken), limit).await.unwrap_err();
+        assert_eq!(status_type_and_body(refused).await.0, 400);
+    }
 }
