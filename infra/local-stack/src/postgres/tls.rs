@@ -32,10 +32,12 @@ pub const HELP: &str = "\
 TLS follows libpq's sslmode in the connection string (`?sslmode=...` or `sslmode=...`):
   disable      no TLS: the password and the SQL travel in clear
   prefer       TLS when the server offers it, else in clear; the certificate is not checked
-  require      TLS or no connection; the certificate is NOT checked (encrypted, but a
-               man in the middle is not detected), as libpq does
+  require      TLS or no connection; the certificate is NOT checked, as libpq does
   verify-ca    TLS, and the certificate must chain to a trusted root
   verify-full  as verify-ca, and the certificate must name the host
+Under prefer and require, encrypted or not, a man in the middle is not detected: it can ask
+for the password in clear and is sent it, as with libpq (channel binding does not stop it:
+Supabase does not offer it, and a man in the middle need not either). Use verify-full.
 Default: require for a remote host; disable for localhost, 127.0.0.1, ::1 and Unix sockets
 (Unix sockets never use TLS, as with libpq).
 Trusted roots: sslrootcert=<file> (PEM), or the system's (sslrootcert=system, or verify-ca /
@@ -157,7 +159,7 @@ impl TlsPolicy {
     pub fn describe(&self) -> String {
         let checked = match &self.verify {
             _ if self.mode == SslMode::Disable => "no TLS",
-            Verify::Nothing => "certificate not checked",
+            Verify::Nothing => "certificate not checked: a man in the middle could take the password; use verify-full",
             Verify::Chain(_) => "certificate chain checked, not its name",
             Verify::ChainAndName(_) => "certificate chain and name checked",
         };
@@ -537,8 +539,13 @@ impl<S> tokio_postgres::tls::TlsStream for RustlsStream<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    /// SCRAM-SHA-256-PLUS binds the login to this certificate, so a man in
-    /// the middle cannot relay it even when the certificate is not checked.
+    /// Offered for SCRAM-SHA-256-PLUS, which binds the login to this
+    /// certificate when the server supports it. It does not protect a
+    /// connection whose certificate is not checked: tokio-postgres, like
+    /// libpq, only prefers channel binding, so a man in the middle offers
+    /// plain SCRAM or a cleartext password and gets the password; requiring
+    /// it would refuse Supabase, which does not offer it. Only a checked
+    /// certificate (verify-full) keeps the password safe.
     fn channel_binding(&self) -> ChannelBinding {
         let (_, session) = self.0.get_ref();
         match session.peer_certificates().and_then(|chain| chain.first()) {
@@ -753,10 +760,18 @@ mod tests {
 
     #[test]
     fn descriptions_say_what_is_checked() {
-        assert_eq!(
-            policy(SslMode::Require, Verify::Nothing).describe(),
-            "sslmode=require (certificate not checked)"
-        );
+        // Unchecked, the password is exposed to a man in the middle, as libpq's is: the log says so.
+        for mode in [SslMode::Prefer, SslMode::Require] {
+            assert_eq!(
+                policy(mode, Verify::Nothing).describe(),
+                format!(
+                    "sslmode={} (certificate not checked: a man in the middle could take the password; use verify-full)",
+                    mode.name()
+                )
+            );
+        }
+        assert!(HELP.contains("password in clear"));
+        assert!(HELP.contains("Use verify-full."));
         assert_eq!(
             policy(SslMode::VerifyFull, Verify::ChainAndName(RootCerts::System)).describe(),
             "sslmode=verify-full (certificate chain and name checked)"
