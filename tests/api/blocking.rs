@@ -1,9 +1,11 @@
 //! Blocking and presence privacy, end to end: `POST /v1/blocks`,
 //! `DELETE /v1/blocks/{user_id}`, `GET /v1/blocks`; what a block refuses in a
-//! direct conversation (both ways, storing nothing) and hides (presence,
-//! typing), what it leaves (groups); the blocks table through PostgREST with a
+//! direct conversation (opening, sending, editing; both ways, storing nothing),
+//! in groups and rooms (creating one with, or adding, the other) and hides
+//! (presence, typing, read receipts), what it leaves (deleting, groups both
+//! are in); a send racing a block; the blocks table through PostgREST with a
 //! user's token; and presence shown only once both users have written in a
-//! shared direct conversation or group.
+//! shared direct conversation or group (since they last came back).
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -53,9 +55,14 @@ async fn presence_of(stack: &Stack, viewer: &User, users: &[&User]) -> Vec<Strin
 async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_until_lifted() {
     let stack = stack();
     let http = stack.http();
-    let (alice, bob) = (stack.new_user("blocker").await, stack.new_user("blocked").await);
+    let (alice, bob, carol) = (
+        stack.new_user("blocker").await,
+        stack.new_user("blocked").await,
+        stack.new_user("bystander").await,
+    );
     let direct = stack.direct_conversation(&bob, &alice).await;
-    stack.send_text(&bob, direct, "hi alice").await;
+    let bobs = uuid_of(&stack.send_text(&bob, direct, "hi alice").await["id"]);
+    let alices = uuid_of(&stack.send_text(&alice, direct, "hi bob").await["id"]);
     let mut alice_socket = stack.connect(&alice).await;
     let mut bob_socket = stack.connect(&bob).await;
 
@@ -108,6 +115,51 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
     assert_eq!(stack.message_count(direct).await, messages, "nothing stored");
     assert_eq!(direct_conversations(stack, &alice, &bob).await, 1, "no 1:1 created");
 
+    // Nor can either edit an old message into a new one; deleting one's own
+    // is allowed.
+    for (from, message) in [(&bob, bobs), (&alice, alices)] {
+        assert_error(
+            http.patch(from, &format!("/v1/messages/{message}"), json!({"body": "hello again"})).await,
+            403,
+            "blocked",
+            &format!("{} edits in the 1:1", from.name),
+        );
+    }
+    alice_socket.expect_none("message.updated").await;
+    let history = stack.history(&alice, direct).await;
+    assert_eq!((&history[0]["body"], &history[1]["body"]), (&json!("hi alice"), &json!("hi bob")), "nothing edited");
+    let (status, body) = http.delete(&bob, &format!("/v1/messages/{bobs}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(alice_socket.expect("message.deleted").await["data"]["id"], bobs.to_string());
+
+    // Nor reach the other through a new group or room, or by adding them to
+    // one; both are told the same, which does not say who blocked whom.
+    let create = |kind: &str, members: &[&User]| {
+        json!({"kind": kind, "name": format!("{kind} {}", Uuid::new_v4()), "member_ids": members.iter().map(|m| m.id).collect::<Vec<_>>()})
+    };
+    let told = |(status, body): (u16, Value)| (status, body["error"]["code"].clone(), body["error"]["message"].clone());
+    let refusal = told(http.post(&bob, "/v1/conversations", create("group", &[&carol, &alice])).await);
+    assert_eq!((refusal.0, &refusal.1), (403, &json!("blocked")), "bob creates a group with alice: {refusal:?}");
+    let same = told(http.post(&alice, "/v1/conversations", create("room", &[&bob])).await);
+    assert_eq!(same, refusal, "alice creates a room with bob");
+    let alices_group = stack.group(&alice, &[&carol]).await;
+    let members = format!("/v1/conversations/{alices_group}/members");
+    let same = told(http.post(&alice, &members, json!({"user_ids": [bob.id]})).await);
+    assert_eq!(same, refusal, "alice adds bob");
+    let created_by_bob: i64 = stack
+        .db()
+        .await
+        .query_one("select count(*) from conversations where created_by = $1 and kind <> 'direct'", &[&bob.id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(created_by_bob, 0, "no group created");
+    assert_eq!(
+        stack.details(&alice, alices_group).await["conversation"]["participants"].as_array().map(Vec::len),
+        Some(2),
+        "nobody added"
+    );
+
     // Bad input.
     assert_error(http.post(&alice, "/v1/blocks", block(&alice)).await, 400, "invalid_argument", "block myself");
     assert_error(
@@ -145,6 +197,82 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
     assert_eq!((status, uuid_of(&body["conversation"]["id"])), (200, direct), "{body}");
     stack.send_text(&bob, direct, "sorry").await;
     assert_eq!(alice_socket.expect("message.created").await["data"]["body"], "sorry");
+}
+
+/// Waits until a database session running `function` is waiting for a lock.
+async fn waits_for_a_lock(stack: &Stack, function: &str) {
+    let pattern = format!("%{function}%");
+    stack
+        .eventually(&format!("{function} waits for a lock"), || async {
+            stack
+                .db()
+                .await
+                .query_one(
+                    "select count(*) from pg_stat_activity
+                      where wait_event_type = 'Lock' and query ilike $1 and pid <> pg_backend_pid()",
+                    &[&pattern],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_send_racing_a_block_lands_before_it_or_is_refused() {
+    let stack = stack();
+    let (alice, bob, direct) = stack.direct_pair().await;
+
+    // alice's block is being made (not committed yet): bob's send waits for
+    // it, then sees it.
+    let mut db = stack.db().await;
+    let blocking_tx = db.transaction().await.unwrap();
+    let claims = json!({"sub": alice.id, "role": "authenticated", "exp": chrono::Utc::now().timestamp() + 3600});
+    blocking_tx
+        .execute(
+            "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)",
+            &[&claims.to_string()],
+        )
+        .await
+        .unwrap();
+    blocking_tx.execute("select public.block_user($1)", &[&bob.id]).await.unwrap();
+    let send = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            stack
+                .http()
+                .post(&bob, &messages_path(direct), json!({"body": "quick, before she blocks me"}))
+                .await
+        })
+    };
+    waits_for_a_lock(stack, "send_message").await;
+    blocking_tx.commit().await.unwrap();
+    assert_error(send.await.unwrap(), 403, "blocked", "the send that waited");
+    assert_eq!(stack.message_count(direct).await, 0, "nothing stored");
+
+    // The other way round: a send under way (not committed yet) when a block
+    // is asked for lands first; the block waits for it.
+    let (status, _) = stack.http().delete(&alice, &format!("/v1/blocks/{}", bob.id)).await;
+    assert_eq!(status, 200);
+    let sending = db.transaction().await.unwrap();
+    sending
+        .execute(
+            "select public.send_message($1, $2, 'under-way', 'text', 'made it')",
+            &[&bob.id, &direct],
+        )
+        .await
+        .unwrap();
+    let blocking = {
+        let alice = alice.clone();
+        tokio::spawn(async move { stack.http().post(&alice, "/v1/blocks", block(&bob)).await })
+    };
+    waits_for_a_lock(stack, "block_user").await;
+    sending.commit().await.unwrap();
+    let (status, body) = blocking.await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(stack.message_count(direct).await, 1, "the send under way is stored");
 }
 
 #[tokio::test]
@@ -194,6 +322,18 @@ async fn a_block_hides_presence_and_typing_both_ways_and_leaves_group_messages()
     // Group messages still reach the blocker (her client hides them).
     stack.send_text(&bob, group, "still here").await;
     assert_eq!(alice_socket.expect("message.created").await["data"]["body"], "still here");
+
+    // Read receipts: not between the two, still to carol (and the reader's
+    // own devices).
+    let (status, body) = stack.mark_read(&bob, group, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(carol_socket.expect("read").await["data"]["user_id"], bob.id.to_string());
+    assert_eq!(bob_socket.expect("read").await["data"]["user_id"], bob.id.to_string());
+    alice_socket.expect_none("read").await;
+    let (status, body) = stack.mark_read(&alice, group, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(carol_socket.expect("read").await["data"]["user_id"], alice.id.to_string());
+    bob_socket.expect_none("read").await;
 
     // Going offline is not told to bob either.
     alice_socket.close().await;
@@ -339,8 +479,13 @@ async fn presence_shows_only_once_both_have_written_in_a_direct_conversation() {
     assert_eq!(stack.direct_conversation(&stranger, &bob).await, direct);
     hidden("after leaving and reopening").await;
 
-    // bob answers: now they are contacts, both ways.
+    // bob answers; but the stranger has not written since he came back, and
+    // what he wrote before leaving does not count.
     stack.send_text(&bob, direct, "yes it is").await;
+    hidden("after bob answered, the stranger silent since he came back").await;
+
+    // The stranger writes again: now they are contacts, both ways.
+    stack.send_text(&stranger, direct, "great, I'll take it").await;
     assert_eq!(presence_of(stack, &stranger, &[&bob]).await, [bob.id.to_string()]);
     let (_, body) = http.get(&stranger, &format!("/v1/users?ids={}", bob.id)).await;
     assert_eq!(body["users"][0]["online"], true, "{body}");

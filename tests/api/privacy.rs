@@ -157,7 +157,19 @@ async fn usernames_are_unique_in_any_letter_case_and_names_hide_nothing() {
         let (status, body) = rename("username", name.clone()).await;
         assert_eq!(status, 400, "username {name:?}: {body}");
     }
-    for name in ["Ali\u{200b}ce", "Alice\u{202e}", "\u{2066}Alice", "Al\u{feff}ice", "Alice\u{1b}[31m", "\u{3164}"] {
+    // Nor one that shows nothing at all: blank, or the blank braille pattern.
+    for name in [
+        "Ali\u{200b}ce",
+        "Alice\u{202e}",
+        "\u{2066}Alice",
+        "Al\u{feff}ice",
+        "Alice\u{1b}[31m",
+        "\u{3164}",
+        "\u{2800}",
+        "",
+        "   ",
+        "\u{a0}\u{3000}",
+    ] {
         let (status, body) = rename("display_name", name.to_owned()).await;
         assert_eq!(status, 400, "display name {name:?}: {body}");
     }

@@ -3,8 +3,9 @@
 //! `rate_limited` / 429 and the time to wait, and exactly the accepted calls
 //! are stored; other users are not affected; a repeat of a stored message is
 //! never limited; the bucket refills from its last update; typing, creating,
-//! opening and joining are limited too; no API role reaches the bucket through
-//! PostgREST; one connection past the cap is refused at the handshake.
+//! opening and joining are limited too, and so are edits (with sends),
+//! renames and adding members (with creating); no API role reaches the bucket
+//! through PostgREST; one connection past the cap is refused at the handshake.
 //!
 //! The limits are the stack's (template.yaml, with the test stack's
 //! parameters). A test that floods sets its user's bucket first, stamped an
@@ -76,8 +77,18 @@ async fn stored_ids(user: &User, conversation: Uuid) -> Vec<String> {
 
 /// A POST with its status, `Retry-After` header and JSON body.
 async fn post(user: &User, path: &str, body: Value) -> (u16, Option<String>, Value) {
+    call(user, reqwest::Method::POST, path, body).await
+}
+
+/// A PATCH with its status, `Retry-After` header and JSON body.
+async fn patch(user: &User, path: &str, body: Value) -> (u16, Option<String>, Value) {
+    call(user, reqwest::Method::PATCH, path, body).await
+}
+
+/// A request with its status, `Retry-After` header and JSON body.
+async fn call(user: &User, method: reqwest::Method, path: &str, body: Value) -> (u16, Option<String>, Value) {
     let response = reqwest::Client::new()
-        .post(format!("{}{path}", stack().info.http_url.trim_end_matches('/')))
+        .request(method, format!("{}{path}", stack().info.http_url.trim_end_matches('/')))
         .bearer_auth(&user.token)
         .json(&body)
         .send()
@@ -325,6 +336,56 @@ async fn typing_creating_opening_and_joining_are_limited_and_a_refusal_stores_no
     .await;
     assert_eq!(status, 201, "{body}");
     uuid_of(&body["conversation"]["id"]);
+}
+
+#[tokio::test]
+async fn edits_renames_and_adding_members_are_limited_and_a_refusal_stores_nothing() {
+    let stack = stack();
+    let (owner, member, direct) = stack.direct_pair().await;
+
+    // An edit says something new: it takes from the bucket sends take from.
+    let message = uuid_of(&stack.send_text(&owner, direct, "first").await["id"]);
+    let message_path = format!("/v1/messages/{message}");
+    freeze_bucket(&owner, "message", 1.0).await;
+    let (status, _, body) = patch(&owner, &message_path, json!({"body": "second"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_limited("an edit past the bucket", &patch(&owner, &message_path, json!({"body": "third"})).await);
+    assert_limited(
+        "a send after the edit took the last token",
+        &post(&owner, &messages_path(direct), json!({"body": "more"})).await,
+    );
+    let history = stack.history(&owner, direct).await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["body"], "second", "the refused edit stored nothing");
+
+    // A rename and adding members take from the bucket creating takes from;
+    // a member's own settings do not.
+    let group = stack.group(&owner, &[&member]).await;
+    let group_path = format!("/v1/conversations/{group}");
+    let members_path = format!("{group_path}/members");
+    let newcomer = stack.new_user("newcomer").await;
+    freeze_bucket(&owner, "conversation", 0.0).await;
+    assert_limited("a rename", &patch(&owner, &group_path, json!({"name": "Spam"})).await);
+    assert_limited(
+        "adding a member",
+        &post(&owner, &members_path, json!({"user_ids": [newcomer.id]})).await,
+    );
+    let (status, _, body) = patch(&owner, &group_path, json!({"muted": true})).await;
+    assert_eq!((status, &body["me"]["muted"]), (200, &json!(true)), "muting is not limited: {body}");
+    freeze_bucket(&owner, "conversation", 1.0).await;
+    let (status, _, body) = patch(&owner, &group_path, json!({"name": "Renamed"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_limited(
+        "adding a member after the rename took the last token",
+        &post(&owner, &members_path, json!({"user_ids": [newcomer.id]})).await,
+    );
+    let details = stack.details(&owner, group).await;
+    assert_eq!(details["conversation"]["name"], "Renamed");
+    assert_eq!(
+        details["conversation"]["participants"].as_array().map(Vec::len),
+        Some(2),
+        "the refused addition stored nothing: {details}"
+    );
 }
 
 #[tokio::test]

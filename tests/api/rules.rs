@@ -432,6 +432,18 @@ async fn conversation_name_and_member_rules_are_the_same_in_the_functions_and_th
         ("bell", "bell\u{7}".to_owned()),
         ("C1 control inside", "a\u{85}b".to_owned()),
         ("file separator", "a\u{1c}".to_owned()),
+        ("zero-width space inside", "Li\u{200b}ma".to_owned()),
+        ("word joiner inside", "Li\u{2060}ma".to_owned()),
+        ("soft hyphen inside", "Li\u{ad}ma".to_owned()),
+        ("right-to-left override", "Lima\u{202e}amiL".to_owned()),
+        ("isolate", "\u{2066}Lima\u{2069}".to_owned()),
+        ("right-to-left mark", "\u{200f}Lima".to_owned()),
+        ("Hangul filler", "\u{3164}".to_owned()),
+        ("blank braille pattern", "\u{2800}".to_owned()),
+        ("braille blank inside", "Li\u{2800}ma".to_owned()),
+        ("braille letters are fine", "\u{2807}\u{2815}".to_owned()),
+        ("emoji with a variation selector", "Team \u{2764}\u{fe0f}".to_owned()),
+        ("right-to-left script", "\u{5e9}\u{5dc}\u{5d5}\u{5dd}".to_owned()),
         ("slash is fine in a name", "Q3 / Q4".to_owned()),
     ];
     for (case, name) in names {
