@@ -143,8 +143,10 @@ struct IncomingData {
     duplicate: Option<bool>,
     #[serde(default)]
     code: Option<String>,
+    /// An error's text; on `message.ack` the stored message (an object), which
+    /// the bench does not read.
     #[serde(default)]
-    message: Option<String>,
+    message: Option<serde_json::Value>,
 }
 
 impl Client {
@@ -272,7 +274,7 @@ impl Client {
                 self.error(format!(
                     "{}: {}",
                     data.code.as_deref().unwrap_or("?"),
-                    data.message.as_deref().unwrap_or("")
+                    data.message.as_ref().and_then(|m| m.as_str()).unwrap_or("")
                 ));
             }
             // Presence, membership, typing, pong: not what is measured.
@@ -396,5 +398,22 @@ mod tests {
         assert_eq!(parse_body("bench 3.9 123456"), Some((3, 9, 123456)));
         assert_eq!(parse_body("hello"), None);
         assert_eq!(parse_body("bench 3.9"), None);
+    }
+
+    /// `message` is the stored message on an ack and a sentence on an error;
+    /// both must parse, or every ack would count as a stray frame.
+    #[test]
+    fn acks_carrying_the_stored_message_and_errors_both_parse() {
+        let ack: Incoming = serde_json::from_str(
+            r#"{"type":"message.ack","conversation_id":"6157eee8-1688-4883-8305-0b4004917332",
+                "data":{"client_msg_id":"b0.1","duplicate":false,"seq":5,
+                        "message":{"id":"4cee6033-18c0-4106-8b86-815f170a1924","body":"bench 0.1 4357898"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(ack.kind, "message.ack");
+        assert_eq!(ack.data.client_msg_id.as_deref(), Some("b0.1"));
+        let error: Incoming =
+            serde_json::from_str(r#"{"type":"error","data":{"code":"rate_limited","message":"slow down"}}"#).unwrap();
+        assert_eq!(error.data.message.as_ref().and_then(|m| m.as_str()), Some("slow down"));
     }
 }
