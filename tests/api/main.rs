@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod bench_smoke;
 mod blocking;
 mod conversations;
 mod cors;
