@@ -508,7 +508,7 @@ create trigger create_profile_for_new_user
 
 -- Rate limits: a token bucket per user and action, taken inside the write it
 -- guards ('message': send_message, edit_message; 'typing':
--- typing_recipients; 'conversation': create_conversation,
+-- send_typing; 'conversation': create_conversation,
 -- open_direct_conversation, update_conversation's rename, add_members;
 -- 'join': join_room), so that a refused call costs the same
 -- one round trip, stores nothing (the refusal rolls the whole call back, the
@@ -2528,12 +2528,16 @@ $$;
 revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) from public, anon, authenticated;
 grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) to service_role;
 
--- Where to send a typing indicator: the other current participants' live
--- connections, but for users with a block between them and the typist.
+-- A typing indicator (or its stop) from p_user_id: the typing event to the
+-- other current participants' live connections (not the typist's own), but
+-- for users with a block between them and the typist. Transient: not in the
+-- event log, so no seq. It lasts c_ttl unless renewed, so a client that
+-- vanishes mid-sentence does not type forever; a stop expires now.
 -- Rate limited per user (take_token's 'typing' bucket).
-create function public.typing_recipients(
+create function public.send_typing(
   p_user_id uuid,
   p_conversation_id uuid,
+  p_is_typing boolean default true,
   p_rate_per_minute int default null,
   p_rate_burst int default null
 )
@@ -2542,6 +2546,9 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  c_ttl constant interval := interval '6 seconds';
+  v_expires_at timestamptz;
 begin
   if p_user_id is null or p_conversation_id is null or not exists (
     select 1
@@ -2552,15 +2559,25 @@ begin
   ) then
     perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
   end if;
+  if p_is_typing is null then
+    perform public.api_error('invalid_argument', 'is_typing must be true or false.');
+  end if;
 
   perform public.take_token(p_user_id, 'typing', p_rate_per_minute, p_rate_burst);
 
-  return jsonb_build_object('recipients',
-    public.without_blocked(public.live_recipients(p_conversation_id, p_user_id), p_user_id));
+  v_expires_at := case when p_is_typing then now() + c_ttl else now() end;
+  return jsonb_build_object(
+    'result', jsonb_build_object('expires_at', v_expires_at),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('typing', p_conversation_id, null, jsonb_build_object(
+        'user_id', p_user_id, 'is_typing', p_is_typing, 'expires_at', v_expires_at)),
+      public.without_blocked(public.live_recipients(p_conversation_id, p_user_id), p_user_id)
+    ))
+  );
 end;
 $$;
-revoke execute on function public.typing_recipients(uuid, uuid, int, int) from public, anon, authenticated;
-grant execute on function public.typing_recipients(uuid, uuid, int, int) to service_role;
+revoke execute on function public.send_typing(uuid, uuid, boolean, int, int) from public, anon, authenticated;
+grant execute on function public.send_typing(uuid, uuid, boolean, int, int) to service_role;
 
 -- Edits the text (or an attachment's caption) of the caller's message. The
 -- message.updated event is durable; the earlier events of the message are

@@ -1,6 +1,6 @@
 -- Rate limits: a token bucket per user and action, taken inside the write it
 -- guards ('message': send_message, edit_message; 'typing':
--- typing_recipients; 'conversation': create_conversation,
+-- send_typing; 'conversation': create_conversation,
 -- open_direct_conversation, update_conversation's rename, add_members;
 -- 'join': join_room), so that a refused call costs the same
 -- one round trip, stores nothing (the refusal rolls the whole call back, the

@@ -35,7 +35,7 @@ begin
   perform tests.eq(public.list_blocks(), '{"blocks": []}'::jsonb, 'nobody blocked yet');
   perform tests.reset();
   perform tests.eq(tests.connection_ids(public.contact_recipients(tests.alice())), array['bob-1'], 'alice''s contacts before');
-  perform tests.eq(tests.connection_ids(public.typing_recipients(tests.alice(), v_group) -> 'recipients'),
+  perform tests.eq(tests.recipients(public.send_typing(tests.alice(), v_group), 'typing'),
     array['bob-1', 'carol-1'], 'alice''s typing before');
 end
 $$;
@@ -141,11 +141,11 @@ begin
   perform tests.eq(tests.connection_ids(public.contact_recipients(tests.bob())), '{}'::text[], 'bob''s presence goes to');
 
   -- Typing in the group: not between the two, still to carol.
-  perform tests.eq(tests.connection_ids(public.typing_recipients(tests.alice(), v_group) -> 'recipients'),
+  perform tests.eq(tests.recipients(public.send_typing(tests.alice(), v_group), 'typing'),
     array['carol-1'], 'alice''s typing');
-  perform tests.eq(tests.connection_ids(public.typing_recipients(tests.bob(), v_group) -> 'recipients'),
+  perform tests.eq(tests.recipients(public.send_typing(tests.bob(), v_group), 'typing'),
     array['carol-1'], 'bob''s typing');
-  perform tests.eq(tests.connection_ids(public.typing_recipients(tests.carol(), v_group) -> 'recipients'),
+  perform tests.eq(tests.recipients(public.send_typing(tests.carol(), v_group), 'typing'),
     array['alice-1', 'bob-1'], 'carol''s typing');
 
   -- Messages in the group still reach everyone (the blocker's client hides them).
@@ -229,7 +229,7 @@ begin
   perform tests.eq(public.send_message(tests.bob(), v_direct, 'after-3', 'text', 'back') -> 'result' -> 'duplicate',
     'false'::jsonb, 'bob sends again');
   perform tests.eq(tests.connection_ids(public.contact_recipients(tests.alice())), array['bob-1'], 'alice''s contacts again');
-  perform tests.eq(tests.connection_ids(public.typing_recipients(tests.alice(), v_group) -> 'recipients'),
+  perform tests.eq(tests.recipients(public.send_typing(tests.alice(), v_group), 'typing'),
     array['bob-1', 'carol-1'], 'alice''s typing again');
 end
 $$;

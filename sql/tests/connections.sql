@@ -96,31 +96,47 @@ begin
 end
 $$;
 
--- typing_recipients: the other current participants' live connections.
+-- send_typing: one transient typing event (no seq) that lasts six seconds
+-- (a stop expires now), to the other current participants' live connections.
 do $$
 declare
   v_group uuid := tests.make_conversation('group', tests.alice(), array[tests.bob(), tests.carol()]);
+  v_typing jsonb;
   v_foreign jsonb;
   v_missing jsonb;
 begin
   perform public.register_connection('alice-1', tests.alice(), now() + interval '1 hour');
+  perform public.register_connection('alice-2', tests.alice(), now() + interval '1 hour');
   perform public.register_connection('bob-1', tests.bob(), now() + interval '1 hour');
   perform public.register_connection('dave-1', tests.dave(), now() + interval '1 hour');
 
   perform tests.act_as_service();
   -- carol-2 (registered above) is carol's; bob-old is expired; dave is not in the group.
-  perform tests.eq(tests.sorted(public.typing_recipients(tests.alice(), v_group) -> 'recipients'),
+  v_typing := public.send_typing(tests.alice(), v_group);
+  perform tests.eq(jsonb_array_length(v_typing -> 'deliveries'), 1, 'one typing delivery');
+  perform tests.eq(tests.sorted(v_typing -> 'deliveries' -> 0 -> 'recipients'),
     tests.sorted(jsonb_build_array(
       jsonb_build_object('user_id', tests.bob(), 'connection_id', 'bob-1'),
       jsonb_build_object('user_id', tests.carol(), 'connection_id', 'carol-2'))),
-    'typing recipients of alice');
-  perform tests.eq(public.typing_recipients(tests.carol(), v_group) -> 'recipients' @> jsonb_build_array(
-      jsonb_build_object('user_id', tests.carol())), false, 'typist among their own typing recipients');
+    'typing recipients of alice: not her own connections');
+  perform tests.eq(v_typing -> 'deliveries' -> 0 -> 'event',
+    jsonb_build_object('type', 'typing', 'conversation_id', v_group, 'data', jsonb_build_object(
+      'user_id', tests.alice(), 'is_typing', true, 'expires_at', now() + interval '6 seconds')),
+    'typing (is_typing by default) lasts six seconds, without a seq');
+  perform tests.eq(v_typing -> 'result', jsonb_build_object('expires_at', now() + interval '6 seconds'),
+    'the result is the expiry');
+  perform tests.eq(public.send_typing(tests.alice(), v_group, false) -> 'deliveries' -> 0 -> 'event' -> 'data',
+    jsonb_build_object('user_id', tests.alice(), 'is_typing', false, 'expires_at', now()), 'a stop expires now');
+  perform tests.eq(tests.error_of(format('select public.send_typing(%L, %L, null)', tests.alice(), v_group)) ->> 'message',
+    'invalid_argument', 'is_typing null');
+  perform tests.eq(tests.recipients(public.send_typing(tests.carol(), v_group), 'typing'),
+    array['alice-1', 'alice-2', 'bob-1'], 'typing recipients of carol: every connection of the others');
 
-  v_foreign := tests.error_of(format('select public.typing_recipients(%L, %L)', tests.dave(), v_group));
-  v_missing := tests.error_of(format('select public.typing_recipients(%L, %L)', tests.dave(), gen_random_uuid()));
+  v_foreign := tests.error_of(format('select public.send_typing(%L, %L)', tests.dave(), v_group));
+  v_missing := tests.error_of(format('select public.send_typing(%L, %L)', tests.dave(), gen_random_uuid()));
   perform tests.eq(v_foreign ->> 'message', 'not_a_participant', 'non-member types');
   perform tests.eq(v_missing, v_foreign, 'error for a missing conversation equals the non-member error');
+  perform public.unregister_connection('alice-2');
   perform tests.reset();
 end
 $$;

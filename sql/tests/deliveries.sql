@@ -54,8 +54,8 @@ begin
   v_response := public.send_message(tests.bob(), v_group, 'd-1', 'text', 'hello', null, null);
   v_message := (v_response -> 'result' -> 'message' ->> 'id')::uuid;
   perform tests.eq(tests.recipients(v_response, 'message.created'), v_members, 'send_message');
-  perform tests.eq(tests.connection_ids(public.typing_recipients(tests.bob(), v_group) -> 'recipients'),
-    array['alice-1', 'alice-2', 'carol-forever'], 'typing_recipients: the others');
+  perform tests.eq(tests.recipients(public.send_typing(tests.bob(), v_group), 'typing'),
+    array['alice-1', 'alice-2', 'carol-forever'], 'send_typing: the others');
 
   perform tests.eq(tests.recipients(public.edit_message(tests.bob(), v_message, 'hello!'), 'message.updated'), v_members,
     'edit_message');

@@ -126,8 +126,8 @@ declare
   v_conversations bigint;
 begin
   perform tests.act_as_service();
-  perform public.typing_recipients(v_user, v_conversation, 60, 1);
-  perform pg_temp.retry_after_ms(format('select public.typing_recipients(%L, %L, 60, 1)', v_user, v_conversation), 'typing');
+  perform public.send_typing(v_user, v_conversation, true, 60, 1);
+  perform pg_temp.retry_after_ms(format('select public.send_typing(%L, %L, true, 60, 1)', v_user, v_conversation), 'typing');
 
   perform public.create_conversation(v_user, 'group', 'First', '{}', 60, 1);
   perform tests.reset();

@@ -112,7 +112,7 @@ declare
 begin
   foreach v_call in array array[
     'select public.send_message(%1$L, %2$L, gen_random_uuid()::text, ''text'', ''hi'', null, null)',
-    'select public.typing_recipients(%1$L, %2$L)',
+    'select public.send_typing(%1$L, %2$L)',
     'select public.update_conversation(%1$L, %2$L, null, true)',
     'select public.add_members(%1$L, %2$L, array[%1$L]::uuid[])',
     'select public.mark_read(%1$L, %2$L)',

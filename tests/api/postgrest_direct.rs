@@ -528,8 +528,8 @@ fn internal_calls(f: &Fixture) -> Vec<(&'static str, Value)> {
             json!({"p_sender": alice, "p_conversation_id": f.group, "p_client_msg_id": "forged", "p_kind": "text", "p_body": "forged"}),
         ),
         (
-            "typing_recipients",
-            json!({"p_user_id": alice, "p_conversation_id": f.group}),
+            "send_typing",
+            json!({"p_user_id": alice, "p_conversation_id": f.group, "p_is_typing": true}),
         ),
         (
             "open_direct_conversation",

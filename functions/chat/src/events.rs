@@ -1,6 +1,6 @@
 //! The server → client WebSocket events made in Rust: the answers to one
-//! connection (ack, pong, error, an unmoved read watermark) and `typing`, which
-//! is not logged. Every event a write causes is made by the database with the
+//! connection (ack, pong, error, an unmoved read watermark). Every event a
+//! write causes, transient `typing` included, is made by the database with the
 //! write (`public.event_envelope`), in the same envelope:
 //! `{"type": "...", "conversation_id": "...", "seq": 42, "data": {...}}`,
 //! with `seq` only on durable events (those a client can replay).
@@ -52,15 +52,6 @@ impl ServerEvent {
                 "duplicate": duplicate,
                 "message": message.json(),
             }),
-        }
-    }
-
-    pub fn typing(conversation_id: Uuid, user_id: Uuid, is_typing: bool, expires_at: DateTime<Utc>) -> Self {
-        Self {
-            kind: "typing",
-            conversation_id: Some(conversation_id),
-            seq: None,
-            data: json!({"user_id": user_id, "is_typing": is_typing, "expires_at": expires_at}),
         }
     }
 

@@ -147,14 +147,9 @@ impl MessageStore for MemoryStore {
         self.call("send_message", args, || None)
     }
 
-    async fn typing_recipients(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Vec<Recipient>> {
-        #[derive(serde::Deserialize)]
-        struct List {
-            recipients: Vec<Recipient>,
-        }
-        let args = json!({"user_id": user_id, "conversation_id": conversation_id});
-        let list: List = self.call("typing_recipients", args, || None)?;
-        Ok(list.recipients)
+    async fn send_typing(&self, user_id: Uuid, conversation_id: Uuid, is_typing: bool) -> StoreResult<Outcome<Json>> {
+        let args = json!({"user_id": user_id, "conversation_id": conversation_id, "is_typing": is_typing});
+        self.call("send_typing", args, || None)
     }
 
     async fn mark_read(

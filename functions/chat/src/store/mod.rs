@@ -290,12 +290,14 @@ pub trait MessageStore: Send + Sync {
         sender: Uuid,
         message: &NewMessage,
     ) -> impl Future<Output = StoreResult<Outcome<Sent>>> + Send;
-    /// The other members' live connections.
-    fn typing_recipients(
+    /// A typing indicator (or its stop): `typing` to the other members' live
+    /// connections, its `expires_at` decided by the database.
+    fn send_typing(
         &self,
         user_id: Uuid,
         conversation_id: Uuid,
-    ) -> impl Future<Output = StoreResult<Vec<Recipient>>> + Send;
+        is_typing: bool,
+    ) -> impl Future<Output = StoreResult<Outcome<Json>>> + Send;
     /// Moves the read watermark forward (never back); `seq` None means the latest.
     fn mark_read(
         &self,

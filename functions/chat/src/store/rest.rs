@@ -185,11 +185,6 @@ mod tests {
 }
 
 #[derive(Deserialize)]
-struct RecipientList {
-    recipients: Vec<Recipient>,
-}
-
-#[derive(Deserialize)]
 struct Removed {
     removed: usize,
 }
@@ -255,17 +250,15 @@ impl MessageStore for PostgrestStore {
         .await
     }
 
-    async fn typing_recipients(&self, user_id: Uuid, conversation_id: Uuid) -> StoreResult<Vec<Recipient>> {
-        let list: RecipientList = self
-            .service_rpc(
-                "typing_recipients",
-                limited(
-                    json!({"p_user_id": user_id, "p_conversation_id": conversation_id}),
-                    self.limits("typing_recipients")?.typing,
-                ),
-            )
-            .await?;
-        Ok(list.recipients)
+    async fn send_typing(&self, user_id: Uuid, conversation_id: Uuid, is_typing: bool) -> StoreResult<Outcome<Json>> {
+        self.service_rpc(
+            "send_typing",
+            limited(
+                json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_is_typing": is_typing}),
+                self.limits("send_typing")?.typing,
+            ),
+        )
+        .await
     }
 
     async fn mark_read(

@@ -1,7 +1,7 @@
 //! The message routes: `sendMessage`, `typing`, `markRead`, `ping`, `$default`.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use serde_json::Value;
 
 use super::{connection_id, current_caller, parse_frame, reply, reply_error, request_id, status};
@@ -10,11 +10,7 @@ use crate::domain::{validate_read_seq, MarkReadFrame, SendMessageInput, TypingIn
 use crate::error::ApiError;
 use crate::events::ServerEvent;
 use crate::push::ConnectionPusher;
-use crate::store::{ConnectionRegistry, Delivery, MessageStore};
-
-/// How long a typing indicator lasts unless renewed: clients show it until
-/// `expires_at`, so a client that vanishes mid-sentence does not type forever.
-pub const TYPING_TTL_SECONDS: i64 = 6;
+use crate::store::{ConnectionRegistry, MessageStore};
 
 pub async fn send_message<S, P>(
     store: &S,
@@ -56,25 +52,18 @@ where
     };
     let result = async {
         let input: TypingInput = parse_frame(event)?;
-        let recipients = store.typing_recipients(caller.user_id, input.conversation_id).await?;
-        Ok::<_, ApiError>((input, recipients))
+        Ok::<_, ApiError>(
+            store
+                .send_typing(caller.user_id, input.conversation_id, input.is_typing)
+                .await?,
+        )
     }
     .await;
-    let (input, recipients) = match result {
-        Ok(found) => found,
+    match result {
+        // The typist's own connections are not among the recipients, so none is left out here.
+        Ok(outcome) => deliver(store, pusher, &outcome.deliveries, None).await,
         Err(error) => return reply_error(pusher, event, &error).await,
-    };
-    let expires_at = if input.is_typing {
-        Utc::now() + Duration::seconds(TYPING_TTL_SECONDS)
-    } else {
-        Utc::now()
-    };
-    // Transient: not in the event log, so the envelope is made here, not by the database.
-    let typing = Delivery {
-        event: ServerEvent::typing(input.conversation_id, caller.user_id, input.is_typing, expires_at).to_value(),
-        recipients,
-    };
-    deliver(store, pusher, &[typing], None).await;
+    }
     status(200)
 }
 
@@ -323,7 +312,7 @@ mod tests {
         assert_eq!(answer["data"]["client_msg_id"], "c-1");
 
         // Only sendMessage refusals name one: a typing frame's stray field is not echoed.
-        store.refuse("typing_recipients", "not_a_participant");
+        store.refuse("send_typing", "not_a_participant");
         let typing_frame =
             json!({"action": "typing", "conversation_id": CONVERSATION, "is_typing": true, "client_msg_id": "t-1"});
         typing(&store, &pusher, &ws_event("typing", "alice-3", caller, typing_frame)).await;
@@ -406,33 +395,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn typing_reaches_the_other_members_with_an_expiry() {
+    async fn typing_pushes_the_databases_event_to_its_recipients() {
         let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let expires_at = "2026-11-21T07:00:06.5+00:00";
+        let event = json!({"type": "typing", "conversation_id": CONVERSATION,
+            "data": {"user_id": ALICE, "is_typing": false, "expires_at": expires_at}});
         store.answer(
-            "typing_recipients",
-            Ok(json!({"recipients": [{"user_id": BOB, "connection_id": "bob-1"}]})),
+            "send_typing",
+            Ok(json!({
+                "result": {"expires_at": expires_at},
+                "deliveries": [delivery(event.clone(), &[(BOB, "bob-1"), (BOB, "bob-2")])],
+            })),
         );
-        let frame = json!({"action": "typing", "conversation_id": CONVERSATION, "is_typing": true});
-        let before = Utc::now();
+        let frame = json!({"action": "typing", "conversation_id": CONVERSATION, "is_typing": false});
         typing(
             &store,
             &pusher,
             &ws_event("typing", "alice-1", Some(signed_in(ALICE)), frame),
         )
         .await;
-        assert_eq!(store.calls("typing_recipients")[0]["user_id"], json!(ALICE));
-        assert_eq!(pusher.receivers(), vec![("bob-1".to_string(), 1)]);
-        let typing = &pusher.received("bob-1")[0];
-        assert_eq!(typing["type"], "typing");
-        assert!(typing.get("seq").is_none());
-        assert_eq!(typing["data"]["user_id"], json!(ALICE));
-        assert_eq!(typing["data"]["is_typing"], true);
-        let expires_at: chrono::DateTime<Utc> = serde_json::from_value(typing["data"]["expires_at"].clone()).unwrap();
-        let ttl = (expires_at - before).num_milliseconds();
-        assert!(
-            (TYPING_TTL_SECONDS * 1000..TYPING_TTL_SECONDS * 1000 + 1000).contains(&ttl),
-            "ttl {ttl} ms"
+        assert_eq!(
+            store.calls("send_typing"),
+            vec![json!({"user_id": ALICE, "conversation_id": CONVERSATION, "is_typing": false})]
         );
+        assert_eq!(pusher.received("bob-1"), vec![event.clone()]);
+        assert_eq!(pusher.received("bob-2"), vec![event]);
+        assert!(pusher.received("alice-1").is_empty(), "typing answers only when it fails");
+
+        // is_typing defaults to true.
+        store.answer("send_typing", Ok(json!({"result": {"expires_at": expires_at}, "deliveries": []})));
+        let frame = json!({"action": "typing", "conversation_id": CONVERSATION});
+        typing(
+            &store,
+            &pusher,
+            &ws_event("typing", "alice-1", Some(signed_in(ALICE)), frame),
+        )
+        .await;
+        assert_eq!(store.calls("send_typing")[1]["is_typing"], true);
     }
 
     #[tokio::test(start_paused = true)]
