@@ -468,6 +468,14 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   }
 
   private receivedNow(event: ServerEvent): void {
+    if (typeof (event as { type?: unknown })?.type !== "string") {
+      // Not ours: API Gateway's own frame (`{"message":"Internal server error",
+      // "connectionId":…,"requestId":…}` when a route's function failed). Not
+      // proof that a send failed: the unacknowledged ones go again, same ids.
+      this.outbox.gatewayFailed();
+      this.emit("event", event);
+      return;
+    }
     if (isDurable(event)) {
       this.sequencer.offer(event);
       return;

@@ -150,6 +150,31 @@ export class Outbox {
     return true;
   }
 
+  /**
+   * API Gateway's generic frame for a route whose function failed
+   * (`{"message":"Internal server error","connectionId":…,"requestId":…}`: no
+   * `type`, no `client_msg_id`). It does not say which frame failed, nor that
+   * nothing was stored: the function may have died before the commit, after
+   * it (the ack lost), or even after the ack. So it fails nothing: every
+   * frame out and unanswered is sent again, with the same id, after a
+   * backoff; the server answers a stored one with its ack (`duplicate: true`)
+   * and re-delivers it to the members.
+   */
+  gatewayFailed(): void {
+    let any = false;
+    for (const entry of this.queue) {
+      if (entry.status !== "pending" || !entry.inFlight) continue;
+      any = true;
+      this.idle(entry);
+      entry.holding = true;
+      entry.timer = setTimeout(() => {
+        entry.holding = false;
+        this.pump();
+      }, backoffDelay(entry.tries, { random: this.o.random }));
+    }
+    if (any) this.pump();
+  }
+
   /** Sends a failed message again, with its id; resolves like `add`. */
   retry(clientMsgId: string): Promise<Ack> {
     const entry = this.queue.find((e) => e.clientMsgId === clientMsgId);

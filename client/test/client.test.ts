@@ -368,6 +368,53 @@ describe("chat client", () => {
     expect(sent()).toBe(2);
   });
 
+  it("API Gateway's generic crash frame (no type) resends the unacknowledged sends with the same ids and fails none", async () => {
+    const srv = server();
+    const { chat } = client(srv.fetch, { ackTimeoutMs: 60_000 });
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    const first = chat.send(CONV, "one");
+    const second = chat.send(CONV, "two");
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1"]);
+    // The function died: stored or not, the frame does not say.
+    ws.push({ message: "Internal server error", connectionId: "conn-1", requestId: "req-1" });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-1"]);
+    expect(chat.getConversationView(CONV).messages.map((m) => m.status)).toEqual(["pending", "pending"]);
+    // It had been stored: the retry is acked as a duplicate, the next one goes, nothing failed.
+    ws.push(ack("c-1", 2, { body: "one" }, true));
+    await expect(first).resolves.toMatchObject({ client_msg_id: "c-1", seq: 2 });
+    expect(ws.frames("sendMessage").map((f) => f.client_msg_id)).toEqual(["c-1", "c-1", "c-2"]);
+    // A crash frame after everything out was acked changes nothing.
+    ws.push(ack("c-2", 3, { body: "two" }));
+    await second;
+    ws.push({ message: "Internal server error", connectionId: "conn-1", requestId: "req-2" });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(ws.frames("sendMessage")).toHaveLength(3);
+    expect(chat.getConversationView(CONV).messages.map((m) => [m.seq, m.status])).toEqual([[2, "sent"], [3, "sent"]]);
+  });
+
+  it("a re-delivered message.created (a repeated send) for a seq already applied is dropped", async () => {
+    const srv = server();
+    const { chat, seqs } = client(srv.fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    const e = srv.write();
+    ws.push(e);
+    await flush();
+    // bob retried (his function died after the commit): the same event again.
+    ws.push(e);
+    await flush();
+    expect(seqs).toEqual([e.seq]);
+    expect(chat.getConversationView(CONV).messages.map((m) => m.seq)).toEqual([e.seq]);
+  });
+
   it("shows the sender's message as the ack says it was stored, not as drafted", async () => {
     const srv = server();
     const { chat, seqs } = client(srv.fetch);

@@ -2388,7 +2388,11 @@ revoke execute on function public.record_message_change(text, uuid, public.messa
 -- returns, like every write, {result, deliveries}: the stored message, and
 -- the event with every live connection of the members, in one round trip.
 -- Idempotent per (sender, client_msg_id): a repeat returns the stored message
--- with duplicate = true, takes no seq and has no deliveries.
+-- with duplicate = true and takes no seq, and delivers message.created again
+-- (the stored message as it is now, under its own seq) to the members' live
+-- connections: a send whose function died after the commit and before the
+-- fan-out reaches the members when the sender retries. Clients de-duplicate
+-- by seq, so one that had it already drops it.
 -- Rate limited per sender (p_rate_per_minute, p_rate_burst: take_token's
 -- 'message' bucket); a repeat is not limited.
 create function public.send_message(
@@ -2515,13 +2519,16 @@ begin
     v_json := public.message_json(v_message);
   end if;
 
-  -- A repeat pushes nothing: the first send did.
+  -- A repeat delivers message.created again, the same envelope as the first
+  -- send's (with the message's current state, as a replay of its event has:
+  -- record_message_change rewrites that payload on an edit or a delete): the
+  -- first send's fan-out may never have run.
   return jsonb_build_object(
     'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
-    'deliveries', case when v_duplicate then '[]'::jsonb else jsonb_build_array(public.delivery(
+    'deliveries', jsonb_build_array(public.delivery(
       public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
       public.live_recipients(p_conversation_id, null)
-    )) end
+    ))
   );
 end;
 $$;

@@ -69,7 +69,9 @@ begin
 end
 $$;
 
--- The same client_msg_id again stores nothing and returns the same message.
+-- The same client_msg_id again stores nothing and returns the same message,
+-- and delivers the same message.created again (the first send's fan-out may
+-- never have run: its function died after the commit).
 do $$
 declare
   v_group uuid := (select id from fixture where name = 'group');
@@ -82,7 +84,12 @@ begin
   perform tests.reset();
 
   perform tests.eq(v_again -> 'result' -> 'duplicate', 'true'::jsonb, 'repeat is a duplicate');
-  perform tests.eq(v_again -> 'deliveries', '[]'::jsonb, 'a repeat pushes nothing');
+  perform tests.eq(jsonb_array_length(v_again -> 'deliveries'), 1, 'a repeat has one delivery');
+  perform tests.eq(v_again -> 'deliveries' -> 0 -> 'event', v_first -> 'deliveries' -> 0 -> 'event',
+    'a repeat re-delivers the same message.created envelope');
+  perform tests.eq(tests.sorted(v_again -> 'deliveries' -> 0 -> 'recipients'),
+    tests.sorted(v_first -> 'deliveries' -> 0 -> 'recipients'),
+    'a repeat re-delivers to the same connections');
   perform tests.eq(v_again -> 'result' -> 'message' ->> 'id', v_first -> 'result' -> 'message' ->> 'id', 'repeat returns the same id');
   perform tests.eq(v_again -> 'result' -> 'message' -> 'seq', v_first -> 'result' -> 'message' -> 'seq', 'repeat returns the same seq');
   perform tests.eq(v_again -> 'result' -> 'message', v_first -> 'result' -> 'message', 'repeat returns the same message');
@@ -263,5 +270,32 @@ begin
   perform tests.check(not (public.send_message(tests.bob(), v_group, 'p4', 'text', 'bye carol', null, null)
     -> 'deliveries' -> 0 -> 'recipients') @> jsonb_build_array(jsonb_build_object('user_id', tests.carol())),
     'former participant among recipients');
+end
+$$;
+
+-- A repeat of a message edited since re-delivers it as it is now, still as
+-- message.created under its own seq (what a replay of its event returns).
+do $$
+declare
+  v_group uuid := (select id from fixture where name = 'group');
+  v_first jsonb;
+  v_edited jsonb;
+  v_again jsonb;
+  v_seq bigint;
+begin
+  perform tests.act_as_service();
+  v_first := public.send_message(tests.bob(), v_group, 'edit-then-retry', 'text', 'once', null, null) -> 'result' -> 'message';
+  v_seq := (v_first ->> 'seq')::bigint;
+  v_edited := public.edit_message(tests.bob(), (v_first ->> 'id')::uuid, 'once, edited') -> 'result' -> 'message';
+  v_again := public.send_message(tests.bob(), v_group, 'edit-then-retry', 'text', 'once', null, null);
+  perform tests.reset();
+
+  perform tests.eq(v_again -> 'result' -> 'duplicate', 'true'::jsonb, 'a repeat after an edit is a duplicate');
+  perform tests.eq(v_again -> 'deliveries' -> 0 -> 'event',
+    public.event_envelope('message.created', v_group, v_seq, v_edited),
+    'a repeat after an edit re-delivers message.created with the current message and its own seq');
+  perform tests.eq(v_again -> 'deliveries' -> 0 -> 'event' -> 'data',
+    (select payload from public.conversation_events where conversation_id = v_group and seq = v_seq),
+    'the re-delivered payload is the one a replay of the event returns');
 end
 $$;

@@ -301,8 +301,21 @@ async fn client_msg_id_makes_rest_sends_idempotent_per_sender() {
         .filter(|e| e["type"] == "message.created")
         .count();
     assert_eq!(created, 1, "one message.created in the log: {log}");
-    bob_socket.expect("message.created").await;
+    // The repeat re-delivered it (the first send's fan-out may never have
+    // run): the same id and seq twice, shown once by a client that
+    // de-duplicates by seq.
+    let pushed = [
+        bob_socket.expect("message.created").await,
+        bob_socket.expect("message.created").await,
+    ];
     bob_socket.expect_none("message.created").await;
+    for copy in &pushed {
+        assert_eq!(copy["data"]["id"], first["message"]["id"], "{copy}");
+        assert_eq!(copy["seq"], first["message"]["seq"], "{copy}");
+        assert_eq!(copy["data"]["body"], "first try", "{copy}");
+    }
+    let seqs: std::collections::BTreeSet<_> = pushed.iter().map(|c| c["seq"].as_i64()).collect();
+    assert_eq!(seqs.len(), 1, "shown once");
 
     // The same id in another conversation is a conflict, not a new message.
     let (status, body) = http
@@ -434,9 +447,15 @@ async fn rest_send_is_idempotent_and_pushes_to_every_socket() {
     assert_eq!(first["message"]["id"], again["message"]["id"]);
     assert_eq!(again["duplicate"], true);
 
+    // No socket sent it, so every socket gets message.created, and the
+    // repeat re-delivers it: twice, the same id and seq (shown once by a
+    // client that de-duplicates by seq).
     for socket in [&mut alice_socket, &mut bob_socket] {
-        let created = socket.expect("message.created").await;
-        assert_eq!(created["data"]["id"], first["message"]["id"]);
+        for _ in 0..2 {
+            let created = socket.expect("message.created").await;
+            assert_eq!(created["data"]["id"], first["message"]["id"]);
+            assert_eq!(created["seq"], first["message"]["seq"]);
+        }
         socket.expect_none("message.created").await;
     }
 }

@@ -174,6 +174,11 @@ async fn a_socket_flood_is_cut_at_the_bucket_stores_only_what_was_acknowledged_a
     let repeat = socket.expect("message.ack").await;
     assert_eq!(repeat["data"]["duplicate"], true, "{repeat}");
     assert_eq!(stack.message_count(conversation).await, 5);
+    // It is re-delivered to the other member: the same id and seq again.
+    let again = friends_socket.expect("message.created").await;
+    assert_eq!(again["data"]["id"], repeat["data"]["id"], "{again}");
+    assert_eq!(again["seq"], repeat["data"]["seq"], "{again}");
+    friends_socket.expect_none("message.created").await;
 
     // The other member has a bucket of their own, over the socket and REST.
     friends_socket

@@ -163,17 +163,23 @@ mod tests {
         assert_eq!(store.calls("send_message")[0]["sender"], json!(ALICE));
         // No socket sent it, so every connection gets the event, the sender's own included.
         assert_eq!(pusher.received("alice-1"), vec![created.clone()]);
-        assert_eq!(pusher.received("bob-1"), vec![created]);
+        assert_eq!(pusher.received("bob-1"), vec![created.clone()]);
 
-        // A repeat is 200 with the stored message, and pushes nothing.
+        // A repeat is 200 with the stored message, and delivers message.created
+        // again (the first send's fan-out may never have run).
         store.answer(
             "send_message",
-            Ok(json!({"result": {"message": message, "duplicate": true}, "deliveries": []})),
+            Ok(json!({
+                "result": {"message": message, "duplicate": true},
+                "deliveries": [delivery(created.clone(), &[(ALICE, "alice-1"), (BOB, "bob-1")])],
+            })),
         );
         let again = send_message(&verifier, &store, &pusher, &post(json!({"body": "hello"}), Some("k-1"))).await;
         assert_eq!(again.status(), 200);
         assert_eq!(body_of(&again)["duplicate"], true);
-        assert_eq!(pusher.attempts(), 2);
+        assert_eq!(pusher.attempts(), 4);
+        assert_eq!(pusher.received("alice-1"), vec![created.clone(), created.clone()]);
+        assert_eq!(pusher.received("bob-1"), vec![created.clone(), created]);
     }
 
     #[tokio::test(start_paused = true)]

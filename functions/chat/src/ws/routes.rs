@@ -200,19 +200,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_repeated_send_is_acked_as_a_duplicate_and_pushes_nothing_else() {
+    async fn a_repeated_send_is_acked_as_a_duplicate_and_re_delivered_to_every_other_connection() {
+        // The first send's function may have died between the commit and the
+        // fan-out: the repeat delivers message.created again (clients drop a
+        // seq they have), and the sending connection still gets the ack only.
         let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
         let message = message_json(7, "c-1", "hello");
+        let everyone = [(ALICE, "alice-1"), (ALICE, "alice-2"), (BOB, "bob-1")];
         store.answer(
             "send_message",
-            Ok(json!({"result": {"message": message, "duplicate": true}, "deliveries": []})),
+            Ok(json!({
+                "result": {"message": message, "duplicate": true},
+                "deliveries": [delivery(created(&message), &everyone)],
+            })),
         );
         let event = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hello"));
         send_message(&store, &pusher, &event).await;
-        assert_eq!(pusher.receivers(), vec![("alice-1".to_string(), 1)]);
-        let ack = &pusher.received("alice-1")[0];
-        assert_eq!(ack["data"]["duplicate"], true);
-        assert_eq!(ack["data"]["message"], message);
+        let ack = pusher.received("alice-1");
+        assert_eq!(ack.len(), 1, "{ack:?}");
+        assert_eq!(ack[0]["type"], "message.ack");
+        assert_eq!(ack[0]["data"]["duplicate"], true);
+        assert_eq!(ack[0]["data"]["message"], message);
+        for other in ["alice-2", "bob-1"] {
+            assert_eq!(pusher.received(other), vec![created(&message)], "{other}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
