@@ -15,7 +15,14 @@ fn a_tiny_bench_run_ends_clean() {
         .args(["--bin-dir", bin_dir.to_str().unwrap()])
         .args(["--clients", "12", "--room-size", "6", "--group-size", "3"])
         .args(["--duration", "2", "--warmup", "1", "--drain", "10"])
-        .args(["--rest-requests", "5", "--sequential-sends", "3", "--floor-samples", "20"])
+        .args([
+            "--rest-requests",
+            "5",
+            "--sequential-sends",
+            "3",
+            "--floor-samples",
+            "20",
+        ])
         .arg("--no-save")
         .env("RUST_LOG", "error")
         .output()

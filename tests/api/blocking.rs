@@ -68,11 +68,17 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
 
     let (status, body) = http.post(&alice, "/v1/blocks", block(&bob)).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!((&body["block"]["user_id"], &body["created"]), (&json!(bob.id), &json!(true)));
+    assert_eq!(
+        (&body["block"]["user_id"], &body["created"]),
+        (&json!(bob.id), &json!(true))
+    );
     let (status, again) = http.post(&alice, "/v1/blocks", block(&bob)).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["created"], false);
-    assert_eq!(again["block"], body["block"], "blocking again keeps the block as it was");
+    assert_eq!(
+        again["block"], body["block"],
+        "blocking again keeps the block as it was"
+    );
 
     // Only the blocker's list names the block.
     let (status, listed) = http.get(&alice, "/v1/blocks").await;
@@ -97,8 +103,12 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
             );
         }
         assert_error(
-            http.post(from, &messages_path(direct), json!({"body": "hello?", "client_msg_id": Uuid::new_v4()}))
-                .await,
+            http.post(
+                from,
+                &messages_path(direct),
+                json!({"body": "hello?", "client_msg_id": Uuid::new_v4()}),
+            )
+            .await,
             403,
             "blocked",
             &format!("{} sends over REST", from.name),
@@ -107,7 +117,11 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
     bob_socket.send_json(send_frame(direct, "hello?", "blocked-ws-1")).await;
     let error = bob_socket.expect("error").await;
     assert_eq!(
-        (&error["data"]["code"], &error["data"]["status"], &error["data"]["action"]),
+        (
+            &error["data"]["code"],
+            &error["data"]["status"],
+            &error["data"]["action"]
+        ),
         (&json!("blocked"), &json!(403), &json!("sendMessage")),
         "{error}"
     );
@@ -119,7 +133,8 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
     // is allowed.
     for (from, message) in [(&bob, bobs), (&alice, alices)] {
         assert_error(
-            http.patch(from, &format!("/v1/messages/{message}"), json!({"body": "hello again"})).await,
+            http.patch(from, &format!("/v1/messages/{message}"), json!({"body": "hello again"}))
+                .await,
             403,
             "blocked",
             &format!("{} edits in the 1:1", from.name),
@@ -127,19 +142,31 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
     }
     alice_socket.expect_none("message.updated").await;
     let history = stack.history(&alice, direct).await;
-    assert_eq!((&history[0]["body"], &history[1]["body"]), (&json!("hi alice"), &json!("hi bob")), "nothing edited");
+    assert_eq!(
+        (&history[0]["body"], &history[1]["body"]),
+        (&json!("hi alice"), &json!("hi bob")),
+        "nothing edited"
+    );
     let (status, body) = http.delete(&bob, &format!("/v1/messages/{bobs}")).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(alice_socket.expect("message.deleted").await["data"]["id"], bobs.to_string());
+    assert_eq!(
+        alice_socket.expect("message.deleted").await["data"]["id"],
+        bobs.to_string()
+    );
 
     // Nor reach the other through a new group or room, or by adding them to
     // one; both are told the same, which does not say who blocked whom.
-    let create = |kind: &str, members: &[&User]| {
-        json!({"kind": kind, "name": format!("{kind} {}", Uuid::new_v4()), "member_ids": members.iter().map(|m| m.id).collect::<Vec<_>>()})
-    };
+    let create = |kind: &str, members: &[&User]| json!({"kind": kind, "name": format!("{kind} {}", Uuid::new_v4()), "member_ids": members.iter().map(|m| m.id).collect::<Vec<_>>()});
     let told = |(status, body): (u16, Value)| (status, body["error"]["code"].clone(), body["error"]["message"].clone());
-    let refusal = told(http.post(&bob, "/v1/conversations", create("group", &[&carol, &alice])).await);
-    assert_eq!((refusal.0, &refusal.1), (403, &json!("blocked")), "bob creates a group with alice: {refusal:?}");
+    let refusal = told(
+        http.post(&bob, "/v1/conversations", create("group", &[&carol, &alice]))
+            .await,
+    );
+    assert_eq!(
+        (refusal.0, &refusal.1),
+        (403, &json!("blocked")),
+        "bob creates a group with alice: {refusal:?}"
+    );
     let same = told(http.post(&alice, "/v1/conversations", create("room", &[&bob])).await);
     assert_eq!(same, refusal, "alice creates a room with bob");
     let alices_group = stack.group(&alice, &[&carol]).await;
@@ -149,40 +176,66 @@ async fn a_block_refuses_the_direct_conversation_both_ways_and_stores_nothing_un
     let created_by_bob: i64 = stack
         .db()
         .await
-        .query_one("select count(*) from conversations where created_by = $1 and kind <> 'direct'", &[&bob.id])
+        .query_one(
+            "select count(*) from conversations where created_by = $1 and kind <> 'direct'",
+            &[&bob.id],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(created_by_bob, 0, "no group created");
     assert_eq!(
-        stack.details(&alice, alices_group).await["conversation"]["participants"].as_array().map(Vec::len),
+        stack.details(&alice, alices_group).await["conversation"]["participants"]
+            .as_array()
+            .map(Vec::len),
         Some(2),
         "nobody added"
     );
 
     // Bad input.
-    assert_error(http.post(&alice, "/v1/blocks", block(&alice)).await, 400, "invalid_argument", "block myself");
     assert_error(
-        http.post(&alice, "/v1/blocks", json!({"user_id": Uuid::new_v4()})).await,
+        http.post(&alice, "/v1/blocks", block(&alice)).await,
+        400,
+        "invalid_argument",
+        "block myself",
+    );
+    assert_error(
+        http.post(&alice, "/v1/blocks", json!({"user_id": Uuid::new_v4()}))
+            .await,
         404,
         "user_not_found",
         "block nobody",
     );
-    assert_error(http.post(&alice, "/v1/blocks", json!({})).await, 400, "invalid_request", "no user_id");
     assert_error(
-        http.post(&alice, "/v1/blocks", json!({"user_id": bob.id, "why": "spam"})).await,
+        http.post(&alice, "/v1/blocks", json!({})).await,
+        400,
+        "invalid_request",
+        "no user_id",
+    );
+    assert_error(
+        http.post(&alice, "/v1/blocks", json!({"user_id": bob.id, "why": "spam"}))
+            .await,
         400,
         "invalid_request",
         "an unknown field",
     );
-    assert_error(http.delete(&alice, "/v1/blocks/bob").await, 400, "invalid_argument", "unblock not-a-uuid");
+    assert_error(
+        http.delete(&alice, "/v1/blocks/bob").await,
+        400,
+        "invalid_argument",
+        "unblock not-a-uuid",
+    );
 
     // The blocked user cannot lift it.
     let (status, body) = http.delete(&bob, &format!("/v1/blocks/{}", alice.id)).await;
     assert_eq!((status, &body["removed"]), (200, &json!(false)), "{body}");
     assert_error(
-        http.post(&bob, &messages_path(direct), json!({"body": "now?", "client_msg_id": Uuid::new_v4()}))
-            .await,
+        http.post(
+            &bob,
+            &messages_path(direct),
+            json!({"body": "now?", "client_msg_id": Uuid::new_v4()}),
+        )
+        .await,
         403,
         "blocked",
         "still blocked",
@@ -237,13 +290,20 @@ async fn a_send_racing_a_block_lands_before_it_or_is_refused() {
         )
         .await
         .unwrap();
-    blocking_tx.execute("select public.block_user($1)", &[&bob.id]).await.unwrap();
+    blocking_tx
+        .execute("select public.block_user($1)", &[&bob.id])
+        .await
+        .unwrap();
     let send = {
         let bob = bob.clone();
         tokio::spawn(async move {
             stack
                 .http()
-                .post(&bob, &messages_path(direct), json!({"body": "quick, before she blocks me"}))
+                .post(
+                    &bob,
+                    &messages_path(direct),
+                    json!({"body": "quick, before she blocks me"}),
+                )
                 .await
         })
     };
@@ -289,21 +349,39 @@ async fn a_block_hides_presence_and_typing_both_ways_and_leaves_group_messages()
     for user in [&alice, &bob, &carol] {
         stack.send_text(user, group, "hello").await;
     }
-    assert_eq!(presence_of(stack, &bob, &[&alice]).await, [alice.id.to_string()], "contacts before the block");
+    assert_eq!(
+        presence_of(stack, &bob, &[&alice]).await,
+        [alice.id.to_string()],
+        "contacts before the block"
+    );
     let (status, _) = http.post(&alice, "/v1/blocks", block(&bob)).await;
     assert_eq!(status, 201);
 
     let mut carol_socket = stack.connect(&carol).await;
     let mut bob_socket = stack.connect(&bob).await;
     let online = carol_socket.expect("presence").await;
-    assert_eq!((&online["data"]["user_id"], &online["data"]["online"]), (&json!(bob.id), &json!(true)));
+    assert_eq!(
+        (&online["data"]["user_id"], &online["data"]["online"]),
+        (&json!(bob.id), &json!(true))
+    );
     let mut alice_socket = stack.connect(&alice).await;
     let online = carol_socket.expect("presence").await;
-    assert_eq!((&online["data"]["user_id"], &online["data"]["online"]), (&json!(alice.id), &json!(true)));
+    assert_eq!(
+        (&online["data"]["user_id"], &online["data"]["online"]),
+        (&json!(alice.id), &json!(true))
+    );
     bob_socket.expect_none("presence").await;
     alice_socket.expect_none("presence").await;
-    assert_eq!(presence_of(stack, &bob, &[&alice]).await, Vec::<String>::new(), "bob asks for alice");
-    assert_eq!(presence_of(stack, &alice, &[&bob]).await, Vec::<String>::new(), "alice asks for bob");
+    assert_eq!(
+        presence_of(stack, &bob, &[&alice]).await,
+        Vec::<String>::new(),
+        "bob asks for alice"
+    );
+    assert_eq!(
+        presence_of(stack, &alice, &[&bob]).await,
+        Vec::<String>::new(),
+        "alice asks for bob"
+    );
     let (_, profiles) = http.get(&bob, &format!("/v1/users?ids={}", alice.id)).await;
     assert_eq!(profiles["users"][0]["online"], Value::Null, "{profiles}");
     assert_eq!(profiles["users"][0]["last_seen_at"], Value::Null, "{profiles}");
@@ -313,15 +391,24 @@ async fn a_block_hides_presence_and_typing_both_ways_and_leaves_group_messages()
     // Typing: not between the two, still to carol.
     let typing = json!({"action": "typing", "conversation_id": group, "is_typing": true});
     alice_socket.send_json(typing.clone()).await;
-    assert_eq!(carol_socket.expect("typing").await["data"]["user_id"], alice.id.to_string());
+    assert_eq!(
+        carol_socket.expect("typing").await["data"]["user_id"],
+        alice.id.to_string()
+    );
     bob_socket.expect_none("typing").await;
     bob_socket.send_json(typing.clone()).await;
-    assert_eq!(carol_socket.expect("typing").await["data"]["user_id"], bob.id.to_string());
+    assert_eq!(
+        carol_socket.expect("typing").await["data"]["user_id"],
+        bob.id.to_string()
+    );
     alice_socket.expect_none("typing").await;
 
     // Group messages still reach the blocker (her client hides them).
     stack.send_text(&bob, group, "still here").await;
-    assert_eq!(alice_socket.expect("message.created").await["data"]["body"], "still here");
+    assert_eq!(
+        alice_socket.expect("message.created").await["data"]["body"],
+        "still here"
+    );
 
     // Read receipts: not between the two, still to carol (and the reader's
     // own devices).
@@ -332,7 +419,10 @@ async fn a_block_hides_presence_and_typing_both_ways_and_leaves_group_messages()
     alice_socket.expect_none("read").await;
     let (status, body) = stack.mark_read(&alice, group, json!({})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(carol_socket.expect("read").await["data"]["user_id"], alice.id.to_string());
+    assert_eq!(
+        carol_socket.expect("read").await["data"]["user_id"],
+        alice.id.to_string()
+    );
     bob_socket.expect_none("read").await;
 
     // Going offline is not told to bob either.
@@ -346,10 +436,16 @@ async fn a_block_hides_presence_and_typing_both_ways_and_leaves_group_messages()
     assert_eq!(status, 200);
     let mut alice_socket = stack.connect(&alice).await;
     let online = bob_socket.expect("presence").await;
-    assert_eq!((&online["data"]["user_id"], &online["data"]["online"]), (&json!(alice.id), &json!(true)));
+    assert_eq!(
+        (&online["data"]["user_id"], &online["data"]["online"]),
+        (&json!(alice.id), &json!(true))
+    );
     assert_eq!(presence_of(stack, &bob, &[&alice]).await, [alice.id.to_string()]);
     alice_socket.send_json(typing).await;
-    assert_eq!(bob_socket.expect("typing").await["data"]["user_id"], alice.id.to_string());
+    assert_eq!(
+        bob_socket.expect("typing").await["data"]["user_id"],
+        alice.id.to_string()
+    );
 }
 
 #[tokio::test]
@@ -368,14 +464,37 @@ async fn block_rows_are_readable_by_the_blocker_alone_and_written_only_through_t
         assert_eq!(response.0, 200, "{}", response.1);
         response.1.as_array().unwrap().len()
     };
-    let mine = format!("blocks?select=blocker_id,blocked_id,created_at&blocker_id=eq.{}", alice.id);
-    assert_eq!(rows(rest.get(Who::User(&alice), &mine).await), 1, "the blocker reads her block");
-    assert_eq!(rows(rest.get(Who::User(&bob), &mine).await), 0, "the blocked user reads nothing");
-    assert_eq!(rows(rest.get(Who::User(&bob), "blocks?select=*").await), 0, "nor any block");
-    assert_eq!(rows(rest.get(Who::User(&carol), "blocks?select=*").await), 0, "a stranger reads nothing");
+    let mine = format!(
+        "blocks?select=blocker_id,blocked_id,created_at&blocker_id=eq.{}",
+        alice.id
+    );
+    assert_eq!(
+        rows(rest.get(Who::User(&alice), &mine).await),
+        1,
+        "the blocker reads her block"
+    );
+    assert_eq!(
+        rows(rest.get(Who::User(&bob), &mine).await),
+        0,
+        "the blocked user reads nothing"
+    );
+    assert_eq!(
+        rows(rest.get(Who::User(&bob), "blocks?select=*").await),
+        0,
+        "nor any block"
+    );
+    assert_eq!(
+        rows(rest.get(Who::User(&carol), "blocks?select=*").await),
+        0,
+        "a stranger reads nothing"
+    );
     assert_denied("anon reads blocks", &rest.get(Who::Anon, "blocks?select=*").await);
     let (status, listed) = rest.rpc(Who::User(&bob), "list_blocks", &json!({})).await;
-    assert_eq!((status, listed), (200, json!({"blocks": []})), "the blocked user's list_blocks");
+    assert_eq!(
+        (status, listed),
+        (200, json!({"blocks": []})),
+        "the blocked user's list_blocks"
+    );
 
     // Writes: only through block_user / unblock_user, which act as the caller.
     for (what, method, path, body) in [
@@ -391,7 +510,12 @@ async fn block_rows_are_readable_by_the_blocker_alone_and_written_only_through_t
             "blocks".to_string(),
             Some(json!({"blocker_id": bob.id, "blocked_id": alice.id})),
         ),
-        ("bob deletes alice's block", Method::DELETE, format!("blocks?blocker_id=eq.{}", alice.id), None),
+        (
+            "bob deletes alice's block",
+            Method::DELETE,
+            format!("blocks?blocker_id=eq.{}", alice.id),
+            None,
+        ),
         (
             "bob rewrites alice's block",
             Method::PATCH,
@@ -403,9 +527,18 @@ async fn block_rows_are_readable_by_the_blocker_alone_and_written_only_through_t
     }
     assert_denied(
         "alice deletes her own block directly",
-        &rest.send(Who::User(&alice), Method::DELETE, &format!("blocks?blocker_id=eq.{}", alice.id), None).await,
+        &rest
+            .send(
+                Who::User(&alice),
+                Method::DELETE,
+                &format!("blocks?blocker_id=eq.{}", alice.id),
+                None,
+            )
+            .await,
     );
-    let (status, body) = rest.rpc(Who::User(&bob), "unblock_user", &json!({"p_user_id": bob.id})).await;
+    let (status, body) = rest
+        .rpc(Who::User(&bob), "unblock_user", &json!({"p_user_id": bob.id}))
+        .await;
     assert_eq!((status, &body["removed"]), (200, &json!(false)), "{body}");
     assert_denied(
         "anon blocks",
@@ -436,7 +569,11 @@ async fn presence_shows_only_once_both_have_written_in_a_direct_conversation() {
     let hidden = |what: &'static str| {
         let (bob, stranger) = (&bob, &stranger);
         async move {
-            assert_eq!(presence_of(stack, stranger, &[bob]).await, Vec::<String>::new(), "{what}: GET /v1/presence");
+            assert_eq!(
+                presence_of(stack, stranger, &[bob]).await,
+                Vec::<String>::new(),
+                "{what}: GET /v1/presence"
+            );
             let (_, body) = stack.http().get(stranger, &format!("/v1/users?ids={}", bob.id)).await;
             assert_eq!(
                 (&body["users"][0]["online"], &body["users"][0]["last_seen_at"]),
@@ -449,17 +586,23 @@ async fn presence_shows_only_once_both_have_written_in_a_direct_conversation() {
     // Opening a 1:1 with bob, and writing there, reveals nothing.
     let direct = stack.direct_conversation(&stranger, &bob).await;
     hidden("after opening the 1:1").await;
-    stack.send_text(&stranger, direct, "hi bob, is the bike still for sale?").await;
+    stack
+        .send_text(&stranger, direct, "hi bob, is the bike still for sale?")
+        .await;
     hidden("after writing in the 1:1").await;
 
     // Nor does joining a public room bob is in, even when both write there.
     let room = stack.room(&bob, &[]).await;
-    let (status, _) = http.post(&stranger, &format!("/v1/conversations/{room}/join"), json!({})).await;
+    let (status, _) = http
+        .post(&stranger, &format!("/v1/conversations/{room}/join"), json!({}))
+        .await;
     assert_eq!(status, 200);
     stack.send_text(&bob, room, "welcome").await;
     stack.send_text(&stranger, room, "thanks").await;
     hidden("after both wrote in a room").await;
-    let (_, connections) = http.get(&stranger, &format!("/v1/conversations/{room}/connections")).await;
+    let (_, connections) = http
+        .get(&stranger, &format!("/v1/conversations/{room}/connections"))
+        .await;
     assert_eq!(
         connections["users"],
         json!([{"user_id": stranger.id, "connections": 1}]),
@@ -474,7 +617,9 @@ async fn presence_shows_only_once_both_have_written_in_a_direct_conversation() {
     stranger_socket.expect_none("presence").await;
 
     // Leaving the 1:1 and opening it again changes nothing.
-    let (status, _) = http.post(&stranger, &format!("/v1/conversations/{direct}/leave"), json!({})).await;
+    let (status, _) = http
+        .post(&stranger, &format!("/v1/conversations/{direct}/leave"), json!({}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(stack.direct_conversation(&stranger, &bob).await, direct);
     hidden("after leaving and reopening").await;
@@ -491,12 +636,17 @@ async fn presence_shows_only_once_both_have_written_in_a_direct_conversation() {
     assert_eq!(body["users"][0]["online"], true, "{body}");
     bob_socket.close().await;
     let offline = stranger_socket.expect("presence").await;
-    assert_eq!((&offline["data"]["user_id"], &offline["data"]["online"]), (&json!(bob.id), &json!(false)));
+    assert_eq!(
+        (&offline["data"]["user_id"], &offline["data"]["online"]),
+        (&json!(bob.id), &json!(false))
+    );
     let _bob_again = stack.connect(&bob).await;
     assert_eq!(stranger_socket.expect("presence").await["data"]["online"], true);
 
     // bob leaves the 1:1: no longer contacts.
-    let (status, _) = http.post(&bob, &format!("/v1/conversations/{direct}/leave"), json!({})).await;
+    let (status, _) = http
+        .post(&bob, &format!("/v1/conversations/{direct}/leave"), json!({}))
+        .await;
     assert_eq!(status, 200);
     hidden("after bob left").await;
 }

@@ -212,9 +212,12 @@ async fn fixture() -> Fixture {
     }
     // alice answers bob in the 1:1: both have taken part, so they are contacts
     // (each sees the other's presence).
-    db.query_one(send, &[&alice.id, &direct, &Uuid::new_v4().to_string(), &"hi bob".to_string()])
-        .await
-        .unwrap();
+    db.query_one(
+        send,
+        &[&alice.id, &direct, &Uuid::new_v4().to_string(), &"hi bob".to_string()],
+    )
+    .await
+    .unwrap();
     db.execute(
         "select public.update_conversation($1, $2, null, true, true)",
         &[&alice.id, &group],
@@ -330,7 +333,14 @@ async fn reads_show_only_what_the_policies_and_column_grants_allow() {
     assert_eq!(uuids(&seen, "id"), vec![f.message]);
     let seen = rows(
         "bob reads the group's participants",
-        rest.get(bob, &format!("participants?select=conversation_id,user_id,role,joined_at,left_at&conversation_id=eq.{}", f.group)).await,
+        rest.get(
+            bob,
+            &format!(
+                "participants?select=conversation_id,user_id,role,joined_at,left_at&conversation_id=eq.{}",
+                f.group
+            ),
+        )
+        .await,
     );
     assert_eq!(seen.len(), 2);
     let seen = rows(

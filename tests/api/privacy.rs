@@ -72,23 +72,41 @@ async fn a_room_members_read_position_is_theirs_alone_while_groups_keep_read_rec
     assert!(own["me"]["last_read_seq"].as_i64().unwrap() > 0, "{own}");
     // In the group, bob's read receipt.
     let details = stack.details(&alice, group).await;
-    assert!(participant(&details["conversation"], &bob)["last_read_seq"].as_i64().unwrap() > 0);
+    assert!(
+        participant(&details["conversation"], &bob)["last_read_seq"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
 
     // PostgREST: the column is nobody's to read, in any conversation, even
     // one's own row (the API answers it).
     let rest = Rest::new();
     for (who, conversation) in [(&alice, room), (&alice, group), (&bob, room)] {
         let path = format!("participants?select=user_id,last_read_seq&conversation_id=eq.{conversation}");
-        assert_denied(&format!("{} GET {path}", who.name), &rest.get(Who::User(who), &path).await);
+        assert_denied(
+            &format!("{} GET {path}", who.name),
+            &rest.get(Who::User(who), &path).await,
+        );
         let path = format!("participants?select=user_id&conversation_id=eq.{conversation}&last_read_seq=gt.0");
-        assert_denied(&format!("{} GET {path}", who.name), &rest.get(Who::User(who), &path).await);
+        assert_denied(
+            &format!("{} GET {path}", who.name),
+            &rest.get(Who::User(who), &path).await,
+        );
     }
     // The RPC behind GET /v1/conversations/{id}, called directly, says the same.
     let (status, body) = rest
-        .rpc(Who::User(&alice), "get_conversation", &json!({"p_conversation_id": room}))
+        .rpc(
+            Who::User(&alice),
+            "get_conversation",
+            &json!({"p_conversation_id": room}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert!(participant(&body["conversation"], &bob)["last_read_seq"].is_null(), "{body}");
+    assert!(
+        participant(&body["conversation"], &bob)["last_read_seq"].is_null(),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +130,10 @@ async fn who_left_is_not_shown_to_the_members_and_newcomers() {
     let rest = Rest::new();
     let path = format!("participants?select=user_id,left_at&conversation_id=eq.{room}");
     for who in [&carol, &alice] {
-        let seen = rows(&format!("{} reads the room's participants", who.name), rest.get(Who::User(who), &path).await);
+        let seen = rows(
+            &format!("{} reads the room's participants", who.name),
+            rest.get(Who::User(who), &path).await,
+        );
         let mut ids: Vec<Uuid> = seen.iter().map(|p| uuid_of(&p["user_id"])).collect();
         ids.sort();
         let mut expected = vec![alice.id, carol.id];
@@ -121,7 +142,11 @@ async fn who_left_is_not_shown_to_the_members_and_newcomers() {
     }
     // As the API lists them.
     let details = stack.details(&carol, room).await;
-    assert_eq!(details["conversation"]["participants"].as_array().unwrap().len(), 2, "{details}");
+    assert_eq!(
+        details["conversation"]["participants"].as_array().unwrap().len(),
+        2,
+        "{details}"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +199,11 @@ async fn usernames_are_unique_in_any_letter_case_and_names_hide_nothing() {
         assert_eq!(status, 400, "display name {name:?}: {body}");
     }
     let profile = profile_of(&mallory).await;
-    assert_eq!(profile, (mallory.name.clone(), "impostor".to_owned()), "nothing changed");
+    assert_eq!(
+        profile,
+        (mallory.name.clone(), "impostor".to_owned()),
+        "nothing changed"
+    );
 
     // What is allowed: the documented signs, any script in a display name.
     let (status, body) = rename("username", format!("{}.Real-1", mallory.name)).await;
@@ -216,13 +245,22 @@ async fn anonymous_sign_ins_are_refused_on_every_path() {
     );
     let before = stack.message_count(conversation).await;
 
-    assert_eq!(handshake_status(&anonymous.token).await, Some(401), "the WebSocket handshake");
+    assert_eq!(
+        handshake_status(&anonymous.token).await,
+        Some(401),
+        "the WebSocket handshake"
+    );
     let answer = stack
         .http()
         .post(&anonymous, &messages_path(conversation), json!({"body": "who am I"}))
         .await;
     assert_error(answer, 401, "invalid_token", "POST …/messages");
-    assert_error(stack.http().get(&anonymous, "/v1/me").await, 401, "invalid_token", "GET /v1/me");
+    assert_error(
+        stack.http().get(&anonymous, "/v1/me").await,
+        401,
+        "invalid_token",
+        "GET /v1/me",
+    );
     assert_eq!(stack.message_count(conversation).await, before, "nothing stored");
 
     // PostgREST accepts the token; the policies and RPCs see nobody.
@@ -239,7 +277,9 @@ async fn anonymous_sign_ins_are_refused_on_every_path() {
     }
     assert_api_error(
         "anonymous get_conversation",
-        &rest.rpc(who, "get_conversation", &json!({"p_conversation_id": conversation})).await,
+        &rest
+            .rpc(who, "get_conversation", &json!({"p_conversation_id": conversation}))
+            .await,
         "not_a_participant",
     );
     assert_api_error(
@@ -248,7 +288,12 @@ async fn anonymous_sign_ins_are_refused_on_every_path() {
         "invalid_argument",
     );
     let (status, body) = rest
-        .send(who, Method::PATCH, &format!("profiles?id=eq.{}", alice.id), Some(json!({"display_name": "anon"})))
+        .send(
+            who,
+            Method::PATCH,
+            &format!("profiles?id=eq.{}", alice.id),
+            Some(json!({"display_name": "anon"})),
+        )
         .await;
     assert!(status < 300, "{status} {body}");
     let profile = profile_of(&alice).await;
@@ -260,7 +305,14 @@ async fn control_and_bidi_characters_are_refused_in_bodies_on_both_transports() 
     let stack = stack();
     let (alice, _bob, conversation) = stack.direct_pair().await;
     let before = stack.message_count(conversation).await;
-    for body in ["bell\u{7}", "\u{1b}[31mred", "del\u{7f}", "nel\u{85}", "gpj.\u{202e}exe", "\u{2066}isolate"] {
+    for body in [
+        "bell\u{7}",
+        "\u{1b}[31mred",
+        "del\u{7f}",
+        "nel\u{85}",
+        "gpj.\u{202e}exe",
+        "\u{2066}isolate",
+    ] {
         let answer = stack
             .http()
             .post(&alice, &messages_path(conversation), json!({"body": body}))
@@ -268,14 +320,20 @@ async fn control_and_bidi_characters_are_refused_in_bodies_on_both_transports() 
         assert_error(answer, 422, "invalid_body", &format!("REST body {body:?}"));
     }
     let mut socket = stack.connect(&alice).await;
-    socket.send_json(send_frame(conversation, "evil\u{202e}txt.exe", "bidi-1")).await;
+    socket
+        .send_json(send_frame(conversation, "evil\u{202e}txt.exe", "bidi-1"))
+        .await;
     let error = socket.expect("error").await;
     assert_eq!(error["data"]["code"], "invalid_body", "{error}");
     assert_eq!(stack.message_count(conversation).await, before, "nothing stored");
 
     // Newlines, tabs and the bidi marks are text.
     let sent = stack
-        .send(&alice, conversation, json!({"body": "line\n\tindented \u{5d0}\u{200f} ok"}))
+        .send(
+            &alice,
+            conversation,
+            json!({"body": "line\n\tindented \u{5d0}\u{200f} ok"}),
+        )
         .await;
     assert_eq!(sent["body"], "line\n\tindented \u{5d0}\u{200f} ok", "{sent}");
 }

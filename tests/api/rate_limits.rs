@@ -354,7 +354,10 @@ async fn edits_renames_and_adding_members_are_limited_and_a_refusal_stores_nothi
     freeze_bucket(&owner, "message", 1.0).await;
     let (status, _, body) = patch(&owner, &message_path, json!({"body": "second"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_limited("an edit past the bucket", &patch(&owner, &message_path, json!({"body": "third"})).await);
+    assert_limited(
+        "an edit past the bucket",
+        &patch(&owner, &message_path, json!({"body": "third"})).await,
+    );
     assert_limited(
         "a send after the edit took the last token",
         &post(&owner, &messages_path(direct), json!({"body": "more"})).await,
@@ -376,7 +379,11 @@ async fn edits_renames_and_adding_members_are_limited_and_a_refusal_stores_nothi
         &post(&owner, &members_path, json!({"user_ids": [newcomer.id]})).await,
     );
     let (status, _, body) = patch(&owner, &group_path, json!({"muted": true})).await;
-    assert_eq!((status, &body["me"]["muted"]), (200, &json!(true)), "muting is not limited: {body}");
+    assert_eq!(
+        (status, &body["me"]["muted"]),
+        (200, &json!(true)),
+        "muting is not limited: {body}"
+    );
     freeze_bucket(&owner, "conversation", 1.0).await;
     let (status, _, body) = patch(&owner, &group_path, json!({"name": "Renamed"})).await;
     assert_eq!(status, 200, "{body}");

@@ -121,8 +121,14 @@ async fn message_rules_are_the_same_in_the_functions_and_the_database() {
         ("DEL", json!({"body": "x\u{7f}"})),
         ("C1 NEL", json!({"body": "x\u{85}y"})),
         ("C1 CSI", json!({"body": "\u{9b}31m"})),
-        ("control character in a caption", json!({"kind": "image", "body": "look\u{7}", "attachment": png("image/png")})),
-        ("blank caption with CR", json!({"kind": "image", "body": " \r\n", "attachment": png("image/png")})),
+        (
+            "control character in a caption",
+            json!({"kind": "image", "body": "look\u{7}", "attachment": png("image/png")}),
+        ),
+        (
+            "blank caption with CR",
+            json!({"kind": "image", "body": " \r\n", "attachment": png("image/png")}),
+        ),
         // Bidi: embeddings, overrides and isolates refused; marks are text.
         ("RLO override", json!({"body": "gpj.\u{202e}exe"})),
         ("LRE embedding", json!({"body": "\u{202a}x"})),
@@ -130,7 +136,10 @@ async fn message_rules_are_the_same_in_the_functions_and_the_database() {
         ("LRI isolate", json!({"body": "\u{2066}x\u{2069}"})),
         ("FSI isolate", json!({"body": "\u{2068}x"})),
         ("bidi marks", json!({"body": "\u{5d0}\u{200f} a\u{200e} \u{61c}"})),
-        ("override over 5000 characters", json!({"body": format!("\u{202e}{}", long(MAX_BODY_CHARS))})),
+        (
+            "override over 5000 characters",
+            json!({"body": format!("\u{202e}{}", long(MAX_BODY_CHARS))}),
+        ),
         ("surrounding blanks kept", json!({"body": "  indented\n"})),
         ("NUL", json!({"body": "a\u{0}b"})),
         ("unknown kind", json!({"kind": "video", "body": "x"})),

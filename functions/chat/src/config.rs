@@ -321,14 +321,9 @@ mod tests {
 
     #[test]
     fn anonymous_users_are_refused_unless_allowed() {
-        let base = [
-            ("SUPABASE_URL", "https://x.supabase.co"),
-            ("SUPABASE_ANON_KEY", "anon"),
-        ];
+        let base = [("SUPABASE_URL", "https://x.supabase.co"), ("SUPABASE_ANON_KEY", "anon")];
         assert!(!Config::from(&base).unwrap().allow_anonymous_users);
-        let with = |value: &'static str| {
-            Config::from(&[base[0], base[1], ("ALLOW_ANONYMOUS_USERS", value)])
-        };
+        let with = |value: &'static str| Config::from(&[base[0], base[1], ("ALLOW_ANONYMOUS_USERS", value)]);
         assert!(with("true").unwrap().allow_anonymous_users);
         assert!(!with("False").unwrap().allow_anonymous_users);
         let err = with("yes").unwrap_err();

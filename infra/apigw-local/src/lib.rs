@@ -19,8 +19,8 @@ mod throttle;
 mod websocket;
 
 pub use config::{EmulatorConfig, WsLimits};
-pub use sigv4::Credentials;
 pub use emulator::Emulator;
 pub use error::EmulatorError;
 pub use lambda::stats::{EmulatorStats, FunctionStats, InstanceColdStart};
 pub use lambda::InvokeError;
+pub use sigv4::Credentials;

@@ -23,7 +23,11 @@ pub async fn block_user(verifier: &TokenVerifier, store: &PostgrestStore, reques
     signed_in(verifier, request, async |_caller, token| {
         let input: BlockInput = json_body(request)?;
         let blocked = store.block_user(token, input.user_id).await?;
-        let status = if blocked["created"] == Value::Bool(true) { 201 } else { 200 };
+        let status = if blocked["created"] == Value::Bool(true) {
+            201
+        } else {
+            200
+        };
         Ok(json_response(status, &blocked))
     })
     .await

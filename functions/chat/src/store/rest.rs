@@ -530,7 +530,8 @@ impl PostgrestStore {
     }
 
     pub async fn unblock_user(&self, token: UserToken<'_>, user_id: Uuid) -> StoreResult<Json> {
-        self.user_rpc(token, "unblock_user", json!({"p_user_id": user_id})).await
+        self.user_rpc(token, "unblock_user", json!({"p_user_id": user_id}))
+            .await
     }
 
     pub async fn list_blocks(&self, token: UserToken<'_>) -> StoreResult<Json> {

@@ -431,10 +431,16 @@ mod tests {
         );
         assert_eq!(pusher.received("bob-1"), vec![event.clone()]);
         assert_eq!(pusher.received("bob-2"), vec![event]);
-        assert!(pusher.received("alice-1").is_empty(), "typing answers only when it fails");
+        assert!(
+            pusher.received("alice-1").is_empty(),
+            "typing answers only when it fails"
+        );
 
         // is_typing defaults to true.
-        store.answer("send_typing", Ok(json!({"result": {"expires_at": expires_at}, "deliveries": []})));
+        store.answer(
+            "send_typing",
+            Ok(json!({"result": {"expires_at": expires_at}, "deliveries": []})),
+        );
         let frame = json!({"action": "typing", "conversation_id": CONVERSATION});
         typing(
             &store,

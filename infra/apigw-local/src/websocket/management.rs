@@ -223,7 +223,9 @@ mod tests {
         assert_eq!(kept.as_deref(), Some(&[b'a'; 16][..]));
         assert_eq!(hash.len(), 64);
         // Over the limit but within the drain bound: read to the end (for its signature), not kept.
-        let (kept, _) = read_body(Body::from(vec![b'a'; limit * DRAIN_FACTOR]), limit).await.unwrap();
+        let (kept, _) = read_body(Body::from(vec![b'a'; limit * DRAIN_FACTOR]), limit)
+            .await
+            .unwrap();
         assert_eq!(kept, None);
 
         let refused = read_body(Body::from(vec![b'a'; limit * DRAIN_FACTOR + 1]), limit)

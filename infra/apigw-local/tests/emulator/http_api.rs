@@ -304,7 +304,11 @@ async fn invoke_runs_a_function_on_a_raw_event() {
     let error = stack.emulator().invoke("EchoFunction", failed).await.unwrap_err();
     assert!(matches!(error, apigw_local::InvokeError::Function { .. }), "{error}");
     assert_eq!(error.error_message(), "boom");
-    let unknown = stack.emulator().invoke("NoSuchFunction", b"{}".to_vec()).await.unwrap_err();
+    let unknown = stack
+        .emulator()
+        .invoke("NoSuchFunction", b"{}".to_vec())
+        .await
+        .unwrap_err();
     assert!(matches!(unknown, apigw_local::InvokeError::Unavailable(_)), "{unknown}");
     stack.stop().await;
 }
