@@ -199,19 +199,13 @@ language sql
 stable
 set search_path = ''
 as $$
-  select coalesce(
-    jsonb_agg(
-      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
-      order by c.user_id, c.connection_id
-    ),
-    '[]'::jsonb
-  )
-  from public.participants p
-  join public.connections c on c.user_id = p.user_id
-  where p.conversation_id = p_conversation_id
-    and p.left_at is null
-    and (p_except_user_id is null or p.user_id <> p_except_user_id)
-    and public.connection_is_live(c.token_exp)
+  select public.user_recipients(array(
+    select p.user_id
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and (p_except_user_id is null or p.user_id <> p_except_user_id)
+  ))
 $$;
 revoke execute on function public.live_recipients(uuid, uuid) from public, anon, authenticated, service_role;
 
