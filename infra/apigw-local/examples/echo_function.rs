@@ -15,6 +15,8 @@
 //!   with the function's key as an AWS SDK would sign it);
 //!   `{"crash": true}` exits instead.
 //! - `disconnect`: just answers.
+//! - `scheduled`: answers `{"ok": true}`; an event with `"fail": true` (a
+//!   schedule's `Input`) fails instead.
 //!
 //! With `ECHO_RECORD_DIR` set, every event is appended as one JSON line to
 //! `<dir>/<function name>.jsonl`.
@@ -245,6 +247,8 @@ fn main() {
             "connect" => handle_connect(&event),
             "message" => handle_message(&event),
             "disconnect" => Outcome::Respond(json!({"statusCode": 200})),
+            "scheduled" if event["fail"] == json!(true) => Outcome::Fail("scheduled failure"),
+            "scheduled" => Outcome::Respond(json!({"ok": true})),
             _ => handle_http(&event, &next.headers),
         };
         let (path, body) = match outcome {

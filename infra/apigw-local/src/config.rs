@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::faults::FaultConfig;
 use crate::sigv4::Credentials;
 
 /// What the emulator serves and how it runs the functions.
@@ -29,6 +30,26 @@ pub struct EmulatorConfig {
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and the Management API
     /// accepts only requests it signed (SigV4, service `execute-api`, `region`).
     pub credentials: Credentials,
+}
+
+/// What one run adds to the template, for tests: injected faults and one
+/// interval for every schedule. The default adds nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
+    pub faults: FaultConfig,
+    /// Runs every enabled `Schedule` / `ScheduleV2` event at this interval
+    /// instead of its own rate (`cron(...)` and `at(...)` ones too).
+    pub schedule_every: Option<Duration>,
+}
+
+impl RunOptions {
+    pub fn validate(&self) -> Result<(), String> {
+        self.faults.validate()?;
+        if self.schedule_every.is_some_and(|every| every.is_zero()) {
+            return Err("the schedule interval must be longer than 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// WebSocket API limits; the defaults are the AWS quotas.

@@ -8,14 +8,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::EmulatorConfig;
+use crate::config::{EmulatorConfig, RunOptions};
 use crate::error::EmulatorError;
+use crate::faults::FaultInjector;
 use crate::http_api::{self, HttpApi};
-use crate::ids;
+use crate::lambda::session::InstanceTokens;
 use crate::lambda::stats::EmulatorStats;
-use crate::lambda::{FunctionPool, FunctionSet, InvokeError, LaunchConfig};
-use crate::template::{Template, WebSocketSpec};
+use crate::lambda::{FunctionPool, FunctionSet, InvokeError, LaunchConfig, PoolSettings};
+use crate::template::{FunctionSpec, Template, WebSocketSpec};
 use crate::websocket::{self, WsApi};
+use crate::{ids, schedule};
 
 /// How long shutdown waits for servers to finish their last requests.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(5);
@@ -32,10 +34,19 @@ pub struct Emulator {
     disconnect_wait: Duration,
     stop_servers: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
+    /// One per running schedule.
+    schedules: Vec<JoinHandle<()>>,
 }
 
 impl Emulator {
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        Emulator::start_with(config, RunOptions::default()).await
+    }
+
+    /// Starts the emulator with what `options` adds to the template: injected
+    /// faults, one interval for every schedule.
+    pub async fn start_with(config: EmulatorConfig, options: RunOptions) -> Result<Emulator, EmulatorError> {
+        options.validate().map_err(EmulatorError::RunOptions)?;
         let text = tokio::fs::read_to_string(&config.template_path)
             .await
             .map_err(|source| EmulatorError::ReadTemplate {
@@ -43,6 +54,13 @@ impl Emulator {
                 source,
             })?;
         let template = Template::parse(&text, &config.parameter_overrides, &config.region)?;
+        let kill_after_commit = kill_after_commit_shares(&options.faults.kill_after_commit, &template.functions)
+            .map_err(EmulatorError::RunOptions)?;
+        let faults = Arc::new(FaultInjector::new(options.faults.clone()));
+        if options.faults.is_enabled() {
+            tracing::info!(faults = ?options.faults, seed = faults.seed(), "fault injection on");
+        }
+        let tokens = Arc::new(InstanceTokens::new(config.credentials.clone()));
 
         let default_max = config.default_max_instances.max(1);
         let mut pools = Vec::new();
@@ -60,10 +78,15 @@ impl Emulator {
                     path: launch.executable,
                 });
             }
-            let max_instances = spec.reserved_concurrency.unwrap_or(default_max);
-            pools.push(FunctionPool::new(spec.clone(), launch, &config.region, max_instances));
+            let settings = PoolSettings {
+                max_instances: spec.reserved_concurrency.unwrap_or(default_max),
+                faults: Arc::clone(&faults),
+                kill_after_commit: kill_after_commit.get(&spec.logical_id).copied().unwrap_or(0.0),
+                tokens: Arc::clone(&tokens),
+            };
+            pools.push(FunctionPool::new(spec.clone(), launch, &config.region, settings));
         }
-        let functions = Arc::new(FunctionSet::new(pools));
+        let functions = Arc::new(FunctionSet::new(pools, faults, tokens));
         let longest_timeout = template.functions.values().map(|f| f.timeout).max().unwrap_or_default();
 
         let http_listener = bind(config.http_addr).await?;
@@ -102,6 +125,13 @@ impl Emulator {
             serve(http_listener, http_api::router(http_api), stopped.clone()),
             serve(ws_listener, websocket::router(Arc::clone(&ws_api)), stopped),
         ];
+        let schedules = schedule::start(
+            &template.schedules,
+            options.schedule_every,
+            &config.region,
+            Arc::clone(&functions),
+            functions.schedule_runs(),
+        );
         let emulator = Emulator {
             http_addr,
             ws_addr,
@@ -111,12 +141,14 @@ impl Emulator {
             disconnect_wait: longest_timeout + Duration::from_secs(5),
             stop_servers,
             servers,
+            schedules,
         };
         tracing::info!(
             http = %emulator.http_url(),
             websocket = %emulator.websocket_url(),
             functions = template.functions.len(),
             http_routes = template.http_routes.len(),
+            schedules = emulator.schedules.len(),
             "API Gateway emulator listening"
         );
         Ok(emulator)
@@ -155,6 +187,9 @@ impl Emulator {
     /// Closes every socket (running `$disconnect`), stops every function
     /// process and waits for them.
     pub async fn shutdown(mut self) {
+        for schedule in self.schedules.drain(..) {
+            schedule.abort();
+        }
         let _ = self.stop_servers.send(true);
         self.ws_api.close_all(self.disconnect_wait).await;
         self.functions.stop_all().await;
@@ -170,12 +205,47 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        for schedule in &self.schedules {
+            schedule.abort();
+        }
         let _ = self.stop_servers.send(true);
         self.functions.kill_all();
         for server in &self.servers {
             server.abort();
         }
     }
+}
+
+/// `--fault-kill-after-commit` names (a logical id, or a binary name standing
+/// for every function built from it) -> share by logical id; a logical id
+/// wins over a binary name.
+fn kill_after_commit_shares(
+    by_name: &BTreeMap<String, f64>,
+    functions: &BTreeMap<String, FunctionSpec>,
+) -> Result<BTreeMap<String, f64>, String> {
+    let mut shares = BTreeMap::new();
+    for (name, share) in by_name {
+        let matching: Vec<&FunctionSpec> = functions
+            .values()
+            .filter(|f| f.logical_id == *name || f.binary == *name)
+            .collect();
+        if matching.is_empty() {
+            let known: Vec<String> = functions
+                .values()
+                .map(|f| format!("{} ({})", f.logical_id, f.binary))
+                .collect();
+            return Err(format!(
+                "kill after commit: no function is called or built as {name:?}; the template has {}",
+                known.join(", ")
+            ));
+        }
+        for function in matching {
+            if function.logical_id == *name || !by_name.contains_key(&function.logical_id) {
+                shares.insert(function.logical_id.clone(), *share);
+            }
+        }
+    }
+    Ok(shares)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, EmulatorError> {
@@ -215,6 +285,52 @@ fn host_port(addr: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn function(logical_id: &str, binary: &str) -> (String, FunctionSpec) {
+        let spec = FunctionSpec {
+            logical_id: logical_id.into(),
+            function_name: logical_id.into(),
+            binary: binary.into(),
+            env: BTreeMap::new(),
+            timeout: Duration::from_secs(3),
+            memory_mb: 128,
+            reserved_concurrency: None,
+            log_format: None,
+        };
+        (logical_id.to_string(), spec)
+    }
+
+    #[test]
+    fn kill_after_commit_takes_logical_ids_and_binary_names() {
+        let functions = BTreeMap::from([
+            function("WsSendMessageFunction", "ws-send-message"),
+            function("SendMessageFunction", "http-send-message"),
+            function("EchoA", "echo"),
+            function("EchoB", "echo"),
+        ]);
+        let shares = |names: &[(&str, f64)]| {
+            let by_name = names.iter().map(|(n, s)| (n.to_string(), *s)).collect();
+            kill_after_commit_shares(&by_name, &functions)
+        };
+        assert_eq!(
+            shares(&[("ws-send-message", 0.5)]).unwrap(),
+            BTreeMap::from([("WsSendMessageFunction".to_string(), 0.5)])
+        );
+        assert_eq!(
+            shares(&[("SendMessageFunction", 1.0)]).unwrap(),
+            BTreeMap::from([("SendMessageFunction".to_string(), 1.0)])
+        );
+        // A binary shared by two functions stands for both; a logical id wins over it.
+        assert_eq!(
+            shares(&[("echo", 0.25), ("EchoB", 1.0)]).unwrap(),
+            BTreeMap::from([("EchoA".to_string(), 0.25), ("EchoB".to_string(), 1.0)])
+        );
+        let error = shares(&[("ws-send", 1.0)]).unwrap_err();
+        assert!(
+            error.contains("\"ws-send\"") && error.contains("WsSendMessageFunction (ws-send-message)"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn urls_use_loopback_for_wildcard_listeners() {

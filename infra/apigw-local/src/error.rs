@@ -10,6 +10,8 @@ pub enum EmulatorError {
     Template(String),
     #[error("function {function}: binary not found at {path}")]
     MissingBinary { function: String, path: PathBuf },
+    #[error("invalid run options: {0}")]
+    RunOptions(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }

@@ -155,13 +155,30 @@ impl Incoming<'_> {
 }
 
 /// Checks the request's SigV4 signature against the one key the emulator
-/// knows, for `region` and `service`, at `now`.
+/// knows, for `region` and `service`, at `now`, with the key's own session
+/// token only.
+#[cfg(test)]
 pub(crate) fn verify(
     request: &Incoming<'_>,
     key: &Credentials,
     region: &str,
     service: &str,
     now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    verify_with_sessions(request, key, region, service, now, |_| false)
+}
+
+/// Checks the request's SigV4 signature against the one key the emulator
+/// knows, for `region` and `service`, at `now`. The session token must be the
+/// key's own or one that `other_session` accepts (each function instance has
+/// its own).
+pub(crate) fn verify_with_sessions(
+    request: &Incoming<'_>,
+    key: &Credentials,
+    region: &str,
+    service: &str,
+    now: DateTime<Utc>,
+    other_session: impl Fn(&str) -> bool,
 ) -> Result<(), Refusal> {
     let Some(authorization) = request.header("authorization") else {
         return Err(Refusal::missing_token());
@@ -217,6 +234,7 @@ pub(crate) fn verify(
     }
     match (&key.session_token, request.header("x-amz-security-token")) {
         (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.as_bytes()) => {}
+        (_, Some(given)) if other_session(given) => {}
         (None, None) => {}
         _ => return Err(Refusal::unrecognized()),
     }
@@ -670,6 +688,53 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(refused.error_type, "UnrecognizedClientException");
+    }
+
+    /// Signed with the key but another session token: served only when that
+    /// token is one the verifier is told to accept too.
+    #[test]
+    fn other_session_tokens_only_when_accepted() {
+        let key = Credentials {
+            session_token: Some(SUITE_SESSION_TOKEN.into()),
+            ..suite_key()
+        };
+        let instance_key = Credentials {
+            session_token: Some("instance-7".into()),
+            ..suite_key()
+        };
+        let headers = [("Host", "example.amazonaws.com")];
+        let request = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
+        let added = sign(&request, &instance_key, "us-east-1", "service", suite_time());
+        let map = header_map(&headers, &added);
+        let check = |accepted: &'static str| {
+            verify_with_sessions(
+                &incoming("POST", "/", "", &map, EMPTY_HASH),
+                &key,
+                "us-east-1",
+                "service",
+                suite_time(),
+                |token| token == accepted,
+            )
+        };
+        check("instance-7").unwrap();
+        assert_eq!(
+            check("instance-8").unwrap_err().error_type,
+            "UnrecognizedClientException"
+        );
+        let plain = verify(
+            &incoming("POST", "/", "", &map, EMPTY_HASH),
+            &key,
+            "us-east-1",
+            "service",
+            suite_time(),
+        );
+        assert_eq!(plain.unwrap_err().error_type, "UnrecognizedClientException");
     }
 
     /// get-utf8 and the Management API's paths: the wire path encoded once more.

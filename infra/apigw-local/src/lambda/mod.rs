@@ -5,6 +5,7 @@ mod pool;
 mod process;
 mod rss;
 mod runtime_api;
+pub(crate) mod session;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -13,20 +14,54 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 
-pub(crate) use pool::FunctionPool;
+use crate::faults::FaultInjector;
+use crate::schedule::RunCounts;
+pub(crate) use pool::{CallVerdict, FunctionPool, PoolSettings};
 pub(crate) use process::LaunchConfig;
+use session::InstanceTokens;
 use stats::EmulatorStats;
 
-/// Every function of the template, by logical id.
+/// Every function of the template, by logical id, and what the run shares
+/// across them: fault injection, the instances' session tokens, scheduled runs.
 pub(crate) struct FunctionSet {
     pools: BTreeMap<String, Arc<FunctionPool>>,
+    faults: Arc<FaultInjector>,
+    tokens: Arc<InstanceTokens>,
+    schedule_runs: RunCounts,
 }
 
 impl FunctionSet {
-    pub fn new(pools: impl IntoIterator<Item = Arc<FunctionPool>>) -> Self {
+    pub fn new(
+        pools: impl IntoIterator<Item = Arc<FunctionPool>>,
+        faults: Arc<FaultInjector>,
+        tokens: Arc<InstanceTokens>,
+    ) -> Self {
         FunctionSet {
             pools: pools.into_iter().map(|p| (p.logical_id().to_string(), p)).collect(),
+            faults,
+            tokens,
+            schedule_runs: RunCounts::default(),
         }
+    }
+
+    pub fn faults(&self) -> &FaultInjector {
+        &self.faults
+    }
+
+    pub fn schedule_runs(&self) -> RunCounts {
+        Arc::clone(&self.schedule_runs)
+    }
+
+    /// Whether `token` is a session token issued to a function instance
+    /// (by this emulator or another one with the same key).
+    pub fn is_instance_session(&self, token: &str) -> bool {
+        self.tokens.is_genuine(token)
+    }
+
+    /// The instance of this emulator that `token` belongs to, if any.
+    pub fn instance_of(&self, token: &str) -> Option<(Arc<FunctionPool>, u64)> {
+        let (logical_id, instance) = self.tokens.identify(token)?;
+        Some((Arc::clone(self.pools.get(&logical_id)?), instance))
     }
 
     pub async fn invoke(&self, logical_id: &str, payload: impl Into<Bytes>) -> Result<Bytes, InvokeError> {
@@ -39,6 +74,8 @@ impl FunctionSet {
     pub fn stats(&self) -> EmulatorStats {
         EmulatorStats {
             functions: self.pools.iter().map(|(id, pool)| (id.clone(), pool.stats())).collect(),
+            faults: self.faults.stats(),
+            schedules: self.schedule_runs.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 

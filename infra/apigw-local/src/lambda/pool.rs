@@ -12,15 +12,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::process::LaunchConfig;
 use super::rss;
+use super::session::InstanceTokens;
 use super::stats::{FunctionStats, InstanceColdStart};
 use super::InvokeError;
+use crate::faults::{FaultInjector, KillKind, KillPlan};
 use crate::ids;
 use crate::template::{function_arn, FunctionSpec};
+
+/// The handler time assumed before any invocation has answered: where a
+/// random kill lands.
+const FIRST_TYPICAL_HANDLER_TIME: Duration = Duration::from_millis(50);
 
 type Reply = oneshot::Sender<Result<Bytes, InvokeError>>;
 
@@ -52,6 +58,22 @@ struct Active {
     reply: Reply,
     started: Instant,
     timer: AbortHandle,
+    /// What fault injection has in store for this invocation.
+    kill_plan: KillPlan,
+    /// Fires a random kill.
+    kill_timer: Option<AbortHandle>,
+    /// The instance is being killed: its answer is discarded and its
+    /// `@connections` calls are not served.
+    killing: bool,
+}
+
+impl Active {
+    fn stop_timers(&self) {
+        self.timer.abort();
+        if let Some(timer) = &self.kill_timer {
+            timer.abort();
+        }
+    }
 }
 
 enum Phase {
@@ -72,6 +94,9 @@ struct Instance {
     phase: Phase,
     kill: Arc<Notify>,
     init_error: Option<String>,
+    /// Dropped with the instance once its process has exited: subscribers
+    /// learn it is gone.
+    gone: watch::Sender<()>,
 }
 
 #[derive(Default)]
@@ -83,6 +108,24 @@ struct PoolState {
     /// By instance id, so they list in start order.
     cold_starts: BTreeMap<u64, InstanceColdStart>,
     stats: FunctionStats,
+    /// A moving average of handler times.
+    typical_handler_time: Option<Duration>,
+}
+
+/// How a pool's instances are run beyond what the template says.
+pub(crate) struct PoolSettings {
+    pub max_instances: usize,
+    pub faults: Arc<FaultInjector>,
+    /// Share of this function's invocations killed right after their commit.
+    pub kill_after_commit: f64,
+    pub tokens: Arc<InstanceTokens>,
+}
+
+/// What becomes of an `@connections` call an instance makes.
+pub(crate) enum CallVerdict {
+    Serve,
+    /// Not served: the instance is being killed; this resolves once it is gone.
+    Refuse(watch::Receiver<()>),
 }
 
 pub(crate) struct FunctionPool {
@@ -90,17 +133,23 @@ pub(crate) struct FunctionPool {
     launch: LaunchConfig,
     function_arn: String,
     max_instances: usize,
+    faults: Arc<FaultInjector>,
+    kill_after_commit: f64,
+    tokens: Arc<InstanceTokens>,
     state: Mutex<PoolState>,
     monitors: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl FunctionPool {
-    pub fn new(spec: FunctionSpec, launch: LaunchConfig, region: &str, max_instances: usize) -> Arc<Self> {
+    pub fn new(spec: FunctionSpec, launch: LaunchConfig, region: &str, settings: PoolSettings) -> Arc<Self> {
         Arc::new(FunctionPool {
             function_arn: function_arn(region, &spec.function_name),
             spec,
             launch,
-            max_instances,
+            max_instances: settings.max_instances,
+            faults: settings.faults,
+            kill_after_commit: settings.kill_after_commit,
+            tokens: settings.tokens,
             state: Mutex::new(PoolState::default()),
             monitors: Mutex::new(Vec::new()),
         })
@@ -195,14 +244,83 @@ impl FunctionPool {
             tokio::time::sleep(timeout).await;
             pool.on_timeout(id, &request_id);
         });
+        let typical = st.typical_handler_time.unwrap_or(FIRST_TYPICAL_HANDLER_TIME);
+        let kill_plan = self.faults.kill_plan(self.kill_after_commit, typical);
+        let kill_timer = match kill_plan {
+            KillPlan::Random(after) => {
+                let pool = Arc::clone(self);
+                let request_id = pending.request_id.clone();
+                let timer = tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    pool.kill_at_random(id, &request_id);
+                });
+                Some(timer.abort_handle())
+            }
+            KillPlan::Spare | KillPlan::AfterCommit => None,
+        };
         if let Some(instance) = st.instances.get_mut(&id) {
             instance.phase = Phase::Busy(Active {
                 request_id: pending.request_id,
                 reply: pending.reply,
                 started: Instant::now(),
                 timer: timer.abort_handle(),
+                kill_plan,
+                kill_timer,
+                killing: false,
             });
         }
+    }
+
+    /// A random kill's moment has come: kills the instance if it is still
+    /// running that invocation.
+    fn kill_at_random(&self, id: u64, request_id: &str) {
+        let mut st = self.lock();
+        if let Some(instance) = st.instances.get_mut(&id) {
+            if matches!(&instance.phase, Phase::Busy(a) if a.request_id == request_id && !a.killing) {
+                self.kill_instance(instance, KillKind::Random, "mid-invocation");
+            }
+        }
+    }
+
+    /// Kills a busy instance for fault injection: from now on its answer is
+    /// discarded and its `@connections` calls go unserved; the invocation
+    /// fails as any crash does once the process is gone.
+    fn kill_instance(&self, instance: &mut Instance, kind: KillKind, moment: &str) {
+        let Phase::Busy(active) = &mut instance.phase else {
+            return;
+        };
+        active.killing = true;
+        if let Some(timer) = active.kill_timer.take() {
+            timer.abort();
+        }
+        self.faults.count_kill(kind);
+        tracing::info!(
+            function = %self.spec.logical_id,
+            pid = instance.pid,
+            request_id = %active.request_id,
+            moment,
+            "fault injected: instance killed"
+        );
+        instance.kill.notify_one();
+    }
+
+    /// An `@connections` call signed with instance `id`'s session token:
+    /// served, unless the instance is being killed, or this is the first
+    /// call of an invocation to be killed after its commit (which kills it).
+    pub fn on_management_call(&self, id: u64) -> CallVerdict {
+        let mut st = self.lock();
+        let Some(instance) = st.instances.get_mut(&id) else {
+            return CallVerdict::Serve;
+        };
+        match &instance.phase {
+            Phase::Busy(active) if active.killing => {}
+            Phase::Busy(active) if active.kill_plan == KillPlan::AfterCommit => {
+                self.kill_instance(instance, KillKind::AfterCommit, "at its first @connections call");
+            }
+            Phase::Dying => {}
+            _ => return CallVerdict::Serve,
+        }
+        CallVerdict::Refuse(instance.gone.subscribe())
     }
 
     /// `GET /runtime/invocation/next`: the next invocation for instance `id`,
@@ -223,9 +341,14 @@ impl FunctionPool {
                     instance.phase = Phase::Dying;
                     return None;
                 }
+                // Being killed: no more work.
+                Phase::Busy(active) if active.killing => {
+                    instance.phase = Phase::Busy(active);
+                    return None;
+                }
                 Phase::Busy(active) => {
                     // The runtime asked for more work without answering this one.
-                    active.timer.abort();
+                    active.stop_timers();
                     st.stats.record_handler_time(millis(active.started.elapsed()));
                     let _ = active.reply.send(Err(InvokeError::Function {
                         error_type: "Runtime.NoResponse".into(),
@@ -259,18 +382,33 @@ impl FunctionPool {
             let mut st = self.lock();
             let st = &mut *st;
             let instance = st.instances.get_mut(&id).ok_or(RuntimeCallError::UnknownInstance)?;
-            match &instance.phase {
-                Phase::Busy(active) if active.request_id == request_id => {}
+            let kill = match &instance.phase {
+                Phase::Busy(active) if active.request_id == request_id => match active.kill_plan {
+                    _ if active.killing => return Ok(()),
+                    KillPlan::Spare => None,
+                    KillPlan::Random(_) => Some(KillKind::Random),
+                    KillPlan::AfterCommit => Some(KillKind::AfterCommit),
+                },
                 _ => return Err(RuntimeCallError::InvalidRequestId),
+            };
+            if let Some(kind) = kill {
+                // Its time had not come yet, or it made no @connections call: the answer is lost.
+                self.kill_instance(instance, kind, "as it answered");
+                return Ok(());
             }
             let Phase::Busy(active) = std::mem::replace(&mut instance.phase, Phase::Returning) else {
                 unreachable!("checked above");
             };
-            active.timer.abort();
+            active.stop_timers();
             if let Some(entry) = st.cold_starts.get_mut(&id).filter(|e| e.first_response_ms.is_none()) {
                 entry.first_response_ms = Some(millis(instance.spawned_at.elapsed()));
             }
-            st.stats.record_handler_time(millis(active.started.elapsed()));
+            let handler_time = active.started.elapsed();
+            st.stats.record_handler_time(millis(handler_time));
+            st.typical_handler_time = Some(match st.typical_handler_time {
+                Some(typical) => typical.mul_f64(0.8) + handler_time.mul_f64(0.2),
+                None => handler_time,
+            });
             active
         };
         let _ = active.reply.send(result);
@@ -303,6 +441,7 @@ impl FunctionPool {
                 unreachable!("checked above");
             };
             tracing::warn!(function = %self.spec.logical_id, pid = instance.pid, request_id, "invocation timed out; killing the instance");
+            active.stop_timers();
             instance.kill.notify_one();
             st.stats.record_handler_time(millis(active.started.elapsed()));
             active

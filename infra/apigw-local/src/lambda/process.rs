@@ -67,10 +67,8 @@ impl LaunchConfig {
         for (name, value) in reserved {
             env.insert(name.to_string(), value);
         }
-        match &credentials.session_token {
-            Some(token) => env.insert("AWS_SESSION_TOKEN".into(), token.clone()),
-            None => env.remove("AWS_SESSION_TOKEN"),
-        };
+        // Each instance has a session token of its own (`spawn`).
+        env.remove("AWS_SESSION_TOKEN");
         LaunchConfig {
             logical_id: spec.logical_id.clone(),
             executable: task_root.join(&spec.binary),
@@ -79,17 +77,19 @@ impl LaunchConfig {
         }
     }
 
-    /// Starts one instance talking to the Runtime API at `runtime_api`; its
-    /// output is re-printed on the emulator's stderr, each line prefixed with
-    /// the function's logical id.
+    /// Starts one instance talking to the Runtime API at `runtime_api`, with
+    /// the execution role's key and `session_token`; its output is re-printed
+    /// on the emulator's stderr, each line prefixed with the function's
+    /// logical id.
     ///
     /// Call this from a runtime worker thread, never from `spawn_blocking`:
     /// the parent-death signal fires when the *thread* that forked exits.
-    pub fn spawn(&self, runtime_api: SocketAddr) -> io::Result<Child> {
+    pub fn spawn(&self, runtime_api: SocketAddr, session_token: &str) -> io::Result<Child> {
         let mut command = Command::new(&self.executable);
         command
             .env_clear()
             .envs(&self.env)
+            .env("AWS_SESSION_TOKEN", session_token)
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
             .env("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name())
             .current_dir(&self.task_root)
@@ -203,7 +203,8 @@ mod tests {
         // The role's key, whatever the overrides say: it is what @connections accepts.
         assert_eq!(env["AWS_ACCESS_KEY_ID"], "AKIDROLE");
         assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "role-secret");
-        assert_eq!(env["AWS_SESSION_TOKEN"], "role-session");
+        // Not the role's session token: each instance gets its own at spawn.
+        assert!(!env.contains_key("AWS_SESSION_TOKEN"));
         assert_eq!(env["AWS_REGION"], "eu-west-1");
         assert_eq!(env["AWS_DEFAULT_REGION"], "eu-west-1");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "EchoFunction");

@@ -7,6 +7,40 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmulatorStats {
     pub functions: BTreeMap<String, FunctionStats>,
+    /// Every fault injected so far (all 0 unless the run asked for faults).
+    #[serde(default)]
+    pub faults: FaultStats,
+    /// Scheduled runs by function (logical id), for functions with a
+    /// `Schedule` or `ScheduleV2` event that is enabled.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, ScheduleStats>,
+}
+
+/// Injected faults by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultStats {
+    /// `@connections` calls answered 410 (each also cut its socket, if open).
+    pub push_gone: u64,
+    /// `@connections` calls answered 429.
+    pub push_throttled: u64,
+    /// `@connections` calls answered 500.
+    pub push_error: u64,
+    /// `@connections` calls held back before being handled.
+    pub push_delayed: u64,
+    /// Instances killed at a random point of an invocation.
+    pub kills: u64,
+    /// Instances killed right after their database commit.
+    pub kills_after_commit: u64,
+    /// Closed sockets whose `$disconnect` was not invoked.
+    pub disconnects_dropped: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleStats {
+    /// Scheduled invocations started.
+    pub runs: u64,
+    /// Those that failed (handler error, crash, timeout, no concurrency).
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

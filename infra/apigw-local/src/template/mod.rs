@@ -5,6 +5,7 @@
 mod cors;
 mod functions;
 mod resolve;
+mod schedules;
 mod throttling;
 mod websocket;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use crate::error::EmulatorError;
+use crate::schedule::ScheduleSpec;
 use resolve::Resolver;
 pub(crate) use resolve::{function_arn, ACCOUNT_ID};
 
@@ -119,6 +121,8 @@ pub(crate) struct Template {
     pub http_cors: Option<CorsSpec>,
     pub http_throttling: StageThrottling,
     pub websocket: Option<WebSocketSpec>,
+    /// Every `Schedule` and `ScheduleV2` event, enabled or not.
+    pub schedules: Vec<ScheduleSpec>,
 }
 
 impl Template {
@@ -154,6 +158,7 @@ impl Template {
         let http_throttling =
             throttling::parse(http_api_properties, http_globals, &resolver, &http_api_logical_id).map_err(err)?;
         let websocket = websocket::parse_websocket(resources, &resolver).map_err(err)?;
+        let schedules = schedules::parse_schedules(resources, &resolver).map_err(err)?;
         Ok(Template {
             functions,
             http_api_logical_id,
@@ -161,6 +166,7 @@ impl Template {
             http_cors,
             http_throttling,
             websocket,
+            schedules,
         })
     }
 }

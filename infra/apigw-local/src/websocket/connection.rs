@@ -105,6 +105,8 @@ async fn serve(
                     let _ = socket.send(message).await;
                 }
                 Command::Close { code, reason } => return close_by_server(api, info, socket, code, reason).await,
+                // The caller drops the socket: no close frame.
+                Command::Abort => return (1006, "Connection closed abnormally".into()),
             },
             _ = sleep_until(idle_end) => return close_by_server(api, info, socket, 1001, "Going away").await,
             _ = sleep_until(lifetime_end) => return close_by_server(api, info, socket, 1001, "Going away").await,
@@ -170,12 +172,17 @@ fn dispatch(api: &Arc<WsApi>, handle: &ConnectionHandle, text: Option<&str>, bod
     });
 }
 
-/// Runs `$disconnect` for a connection that is gone.
+/// Runs `$disconnect` for a connection that is gone, unless fault
+/// injection drops it (API Gateway delivers `$disconnect` on a best-effort basis).
 pub(super) async fn disconnect(api: Arc<WsApi>, info: Arc<ConnectionInfo>, code: u16, reason: String) {
     tracing::info!(connection_id = %info.id, code, %reason, "websocket disconnected");
     let Some(route) = api.route("$disconnect") else {
         return;
     };
+    if api.functions.faults().drop_disconnect() {
+        tracing::info!(connection_id = %info.id, "fault injected: $disconnect not invoked");
+        return;
+    }
     let event = events::disconnect_event(&api.identity(), &info, code, &reason, &ids::short_id(), Utc::now());
     let payload = serde_json::to_vec(&event).expect("events serialize");
     if let Err(error) = api.functions.invoke(&route.function, payload).await {

@@ -1,9 +1,11 @@
 //! The API Gateway Management API (`@connections`, restJson1), enough for
 //! `aws-sdk-apigatewaymanagement`: errors carry `x-amzn-ErrorType` so the SDK
 //! reports `GoneException` and friends. As on AWS, only requests signed
-//! (SigV4, service `execute-api`) with the functions' key are served.
+//! (SigV4, service `execute-api`) with the functions' key are served; the
+//! session token says which function instance made the call.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::Message;
@@ -16,7 +18,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::WsApi;
+use crate::faults::PushFault;
 use crate::ids;
+use crate::lambda::CallVerdict;
 use crate::sigv4::{self, Incoming};
 
 /// The service name requests are signed for.
@@ -26,6 +30,9 @@ const SERVICE: &str = "execute-api";
 /// 413 rather than a reset connection; beyond it the 413 goes at once,
 /// without reading the rest.
 const DRAIN_FACTOR: usize = 8;
+/// A call from an instance being killed is answered once the process is
+/// gone, or after this long at most.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub(super) async fn at_root(
     State(api): State<Arc<WsApi>>,
@@ -105,10 +112,68 @@ fn authenticate(
         headers,
         payload_hash,
     };
-    sigv4::verify(&request, &api.credentials, &api.region, SERVICE, chrono::Utc::now()).map_err(|refusal| {
+    // The role's own session token, or one issued to a function instance.
+    let instance_session = |token: &str| api.functions.is_instance_session(token);
+    sigv4::verify_with_sessions(
+        &request,
+        &api.credentials,
+        &api.region,
+        SERVICE,
+        chrono::Utc::now(),
+        instance_session,
+    )
+    .map_err(|refusal| {
         tracing::warn!(path = %uri.path(), error_type = refusal.error_type, "@connections request refused");
         aws_error(StatusCode::FORBIDDEN, refusal.error_type, Some(&refusal.message))
     })
+}
+
+/// What fault injection does to an authenticated call: kills the instance
+/// that makes it (after its commit), holds it back, or answers it with an
+/// error instead of serving it (`Some`).
+async fn inject_faults(api: &WsApi, connection_id: &str, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    let caller = headers
+        .get("x-amz-security-token")
+        .and_then(|token| token.to_str().ok())
+        .and_then(|token| api.functions.instance_of(token));
+    if let Some((pool, instance)) = caller {
+        if let CallVerdict::Refuse(mut gone) = pool.on_management_call(instance) {
+            // Answered only once the caller is dead: nothing it does may follow from this call.
+            let _ = tokio::time::timeout(KILL_WAIT, gone.changed()).await;
+            return Some(internal_error());
+        }
+    }
+    let faults = api.functions.faults();
+    if let Some(delay) = faults.push_delay() {
+        let delay_ms = delay.as_millis() as u64;
+        tracing::info!(connection_id, %method, delay_ms, "fault injected: @connections call delayed");
+        tokio::time::sleep(delay).await;
+    }
+    let fault = faults.push_fault()?;
+    tracing::info!(connection_id, %method, ?fault, "fault injected: @connections call answered with an error");
+    Some(match fault {
+        PushFault::Gone => {
+            // As a client that vanished: its socket is cut, and gone from now on.
+            if let Some(connection) = api.registry.remove(connection_id) {
+                connection.abort();
+            }
+            aws_error(StatusCode::GONE, "GoneException", None)
+        }
+        PushFault::Throttled => aws_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            Some("Rate exceeded"),
+        ),
+        PushFault::Error => internal_error(),
+    })
+}
+
+fn internal_error() -> Response {
+    aws_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerErrorException",
+        Some("Internal server error"),
+    )
 }
 
 async fn manage(
@@ -134,6 +199,9 @@ async fn manage(
     };
     if let Err(refused) = authenticate(api, &method, uri, headers, &payload_hash) {
         return refused;
+    }
+    if let Some(answer) = inject_faults(api, connection_id, &method, headers).await {
+        return answer;
     }
     let gone = || aws_error(StatusCode::GONE, "GoneException", None);
     let response = match method {

@@ -61,7 +61,12 @@ impl ConnectionInfo {
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(Message),
-    Close { code: u16, reason: &'static str },
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+    /// Drop the connection without a close frame, as when the client vanished.
+    Abort,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +88,10 @@ impl ConnectionHandle {
 
     pub fn close(&self, code: u16, reason: &'static str) -> bool {
         self.commands.send(Command::Close { code, reason }).is_ok()
+    }
+
+    pub fn abort(&self) -> bool {
+        self.commands.send(Command::Abort).is_ok()
     }
 }
 

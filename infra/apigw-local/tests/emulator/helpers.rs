@@ -6,7 +6,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use apigw_local::{Credentials, Emulator, EmulatorConfig, WsLimits};
+use apigw_local::{Credentials, Emulator, EmulatorConfig, EmulatorStats, RunOptions, WsLimits};
+use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
+use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Region};
+use aws_sdk_apigatewaymanagement::{Client, Config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -80,6 +83,11 @@ pub struct TestStack {
 
 impl TestStack {
     pub async fn start(template: &str, ws_limits: WsLimits) -> TestStack {
+        TestStack::start_with(template, ws_limits, RunOptions::default()).await
+    }
+
+    /// With injected faults or one interval for every schedule.
+    pub async fn start_with(template: &str, ws_limits: WsLimits, options: RunOptions) -> TestStack {
         let record_dir = std::env::temp_dir().join(format!("apigw-local-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&record_dir).expect("record dir");
         let config = EmulatorConfig {
@@ -97,7 +105,7 @@ impl TestStack {
             region: "us-east-1".into(),
             credentials: role_key(),
         };
-        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let emulator = Emulator::start_with(config, options).await.expect("emulator starts");
         TestStack {
             emulator: Some(emulator),
             record_dir,
@@ -125,6 +133,29 @@ impl TestStack {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// Polls the stats until `done` holds for them, and returns them.
+    pub async fn wait_stats(&self, what: &str, done: impl Fn(&EmulatorStats) -> bool) -> EmulatorStats {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let stats = self.emulator().stats();
+            if done(&stats) {
+                return stats;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: {stats:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The id of the connection whose `$connect` the function saw last.
+    pub fn last_connection_id(&self) -> String {
+        let connects = self.records("ConnectFunction");
+        let last = connects.last().expect("a $connect event");
+        last["requestContext"]["connectionId"]
+            .as_str()
+            .expect("connectionId")
+            .to_string()
     }
 
     /// The `$disconnect` event of `connection`, once the function has had it.
@@ -227,4 +258,63 @@ pub async fn echo_event(ws: &mut Ws) -> Value {
     send_json(ws, serde_json::json!({"action": "echo"})).await;
     let posted = next_json(ws).await;
     posted["event"].clone()
+}
+
+/// The next message of any kind.
+pub async fn next_message(ws: &mut Ws) -> Message {
+    tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("message in time")
+        .expect("open")
+        .expect("message")
+}
+
+/// The Management API SDK as a function builds it, with the functions' key.
+pub fn sdk(endpoint: String) -> Client {
+    let key = role_key();
+    sdk_with(
+        endpoint,
+        aws_credential_types::Credentials::new(
+            key.access_key_id,
+            key.secret_access_key,
+            key.session_token,
+            None,
+            "tests",
+        ),
+    )
+}
+
+pub fn sdk_with(endpoint: String, credentials: aws_credential_types::Credentials) -> Client {
+    let config = Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .build();
+    Client::from_conf(config)
+}
+
+/// The SDK with the functions' key and `retry` (the default makes 3 attempts).
+pub fn sdk_retrying(endpoint: String, retry: RetryConfig) -> Client {
+    let config = sdk(endpoint).config().to_builder().retry_config(retry).build();
+    Client::from_conf(config)
+}
+
+/// A POST to `url` signed with `key` by the emulator's own signer.
+pub fn signed_post(url: &str, body: &[u8], key: &Credentials) -> reqwest::RequestBuilder {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
+    let headers = [("host", host.as_str())];
+    let request = apigw_local::sigv4::Request {
+        method: "POST",
+        path: parsed.path(),
+        query: parsed.query().unwrap_or_default(),
+        headers: &headers,
+        body,
+    };
+    let mut builder = reqwest::Client::new().post(url).body(body.to_vec());
+    for (name, value) in apigw_local::sigv4::sign(&request, key, "us-east-1", "execute-api", chrono::Utc::now()) {
+        builder = builder.header(name, value);
+    }
+    builder
 }

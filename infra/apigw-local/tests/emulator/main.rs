@@ -2,9 +2,11 @@
 //! function. One test binary, so the helpers are compiled and linked once.
 
 mod cors;
+mod faults;
 mod helpers;
 mod http_api;
 mod management;
 mod redaction;
+mod schedules;
 mod throttling;
 mod websocket;

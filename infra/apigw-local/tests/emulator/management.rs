@@ -1,48 +1,14 @@
 //! The Management API through the real `aws-sdk-apigatewaymanagement` client.
 
-use crate::helpers::{echo_event, next_close, role_key, ws_connect, TestStack, Ws, PATIENCE};
+use crate::helpers::{
+    echo_event, next_close, next_message, role_key, sdk, sdk_with, signed_post, ws_connect, TestStack, Ws,
+};
 use apigw_local::WsLimits;
 use aws_credential_types::Credentials;
-use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Region};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
-use aws_sdk_apigatewaymanagement::{Client, Config};
-use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The SDK as a function builds it, with the functions' key.
-fn sdk(endpoint: String) -> Client {
-    let key = role_key();
-    sdk_with(
-        endpoint,
-        Credentials::new(
-            key.access_key_id,
-            key.secret_access_key,
-            key.session_token,
-            None,
-            "tests",
-        ),
-    )
-}
-
-fn sdk_with(endpoint: String, credentials: Credentials) -> Client {
-    let config = Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .build();
-    Client::from_conf(config)
-}
-
-async fn next_message(ws: &mut Ws) -> Message {
-    tokio::time::timeout(PATIENCE, ws.next())
-        .await
-        .expect("message in time")
-        .expect("open")
-        .expect("message")
-}
 
 async fn connected(stack: &TestStack) -> (Ws, String) {
     let url = format!("{}?token=allow", stack.emulator().websocket_url());
@@ -182,25 +148,6 @@ async fn unknown_connections_are_gone() {
     stack.stop().await;
 }
 
-/// A POST to `url` signed with `key` by the emulator's own signer.
-fn signed_post(url: &str, body: &[u8], key: &apigw_local::Credentials) -> reqwest::RequestBuilder {
-    let parsed = reqwest::Url::parse(url).unwrap();
-    let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
-    let headers = [("host", host.as_str())];
-    let request = apigw_local::sigv4::Request {
-        method: "POST",
-        path: parsed.path(),
-        query: parsed.query().unwrap_or_default(),
-        headers: &headers,
-        body,
-    };
-    let mut builder = reqwest::Client::new().post(url).body(body.to_vec());
-    for (name, value) in apigw_local::sigv4::sign(&request, key, "us-east-1", "execute-api", chrono::Utc::now()) {
-        builder = builder.header(name, value);
-    }
-    builder
-}
-
 /// Nothing but a signed request with the functions' key reaches a socket:
 /// the forged pushes are refused with AWS's 403s and the socket's next
 /// message is the genuine one.
@@ -307,5 +254,62 @@ async fn only_requests_signed_with_the_functions_key_are_served() {
         .await
         .expect("signed post");
     assert_eq!(next_message(&mut ws).await, Message::text("genuine"));
+    stack.stop().await;
+}
+
+/// Each function instance signs with a session token of its own; such
+/// tokens are served, a forged one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_has_its_own_session_token() {
+    let mut stack = TestStack::start("template.yaml", WsLimits::default()).await;
+    let base = stack.emulator().http_url();
+    let client = reqwest::Client::new();
+    // Two calls at once: two instances.
+    let call = || async {
+        let body: Value = client
+            .get(format!("{base}/v1/sleep/300"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = body["env"]["AWS_SESSION_TOKEN"].as_str().unwrap().to_string();
+        (body["pid"].as_u64().unwrap(), token)
+    };
+    let ((first_pid, first), (second_pid, second)) = tokio::join!(call(), call());
+    assert_ne!(first_pid, second_pid);
+    let role = role_key();
+    assert_ne!(first, second);
+    assert!(![&first, &second].contains(&role.session_token.as_ref().unwrap()));
+
+    let unknown = format!("{}/@connections/AAAAAAAAAAAAAAA=", stack.emulator().management_url());
+    let signed_as = |token: String| apigw_local::Credentials {
+        session_token: Some(token),
+        ..role.clone()
+    };
+    // The instance's key is the function's: served (the connection is unknown: 410).
+    let response = signed_post(&unknown, b"x", &signed_as(first.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 410);
+    // Altered, or made up: refused.
+    let (tag, mac) = first.split_once('.').unwrap();
+    for forged in [
+        format!(
+            "{tag}.{}",
+            mac.replace(&mac[..1], if &mac[..1] == "A" { "B" } else { "A" })
+        ),
+        format!("{tag}x.{mac}"),
+        "made-up".to_string(),
+    ] {
+        let response = signed_post(&unknown, b"x", &signed_as(forged.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{forged}");
+        assert_eq!(response.headers()["x-amzn-errortype"], "UnrecognizedClientException");
+    }
     stack.stop().await;
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::{millis, FunctionPool, Instance, Pending, Phase, PoolState};
@@ -38,6 +38,7 @@ impl FunctionPool {
                     phase: Phase::Starting,
                     kill: Arc::new(Notify::new()),
                     init_error: None,
+                    gone: watch::Sender::new(()),
                 },
             );
             ids.push(id);
@@ -77,7 +78,9 @@ impl FunctionPool {
                 instance.spawned_at = Instant::now();
             }
         }
-        let mut child = match self.launch.spawn(runtime_api_addr) {
+        // Its own credentials: its @connections calls say who made them.
+        let session_token = self.tokens.issue(&self.spec.logical_id, id);
+        let mut child = match self.launch.spawn(runtime_api_addr, &session_token) {
             Ok(child) => child,
             Err(error) => {
                 server.abort();
@@ -136,7 +139,7 @@ impl FunctionPool {
             }
             let failed = match instance.phase {
                 Phase::Busy(active) => {
-                    active.timer.abort();
+                    active.stop_timers();
                     st.stats.record_handler_time(millis(active.started.elapsed()));
                     Some(active.reply)
                 }
