@@ -14,7 +14,8 @@ use crate::tokens::Subject;
 #[command(
     name = "chat-local",
     after_help = "Environment: DATABASE_URL (use that server instead of a private one), \
-                  SUPABASE_JWT_SECRET (instead of a generated one), SUPABASE_JWT_ISSUER, RUST_LOG."
+                  SUPABASE_JWT_SECRET (instead of a generated one), SUPABASE_JWT_ISSUER, RUST_LOG; \
+                  CHAT_FAULT_* and CHAT_SCHEDULE_EVERY for the options of `up` not given (see `up --help`)."
 )]
 pub struct Cli {
     /// None: print the help and exit successfully, as `--help` does.
@@ -25,6 +26,11 @@ pub struct Cli {
 #[derive(Debug, PartialEq, Subcommand)]
 pub enum Command {
     /// Run the whole stack until Ctrl-C.
+    #[command(after_help = "Environment: a fault option or --schedule-every not given comes from \
+                            CHAT_FAULT_PUSH_GONE, CHAT_FAULT_PUSH_THROTTLE, CHAT_FAULT_PUSH_ERROR, \
+                            CHAT_FAULT_PUSH_LATENCY, CHAT_FAULT_KILL, CHAT_FAULT_KILL_AFTER_COMMIT (a comma-separated \
+                            list of NAME[=F]), CHAT_FAULT_DROP_DISCONNECT, CHAT_FAULT_SEED or CHAT_SCHEDULE_EVERY \
+                            when set.")]
     Up(UpOptions),
     /// Print an access token signed with the stack's JWT secret.
     Token(TokenOptions),
@@ -71,6 +77,129 @@ pub struct UpOptions {
     /// Concurrent instances per function.
     #[arg(long, value_name = "N")]
     pub max_instances: Option<usize>,
+    #[command(flatten)]
+    pub faults: FaultOptions,
+}
+
+/// Faults injected into the run and one interval for every schedule, for
+/// tests; nothing unless given. Each option not on the command line may come
+/// from the environment: `--fault-push-gone` from CHAT_FAULT_PUSH_GONE, and so
+/// on (CHAT_FAULT_KILL_AFTER_COMMIT a comma-separated list), `--schedule-every`
+/// from CHAT_SCHEDULE_EVERY.
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+#[command(next_help_heading = "Fault injection and schedules (for tests; all off by default)")]
+pub struct FaultOptions {
+    /// Share (0 to 1) of @connections calls (POST, GET, DELETE) answered 410 GoneException; that socket is also cut
+    /// at once, without a close frame, as a client that vanished (its $disconnect still runs).
+    #[arg(long = "fault-push-gone", value_name = "F", value_parser = share)]
+    pub push_gone: Option<f64>,
+    /// Share of @connections calls answered 429 LimitExceededException.
+    #[arg(long = "fault-push-throttle", value_name = "F", value_parser = share)]
+    pub push_throttle: Option<f64>,
+    /// Share of @connections calls answered 500 InternalServerErrorException.
+    #[arg(long = "fault-push-error", value_name = "F", value_parser = share)]
+    pub push_error: Option<f64>,
+    /// Delay each @connections call by a uniformly random 0 to MS milliseconds.
+    #[arg(long = "fault-push-latency", value_name = "MS")]
+    pub push_latency_ms: Option<u64>,
+    /// Share of function invocations whose instance is killed (SIGKILL) at a random point before it answers.
+    #[arg(long = "fault-kill", value_name = "F", value_parser = share)]
+    pub kill: Option<f64>,
+    /// Kill share F (default 1) of this function's invocations right after their database commit: at the instance's
+    /// first @connections call in the invocation (not served), or when it answers if it makes none. NAME is a binary
+    /// (ws-send-message) or a logical id (WsSendMessageFunction). Repeatable.
+    #[arg(long = "fault-kill-after-commit", value_name = "NAME[=F]", value_parser = kill_after_commit)]
+    pub kill_after_commit: Vec<KillAfterCommit>,
+    /// Share of closed sockets whose $disconnect is never invoked.
+    #[arg(long = "fault-drop-disconnect", value_name = "F", value_parser = share)]
+    pub drop_disconnect: Option<f64>,
+    /// Seed of the random choices, to repeat a run (default: a random one, logged).
+    #[arg(long = "fault-seed", value_name = "N")]
+    pub seed: Option<u64>,
+    /// Run every Schedule / ScheduleV2 event of the template at this interval instead of its own rate (fractions
+    /// allowed, e.g. 0.5; cron schedules too).
+    #[arg(long = "schedule-every", value_name = "SECS", value_parser = interval)]
+    pub schedule_every: Option<Duration>,
+}
+
+/// `--fault-kill-after-commit NAME[=F]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KillAfterCommit {
+    pub function: String,
+    pub share: f64,
+}
+
+impl FaultOptions {
+    /// Fills what the command line left out from the environment (`var`
+    /// looks a variable up).
+    pub fn or_from_env(&self, var: impl Fn(&str) -> Option<String>) -> Result<FaultOptions, String> {
+        let read = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+        fn parsed<T>(
+            given: Option<T>,
+            value: Option<String>,
+            name: &str,
+            parse: impl Fn(&str) -> Result<T, String>,
+        ) -> Result<Option<T>, String> {
+            match (given, value) {
+                (Some(given), _) => Ok(Some(given)),
+                (None, Some(value)) => parse(value.trim())
+                    .map(Some)
+                    .map_err(|error| format!("{name}: {error}")),
+                (None, None) => Ok(None),
+            }
+        }
+        let kill_after_commit = match (self.kill_after_commit.is_empty(), read("CHAT_FAULT_KILL_AFTER_COMMIT")) {
+            (true, Some(list)) => list
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(|item| kill_after_commit(item.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| format!("CHAT_FAULT_KILL_AFTER_COMMIT: {error}"))?,
+            _ => self.kill_after_commit.clone(),
+        };
+        let number = |text: &str| text.parse::<u64>().map_err(|e| format!("{text:?}: {e}"));
+        Ok(FaultOptions {
+            push_gone: parsed(
+                self.push_gone,
+                read("CHAT_FAULT_PUSH_GONE"),
+                "CHAT_FAULT_PUSH_GONE",
+                share,
+            )?,
+            push_throttle: parsed(
+                self.push_throttle,
+                read("CHAT_FAULT_PUSH_THROTTLE"),
+                "CHAT_FAULT_PUSH_THROTTLE",
+                share,
+            )?,
+            push_error: parsed(
+                self.push_error,
+                read("CHAT_FAULT_PUSH_ERROR"),
+                "CHAT_FAULT_PUSH_ERROR",
+                share,
+            )?,
+            push_latency_ms: parsed(
+                self.push_latency_ms,
+                read("CHAT_FAULT_PUSH_LATENCY"),
+                "CHAT_FAULT_PUSH_LATENCY",
+                number,
+            )?,
+            kill: parsed(self.kill, read("CHAT_FAULT_KILL"), "CHAT_FAULT_KILL", share)?,
+            kill_after_commit,
+            drop_disconnect: parsed(
+                self.drop_disconnect,
+                read("CHAT_FAULT_DROP_DISCONNECT"),
+                "CHAT_FAULT_DROP_DISCONNECT",
+                share,
+            )?,
+            seed: parsed(self.seed, read("CHAT_FAULT_SEED"), "CHAT_FAULT_SEED", number)?,
+            schedule_every: parsed(
+                self.schedule_every,
+                read("CHAT_SCHEDULE_EVERY"),
+                "CHAT_SCHEDULE_EVERY",
+                interval,
+            )?,
+        })
+    }
 }
 
 /// Only what was given; the emulator's own defaults are AWS's.
@@ -136,6 +265,43 @@ pub struct DbPushOptions {
 
 fn seconds(text: &str) -> Result<Duration, std::num::ParseIntError> {
     text.parse().map(Duration::from_secs)
+}
+
+/// A probability: a number from 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    let share: f64 = text
+        .parse()
+        .map_err(|_| format!("a share is a number from 0 to 1, not {text:?}"))?;
+    apigw_local::check_share(share)?;
+    Ok(share)
+}
+
+/// `NAME` or `NAME=F`.
+fn kill_after_commit(text: &str) -> Result<KillAfterCommit, String> {
+    let (function, share) = match text.split_once('=') {
+        Some((function, given)) => (function, self::share(given)?),
+        None => (text, 1.0),
+    };
+    let function = function.trim();
+    if function.is_empty() {
+        return Err(format!(
+            "expected NAME or NAME=F (a function's binary or logical id), not {text:?}"
+        ));
+    }
+    Ok(KillAfterCommit {
+        function: function.to_string(),
+        share,
+    })
+}
+
+/// Seconds, fractions allowed, more than 0.
+fn interval(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds < 1e9 => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(format!(
+            "expected a number of seconds greater than 0 (e.g. 0.5), not {text:?}"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -220,8 +386,88 @@ mod tests {
                     max_message_bytes: Some(8),
                 },
                 max_instances: Some(9),
+                faults: FaultOptions::default(),
             }
         );
+    }
+
+    #[test]
+    fn up_reads_the_fault_options() {
+        let line = "up --fault-push-gone 0.1 --fault-push-throttle=0.2 --fault-push-error 0 \
+                    --fault-push-latency 40 --fault-kill 0.05 --fault-kill-after-commit ws-send-message \
+                    --fault-kill-after-commit=WsTypingFunction=0.5 --fault-drop-disconnect 1 --fault-seed 7 \
+                    --schedule-every 0.5";
+        assert_eq!(
+            up(line).faults,
+            FaultOptions {
+                push_gone: Some(0.1),
+                push_throttle: Some(0.2),
+                push_error: Some(0.0),
+                push_latency_ms: Some(40),
+                kill: Some(0.05),
+                kill_after_commit: vec![
+                    KillAfterCommit {
+                        function: "ws-send-message".into(),
+                        share: 1.0
+                    },
+                    KillAfterCommit {
+                        function: "WsTypingFunction".into(),
+                        share: 0.5
+                    },
+                ],
+                drop_disconnect: Some(1.0),
+                seed: Some(7),
+                schedule_every: Some(Duration::from_millis(500)),
+            }
+        );
+    }
+
+    #[test]
+    fn fault_options_come_from_the_environment_when_not_given() {
+        let env = std::collections::BTreeMap::from([
+            ("CHAT_FAULT_PUSH_GONE", "0.2"),
+            ("CHAT_FAULT_KILL", "0.1"),
+            ("CHAT_FAULT_KILL_AFTER_COMMIT", "ws-send-message=0.5, ws-typing"),
+            ("CHAT_FAULT_PUSH_LATENCY", "25"),
+            ("CHAT_FAULT_SEED", "3"),
+            ("CHAT_SCHEDULE_EVERY", "2"),
+            ("CHAT_FAULT_DROP_DISCONNECT", " "),
+        ]);
+        let var = |name: &str| env.get(name).map(|v| v.to_string());
+        let given = up("up --fault-kill 0.3").faults;
+        let options = given.or_from_env(var).unwrap();
+        assert_eq!(options.push_gone, Some(0.2));
+        // The command line wins.
+        assert_eq!(options.kill, Some(0.3));
+        assert_eq!(
+            options.kill_after_commit,
+            [
+                KillAfterCommit {
+                    function: "ws-send-message".into(),
+                    share: 0.5
+                },
+                KillAfterCommit {
+                    function: "ws-typing".into(),
+                    share: 1.0
+                }
+            ]
+        );
+        assert_eq!(options.push_latency_ms, Some(25));
+        assert_eq!(options.seed, Some(3));
+        assert_eq!(options.schedule_every, Some(Duration::from_secs(2)));
+        assert_eq!(options.drop_disconnect, None);
+        assert_eq!(options.push_throttle, None);
+
+        let bad = |name: &'static str, value: &'static str| {
+            FaultOptions::default()
+                .or_from_env(|n| (n == name).then(|| value.to_string()))
+                .unwrap_err()
+        };
+        assert!(bad("CHAT_FAULT_PUSH_ERROR", "lots").starts_with("CHAT_FAULT_PUSH_ERROR: "));
+        assert!(bad("CHAT_FAULT_KILL", "1.5").contains("from 0 to 1"));
+        assert!(bad("CHAT_SCHEDULE_EVERY", "0").contains("greater than 0"));
+        assert!(bad("CHAT_FAULT_KILL_AFTER_COMMIT", "=0.5").contains("NAME"));
+        assert!(bad("CHAT_FAULT_SEED", "-1").starts_with("CHAT_FAULT_SEED: "));
     }
 
     #[test]
@@ -258,6 +504,15 @@ mod tests {
             "token mallory",
             "token alice bob",
             "token alice --ttl -1",
+            "up --fault-push-gone 1.5",
+            "up --fault-kill -0.1",
+            "up --fault-push-error much",
+            "up --fault-kill-after-commit ws-send-message=2",
+            "up --fault-kill-after-commit =0.5",
+            "up --fault-push-latency 1.5",
+            "up --schedule-every 0",
+            "up --schedule-every -1",
+            "up --schedule-every soon",
         ] {
             let error = parse_words(line).expect_err(line);
             assert_eq!(error.exit_code(), 2, "{line}");

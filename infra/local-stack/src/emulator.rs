@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use apigw_local::{Credentials, Emulator, EmulatorConfig, EmulatorError, WsLimits};
+use apigw_local::{Credentials, Emulator, EmulatorConfig, EmulatorError, FaultConfig, RunOptions, WsLimits};
 use tracing::warn;
 
-use crate::cli::WsLimitOptions;
+use crate::cli::{FaultOptions, WsLimitOptions};
 use crate::error::{Error, Result};
 use crate::ports;
 
@@ -33,6 +34,8 @@ pub struct EmulatorSettings {
     pub credentials: Credentials,
     pub ws_limits: WsLimitOptions,
     pub max_instances: Option<usize>,
+    /// Injected faults, one interval for every schedule.
+    pub run_options: RunOptions,
 }
 
 /// A ws port of 0 picks a free one, and another one if that is taken before
@@ -42,7 +45,7 @@ pub async fn start(settings: EmulatorSettings) -> Result<Emulator> {
     loop {
         attempt += 1;
         let ws_port = ports::resolve(settings.ws_port)?;
-        match Emulator::start(config(&settings, ws_port)).await {
+        match Emulator::start_with(config(&settings, ws_port), settings.run_options.clone()).await {
             Ok(emulator) => return Ok(emulator),
             Err(EmulatorError::Bind { addr, .. })
                 if settings.ws_port == 0 && addr.port() == ws_port && attempt < PORT_ATTEMPTS =>
@@ -103,6 +106,28 @@ fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
     }
 }
 
+/// The faults and the schedule interval asked for (nothing when none).
+pub fn run_options(options: &FaultOptions) -> RunOptions {
+    let share = |given: Option<f64>| given.unwrap_or(0.0);
+    RunOptions {
+        faults: FaultConfig {
+            push_gone: share(options.push_gone),
+            push_throttle: share(options.push_throttle),
+            push_error: share(options.push_error),
+            push_latency: Duration::from_millis(options.push_latency_ms.unwrap_or(0)),
+            kill: share(options.kill),
+            kill_after_commit: options
+                .kill_after_commit
+                .iter()
+                .map(|kill| (kill.function.clone(), kill.share))
+                .collect(),
+            drop_disconnect: share(options.drop_disconnect),
+            seed: options.seed,
+        },
+        schedule_every: options.schedule_every,
+    }
+}
+
 /// AWS's quotas, with whatever the command line overrides.
 fn ws_limits(options: &WsLimitOptions) -> WsLimits {
     let aws = WsLimits::default();
@@ -117,7 +142,49 @@ fn ws_limits(options: &WsLimitOptions) -> WsLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::cli::KillAfterCommit;
+
+    #[test]
+    fn no_fault_options_inject_nothing() {
+        let options = run_options(&FaultOptions::default());
+        assert_eq!(options, RunOptions::default());
+        assert!(!options.faults.is_enabled());
+    }
+
+    #[test]
+    fn fault_options_become_the_emulators() {
+        let options = run_options(&FaultOptions {
+            push_gone: Some(0.1),
+            push_throttle: Some(0.2),
+            push_error: Some(0.3),
+            push_latency_ms: Some(40),
+            kill: Some(0.05),
+            kill_after_commit: vec![KillAfterCommit {
+                function: "ws-send-message".into(),
+                share: 0.5,
+            }],
+            drop_disconnect: Some(0.25),
+            seed: Some(9),
+            schedule_every: Some(Duration::from_millis(500)),
+        });
+        assert_eq!(
+            options,
+            RunOptions {
+                faults: FaultConfig {
+                    push_gone: 0.1,
+                    push_throttle: 0.2,
+                    push_error: 0.3,
+                    push_latency: Duration::from_millis(40),
+                    kill: 0.05,
+                    kill_after_commit: BTreeMap::from([("ws-send-message".to_string(), 0.5)]),
+                    drop_disconnect: 0.25,
+                    seed: Some(9),
+                },
+                schedule_every: Some(Duration::from_millis(500)),
+            }
+        );
+        assert_eq!(options.validate(), Ok(()));
+    }
 
     #[test]
     fn limits_default_to_aws_and_take_overrides() {

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use apigw_local::Emulator;
+use apigw_local::{Emulator, RunOptions};
 use tracing::info;
 
 use crate::cli::{self, UpOptions};
@@ -26,6 +26,15 @@ use crate::{schema, secrets, workspace};
 const USER_TOKEN_TTL: Duration = cli::DEFAULT_TOKEN_TTL;
 
 pub async fn run(options: UpOptions) -> Result<()> {
+    // Checked before anything starts: a mistake here is the caller's to fix.
+    let faults = options
+        .faults
+        .or_from_env(|name| std::env::var(name).ok())
+        .map_err(Error::Setup)?;
+    let run_options = emulator::run_options(&faults);
+    run_options
+        .validate()
+        .map_err(|error| Error::Setup(format!("fault injection: {error}")))?;
     let mut shutdown = Shutdown::listen(options.exit_on_stdin_eof)?;
     let started_at = Instant::now();
     if let Some(path) = &options.ready_file {
@@ -43,7 +52,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
 
     let mut stack = Stack::default();
     let started = tokio::select! {
-        started = start(&options, &paths, &state, &mut stack) => Some(started),
+        started = start(&options, run_options, &paths, &state, &mut stack) => Some(started),
         reason = shutdown.requested() => {
             info!("{reason} while starting; stopping");
             None
@@ -141,7 +150,13 @@ impl Stack {
     }
 }
 
-async fn start(options: &UpOptions, paths: &Paths, state: &StateDir, stack: &mut Stack) -> Result<ReadyInfo> {
+async fn start(
+    options: &UpOptions,
+    run_options: RunOptions,
+    paths: &Paths,
+    state: &StateDir,
+    stack: &mut Stack,
+) -> Result<ReadyInfo> {
     let secrets = secrets::load_or_create(state.path())?;
 
     let database = stack
@@ -187,6 +202,7 @@ async fn start(options: &UpOptions, paths: &Paths, state: &StateDir, stack: &mut
             credentials: secrets.aws.clone(),
             ws_limits: options.ws_limits.clone(),
             max_instances: options.max_instances,
+            run_options,
         })
         .await?,
     );
