@@ -1,13 +1,16 @@
 -- Connections: the WebSocket registry. Internal: only service_role and the
 -- SECURITY DEFINER functions touch it; users never see connection ids (they
 -- address someone's devices). Who goes online and offline when a connection
--- comes or goes is presence (70_presence.sql).
+-- comes or goes is presence (70_presence.sql); rows whose $disconnect never
+-- came are found by the sweep (75_sweep.sql).
 
 create table public.connections (
   connection_id text primary key
     constraint connections_connection_id_length check (char_length(connection_id) between 1 and 128),
   user_id uuid not null references public.profiles (id) on delete cascade,
   connected_at timestamptz not null default now(),
+  -- The last proof that the socket is open: its $connect, a ping, or the
+  -- sweep's GET @connections answered 200.
   last_seen_at timestamptz not null default now(),
   -- Expiry of the token the socket connected with; past it the socket is
   -- no longer live and gets nothing more.
@@ -22,8 +25,9 @@ revoke all on table public.connections from anon, authenticated;
 grant all on table public.connections to service_role;
 
 -- Whether a registered connection may still receive events: the token it
--- connected with has not expired. A row whose $disconnect never came stays
--- until a push to it is answered 410 Gone (remove_connections).
+-- connected with has not expired. A row whose $disconnect never came counts
+-- until a push to it is answered 410 Gone (remove_connections) or the sweep
+-- finds it gone (sweep_connections).
 create function public.connection_is_live(p_token_exp timestamptz)
 returns boolean
 language sql
@@ -33,6 +37,24 @@ as $$
   select p_token_exp is null or p_token_exp > now()
 $$;
 revoke execute on function public.connection_is_live(timestamptz) from public, anon, authenticated, service_role;
+
+-- Whether a registered connection is past its $connect, so that API Gateway
+-- answering 410 for it means it is gone. A push to (or a GET of) a connection
+-- whose $connect has not returned yet is answered 410 too, although it is
+-- already registered (its $connect registers before it returns); forgetting
+-- it would leave a socket about to open with nothing until it reconnected.
+-- API Gateway's integration timeout is 29 seconds, so a connection registered
+-- longer ago than 30 seconds has finished its $connect. A young one that
+-- really went away is removed by its $disconnect, a later 410 or a later sweep.
+create function public.connection_is_settled(p_connected_at timestamptz)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select p_connected_at < now() - interval '30 seconds'
+$$;
+revoke execute on function public.connection_is_settled(timestamptz) from public, anon, authenticated, service_role;
 
 -- Live connections of the given users, as Recipient JSON (for events meant
 -- for particular users: the one who left, the ones just added, a reader).
@@ -106,30 +128,3 @@ end;
 $$;
 revoke execute on function public.touch_connection(text) from public, anon, authenticated;
 grant execute on function public.touch_connection(text) to service_role;
-
--- Forgets connections a push found gone: API Gateway answered 410 Gone.
--- A push to a connection whose $connect has not returned yet is answered 410
--- too, although that connection is already registered (its $connect registers
--- before it returns); forgetting it would leave a socket about to open with
--- nothing until it reconnected. So only connections older than any $connect
--- can take are forgotten (API Gateway's integration timeout is 29 seconds); a
--- young one that really went away is removed by its $disconnect, or by a
--- later 410.
-create function public.remove_connections(p_connection_ids text[])
-returns jsonb
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_removed int;
-begin
-  delete from public.connections c
-   where c.connection_id = any (coalesce(p_connection_ids, '{}'::text[]))
-     and c.connected_at < now() - interval '30 seconds';
-  get diagnostics v_removed = row_count;
-  return jsonb_build_object('removed', v_removed);
-end;
-$$;
-revoke execute on function public.remove_connections(text[]) from public, anon, authenticated;
-grant execute on function public.remove_connections(text[]) to service_role;

@@ -431,11 +431,32 @@ $$;
 revoke execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) from public, anon, authenticated;
 grant execute on function public.send_message(uuid, uuid, text, text, text, jsonb, uuid, int, int) to service_role;
 
+-- Who is typing where, and until when: written by send_typing (a stop
+-- deletes the row), so that when a typist's last connection goes the others
+-- are told the typing stopped (went_offline, 70_presence.sql) rather than
+-- left watching it until it expires. Rows that simply expired are pruned by
+-- the connection sweep (sweep_connections).
+create table public.typing_indicators (
+  conversation_id uuid not null,
+  user_id uuid not null,
+  expires_at timestamptz not null,
+  primary key (conversation_id, user_id),
+  foreign key (conversation_id, user_id) references public.participants (conversation_id, user_id) on delete cascade
+);
+
+create index typing_indicators_user_id_idx on public.typing_indicators (user_id);
+
+-- Deliberately no policy and no grant for any API role: typing reaches
+-- others as events only.
+alter table public.typing_indicators enable row level security;
+revoke all on table public.typing_indicators from anon, authenticated, service_role;
+
 -- A typing indicator (or its stop) from p_user_id: the typing event to the
 -- other current participants' live connections (not the typist's own), but
 -- for users with a block between them and the typist. Transient: not in the
 -- event log, so no seq. It lasts c_ttl unless renewed, so a client that
--- vanishes mid-sentence does not type forever; a stop expires now.
+-- vanishes mid-sentence does not type forever; a stop expires now. Recorded
+-- in typing_indicators until it stops.
 -- Rate limited per user (take_token's 'typing' bucket).
 create function public.send_typing(
   p_user_id uuid,
@@ -469,6 +490,16 @@ begin
   perform public.take_token(p_user_id, 'typing', p_rate_per_minute, p_rate_burst);
 
   v_expires_at := case when p_is_typing then now() + c_ttl else now() end;
+  if p_is_typing then
+    insert into public.typing_indicators (conversation_id, user_id, expires_at)
+    values (p_conversation_id, p_user_id, v_expires_at)
+    on conflict (conversation_id, user_id) do update
+       set expires_at = excluded.expires_at;
+  else
+    delete from public.typing_indicators t
+     where t.conversation_id = p_conversation_id
+       and t.user_id = p_user_id;
+  end if;
   return jsonb_build_object(
     'result', jsonb_build_object('expires_at', v_expires_at),
     'deliveries', jsonb_build_array(public.delivery(

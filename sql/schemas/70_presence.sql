@@ -5,7 +5,8 @@
 -- joining a room reveals nothing by itself; an answer does. Public rooms never
 -- make contacts: anyone may join one and post. A user's first connection
 -- tells the contacts the user is online, the last one going away that the
--- user is offline. Profiles as a viewer sees them.
+-- user is offline, however it went: $disconnect, a push answered 410, or the
+-- sweep. Profiles as a viewer sees them.
 
 -- Whether two users are contacts: both current participants of a direct
 -- conversation or group in which both have taken part (sent a message,
@@ -117,6 +118,109 @@ end;
 $$;
 revoke execute on function public.check_user_ids(uuid[]) from public, anon, authenticated, service_role;
 
+-- What the others are told when p_user_id's last live connection has gone,
+-- however it went ($disconnect, a 410, the sweep): presence offline, with the
+-- user's last seen time, to the contacts; and typing stopped in every
+-- conversation where the user was still typing (typing_indicators, whose
+-- rows of the user are forgotten). The caller holds the user's profile lock.
+create function public.went_offline(p_user_id uuid)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_deliveries jsonb;
+begin
+  v_deliveries := jsonb_build_array(public.delivery(
+    public.event_envelope('presence', null, null, jsonb_build_object(
+      'user_id', p_user_id,
+      'online', false,
+      'last_seen_at', (select p.last_seen_at from public.profiles p where p.id = p_user_id))),
+    public.contact_recipients(p_user_id)
+  ));
+
+  with stopped as (
+    delete from public.typing_indicators t
+     where t.user_id = p_user_id
+    returning t.conversation_id, t.expires_at
+  )
+  select v_deliveries || coalesce(jsonb_agg(public.delivery(
+      public.event_envelope('typing', s.conversation_id, null, jsonb_build_object(
+        'user_id', p_user_id, 'is_typing', false, 'expires_at', now())),
+      public.without_blocked(public.live_recipients(s.conversation_id, p_user_id), p_user_id)
+    ) order by s.conversation_id), '[]'::jsonb)
+    into v_deliveries
+  from stopped s
+  where s.expires_at > now();
+
+  return v_deliveries;
+end;
+$$;
+revoke execute on function public.went_offline(uuid) from public, anon, authenticated, service_role;
+
+-- Forgets the given connections (API Gateway answered 410 for them, or the
+-- sweep found them gone): those past their $connect only
+-- (connection_is_settled). A user was last seen when one of them last was
+-- (connect, ping, a sweep that found it open), if that is later than what
+-- the profile says. Every user whose last live connection goes with them goes
+-- offline (went_offline), exactly as by $disconnect, told to the connections
+-- that remain; one of several connections going tells nobody. The users'
+-- profiles are locked first, in id order, then their connections, as
+-- register_connection does. Returns {removed, deliveries}.
+create function public.forget_connections(p_connection_ids text[])
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_ids text[] := coalesce(p_connection_ids, '{}'::text[]);
+  v_users uuid[];
+  v_user_id uuid;
+  v_removed int;
+  v_deliveries jsonb := '[]'::jsonb;
+begin
+  perform 1
+  from public.profiles p
+  where p.id in (
+      select c.user_id
+      from public.connections c
+      where c.connection_id = any (v_ids)
+        and public.connection_is_settled(c.connected_at)
+    )
+  order by p.id
+  for update of p;
+
+  with removed as (
+    delete from public.connections c
+     where c.connection_id = any (v_ids)
+       and public.connection_is_settled(c.connected_at)
+    returning c.user_id, c.last_seen_at
+  ),
+  users as (
+    select r.user_id, count(*) as removed, max(r.last_seen_at) as last_seen_at
+    from removed r
+    group by r.user_id
+  ),
+  seen as (
+    update public.profiles p
+       set last_seen_at = greatest(p.last_seen_at, u.last_seen_at)
+      from users u
+     where p.id = u.user_id
+  )
+  select coalesce(sum(u.removed), 0), coalesce(array_agg(u.user_id order by u.user_id), '{}'::uuid[])
+    into v_removed, v_users
+  from users u;
+
+  foreach v_user_id in array v_users loop
+    if not public.is_online(v_user_id) then
+      v_deliveries := v_deliveries || public.went_offline(v_user_id);
+    end if;
+  end loop;
+  return jsonb_build_object('removed', v_removed, 'deliveries', v_deliveries);
+end;
+$$;
+revoke execute on function public.forget_connections(text[]) from public, anon, authenticated, service_role;
+
 -- ===========================================================================
 -- Internal RPCs (service_role only)
 -- ===========================================================================
@@ -200,8 +304,8 @@ revoke execute on function public.register_connection(text, uuid, timestamptz, i
 grant execute on function public.register_connection(text, uuid, timestamptz, int) to service_role;
 
 -- $disconnect: forgets the connection and marks the user seen.
--- last_connection: no other live connection remains; then the user's
--- contacts are told the user went offline.
+-- last_connection: no other live connection remains; then the user goes
+-- offline (went_offline: presence to the contacts, typing stopped).
 -- An unknown id is not an error: $disconnect may run twice.
 create function public.unregister_connection(p_connection_id text)
 returns jsonb
@@ -235,19 +339,9 @@ begin
     return jsonb_build_object('user_id', null, 'last_connection', false, 'deliveries', v_deliveries);
   end if;
 
-  v_last := not exists (
-    select 1
-    from public.connections c
-    where c.user_id = v_user_id
-      and public.connection_is_live(c.token_exp)
-  );
-
+  v_last := not public.is_online(v_user_id);
   if v_last then
-    v_deliveries := jsonb_build_array(public.delivery(
-      public.event_envelope('presence', null, null,
-        jsonb_build_object('user_id', v_user_id, 'online', false, 'last_seen_at', v_seen)),
-      public.contact_recipients(v_user_id)
-    ));
+    v_deliveries := public.went_offline(v_user_id);
   end if;
 
   return jsonb_build_object('user_id', v_user_id, 'last_connection', v_last, 'deliveries', v_deliveries);
@@ -255,6 +349,27 @@ end;
 $$;
 revoke execute on function public.unregister_connection(text) from public, anon, authenticated;
 grant execute on function public.unregister_connection(text) to service_role;
+
+-- Forgets connections a push found gone: API Gateway answered 410 Gone
+-- (forget_connections: only those past their $connect; presence offline and
+-- typing stopped for users whose last connection they were).
+create function public.remove_connections(p_connection_ids text[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_forgotten jsonb := public.forget_connections(p_connection_ids);
+begin
+  return jsonb_build_object(
+    'result', jsonb_build_object('removed', v_forgotten -> 'removed'),
+    'deliveries', v_forgotten -> 'deliveries'
+  );
+end;
+$$;
+revoke execute on function public.remove_connections(text[]) from public, anon, authenticated;
+grant execute on function public.remove_connections(text[]) to service_role;
 
 -- ===========================================================================
 -- User-facing RPCs (authenticated; the caller is public.caller_id())

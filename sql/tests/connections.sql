@@ -80,16 +80,20 @@ begin
 
   -- Connections still in their $connect (registered moments ago) answer 410
   -- too; they are not forgotten.
-  perform tests.eq(public.remove_connections(array['carol-1', 'dave-1']), '{"removed": 0}'::jsonb,
-    'connections registered moments ago are kept');
+  perform tests.eq(public.remove_connections(array['carol-1', 'dave-1']),
+    '{"result": {"removed": 0}, "deliveries": []}'::jsonb, 'connections registered moments ago are kept');
   perform tests.reset();
   update public.connections set connected_at = now() - interval '31 seconds'
    where connection_id in ('carol-1', 'dave-1');
   perform tests.act_as_service();
-  perform tests.eq(public.remove_connections(array['carol-1', 'dave-1', 'gone']), '{"removed": 2}'::jsonb,
-    'remove two known and one unknown connection');
-  perform tests.eq(public.remove_connections(array[]::text[]), '{"removed": 0}'::jsonb, 'remove nothing');
-  perform tests.eq(public.remove_connections(null), '{"removed": 0}'::jsonb, 'remove null');
+  v_result := public.remove_connections(array['carol-1', 'dave-1', 'gone']);
+  perform tests.eq(tests.result(v_result), '{"removed": 2}'::jsonb, 'remove two known and one unknown connection');
+  -- dave-1 was dave's last connection (who is told is presence.sql's and sweep.sql's matter).
+  perform tests.eq(jsonb_array_length(tests.deliveries(v_result, 'presence')), 1, 'dave went offline, carol did not');
+  perform tests.eq(public.remove_connections(array[]::text[]),
+    '{"result": {"removed": 0}, "deliveries": []}'::jsonb, 'remove nothing');
+  perform tests.eq(public.remove_connections(null),
+    '{"result": {"removed": 0}, "deliveries": []}'::jsonb, 'remove null');
   perform tests.reset();
   perform tests.eq((select array_agg(connection_id order by connection_id) from public.connections),
     array['bob-old', 'carol-2'], 'connections left');

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::helpers::functions::Functions;
 use crate::helpers::template::template_functions;
-use crate::helpers::{stack, timestamp, unique_name, uuid_of, Stack, User, WsClient};
+use crate::helpers::{stack, tag, timestamp, unique_name, uuid_of, Stack, User, WsClient};
 
 const TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_ACCESS_TOKEN";
 /// Ids in the samples that stand for a conversation, a room and a message.
@@ -74,6 +74,9 @@ const REST_SAMPLES: [&str; 26] = [
     "http-unblock-user",
 ];
 
+/// The scheduled samples (EventBridge's Scheduled Event).
+const SCHEDULED_SAMPLES: [&str; 1] = ["sweep-connections"];
+
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
@@ -116,6 +119,7 @@ fn every_sample_event_is_replayed_and_names_a_function_of_the_template() {
     let replayed: BTreeSet<String> = WEBSOCKET_SAMPLES
         .iter()
         .chain(&REST_SAMPLES)
+        .chain(&SCHEDULED_SAMPLES)
         .map(|s| s.to_string())
         .collect();
     assert_eq!(on_disk, replayed);
@@ -581,4 +585,79 @@ async fn rest_samples_answer_write_and_push_what_their_endpoint_does() {
         }
     }
     drop::<WsClient>(carol_socket);
+}
+
+/// The connection sweep's sample (a Scheduled Event, whose content it does
+/// not read) with the template's threshold: a connection whose socket went
+/// without its $disconnect and one whose token expired are forgotten, one API
+/// Gateway still knows is marked seen, and the ghost's contact is told she is
+/// offline. Other tests share the database, so the answer's counts are at
+/// least this test's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduled_sample_sweeps_ghosts_and_expired_connections_and_tells_their_contacts() {
+    let stack = stack();
+    let functions = Functions::start().await;
+    let (alice, bob, _conversation) = stack.direct_pair().await;
+    stack.make_contacts(&alice, &bob).await;
+    let (carol, dave) = (stack.new_user("carol").await, stack.new_user("dave").await);
+    let mut bob_socket = stack.connect(&bob).await;
+    let mut dave_socket = stack.connect(&dave).await;
+    let db = stack.db().await;
+    // Past their $connect, silent for an hour: alice's only connection, whose
+    // socket is gone; dave's, whose socket is open; and carol's, whose token
+    // expired.
+    let (ghost, expired) = (format!("Ghost{}=", tag()), format!("Expired{}=", tag()));
+    db.execute(
+        "insert into connections (connection_id, user_id, token_exp, connected_at, last_seen_at) values \
+         ($1, $2, now() + interval '1 hour', now() - interval '1 hour', now() - interval '1 hour'), \
+         ($3, $4, now() - interval '1 minute', now() - interval '1 hour', now() - interval '1 hour')",
+        &[&ghost, &alice.id, &expired, &carol.id],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "update connections set connected_at = now() - interval '1 hour', last_seen_at = now() - interval '1 hour' \
+         where user_id = $1",
+        &[&dave.id],
+    )
+    .await
+    .unwrap();
+
+    let answer = functions
+        .invoke("sweep-connections", &sample("sweep-connections", &[]))
+        .await
+        .unwrap_or_else(|e| panic!("sweep-connections failed: {e}"));
+    for (count, at_least) in [
+        ("gone", 1),
+        ("alive", 1),
+        ("removed", 1),
+        ("refreshed", 1),
+        ("went_offline", 1),
+    ] {
+        let value = answer[count].as_u64().unwrap_or_else(|| panic!("{count} in {answer}"));
+        assert!(value >= at_least, "{count}: {answer}");
+    }
+    // The shared stack's own sweep may have taken carol's first.
+    assert!(answer["expired"].is_u64(), "{answer}");
+
+    assert!(stack.connection_ids(&alice).await.is_empty(), "the ghost is forgotten");
+    assert!(
+        stack.connection_ids(&carol).await.is_empty(),
+        "the expired connection is forgotten"
+    );
+    let seen: bool = query_one(
+        stack,
+        "select bool_and(last_seen_at > now() - interval '1 minute') from connections where user_id = $1",
+        &[&dave.id],
+    )
+    .await
+    .get(0);
+    assert!(seen, "an open socket is marked seen");
+    let offline = bob_socket.expect("presence").await;
+    assert_eq!(
+        (&offline["data"]["user_id"], &offline["data"]["online"]),
+        (&json!(alice.id), &json!(false)),
+        "{offline}"
+    );
+    dave_socket.ping().await;
 }

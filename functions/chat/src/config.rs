@@ -60,6 +60,10 @@ pub struct Config {
     /// Whether tokens of anonymous sign-ins (`is_anonymous: true`) are
     /// accepted (`ALLOW_ANONYMOUS_USERS`, `true` or `false`; false when unset).
     pub allow_anonymous_users: bool,
+    /// How long a live connection may go unseen before the sweep asks API
+    /// Gateway about it (`STALE_CONNECTION_SECONDS`, 1 to 86400; the
+    /// template's `StaleConnectionSeconds`). Only the sweep is given it.
+    pub stale_connection_seconds: Option<u32>,
 }
 
 /// Source of variables: the process environment in production, a map in tests.
@@ -126,8 +130,37 @@ impl Config {
             management_endpoint,
             limits: Limits::from(env)?,
             allow_anonymous_users: boolean(env, "ALLOW_ANONYMOUS_USERS")?.unwrap_or(false),
+            stale_connection_seconds: whole_number(env, "STALE_CONNECTION_SECONDS", 1..=MAX_STALE_SECONDS)?,
         })
     }
+}
+
+/// A day: a connection unseen that long has outlived API Gateway's 2-hour
+/// limit many times over.
+const MAX_STALE_SECONDS: u32 = 86_400;
+
+/// A whole number in `range`, or unset.
+fn whole_number(
+    env: &impl Env,
+    name: &'static str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<Option<u32>, ConfigError> {
+    let Some(raw) = env.var(name) else {
+        return Ok(None);
+    };
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .map(Some)
+        .ok_or(ConfigError {
+            name,
+            problem: format!(
+                "must be a whole number from {} to {}, not {raw:?}",
+                range.start(),
+                range.end()
+            ),
+        })
 }
 
 /// `true` or `false` (any letter case), or unset; anything else is an error
@@ -378,6 +411,20 @@ mod tests {
             let err = without("MAX_CONNECTIONS_PER_USER", Some(bad));
             assert_eq!(err.name, "MAX_CONNECTIONS_PER_USER");
             assert!(err.problem.contains("1 to 1000000"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_stale_connection_threshold_is_a_whole_number_of_seconds_up_to_a_day() {
+        let base = [("SUPABASE_URL", "https://x.supabase.co"), ("SUPABASE_ANON_KEY", "anon")];
+        assert_eq!(Config::from(&base).unwrap().stale_connection_seconds, None);
+        let with = |value: &'static str| Config::from(&[base[0], base[1], ("STALE_CONNECTION_SECONDS", value)]);
+        assert_eq!(with(" 360 ").unwrap().stale_connection_seconds, Some(360));
+        assert_eq!(with("86400").unwrap().stale_connection_seconds, Some(86_400));
+        for bad in ["0", "-5", "86401", "6m", "1.5"] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(err.name, "STALE_CONNECTION_SECONDS");
+            assert!(err.problem.contains("1 to 86400"), "{err}");
         }
     }
 

@@ -97,6 +97,33 @@ where
     .await
 }
 
+/// Serves a scheduled function (an EventBridge schedule). The event says only
+/// that it is time, so its content is not read beyond its id, for the log.
+/// The handler's report is the answer; its error fails the invocation.
+pub async fn run_scheduled<F, Fut, T>(handler: F) -> Result<(), Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, String>> + Send,
+    T: serde::Serialize,
+{
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let event_id = event.payload.get("id").and_then(Value::as_str).map(str::to_owned);
+        // Boxed, as in run_websocket.
+        let report: Pin<Box<dyn Future<Output = Result<T, String>> + Send>> = Box::pin(handler());
+        async move {
+            tracing::info!(event_id, "scheduled run");
+            match report.await {
+                Ok(report) => Ok(serde_json::to_value(report).unwrap_or_default()),
+                Err(message) => Err(Diagnostic {
+                    error_type: "ScheduledRunFailed".into(),
+                    error_message: message,
+                }),
+            }
+        }
+    }))
+    .await
+}
+
 /// Serves the `$connect` REQUEST authorizer. A refused token is reported as the
 /// error `Unauthorized`, which API Gateway turns into a 401.
 pub async fn run_authorizer(verifier: &'static TokenVerifier) -> Result<(), Error> {
@@ -142,6 +169,22 @@ macro_rules! websocket_function {
         async fn main() -> Result<(), $crate::lambda::Error> {
             let $services = $crate::lambda::services()?;
             $crate::lambda::run_websocket(move |$event| async move { $call.await }).await
+        }
+    };
+}
+
+/// The whole `main` of a scheduled function (see [`http_function!`]):
+///
+/// ```ignore
+/// chat::scheduled_function!(|s| chat::sweep::run(&s.store, &s.pusher, &s.config));
+/// ```
+#[macro_export]
+macro_rules! scheduled_function {
+    (|$services:ident| $call:expr) => {
+        #[tokio::main]
+        async fn main() -> Result<(), $crate::lambda::Error> {
+            let $services = $crate::lambda::services()?;
+            $crate::lambda::run_scheduled(move || async move { $call.await }).await
         }
     };
 }

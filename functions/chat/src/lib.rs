@@ -4,9 +4,10 @@
 //! Layout: [`domain`] holds the rules for input, [`store`] the database calls
 //! (PostgREST), [`push`] the Management API, [`delivery`] the one way the
 //! events a write caused are pushed, [`auth`] token verification, [`events`]
-//! the events the functions make themselves, and [`ws`] / [`http`] the entry
-//! points. The store and push ports have in-memory doubles the handlers' unit
-//! tests use.
+//! the events the functions make themselves, [`ws`] / [`http`] the entry
+//! points, and [`sweep`] the scheduled sweep of connections whose
+//! `$disconnect` never came. The store and push ports have in-memory doubles
+//! the handlers' unit tests use.
 
 pub mod auth;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod lambda;
 pub mod push;
 pub mod store;
+pub mod sweep;
 #[cfg(test)]
 mod testing;
 pub mod ws;

@@ -52,8 +52,10 @@ pub const TEST_IDLE_TIMEOUT_SECS: u64 = 600;
 /// template.yaml parameters the test stack runs with instead of their
 /// defaults: one user of a test may send a burst of 150 messages (history
 /// paging sends 120 in a row). Every test has users of its own, so only a test
-/// that floods meets a limit.
-pub const TEST_PARAMETERS: [(&str, &str); 1] = [("RateLimitMessagesBurst", "150")];
+/// that floods meets a limit. The sweep leaves live connections alone for a
+/// day: tests that backdate a connection's last seen time must not race it
+/// (the sweep has stacks of its own, [`Stack::start_with`]).
+pub const TEST_PARAMETERS: [(&str, &str); 2] = [("RateLimitMessagesBurst", "150"), ("StaleConnectionSeconds", "86400")];
 
 /// A template parameter's value on the test stack: [`TEST_PARAMETERS`], else
 /// its default in template.yaml.
@@ -68,10 +70,10 @@ pub fn parameter(name: &str) -> String {
     super::template::text(default).unwrap_or_else(|| panic!("{name}'s default is not a scalar"))
 }
 
-/// template.yaml with [`TEST_PARAMETERS`] as the defaults, written into `dir`.
-fn test_template(dir: &Path) -> PathBuf {
+/// template.yaml with these parameters as the defaults, written into `dir`.
+fn test_template(dir: &Path, parameters: &[(&str, &str)]) -> PathBuf {
     let mut template = super::template::load("template.yaml");
-    for (name, value) in TEST_PARAMETERS {
+    for &(name, value) in parameters {
         let default = template
             .get_mut("Parameters")
             .and_then(|p| p.get_mut(name))
@@ -103,49 +105,69 @@ pub fn stack() -> &'static Stack {
 }
 
 fn start_stack() -> Stack {
-    let bin_dir = binaries_dir();
-    let runner = bin_dir.join("chat-local");
-    for needed in [runner.clone(), bin_dir.join("ws-send-message")] {
-        assert!(
-            needed.exists(),
-            "{} is missing: run `cargo build --workspace --bins --examples` first (make test does)",
-            needed.display()
-        );
+    Stack::start(&[], &TEST_PARAMETERS)
+}
+
+impl Stack {
+    /// A stack of the caller's own, not the shared one: started with extra
+    /// `chat-local up` options (fault injection, faster schedules) and
+    /// template parameters over [`TEST_PARAMETERS`]. It stops when dropped.
+    pub fn start_with(options: &[&str], parameters: &[(&str, &str)]) -> Stack {
+        let mut all: Vec<(&str, &str)> = TEST_PARAMETERS
+            .iter()
+            .copied()
+            .filter(|(name, _)| !parameters.iter().any(|(given, _)| given == name))
+            .collect();
+        all.extend_from_slice(parameters);
+        Stack::start(options, &all)
     }
-    let ready_dir = std::env::temp_dir().join(format!("chat-e2e-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&ready_dir).unwrap();
-    let ready_file = ready_dir.join("ready.json");
-    let mut child = Command::new(&runner)
-        .current_dir(workspace_root())
-        .args(["up", "--ephemeral", "--exit-on-stdin-eof", "--ready-file"])
-        .arg(&ready_file)
-        .arg("--bin-dir")
-        .arg(&bin_dir)
-        .arg("--template")
-        .arg(test_template(&ready_dir))
-        .args(["--ws-idle-timeout", &TEST_IDLE_TIMEOUT_SECS.to_string()])
-        // Function logs only for warnings and errors, unless asked: a failing
-        // test's output should show the failure, not every delivery.
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start chat-local");
-    let stdin = child.stdin.take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let info: StackInfo = loop {
-        if let Ok(text) = std::fs::read_to_string(&ready_file) {
-            break serde_json::from_str(&text).expect("ready file is JSON");
+
+    fn start(options: &[&str], parameters: &[(&str, &str)]) -> Stack {
+        let bin_dir = binaries_dir();
+        let runner = bin_dir.join("chat-local");
+        for needed in [runner.clone(), bin_dir.join("ws-send-message")] {
+            assert!(
+                needed.exists(),
+                "{} is missing: run `cargo build --workspace --bins --examples` first (make test does)",
+                needed.display()
+            );
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("chat-local exited before it was ready: {status}");
+        let ready_dir = std::env::temp_dir().join(format!("chat-e2e-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&ready_dir).unwrap();
+        let ready_file = ready_dir.join("ready.json");
+        let mut child = Command::new(&runner)
+            .current_dir(workspace_root())
+            .args(["up", "--ephemeral", "--exit-on-stdin-eof", "--ready-file"])
+            .arg(&ready_file)
+            .arg("--bin-dir")
+            .arg(&bin_dir)
+            .arg("--template")
+            .arg(test_template(&ready_dir, parameters))
+            .args(["--ws-idle-timeout", &TEST_IDLE_TIMEOUT_SECS.to_string()])
+            .args(options)
+            // Function logs only for warnings and errors, unless asked: a failing
+            // test's output should show the failure, not every delivery.
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start chat-local");
+        let stdin = child.stdin.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let info: StackInfo = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                break serde_json::from_str(&text).expect("ready file is JSON");
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("chat-local exited before it was ready: {status}");
+            }
+            assert!(Instant::now() < deadline, "the local stack did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _ = std::fs::remove_dir_all(&ready_dir);
+        Stack {
+            info,
+            _process: Mutex::new((child, stdin)),
         }
-        assert!(Instant::now() < deadline, "the local stack did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let _ = std::fs::remove_dir_all(&ready_dir);
-    Stack {
-        info,
-        _process: Mutex::new((child, stdin)),
     }
 }
 

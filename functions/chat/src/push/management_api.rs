@@ -86,4 +86,14 @@ impl ConnectionPusher for ManagementApi {
             .map(|_| ())
             .map_err(|e| classify(e, |e| e.is_gone_exception(), |e| e.is_limit_exceeded_exception()))
     }
+
+    async fn get_connection(&self, connection_id: &str) -> Result<(), PushError> {
+        self.client
+            .get_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, |e| e.is_gone_exception(), |e| e.is_limit_exceeded_exception()))
+    }
 }

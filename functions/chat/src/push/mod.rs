@@ -4,7 +4,9 @@
 //! on requests in flight. A `410 Gone` means the client left without a
 //! `$disconnect` reaching us: that connection is reported stale and delivery to
 //! the others goes on. A `429` is retried with exponential backoff and full
-//! jitter inside a fixed budget, so one slow fan-out cannot eat the Lambda's timeout.
+//! jitter inside a fixed budget, so one slow fan-out cannot eat the Lambda's
+//! timeout; what still fails is reported as failed (the caller decides
+//! whether that connection must be closed: see [`crate::delivery`]).
 
 mod management_api;
 #[cfg(test)]
@@ -29,8 +31,9 @@ pub enum PushError {
     Failed(String),
 }
 
-/// Sends bytes to one connection, or closes it. Implemented by [`ManagementApi`],
-/// and in unit tests by `memory::RecordingPusher`.
+/// Sends bytes to one connection, closes it, or asks whether it is still
+/// there. Implemented by [`ManagementApi`], and in unit tests by
+/// `memory::RecordingPusher`.
 pub trait ConnectionPusher: Send + Sync {
     fn post_to_connection(
         &self,
@@ -38,6 +41,9 @@ pub trait ConnectionPusher: Send + Sync {
         payload: &[u8],
     ) -> impl Future<Output = Result<(), PushError>> + Send;
     fn delete_connection(&self, connection_id: &str) -> impl Future<Output = Result<(), PushError>> + Send;
+    /// `GET @connections/{id}`: `Ok` while API Gateway knows the connection,
+    /// [`PushError::Gone`] once it does not.
+    fn get_connection(&self, connection_id: &str) -> impl Future<Output = Result<(), PushError>> + Send;
 }
 
 /// How hard to try.
@@ -67,8 +73,9 @@ pub struct FanOutReport {
     pub delivered: usize,
     /// Connections API Gateway no longer knows (410): forget them.
     pub gone: Vec<String>,
-    /// Connections that could not be reached for another reason (logged).
-    pub failed: usize,
+    /// Connections that could not be given the payload for another reason
+    /// (throttled past the retry budget, an error, a timeout, too large): logged.
+    pub failed: Vec<String>,
 }
 
 pub async fn fan_out<P: ConnectionPusher>(
@@ -92,11 +99,61 @@ pub async fn fan_out<P: ConnectionPusher>(
             Err(PushError::Gone) => report.gone.push(id),
             Err(e) => {
                 tracing::warn!(connection_id = %id, error = %e, "push failed");
-                report.failed += 1;
+                report.failed.push(id);
             }
         }
     }
     report
+}
+
+/// Closes each connection (DeleteConnection), concurrently and bounded as a
+/// fan-out, throttling retried: each connection's answer (`Gone` when API
+/// Gateway no longer knew it).
+pub async fn close_connections<P: ConnectionPusher>(
+    pusher: &P,
+    connection_ids: Vec<String>,
+    policy: FanOutPolicy,
+) -> Vec<(String, Result<(), PushError>)> {
+    each_connection(pusher, connection_ids, Call::Close, policy).await
+}
+
+/// Asks API Gateway about each connection (`GET @connections/{id}`), as
+/// [`close_connections`] closes them: `Ok` for those it still knows.
+pub async fn probe_connections<P: ConnectionPusher>(
+    pusher: &P,
+    connection_ids: Vec<String>,
+    policy: FanOutPolicy,
+) -> Vec<(String, Result<(), PushError>)> {
+    each_connection(pusher, connection_ids, Call::Probe, policy).await
+}
+
+#[derive(Clone, Copy)]
+enum Call {
+    Close,
+    Probe,
+}
+
+async fn each_connection<P: ConnectionPusher>(
+    pusher: &P,
+    connection_ids: Vec<String>,
+    call: Call,
+    policy: FanOutPolicy,
+) -> Vec<(String, Result<(), PushError>)> {
+    stream::iter(connection_ids)
+        .map(|id| async move {
+            let connection_id = id.as_str();
+            let result = retry_throttled(policy, || async move {
+                match call {
+                    Call::Close => pusher.delete_connection(connection_id).await,
+                    Call::Probe => pusher.get_connection(connection_id).await,
+                }
+            })
+            .await;
+            (id, result)
+        })
+        .buffer_unordered(policy.max_in_flight.max(1))
+        .collect()
+        .await
 }
 
 /// Posts to one connection, retrying throttling only.
@@ -106,10 +163,20 @@ pub async fn post_with_retry<P: ConnectionPusher>(
     payload: &[u8],
     policy: FanOutPolicy,
 ) -> Result<(), PushError> {
+    retry_throttled(policy, || pusher.post_to_connection(connection_id, payload)).await
+}
+
+/// Runs one Management API call, retrying it while it is throttled, within
+/// the policy's retries and budget.
+pub async fn retry_throttled<F, Fut>(policy: FanOutPolicy, mut call: F) -> Result<(), PushError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), PushError>>,
+{
     let mut waited = Duration::ZERO;
     let mut attempt = 0;
     loop {
-        match pusher.post_to_connection(connection_id, payload).await {
+        match call().await {
             Err(PushError::Throttled) if attempt < policy.max_retries => {
                 let ceiling = policy.base_backoff.saturating_mul(1 << attempt.min(16));
                 let delay = full_jitter(ceiling);
@@ -150,7 +217,7 @@ mod tests {
         let report = fan_out(&pusher, ids(5), b"{}", FanOutPolicy::default()).await;
         assert_eq!(report.delivered, 3);
         assert_eq!(report.gone, vec!["c1".to_string()]);
-        assert_eq!(report.failed, 1);
+        assert_eq!(report.failed, vec!["c3".to_string()]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -165,7 +232,7 @@ mod tests {
         always.answer("c0", vec![Err(PushError::Throttled); 100]);
         let policy = FanOutPolicy::default();
         let report = fan_out(&always, ids(1), b"{}", policy).await;
-        assert_eq!(report.failed, 1);
+        assert_eq!(report.failed, vec!["c0".to_string()]);
         assert!(always.attempts() as u32 <= policy.max_retries + 1);
     }
 

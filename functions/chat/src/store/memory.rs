@@ -67,6 +67,15 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Deletes the registry's rows of these connections; how many there were.
+    fn forget(&self, connection_ids: &[String]) -> usize {
+        let mut connections = self.connections.lock().unwrap();
+        connection_ids
+            .iter()
+            .filter(|id| connections.remove(*id).is_some())
+            .count()
+    }
+
     /// Records the call and gives the scripted answer; `otherwise` when none is scripted.
     fn call<T: DeserializeOwned>(
         &self,
@@ -120,15 +129,25 @@ impl ConnectionRegistry for MemoryStore {
         Ok(())
     }
 
-    async fn remove_connections(&self, connection_ids: &[String]) -> StoreResult<usize> {
-        let mut connections = self.connections.lock().unwrap();
-        let removed = connection_ids
-            .iter()
-            .filter(|id| connections.remove(*id).is_some())
-            .count();
-        drop(connections);
+    async fn remove_connections(&self, connection_ids: &[String]) -> StoreResult<Outcome<Removed>> {
+        let removed = self.forget(connection_ids);
         self.call("remove_connections", json!({"connection_ids": connection_ids}), || {
-            Some(json!(removed))
+            Some(json!({"result": {"removed": removed}, "deliveries": []}))
+        })
+    }
+
+    async fn sweep_candidates(&self, stale_after_seconds: u32, limit: u32) -> StoreResult<SweepCandidates> {
+        let args = json!({"stale_after_seconds": stale_after_seconds, "limit": limit});
+        self.call("sweep_candidates", args, || None)
+    }
+
+    async fn sweep_connections(&self, gone: &[String], alive: &[String]) -> StoreResult<Outcome<Swept>> {
+        let removed = self.forget(gone);
+        let known = self.connections.lock().unwrap();
+        let refreshed = alive.iter().filter(|id| known.contains_key(*id)).count();
+        drop(known);
+        self.call("sweep_connections", json!({"gone": gone, "alive": alive}), || {
+            Some(json!({"result": {"removed": removed, "refreshed": refreshed}, "deliveries": []}))
         })
     }
 }

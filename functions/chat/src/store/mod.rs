@@ -127,6 +127,32 @@ pub struct Unregistered {
     pub deliveries: Vec<Delivery>,
 }
 
+/// What `remove_connections` did: how many of the connections it was given
+/// it forgot (those past their `$connect`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Removed {
+    pub removed: usize,
+}
+
+/// The connections the sweep looks at (`sweep_candidates`), the longest in
+/// doubt first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SweepCandidates {
+    /// The token the socket connected with has expired: close it, forget it.
+    pub expired: Vec<String>,
+    /// Live, but not seen for the threshold: ask API Gateway.
+    pub stale: Vec<String>,
+}
+
+/// What `sweep_connections` did.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Swept {
+    /// Connections forgotten (those past their `$connect`).
+    pub removed: usize,
+    /// Connections API Gateway still knows, whose last seen time moved to now.
+    pub refreshed: usize,
+}
+
 /// One event to push and the live connections to push it to, as a write RPC
 /// returns it: the database decides both in the transaction that made the change.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -275,8 +301,25 @@ pub trait ConnectionRegistry: Send + Sync {
     ) -> impl Future<Output = StoreResult<Registered>> + Send;
     fn unregister_connection(&self, connection_id: &str) -> impl Future<Output = StoreResult<Unregistered>> + Send;
     fn touch_connection(&self, connection_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Forgets connections API Gateway says are gone (410).
-    fn remove_connections(&self, connection_ids: &[String]) -> impl Future<Output = StoreResult<usize>> + Send;
+    /// Forgets connections API Gateway says are gone (410); `presence`
+    /// offline and `typing` stopped for users whose last connection they were.
+    fn remove_connections(
+        &self,
+        connection_ids: &[String],
+    ) -> impl Future<Output = StoreResult<Outcome<Removed>>> + Send;
+    /// The connections in doubt: expired tokens, and live ones not seen for
+    /// `stale_after_seconds`; at most `limit` of each.
+    fn sweep_candidates(
+        &self,
+        stale_after_seconds: u32,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<SweepCandidates>> + Send;
+    /// Forgets `gone` (with what `remove_connections` tells) and marks `alive` seen now.
+    fn sweep_connections(
+        &self,
+        gone: &[String],
+        alive: &[String],
+    ) -> impl Future<Output = StoreResult<Outcome<Swept>>> + Send;
 }
 
 /// The writes of the message routes (`sendMessage`, `typing`, `markRead` and

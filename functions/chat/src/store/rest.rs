@@ -184,11 +184,6 @@ mod tests {
     }
 }
 
-#[derive(Deserialize)]
-struct Removed {
-    removed: usize,
-}
-
 impl ConnectionRegistry for PostgrestStore {
     async fn register_connection(
         &self,
@@ -221,11 +216,22 @@ impl ConnectionRegistry for PostgrestStore {
         Ok(())
     }
 
-    async fn remove_connections(&self, connection_ids: &[String]) -> StoreResult<usize> {
-        let removed: Removed = self
-            .service_rpc("remove_connections", json!({"p_connection_ids": connection_ids}))
-            .await?;
-        Ok(removed.removed)
+    async fn remove_connections(&self, connection_ids: &[String]) -> StoreResult<Outcome<Removed>> {
+        self.service_rpc("remove_connections", json!({"p_connection_ids": connection_ids}))
+            .await
+    }
+
+    async fn sweep_candidates(&self, stale_after_seconds: u32, limit: u32) -> StoreResult<SweepCandidates> {
+        self.service_rpc(
+            "sweep_candidates",
+            json!({"p_stale_after_seconds": stale_after_seconds, "p_limit": limit}),
+        )
+        .await
+    }
+
+    async fn sweep_connections(&self, gone: &[String], alive: &[String]) -> StoreResult<Outcome<Swept>> {
+        self.service_rpc("sweep_connections", json!({"p_gone": gone, "p_alive": alive}))
+            .await
     }
 }
 

@@ -65,8 +65,8 @@ pub async fn disconnect<R: ConnectionRegistry, P: ConnectionPusher>(
 ) -> ApiGatewayProxyResponse {
     // $disconnect is best effort on API Gateway's side too. A row it fails to
     // remove stays until a push to it is answered 410 (then `deliver` forgets
-    // it); once its token has expired it is neither pushed to nor counted as
-    // online, but nothing deletes it.
+    // it) or the sweep finds it gone (crate::sweep); either tells the contacts,
+    // as this would have.
     match registry.unregister_connection(connection_id(event)).await {
         Ok(unregistered) => {
             deliver(registry, pusher, &unregistered.deliveries, None).await;
