@@ -8,6 +8,11 @@ use uuid::Uuid;
 use crate::topology::Kind;
 use crate::users::User;
 
+/// A conversation whose creation failed on the server is tried this often.
+const CREATE_ATTEMPTS: u32 = 5;
+/// Pause before the next attempt, times the attempts made.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 #[derive(Clone)]
 pub struct Api {
     base: String,
@@ -23,7 +28,10 @@ impl Api {
     }
 
     /// Creates a conversation as `creator`: a direct one with the one other
-    /// member, else a group or room with all of them.
+    /// member, else a group or room with all of them. A failed function
+    /// (5xx, as under injected faults) is tried again; a group or room that
+    /// attempt may have created anyway is left alone (its successor gets a
+    /// name of its own: room names are unique).
     pub async fn create_conversation(
         &self,
         kind: Kind,
@@ -31,18 +39,30 @@ impl Api {
         others: &[&User],
         name: &str,
     ) -> Result<Uuid, String> {
-        let (path, body) = match kind {
-            Kind::Direct => ("/v1/conversations/direct", json!({"user_id": others[0].id})),
-            Kind::Group | Kind::Room => (
-                "/v1/conversations",
-                json!({
-                    "kind": kind.name(),
-                    "name": name,
-                    "member_ids": others.iter().map(|u| u.id).collect::<Vec<_>>(),
-                }),
-            ),
+        let mut attempt = 0;
+        let (path, status, body) = loop {
+            let name = match attempt {
+                0 => name.to_owned(),
+                n => format!("{name} ({n})"),
+            };
+            let (path, body) = match kind {
+                Kind::Direct => ("/v1/conversations/direct", json!({"user_id": others[0].id})),
+                Kind::Group | Kind::Room => (
+                    "/v1/conversations",
+                    json!({
+                        "kind": kind.name(),
+                        "name": name,
+                        "member_ids": others.iter().map(|u| u.id).collect::<Vec<_>>(),
+                    }),
+                ),
+            };
+            attempt += 1;
+            match self.post(creator, path, body).await {
+                Ok((status, body)) if status < 500 || attempt == CREATE_ATTEMPTS => break (path, status, body),
+                Err(error) if attempt == CREATE_ATTEMPTS => return Err(error),
+                _ => tokio::time::sleep(RETRY_PAUSE * attempt).await,
+            }
         };
-        let (status, body) = self.post(creator, path, body).await?;
         if status == 404 && kind != Kind::Direct {
             return Err(format!(
                 "POST {path} does not exist on this build: run with `--direct-share 1 --room-size 0` to use direct conversations only"
@@ -81,6 +101,21 @@ impl Api {
             .await
             .map_err(|e| format!("GET {path}: {e}"))?;
         Ok(response.status().as_u16())
+    }
+
+    /// A GET with a user's token: the status and the JSON answer (its text
+    /// as a JSON string when it is not JSON).
+    pub async fn get_json(&self, token: &str, path: &str) -> Result<(u16, Value), String> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| format!("GET {path}: {e}"))?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
     async fn post(&self, user: &User, path: &str, body: Value) -> Result<(u16, Value), String> {

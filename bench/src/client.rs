@@ -235,11 +235,7 @@ impl Client {
         self.next_n += 1;
         let sent_at = Instant::now();
         let sent_us = micros_since(self.epoch, sent_at);
-        let index = self.index;
-        let id = conversation.id;
-        let frame = format!(
-            r#"{{"action":"sendMessage","conversation_id":"{id}","client_msg_id":"b{index}.{n}","body":"bench {index}.{n} {sent_us}"}}"#
-        );
+        let frame = send_frame(self.index, n, conversation.id, sent_us);
         let measured = sent_us >= self.measure_from_us;
         self.pending.insert(
             n,
@@ -373,14 +369,22 @@ fn micros_since(epoch: Instant, at: Instant) -> u64 {
     at.saturating_duration_since(epoch).as_micros() as u64
 }
 
+/// The `sendMessage` frame of message `n` of client `index`, written at
+/// `sent_us` µs since the run's epoch: what every client of the benchmark sends.
+pub fn send_frame(index: usize, n: u32, conversation: Uuid, sent_us: u64) -> String {
+    format!(
+        r#"{{"action":"sendMessage","conversation_id":"{conversation}","client_msg_id":"b{index}.{n}","body":"bench {index}.{n} {sent_us}"}}"#
+    )
+}
+
 /// `b<client>.<n>`
-fn parse_client_msg_id(id: &str) -> Option<(u32, u32)> {
+pub fn parse_client_msg_id(id: &str) -> Option<(u32, u32)> {
     let (client, n) = id.strip_prefix('b')?.split_once('.')?;
     Some((client.parse().ok()?, n.parse().ok()?))
 }
 
 /// `bench <client>.<n> <µs>`
-fn parse_body(body: &str) -> Option<(u32, u32, u64)> {
+pub fn parse_body(body: &str) -> Option<(u32, u32, u64)> {
     let mut words = body.strip_prefix("bench ")?.split(' ');
     let (client, n) = words.next()?.split_once('.')?;
     let sent_us = words.next()?.parse().ok()?;
@@ -398,6 +402,14 @@ mod tests {
         assert_eq!(parse_body("bench 3.9 123456"), Some((3, 9, 123456)));
         assert_eq!(parse_body("hello"), None);
         assert_eq!(parse_body("bench 3.9"), None);
+        let frame: serde_json::Value = serde_json::from_str(&send_frame(3, 9, Uuid::nil(), 123456)).unwrap();
+        assert_eq!(frame["action"], "sendMessage");
+        assert_eq!(frame["conversation_id"], Uuid::nil().to_string());
+        assert_eq!(
+            parse_client_msg_id(frame["client_msg_id"].as_str().unwrap()),
+            Some((3, 9))
+        );
+        assert_eq!(parse_body(frame["body"].as_str().unwrap()), Some((3, 9, 123456)));
     }
 
     /// `message` is the stored message on an ack and a sentence on an error;

@@ -2,6 +2,7 @@
 //! `make bench` builds the release binaries and runs it; `--help` lists the flags.
 
 mod api;
+mod chaos;
 mod client;
 mod fleet;
 mod floor;
@@ -25,6 +26,9 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = options::Options::from_args();
+    if options.chaos {
+        return chaos_run(&options).await;
+    }
     let report = match run::run(&options).await {
         Ok(report) => report,
         Err(message) => {
@@ -34,11 +38,7 @@ async fn main() -> ExitCode {
     };
     println!("\n{}", table::render(&report));
     if options.save {
-        let dir = options
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| stack::workspace_root().join("bench/results"));
-        match results::save(&report, &dir) {
+        match results::save(&report, &results_dir(&options)) {
             Ok(paths) => {
                 for path in paths {
                     run::progress(&format!("wrote {}", path.display()));
@@ -57,4 +57,42 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `--chaos`: the table's few lines, the JSON, and the verdict: status 1
+/// unless every message reached every member exactly once, in order.
+async fn chaos_run(options: &options::Options) -> ExitCode {
+    let report = match chaos::run(options).await {
+        Ok(report) => report,
+        Err(message) => {
+            eprintln!("chat-bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("\n{}", chaos::render(&report));
+    if options.save {
+        match results::save_chaos(&report, &results_dir(options)) {
+            Ok(paths) => {
+                for path in paths {
+                    run::progress(&format!("wrote {}", path.display()));
+                }
+            }
+            Err(message) => {
+                eprintln!("chat-bench: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if !report.is_clean() {
+        eprintln!("chat-bench: messages were lost, duplicated, reordered, left unacknowledged or refused (see integrity above)");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn results_dir(options: &options::Options) -> std::path::PathBuf {
+    options
+        .results_dir
+        .clone()
+        .unwrap_or_else(|| stack::workspace_root().join("bench/results"))
 }

@@ -65,6 +65,45 @@ pub struct Options {
     /// Print the table only; write no JSON.
     #[arg(long = "no-save", action = ArgAction::SetFalse)]
     pub save: bool,
+    /// Run the chaos scenario instead of the measurements: the same clients and conversations, each client
+    /// recovering as docs/websocket-protocol.md says, while their sockets are cut, function instances are
+    /// killed and @connections calls fail; at the end every stored message must be at every member exactly
+    /// once, in seq order. Uses --clients, the conversation mix, the rates, --duration and --drain.
+    #[arg(long)]
+    pub chaos: bool,
+    /// With --chaos: mean time between two cuts of one client's socket (TCP dropped, no close frame); 0 = none.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "20", requires = "chaos")]
+    pub cut_every: Duration,
+    /// With --chaos: share of function invocations whose instance is killed mid-invocation.
+    #[arg(long, value_name = "F", default_value_t = 0.01, requires = "chaos")]
+    pub fault_kill: f64,
+    /// With --chaos: share of sendMessage invocations killed right after their database commit.
+    #[arg(long, value_name = "F", default_value_t = 0.05, requires = "chaos")]
+    pub fault_kill_after_commit: f64,
+    /// With --chaos: share of @connections calls answered 410 (and that socket cut).
+    #[arg(long, value_name = "F", default_value_t = 0.002, requires = "chaos")]
+    pub fault_push_gone: f64,
+    /// With --chaos: share of @connections calls answered 429.
+    #[arg(long, value_name = "F", default_value_t = 0.05, requires = "chaos")]
+    pub fault_push_throttle: f64,
+    /// With --chaos: share of @connections calls answered 500.
+    #[arg(long, value_name = "F", default_value_t = 0.005, requires = "chaos")]
+    pub fault_push_error: f64,
+    /// With --chaos: each @connections call delayed by up to this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0, requires = "chaos")]
+    pub fault_push_latency: u64,
+    /// With --chaos: share of closed sockets whose $disconnect never runs.
+    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "chaos")]
+    pub fault_drop_disconnect: f64,
+    /// With --chaos: seed of the emulator's random choices (default: a fresh one each run).
+    #[arg(long, value_name = "N", requires = "chaos")]
+    pub fault_seed: Option<u64>,
+    /// With --chaos: how often each client compares its position with every conversation's last seq.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10", requires = "chaos")]
+    pub resync_every: Duration,
+    /// With --chaos: a send without an answer for this long goes again (same client_msg_id).
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "5", requires = "chaos")]
+    pub ack_timeout: Duration,
 }
 
 /// A room or group holds its creator plus at most this many members.
@@ -114,6 +153,27 @@ impl Options {
                     && self.floor_samples > 0
                     && self.connect_concurrency > 0,
                 "--rest-requests, --sequential-sends, --floor-samples and --connect-concurrency must be at least 1",
+            ),
+            (
+                [
+                    self.fault_kill,
+                    self.fault_kill_after_commit,
+                    self.fault_push_gone,
+                    self.fault_push_throttle,
+                    self.fault_push_error,
+                    self.fault_drop_disconnect,
+                ]
+                .iter()
+                .all(|share| (0.0..=1.0).contains(share)),
+                "the --fault-* shares must be between 0 and 1",
+            ),
+            (
+                self.fault_push_gone + self.fault_push_throttle + self.fault_push_error <= 1.0,
+                "--fault-push-gone, --fault-push-throttle and --fault-push-error together cannot exceed 1",
+            ),
+            (
+                !self.resync_every.is_zero() && !self.ack_timeout.is_zero(),
+                "--resync-every and --ack-timeout must be more than 0",
             ),
         ];
         checks.iter().find(|(ok, _)| !ok).map(|(_, message)| *message)
@@ -217,6 +277,46 @@ mod tests {
     }
 
     #[test]
+    fn chaos_has_fault_defaults_and_its_flags_need_it() {
+        let options = parse_words("--chaos --clients 24 --room-size 8 --duration 15").unwrap();
+        assert!(options.chaos);
+        assert_eq!((options.clients, options.duration), (24, Duration::from_secs(15)));
+        assert_eq!((options.fault_kill, options.fault_kill_after_commit), (0.01, 0.05));
+        assert_eq!(
+            (
+                options.fault_push_gone,
+                options.fault_push_throttle,
+                options.fault_push_error
+            ),
+            (0.002, 0.05, 0.005)
+        );
+        assert_eq!((options.fault_push_latency, options.fault_seed), (0, None));
+        assert_eq!(
+            (options.cut_every, options.resync_every, options.ack_timeout),
+            (Duration::from_secs(20), Duration::from_secs(10), Duration::from_secs(5))
+        );
+        assert!(!parse_words("").unwrap().chaos);
+        let options = parse_words("--chaos --fault-kill 0 --cut-every 0 --fault-seed 9").unwrap();
+        assert_eq!(
+            (options.fault_kill, options.cut_every, options.fault_seed),
+            (0.0, Duration::ZERO, Some(9))
+        );
+        for line in [
+            "--fault-kill 0.1",
+            "--cut-every 3",
+            "--fault-seed 1",
+            "--chaos --fault-kill 2",
+            "--chaos --fault-drop-disconnect -0.1",
+            "--chaos --fault-push-gone 0.5 --fault-push-error 0.6",
+            "--chaos --resync-every 0",
+            "--chaos --ack-timeout 0",
+        ] {
+            let error = parse_words(line).expect_err(line);
+            assert_eq!(error.exit_code(), 2, "{line}");
+        }
+    }
+
+    #[test]
     fn help_lists_every_flag_with_its_default() {
         let error = parse_words("--help").expect_err("help");
         assert_eq!((error.kind(), error.exit_code()), (ErrorKind::DisplayHelp, 0));
@@ -227,6 +327,9 @@ mod tests {
             "--duration <SECS>",
             "[default: 60]",
             "--no-save",
+            "--chaos",
+            "--fault-kill-after-commit <F>",
+            "--cut-every <SECS>",
         ] {
             assert!(help.contains(expected), "{expected} missing from\n{help}");
         }

@@ -3,21 +3,35 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::chaos::ChaosReport;
+use crate::machine::Commit;
 use crate::report::Report;
 
 pub fn save(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    save_as(report, report.started_at, &report.git, dir, "")
+}
+
+/// A chaos run's figures: `<time>-<commit>-chaos.json` and `latest-chaos.json`,
+/// beside (never over) the measurements'.
+pub fn save_chaos(report: &ChaosReport, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    save_as(report, report.started_at, &report.git, dir, "-chaos")
+}
+
+fn save_as(
+    report: &impl Serialize,
+    started_at: DateTime<Utc>,
+    git: &Commit,
+    dir: &Path,
+    suffix: &str,
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let json = serde_json::to_vec_pretty(report).map_err(|e| format!("serializing the results: {e}"))?;
-    let commit: String = report
-        .git
-        .commit
-        .as_deref()
-        .unwrap_or("unknown")
-        .chars()
-        .take(10)
-        .collect();
-    let stamped = dir.join(format!("{}-{commit}.json", report.started_at.format("%Y%m%dT%H%M%SZ")));
-    let latest = dir.join("latest.json");
+    let commit: String = git.commit.as_deref().unwrap_or("unknown").chars().take(10).collect();
+    let stamped = dir.join(format!("{}-{commit}{suffix}.json", started_at.format("%Y%m%dT%H%M%SZ")));
+    let latest = dir.join(format!("latest{suffix}.json"));
     for path in [&stamped, &latest] {
         write_atomically(path, &json)?;
     }

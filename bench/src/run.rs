@@ -47,7 +47,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         options.room_size,
     );
     progress(&format!("starting an isolated stack from {}", bin_dir.display()));
-    let stack = Stack::start(&bin_dir, options.max_instances).await?;
+    let stack = Stack::start(&bin_dir, options.max_instances, &[]).await?;
     let measured = measure(options, &stack, &topology).await;
     // Read while every instance is alive: their peak memory is sampled now.
     let stats = match &measured {
@@ -199,7 +199,7 @@ async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Resul
     })
 }
 
-async fn create_conversations(api: &Api, topology: &Topology, users: &[User]) -> Result<Vec<Uuid>, String> {
+pub(crate) async fn create_conversations(api: &Api, topology: &Topology, users: &[User]) -> Result<Vec<Uuid>, String> {
     let run = Uuid::new_v4().simple().to_string();
     let created: Vec<Result<(usize, Uuid), String>> = stream::iter(topology.conversations.iter().enumerate())
         .map(|(index, planned)| {

@@ -51,7 +51,8 @@ pub fn default_bin_dir() -> PathBuf {
 }
 
 impl Stack {
-    pub async fn start(bin_dir: &Path, max_instances: Option<usize>) -> Result<Stack, String> {
+    /// `extra`: more `chat-local up` options (the chaos scenario's faults).
+    pub async fn start(bin_dir: &Path, max_instances: Option<usize>, extra: &[String]) -> Result<Stack, String> {
         let runner = bin_dir.join("chat-local");
         if !runner.is_file() {
             return Err(format!(
@@ -77,6 +78,15 @@ impl Stack {
             .stdout(Stdio::null());
         if let Some(n) = max_instances {
             command.args(["--max-instances", &n.to_string()]);
+        }
+        command.args(extra);
+        // Faults come from `extra` alone: none inherited from a shell that
+        // set them for `make dev` (chat-local reads CHAT_FAULT_* when no flag
+        // says otherwise).
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CHAT_FAULT_") {
+                command.env_remove(name);
+            }
         }
         let started = Instant::now();
         let mut child = command
@@ -117,6 +127,11 @@ impl Stack {
 
     /// The emulator's per-function counters (`GET /__emulator/stats`).
     pub async fn emulator_stats(&self) -> Result<EmulatorStats, String> {
+        serde_json::from_value(self.emulator_stats_json().await?).map_err(|e| format!("emulator stats: {e}"))
+    }
+
+    /// The same, as the emulator wrote it (its fault counters included).
+    pub async fn emulator_stats_json(&self) -> Result<serde_json::Value, String> {
         let url = format!("{}/__emulator/stats", self.info.http_url.trim_end_matches('/'));
         let response = self
             .http
