@@ -33,6 +33,7 @@ help:
 	@echo "make test          lint the template, then unit, SQL, end-to-end, client and browser tests"
 	@echo "make test-unit     the unit tests alone, in seconds: no database, no stack"
 	@echo "make bench         latency, throughput, round trips, cold starts on release builds (BENCH_FLAGS=--help)"
+	@echo "                   BENCH_FLAGS=--chaos: the same clients under injected faults lose nothing"
 	@echo "make token USER=x  an access token for alice, bob, carol, dave or a user id"
 	@echo "make build         sam build (cargo-lambda, arm64, no Docker)"
 	@echo "make db-push       apply sql/migrations to the Supabase database at DATABASE_URL"

@@ -102,7 +102,7 @@ pub struct Options {
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10", requires = "chaos")]
     pub resync_every: Duration,
     /// With --chaos: a send without an answer for this long goes again (same client_msg_id).
-    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "5", requires = "chaos")]
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10", requires = "chaos")]
     pub ack_timeout: Duration,
 }
 
@@ -293,7 +293,11 @@ mod tests {
         assert_eq!((options.fault_push_latency, options.fault_seed), (0, None));
         assert_eq!(
             (options.cut_every, options.resync_every, options.ack_timeout),
-            (Duration::from_secs(20), Duration::from_secs(10), Duration::from_secs(5))
+            (
+                Duration::from_secs(20),
+                Duration::from_secs(10),
+                Duration::from_secs(10)
+            )
         );
         assert!(!parse_words("").unwrap().chaos);
         let options = parse_words("--chaos --fault-kill 0 --cut-every 0 --fault-seed 9").unwrap();

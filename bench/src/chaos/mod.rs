@@ -37,9 +37,12 @@ use crate::users;
 const SEND_FUNCTION: &str = "ws-send-message";
 /// Longest wait for every client to be connected and caught up before writing.
 const READY_WAIT: Duration = Duration::from_secs(120);
-/// After the sockets close, time for invocations still running to finish
-/// (and store what they store) before the final catch-up.
-const SETTLE: Duration = Duration::from_secs(1);
+/// After the sockets close, invocations still queued or running may store
+/// what they were sent: the final catch-up waits until the stored messages
+/// have not changed for this long…
+const QUIET: Duration = Duration::from_secs(2);
+/// …or this long at most.
+const QUIET_WAIT: Duration = Duration::from_secs(60);
 
 pub async fn run(options: &Options) -> Result<ChaosReport, String> {
     let started_at = chrono::Utc::now();
@@ -244,7 +247,7 @@ async fn scenario(options: &Options, stack: &Stack, topology: &Topology) -> Resu
         }
     }))
     .await;
-    tokio::time::sleep(SETTLE).await;
+    wait_until_nothing_is_stored(&db, &ids).await?;
     let records: Vec<Record> = futures_util::future::join_all(clients.iter().map(|commands| async move {
         let (reply, answer) = oneshot::channel();
         commands.send(Command::Finish(reply)).await.ok()?;
@@ -264,6 +267,32 @@ async fn scenario(options: &Options, stack: &Stack, topology: &Topology) -> Resu
             drained_after,
         },
     ))
+}
+
+/// Waits until the count of stored messages stays the same for [`QUIET`].
+async fn wait_until_nothing_is_stored(db: &tokio_postgres::Client, conversations: &[Uuid]) -> Result<(), String> {
+    let started = Instant::now();
+    let mut last = None;
+    let mut since = Instant::now();
+    while started.elapsed() < QUIET_WAIT {
+        let count: i64 = db
+            .query_one(
+                "select count(*) from public.messages where conversation_id = any($1)",
+                &[&conversations],
+            )
+            .await
+            .map_err(|e| format!("counting the stored messages: {e}"))?
+            .get(0);
+        if last != Some(count) {
+            last = Some(count);
+            since = Instant::now();
+        } else if since.elapsed() >= QUIET {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    progress("messages were still being stored when the final catch-up began");
+    Ok(())
 }
 
 async fn stored_messages(db: &tokio_postgres::Client, conversations: &[Uuid]) -> Result<Vec<StoredRow>, String> {
