@@ -7,6 +7,7 @@ mod helpers;
 
 mod bench_smoke;
 mod blocking;
+mod churn;
 mod conversations;
 mod cors;
 mod emulator_security;
@@ -21,5 +22,6 @@ mod rate_limits;
 mod read_state;
 mod rules;
 mod sql;
+mod sweeper;
 mod users_presence;
 mod websocket;
