@@ -333,7 +333,11 @@ async fn db_push_applies_each_migration_once_and_records_it_as_the_supabase_cli_
         .unwrap()
         .get(0);
     // Every table the migrations create, and only those.
-    let created = baseline.iter().filter(|s| s.contains("create table public.")).count();
+    let created = recorded
+        .iter()
+        .flat_map(|(_, _, statements)| statements)
+        .filter(|s| s.contains("create table public."))
+        .count();
     assert_eq!(tables as usize, created);
 
     let second = db_push(&project);
