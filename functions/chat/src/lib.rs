@@ -4,9 +4,10 @@
 //! Layout: [`domain`] holds the rules for input, [`store`] the database calls
 //! (PostgREST), [`push`] the Management API, [`delivery`] the one way the
 //! events a write caused are pushed, [`auth`] token verification, [`events`]
-//! the events the functions make themselves, and [`ws`] / [`http`] the entry
-//! points. The store and push ports have in-memory doubles the handlers' unit
-//! tests use.
+//! the events the functions make themselves, [`notify`] Web Push and the
+//! webhook to users who are offline, and [`ws`] / [`http`] the entry points.
+//! The store and push ports have in-memory doubles the handlers' unit tests
+//! use.
 
 pub mod auth;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod lambda;
+pub mod notify;
 pub mod push;
 pub mod store;
 #[cfg(test)]

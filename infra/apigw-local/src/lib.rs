@@ -5,11 +5,13 @@
 //! real binary (one Runtime API listener per instance), and serves the APIs on
 //! local ports so the whole backend runs on one machine without Docker.
 
+mod async_invoke;
 mod config;
 mod emulator;
 mod error;
 mod http_api;
 mod ids;
+mod invoke_api;
 mod lambda;
 mod query;
 mod redact;
@@ -18,7 +20,8 @@ mod template;
 mod throttle;
 mod websocket;
 
-pub use config::{EmulatorConfig, WsLimits};
+pub use async_invoke::{AsyncFailure, AsyncInvocationStats};
+pub use config::{EmulatorConfig, WsLimits, AWS_ASYNC_RETRY_DELAY};
 pub use emulator::Emulator;
 pub use error::EmulatorError;
 pub use lambda::stats::{EmulatorStats, FunctionStats, InstanceColdStart};

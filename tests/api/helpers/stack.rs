@@ -39,6 +39,9 @@ pub struct StackInfo {
     pub aws_access_key_id: String,
     pub aws_secret_access_key: String,
     pub aws_session_token: Option<String>,
+    /// The local Web Push application server key.
+    pub vapid_public_key: String,
+    pub vapid_private_key: String,
 }
 
 pub struct Stack {
@@ -68,10 +71,21 @@ pub fn parameter(name: &str) -> String {
     super::template::text(default).unwrap_or_else(|| panic!("{name}'s default is not a scalar"))
 }
 
-/// template.yaml with [`TEST_PARAMETERS`] as the defaults, written into `dir`.
+/// How long the emulator waits before retrying a failed asynchronous
+/// invocation (AWS: about a minute), so that a test sees an event through its
+/// retries to the failure destination.
+pub const TEST_ASYNC_RETRY_DELAY_MS: u64 = 200;
+
+/// template.yaml with [`TEST_PARAMETERS`] as the defaults, and the webhook
+/// pointed at the receiver of this run, written into `dir`.
 fn test_template(dir: &Path) -> PathBuf {
     let mut template = super::template::load("template.yaml");
-    for (name, value) in TEST_PARAMETERS {
+    let webhook_url = super::push_service::push_service().webhook_url();
+    let run_parameters = [
+        ("WebhookUrl", webhook_url.as_str()),
+        ("WebhookSecret", super::push_service::WEBHOOK_SECRET),
+    ];
+    for (name, value) in TEST_PARAMETERS.into_iter().chain(run_parameters) {
         let default = template
             .get_mut("Parameters")
             .and_then(|p| p.get_mut(name))
@@ -124,6 +138,7 @@ fn start_stack() -> Stack {
         .arg("--template")
         .arg(test_template(&ready_dir))
         .args(["--ws-idle-timeout", &TEST_IDLE_TIMEOUT_SECS.to_string()])
+        .args(["--async-retry-delay-ms", &TEST_ASYNC_RETRY_DELAY_MS.to_string()])
         // Function logs only for warnings and errors, unless asked: a failing
         // test's output should show the failure, not every delivery.
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))

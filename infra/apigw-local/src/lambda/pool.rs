@@ -110,6 +110,10 @@ impl FunctionPool {
         &self.spec.logical_id
     }
 
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.spec
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

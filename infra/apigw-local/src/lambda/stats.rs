@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmulatorStats {
     pub functions: BTreeMap<String, FunctionStats>,
+    /// Lambda's asynchronous invocations (`InvocationType: Event`).
+    #[serde(default)]
+    pub async_invocations: crate::async_invoke::AsyncInvocationStats,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
