@@ -1,7 +1,7 @@
 // The chat client: REST calls, one kept-open socket, and the state a chat
-// screen shows (conversation list, messages, unread counts, read receipts,
-// typing, presence, profiles), updated from events applied exactly once and
-// in order. Subscribe with `subscribe()` and read snapshots, or listen to
+// screen shows (conversation list, messages, unread counts, read and delivery
+// receipts, typing, presence, profiles), updated from events applied exactly
+// once and in order. Subscribe with `subscribe()` and read snapshots, or listen to
 // `event` for the events themselves.
 import { Connection, browserWakeSource, type ConnectionOptions, type ConnectionState, type StateChange, type WakeSource } from "./connection.js";
 import { Emitter } from "./emitter.js";
@@ -43,12 +43,29 @@ export interface ChatClientOptions extends Omit<ConnectionOptions, "wsUrl" | "ge
   pageSize?: number;
   /** Makes each message's `client_msg_id`. Default: a random UUID. */
   newClientMsgId?: () => string;
+  /**
+   * Others' messages that reach this device are reported (`markDelivered`) at
+   * most once per conversation per this many ms, with the highest seq. Default
+   * 500; `null` reports nothing (call `markDelivered` yourself).
+   */
+  deliveryReportMs?: number | null;
   random?: () => number;
 }
 
 export type MessageStatus = "pending" | "sent" | "failed";
-/** A message as shown: a stored one (`sent`), or one of the user's waiting for its ack (`pending`) or refused (`failed`). */
-export type ChatMessage = Message & { status: MessageStatus; error?: ChatSendError };
+/**
+ * How far one of the user's stored messages got: `sent` (stored), `delivered`
+ * (on a device of every other member), `read` (read by every other member).
+ * The others are the members who were there when it was sent and whose
+ * receipts the user may see (none in a room, none across a block): with no
+ * such member it stays `sent`.
+ */
+export type ReceiptStatus = "sent" | "delivered" | "read";
+/**
+ * A message as shown: a stored one (`sent`), or one of the user's waiting for its ack (`pending`) or refused
+ * (`failed`); the user's stored ones also say how far they got (`receipt`).
+ */
+export type ChatMessage = Message & { status: MessageStatus; error?: ChatSendError; receipt?: ReceiptStatus };
 
 export interface ConversationListItem extends ConversationSummary {
   /** The name to show: the conversation's name, or the counterpart's display name or username. */
@@ -59,7 +76,7 @@ export interface ConversationListItem extends ConversationSummary {
 
 export interface ConversationView {
   id: string;
-  /** Loaded by `open()`: the conversation with its participants (each with `last_read_seq`, their read receipt). */
+  /** Loaded by `open()`: the conversation with its participants (each with `last_read_seq` and `last_delivered_seq`, their receipts). */
   conversation: Conversation | null;
   me: MeSettings | null;
   summary: ConversationSummary | null;
@@ -122,6 +139,11 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   private unsubscribeWake: (() => void) | undefined;
   private readonly wake: WakeSource | null;
   private unreadTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Delivery reports waiting for their window (or for the socket): conversation → highest seq. */
+  private deliveryPending = new Map<string, number>();
+  /** The highest seq reported delivered per conversation (or that the server says is). */
+  private deliveryReported = new Map<string, number>();
+  private deliveryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly newClientMsgId: () => string;
   /** Open `batch` calls: while any is, `change` waits for the outermost to end. */
   private batching = 0;
@@ -196,6 +218,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.connection.close();
     clearInterval(this.resyncTimer);
     clearTimeout(this.unreadTimer);
+    clearTimeout(this.deliveryTimer);
+    this.deliveryTimer = undefined;
     this.unsubscribeWake?.();
     this.sequencer.dispose();
     this.outbox.dispose();
@@ -248,7 +272,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     if (c.view && c.view.version === c.version && c.view.people === this.people) return c.view.value;
     const stored: ChatMessage[] = [...c.messages.values()]
       .sort((a, b) => a.seq - b.seq)
-      .map((m) => ({ ...m, status: "sent" as const }));
+      .map((m) => {
+        const receipt = this.receiptOf(c, m);
+        return receipt ? { ...m, status: "sent" as const, receipt } : { ...m, status: "sent" as const };
+      });
     const waiting: ChatMessage[] = this.outbox.list(id).map((o) => this.optimistic(o));
     const summary = c.summary;
     const value: ConversationView = {
@@ -433,6 +460,18 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     }
   }
 
+  /**
+   * Reports that this device has every message of the conversation up to
+   * `seq`: the senders see them as delivered. Messages that arrive on the
+   * socket or in a replay are reported without this (`deliveryReportMs`); call
+   * it for ones that reached the device some other way. Sent when the socket
+   * is open; a lower seq than already reported sends nothing.
+   */
+  markDelivered(conversationId: string, seq: number): void {
+    this.queueDelivered(conversationId, seq);
+    this.flushDelivered();
+  }
+
   /** Edits one of the user's messages. */
   async edit(messageId: string, body: string): Promise<Message> {
     const { message } = await this.rest.editMessage({ path: { id: messageId }, body: { body } });
@@ -496,8 +535,16 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         break;
       case "read":
         if (event.data.user_id === this.userId) this.setOwnRead(event.conversation_id, event.data.last_read_seq);
-        else this.setReceipt(event.conversation_id, event.data.user_id, event.data.last_read_seq);
+        else this.setReceipt(event.conversation_id, event.data.user_id, { read: event.data.last_read_seq });
         break;
+      case "delivered": {
+        const { user_id, last_delivered_seq } = event.data;
+        if (user_id === this.userId) {
+          const reported = this.deliveryReported.get(event.conversation_id) ?? 0;
+          this.deliveryReported.set(event.conversation_id, Math.max(reported, last_delivered_seq));
+        } else this.setReceipt(event.conversation_id, user_id, { delivered: last_delivered_seq });
+        break;
+      }
       case "presence":
         this.presence.set(event.data.user_id, event.data);
         this.people++;
@@ -531,6 +578,12 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         const m = event.data;
         c.messages.set(m.id, m);
         if (m.sender_id) this.typingIn.remove(id, m.sender_id);
+        // It reached this device: the sender hears so (not in a room, where nobody sees receipts).
+        const kind = s?.kind ?? c.conversation?.kind;
+        if (m.sender_id && m.sender_id !== this.userId && kind !== "room" && this.options.deliveryReportMs !== null) {
+          this.queueDelivered(id, m.seq);
+          this.scheduleDelivered();
+        }
         if (s && newForSummary) {
           s.last_message = m;
           s.last_activity_at = m.created_at;
@@ -557,9 +610,9 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         if (newForDetails || newForSummary || !this.profiles.has(user_id)) this.putProfiles([profile]);
         if (c.conversation && newForDetails) {
           const participants = c.conversation.participants.filter((p) => p.user_id !== user_id);
-          // A newcomer has read nothing; in a room nobody's receipt is shown.
-          const last_read_seq = c.conversation.kind === "room" ? null : 0;
-          participants.push({ user_id, role, joined_at, last_read_seq, profile });
+          // A newcomer has read nothing, nor had anything delivered; in a room nobody's receipt is shown.
+          const none = c.conversation.kind === "room" ? null : 0;
+          participants.push({ user_id, role, joined_at, last_read_seq: none, last_delivered_seq: none, profile });
           c.conversation = { ...c.conversation, participants };
         }
         if (s && newForSummary) s.member_count += 1;
@@ -611,6 +664,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     if (reason === "open") {
       this.typingIn.clear();
       this.outbox.resume();
+      // What waited for a socket goes with what the catch-up replays, in one window.
+      this.scheduleDelivered();
     }
     try {
       const listed = await this.fetchConversationPage(undefined);
@@ -805,21 +860,75 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       c.summary = s;
     }
     if (c.me) c.me = { ...c.me, last_read_seq: Math.max(c.me.last_read_seq, lastReadSeq) };
-    if (this.userId) this.setReceipt(id, this.userId, lastReadSeq);
+    if (this.userId) this.setReceipt(id, this.userId, { read: lastReadSeq });
     this.touch(id);
   }
 
-  private setReceipt(id: string, userId: string, lastReadSeq: number): void {
+  /** Moves a participant's receipts forward: what was read was delivered too. */
+  private setReceipt(id: string, userId: string, moved: { read?: number; delivered?: number }): void {
     const c = this.conv(id);
     if (!c.conversation) return;
+    const read = moved.read ?? 0;
     c.conversation = {
       ...c.conversation,
       participants: c.conversation.participants.map((p) =>
-        // null in a room: its members' receipts are not shown (your own is `me.last_read_seq`).
-        p.user_id === userId && p.last_read_seq !== null ? { ...p, last_read_seq: Math.max(p.last_read_seq, lastReadSeq) } : p,
+        // null in a room and across a block: those receipts are not shown (your own is `me.last_read_seq`).
+        p.user_id === userId && p.last_read_seq !== null
+          ? {
+              ...p,
+              last_read_seq: Math.max(p.last_read_seq, read),
+              last_delivered_seq: Math.max(p.last_delivered_seq ?? 0, p.last_read_seq, read, moved.delivered ?? 0),
+            }
+          : p,
       ),
     };
     this.touch(id);
+  }
+
+  /** How far one of the user's stored messages got, by the other members' receipts; none for others' messages. */
+  private receiptOf(c: Conv, m: Message): ReceiptStatus | undefined {
+    if (!this.userId || m.sender_id !== this.userId) return undefined;
+    const sentAt = Date.parse(m.created_at);
+    const others = (c.conversation?.participants ?? []).filter(
+      (p) => p.user_id !== this.userId && p.last_read_seq !== null && !(Date.parse(p.joined_at) > sentAt),
+    );
+    if (others.length === 0) return "sent";
+    if (others.every((p) => (p.last_read_seq ?? 0) >= m.seq)) return "read";
+    if (others.every((p) => Math.max(p.last_delivered_seq ?? 0, p.last_read_seq ?? 0) >= m.seq)) return "delivered";
+    return "sent";
+  }
+
+  /** Keeps the highest seq to report for a conversation, unless it is reported (or read) already. */
+  private queueDelivered(id: string, seq: number): void {
+    if (seq > Math.max(this.deliveredOrRead(id), this.deliveryPending.get(id) ?? 0)) this.deliveryPending.set(id, seq);
+  }
+
+  /** How far this user's delivery is known to the server already: reported, or read (which counts as delivered). */
+  private deliveredOrRead(id: string): number {
+    const c = this.convs.get(id);
+    return Math.max(this.deliveryReported.get(id) ?? 0, c?.summary?.last_read_seq ?? 0, c?.me?.last_read_seq ?? 0);
+  }
+
+  private scheduleDelivered(): void {
+    if (this.deliveryPending.size === 0) return;
+    // Without automatic reports only markDelivered's wait here: they go as soon as they can.
+    if (this.options.deliveryReportMs === null) this.flushDelivered();
+    else this.deliveryTimer ??= setTimeout(() => this.flushDelivered(), this.options.deliveryReportMs ?? 500);
+  }
+
+  /** Sends the waiting delivery reports, one frame per conversation; what the socket cannot take waits for it to open. */
+  private flushDelivered(): void {
+    clearTimeout(this.deliveryTimer);
+    this.deliveryTimer = undefined;
+    for (const [id, seq] of this.deliveryPending) {
+      if (seq <= this.deliveredOrRead(id)) {
+        this.deliveryPending.delete(id); // read meanwhile
+        continue;
+      }
+      if (!this.connection.send({ action: "markDelivered", conversation_id: id, seq })) return;
+      this.deliveryPending.delete(id);
+      this.deliveryReported.set(id, Math.max(this.deliveryReported.get(id) ?? 0, seq));
+    }
   }
 
   private scheduleUnreadRefresh(): void {

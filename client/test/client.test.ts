@@ -24,6 +24,7 @@ function groupServer() {
     role,
     joined_at: "2026-11-21T07:00:00Z",
     last_read_seq: 1,
+    last_delivered_seq: 1,
     profile: profile(id, username, username.toUpperCase()),
   });
   const group = {
@@ -47,14 +48,14 @@ function groupServer() {
   });
 }
 
-/** A server holding one direct conversation between alice (the client) and bob. */
-function server() {
+/** A server holding one direct conversation between alice (the client) and bob (or a room of theirs). */
+function server(kind: "direct" | "room" = "direct") {
   const history: ServerEvent[] = [created(1)];
   const lastSeq = () => history.length;
   const summary = () => ({
     id: CONV,
-    kind: "direct",
-    name: null,
+    kind,
+    name: kind === "room" ? "Lobby" : null,
     context_type: null,
     context_id: null,
     created_at: "2026-11-21T07:00:00Z",
@@ -433,7 +434,7 @@ describe("chat client", () => {
     await flush();
     expect(seqs).toEqual([2]);
     const { messages } = chat.getConversationView(CONV);
-    expect(messages).toEqual([{ ...stored.data.message, status: "sent" }]);
+    expect(messages).toEqual([{ ...stored.data.message, status: "sent", receipt: "sent" }]);
     expect(chat.getConversationList()[0].last_message).toEqual(stored.data.message);
   });
 
@@ -605,5 +606,201 @@ describe("history", () => {
     await chat.loadOlder(CONV);
     const pages = calls.filter((c) => c.url.pathname.endsWith("/messages")).map((c) => c.url.searchParams.get("before_seq"));
     expect(pages).toEqual([null, "4", "2"]);
+  });
+});
+
+describe("delivery receipts", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    FakeWebSocket.reset();
+  });
+  afterEach(() => vi.useRealTimers());
+
+  /** A connected client of `srv`, its list loaded. */
+  async function connected(srv: ReturnType<typeof server>, over: Record<string, unknown> = {}) {
+    const { chat } = client(srv.fetch, over);
+    chat.connect();
+    await flush();
+    FakeWebSocket.last.open();
+    await flush();
+    return chat;
+  }
+
+  it("reports what reaches the device once per conversation per window, with the highest seq", async () => {
+    const srv = server();
+    const chat = await connected(srv);
+    const ws = FakeWebSocket.last;
+    ws.push(srv.write());
+    ws.push(srv.write());
+    await flush();
+    await vi.advanceTimersByTimeAsync(499);
+    expect(ws.frames("markDelivered")).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ws.frames("markDelivered")).toEqual([{ action: "markDelivered", conversation_id: CONV, seq: 3 }]);
+
+    // The user's own message is not reported; bob's next one is.
+    ws.push(created(4, { sender_id: ALICE }));
+    await flush();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(ws.frames("markDelivered")).toHaveLength(1);
+    srv.history.push(created(4, { sender_id: ALICE }));
+    ws.push(srv.write());
+    await flush();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(ws.frames("markDelivered").map((f) => f.seq)).toEqual([3, 5]);
+
+    // Another device of the user's reported further: nothing to add.
+    ws.push({ type: "delivered", conversation_id: CONV, data: { user_id: ALICE, last_delivered_seq: 7, delivered_at: "2026-11-21T07:01:00Z" } });
+    ws.push(srv.write());
+    await flush();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(ws.frames("markDelivered").map((f) => f.seq)).toEqual([3, 5]);
+
+    // Read before the window ends: reading counts as delivered, no report.
+    ws.push(srv.write()); // 7
+    ws.push(srv.write()); // 8
+    await flush();
+    await chat.markRead(CONV);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(ws.frames("markDelivered").map((f) => f.seq)).toEqual([3, 5]);
+    expect(ws.frames("markRead")).toHaveLength(1);
+
+    // markDelivered goes at once.
+    srv.write(); // 9, reached the device some other way
+    chat.markDelivered(CONV, 9);
+    chat.markDelivered(CONV, 8);
+    expect(ws.frames("markDelivered").map((f) => f.seq)).toEqual([3, 5, 9]);
+  });
+
+  it("reports messages replayed after a reconnect on the new socket, and waits for a socket that is not open", async () => {
+    const srv = server();
+    await connected(srv);
+    const first = FakeWebSocket.last;
+    first.push(srv.write()); // 2
+    await flush();
+    first.drop();
+    srv.write(); // 3
+    srv.write(); // 4
+    await vi.advanceTimersByTimeAsync(500); // the window ends while no socket is open
+    expect(first.frames("markDelivered")).toEqual([]);
+    await flush();
+    const second = FakeWebSocket.last;
+    expect(second).not.toBe(first);
+    second.open();
+    await flush();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(second.frames("markDelivered")).toEqual([{ action: "markDelivered", conversation_id: CONV, seq: 4 }]);
+  });
+
+  it("reports nothing in a room, nor when told not to", async () => {
+    const room = server("room");
+    await connected(room);
+    FakeWebSocket.last.push(room.write());
+    await flush();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeWebSocket.last.frames("markDelivered")).toEqual([]);
+
+    const direct = server();
+    await connected(direct, { deliveryReportMs: null });
+    FakeWebSocket.last.push(direct.write());
+    await flush();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeWebSocket.last.frames("markDelivered")).toEqual([]);
+  });
+
+  it("shows the user's messages sent, delivered and read by the other members who were there when they were sent", async () => {
+    const { fetch } = groupServer();
+    const { chat } = client(fetch);
+    const events: string[] = [];
+    chat.on("event", (e) => events.push(e.type));
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    await chat.open(CONV);
+    ws.push(carolJoined); // seq 2, at 07:05
+    await flush();
+    const receipt = () => chat.getConversationView(CONV).messages.map((m) => [m.seq, m.receipt]);
+    const receipts = (user: string, delivered: number, read?: number) => {
+      ws.push({ type: "delivered", conversation_id: CONV, data: { user_id: user, last_delivered_seq: delivered, delivered_at: "2026-11-21T07:07:00Z" } });
+      if (read !== undefined) ws.push({ type: "read", conversation_id: CONV, data: { user_id: user, last_read_seq: read, read_at: "2026-11-21T07:07:00Z" } });
+    };
+
+    // Sent at 07:06, after carol joined: bob and carol both count.
+    void chat.send(CONV, "hi both");
+    ws.push(ack("c-1", 3, { body: "hi both", created_at: "2026-11-21T07:06:00Z" }));
+    await flush();
+    expect(receipt()).toEqual([[3, "sent"]]);
+    receipts(BOB, 3);
+    await flush();
+    expect(receipt()).toEqual([[3, "sent"]]);
+    receipts(CAROL, 3);
+    await flush();
+    expect(receipt()).toEqual([[3, "delivered"]]);
+    receipts(BOB, 3, 3);
+    await flush();
+    expect(receipt()).toEqual([[3, "delivered"]]);
+    ws.push({ type: "read", conversation_id: CONV, data: { user_id: CAROL, last_read_seq: 3, read_at: "2026-11-21T07:08:00Z" } });
+    await flush();
+    expect(receipt()).toEqual([[3, "read"]]);
+    const carol = chat.getConversationView(CONV).conversation?.participants.find((p) => p.user_id === CAROL);
+    expect([carol?.last_read_seq, carol?.last_delivered_seq]).toEqual([3, 3]);
+
+    // A receipt never goes back, and a read raises the delivered one with it.
+    receipts(BOB, 1);
+    ws.push(created(4, { body: "from bob", created_at: "2026-11-21T07:09:00Z" }));
+    void chat.send(CONV, "later");
+    ws.push(ack("c-2", 5, { body: "later", created_at: "2026-11-21T07:10:00Z" }));
+    await flush();
+    ws.push({ type: "read", conversation_id: CONV, data: { user_id: BOB, last_read_seq: 5, read_at: "2026-11-21T07:11:00Z" } });
+    await flush();
+    const bob = chat.getConversationView(CONV).conversation?.participants.find((p) => p.user_id === BOB);
+    expect([bob?.last_read_seq, bob?.last_delivered_seq]).toEqual([5, 5]);
+    expect(receipt()).toEqual([
+      [3, "read"],
+      [4, undefined], // bob's: receipts are for the user's own messages
+      [5, "sent"],
+    ]);
+    expect(events.filter((t) => t === "delivered")).toHaveLength(4);
+  });
+
+  it("a message stays sent where no other member's receipt can be seen (a room, a block)", async () => {
+    const hidden = (id: string, username: string) => ({
+      user_id: id,
+      role: "member",
+      joined_at: "2026-11-21T07:00:00Z",
+      last_read_seq: null,
+      last_delivered_seq: null,
+      profile: profile(id, username, username),
+    });
+    const { fetch } = fakeFetch({
+      "GET /v1/conversations": () => ({ body: { conversations: [], next_cursor: null } }),
+      "GET /v1/unread": () => ({ body: { total: 0, conversations: [] } }),
+      "GET /v1/presence": () => ({ body: { presence: [] } }),
+      "GET /v1/conversations/{id}": () => ({
+        body: {
+          conversation: {
+            id: CONV, kind: "group", name: "Trip", context_type: null, context_id: null, created_by: ALICE,
+            created_at: "2026-11-21T07:00:00Z", last_seq: 1,
+            participants: [{ ...hidden(ALICE, "alice"), last_read_seq: 1, last_delivered_seq: 1 }, hidden(BOB, "bob")],
+          },
+          me: { role: "member", joined_at: "2026-11-21T07:00:00Z", archived: false, muted: false, last_read_seq: 1, unread_count: 0 },
+        },
+      }),
+      "GET /v1/conversations/{id}/messages": () => ({ body: { messages: [], has_more: false } }),
+    });
+    const { chat } = client(fetch);
+    chat.connect();
+    await flush();
+    const ws = FakeWebSocket.last;
+    ws.open();
+    await flush();
+    await chat.open(CONV);
+    void chat.send(CONV, "anyone?");
+    ws.push(ack("c-1", 2, { body: "anyone?" }));
+    ws.push({ type: "read", conversation_id: CONV, data: { user_id: BOB, last_read_seq: 2, read_at: "2026-11-21T07:07:00Z" } });
+    await flush();
+    expect(chat.getConversationView(CONV).messages.map((m) => m.receipt)).toEqual(["sent"]);
   });
 });

@@ -59,6 +59,9 @@ describe.skipIf(!live)("against the local stack", () => {
     expect(sent.seq).toBeGreaterThan(0);
     await until("bob gets it", () => bob.events.some((e) => e.type === "message.created" && e.data.id === sent.id));
     expect(alice.chat.getConversationView(conversation.id).messages.at(-1)).toMatchObject({ id: sent.id, status: "sent" });
+    // Bob's client reports that it reached his device: alice sees it delivered.
+    const receiptOf = (id: string) => alice.chat.getConversationView(conversation.id).messages.find((m) => m.id === id)?.receipt;
+    await until("delivered at alice", () => receiptOf(sent.id) === "delivered");
     const listed = await until("bob's list names alice", () => bob.chat.getConversationList().find((c) => c.id === conversation.id));
     expect(listed.title).toBe("Alice");
 
@@ -83,6 +86,7 @@ describe.skipIf(!live)("against the local stack", () => {
     await until("read receipt at alice", () =>
       alice.chat.getConversationView(conversation.id).conversation?.participants.find((p) => p.user_id === bobId)?.last_read_seq === five[4].seq,
     );
+    expect(five.map((m) => receiptOf(m.id))).toEqual(["read", "read", "read", "read", "read"]);
     const unread = await bob.chat.rest.getUnreadCounts();
     expect(unread.conversations.find((c) => c.conversation_id === conversation.id)).toBeUndefined();
 

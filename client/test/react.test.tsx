@@ -3,7 +3,7 @@ import { act, cleanup, render, screen } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ChatClient } from "../src/client.js";
 import { ChatProvider, useConnectionState, useConversation, useConversations } from "../src/react.js";
-import { ALICE, BOB, CONV, FakeWebSocket, created, fakeFetch, message, token } from "./fakes.js";
+import { ALICE, BOB, CONV, FakeWebSocket, ack, created, fakeFetch, message, token } from "./fakes.js";
 
 const summary = {
   id: CONV, kind: "direct", name: null, context_type: null, context_id: null, created_at: "2026-11-21T07:00:00Z",
@@ -12,7 +12,7 @@ const summary = {
   last_message: message(1), unread_count: 1, last_read_seq: 0, archived: false, muted: false, role: "owner",
 };
 const participant = (user_id: string, username: string) => ({
-  user_id, role: "member", joined_at: "2026-11-21T07:00:00Z", last_read_seq: 0,
+  user_id, role: "member", joined_at: "2026-11-21T07:00:00Z", last_read_seq: 0, last_delivered_seq: 0,
   profile: { id: user_id, username, display_name: username[0].toUpperCase() + username.slice(1), avatar_url: null },
 });
 
@@ -35,7 +35,7 @@ function Thread() {
   return (
     <ul>
       {c.messages.map((m) => (
-        <li key={m.id}>{c.nameOf(m.sender_id)} says {m.body} [{m.status}]</li>
+        <li key={m.id}>{c.nameOf(m.sender_id)} says {m.body} [{m.receipt ?? m.status}]</li>
       ))}
       {c.typingUserIds.map((u) => <li key={u}>{c.nameOf(u)} is typing</li>)}
     </ul>
@@ -46,7 +46,7 @@ describe("React binding", () => {
   beforeEach(() => FakeWebSocket.reset());
   afterEach(cleanup);
 
-  it("lists conversations by name and shows a conversation's live messages and typing", async () => {
+  it("lists conversations by name and shows a conversation's live messages, typing and receipts", async () => {
     const { fetch } = fakeFetch({
       "GET /v1/conversations": () => ({ body: { conversations: [summary], next_cursor: null } }),
       "GET /v1/unread": () => ({ body: { total: 1, conversations: [{ conversation_id: CONV, unread_count: 1, muted: false }] } }),
@@ -59,7 +59,7 @@ describe("React binding", () => {
       }),
       "GET /v1/conversations/{id}/messages": () => ({ body: { messages: [message(1)], has_more: false } }),
     });
-    const client = new ChatClient({ httpUrl: "http://api.test", wsUrl: "ws://ws.test", getToken: () => token(ALICE), WebSocket: FakeWebSocket, fetch, wake: null });
+    const client = new ChatClient({ httpUrl: "http://api.test", wsUrl: "ws://ws.test", getToken: () => token(ALICE), WebSocket: FakeWebSocket, fetch, wake: null, newClientMsgId: () => "c-1" });
     render(
       <ChatProvider client={client}>
         <List />
@@ -81,5 +81,12 @@ describe("React binding", () => {
     expect(screen.getByText("unread: 2")).toBeTruthy();
     await act(async () => void client.send(CONV, "hi bob"));
     expect(screen.getByText("Alice says hi bob [pending]")).toBeTruthy();
+    await act(async () => FakeWebSocket.last.push(ack("c-1", 3, { body: "hi bob" })));
+    expect(screen.getByText("Alice says hi bob [sent]")).toBeTruthy();
+    const at = "2026-11-21T07:01:00Z";
+    await act(async () => FakeWebSocket.last.push({ type: "delivered", conversation_id: CONV, data: { user_id: BOB, last_delivered_seq: 3, delivered_at: at } }));
+    expect(screen.getByText("Alice says hi bob [delivered]")).toBeTruthy();
+    await act(async () => FakeWebSocket.last.push({ type: "read", conversation_id: CONV, data: { user_id: BOB, last_read_seq: 3, read_at: at } }));
+    expect(screen.getByText("Alice says hi bob [read]")).toBeTruthy();
   });
 });

@@ -8,10 +8,11 @@
 -- participants.archived and participants.muted are a member's own settings;
 -- fellow participants must not learn who muted them, so those columns are not
 -- granted (a request for them, or for *, fails); the owner reads them through
--- get_conversation and list_conversations. Neither is last_read_seq: a room
--- member's read position is theirs alone, which a column grant cannot say per
--- kind of conversation, so read receipts (groups and direct conversations)
--- are read through the RPCs (conversation_json).
+-- get_conversation and list_conversations. Neither are last_read_seq and
+-- last_delivered_seq: a room member's read and delivered positions are theirs
+-- alone, which a column grant cannot say per kind of conversation, so receipts
+-- (groups and direct conversations) are read through the RPCs
+-- (conversation_json).
 
 create table public.conversations (
   id uuid primary key default gen_random_uuid(),
@@ -91,6 +92,11 @@ create table public.participants (
   -- part, which is what makes two members contacts (presence_visible).
   -- Private like archived and muted: not granted to users.
   first_sent_at timestamptz,
+  -- Delivered watermark: every message up to it reached a device of the
+  -- member (mark_delivered). Reading is the higher watermark: mark_read
+  -- raises this one with it, so it is never below last_read_seq.
+  last_delivered_seq bigint not null default 0
+    constraint participants_last_delivered_seq_nonnegative check (last_delivered_seq >= 0),
   primary key (conversation_id, user_id)
 );
 
@@ -98,7 +104,7 @@ create index participants_user_id_idx on public.participants (user_id);
 
 alter table public.participants enable row level security;
 revoke all on table public.participants from anon, authenticated;
--- Not archived, muted and last_read_seq (see above).
+-- Not archived, muted, last_read_seq and last_delivered_seq (see above).
 grant select (conversation_id, user_id, role, joined_at, left_at)
   on table public.participants to authenticated;
 grant all on table public.participants to service_role;
@@ -153,9 +159,10 @@ create policy "current participants are readable by fellow participants"
 -- ===========================================================================
 
 -- The Conversation JSON shape, with its current participants; each carries
--- last_read_seq, which is how clients show read receipts (null in a room: a
--- room's members did not sign up for each other's receipts, and mark_read
--- tells only the reader; a member's own is in me_json), and the public part
+-- last_read_seq and last_delivered_seq, which is how clients show read and
+-- delivery receipts (null in a room: a room's members did not sign up for
+-- each other's receipts, and mark_read and mark_delivered tell only the
+-- member; a member's own read position is in me_json), and the public part
 -- of the participant's profile (never presence: that has its own rule), so a
 -- chat screen can name everyone it shows. Former members are not listed.
 create function public.conversation_json(p_conversation_id uuid)
@@ -177,6 +184,7 @@ as $$
       select jsonb_agg(
         jsonb_build_object('user_id', p.user_id, 'role', p.role, 'joined_at', p.joined_at,
                            'last_read_seq', case when c.kind <> 'room' then p.last_read_seq end,
+                           'last_delivered_seq', case when c.kind <> 'room' then p.last_delivered_seq end,
                            'profile', public.public_profile_json(u))
         order by p.joined_at, p.user_id
       )
@@ -669,7 +677,10 @@ begin
   end if;
 
   return jsonb_build_object(
-    'result', jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me)),
+    'result', jsonb_build_object(
+      'conversation', public.receipts_seen_by(public.conversation_json(p_conversation_id), p_user_id),
+      'me', public.me_json(v_me)
+    ),
     'deliveries', v_deliveries
   );
 end;
@@ -1067,7 +1078,8 @@ $$;
 revoke execute on function public.list_conversations(int, text, boolean) from public, anon;
 grant execute on function public.list_conversations(int, text, boolean) to authenticated, service_role;
 
--- One conversation and the caller's own settings in it.
+-- One conversation and the caller's own settings in it (the receipts the
+-- caller may see: receipts_seen_by).
 create function public.get_conversation(p_conversation_id uuid)
 returns jsonb
 language plpgsql
@@ -1078,7 +1090,10 @@ as $$
 declare
   v_me public.participants := public.require_participant(p_conversation_id, public.caller_id());
 begin
-  return jsonb_build_object('conversation', public.conversation_json(p_conversation_id), 'me', public.me_json(v_me));
+  return jsonb_build_object(
+    'conversation', public.receipts_seen_by(public.conversation_json(p_conversation_id), v_me.user_id),
+    'me', public.me_json(v_me)
+  );
 end;
 $$;
 revoke execute on function public.get_conversation(uuid) from public, anon;

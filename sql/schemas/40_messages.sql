@@ -282,7 +282,9 @@ revoke execute on function public.record_message_change(text, uuid, public.messa
 
 -- Stores a message and its message.created event under the next seq, and
 -- returns, like every write, {result, deliveries}: the stored message, and
--- the event with every live connection of the members, in one round trip.
+-- the event with every live connection of the members, in one round trip;
+-- and notify: who is offline and to be told of it (notification_request in
+-- 65_push.sql), or null.
 -- Idempotent per (sender, client_msg_id): a repeat returns the stored message
 -- with duplicate = true and takes no seq, and delivers message.created again
 -- (the stored message as it is now, under its own seq) to the members' live
@@ -418,13 +420,16 @@ begin
   -- A repeat delivers message.created again, the same envelope as the first
   -- send's (with the message's current state, as a replay of its event has:
   -- record_message_change rewrites that payload on an edit or a delete): the
-  -- first send's fan-out may never have run.
+  -- first send's fan-out may never have run. For the same reason it asks
+  -- again who is offline to be notified (65_push.sql): a push repeated under
+  -- the same topic replaces the first.
   return jsonb_build_object(
     'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
     'deliveries', jsonb_build_array(public.delivery(
       public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
       public.live_recipients(p_conversation_id, null)
-    ))
+    )),
+    'notify', public.notification_request(p_conversation_id, v_message.id, p_sender)
   );
 end;
 $$;

@@ -165,6 +165,23 @@ select 'public.is_blank(text)', 'policy'
 union all
 select 'public.trim_blank(text)', 'policy';
 
+-- Push notifications (65_push.sql).
+insert into function_class (sig, class) values
+  ('public.save_push_subscription(text,text,text)', 'user_facing'),
+  ('public.delete_push_subscription(text)', 'user_facing'),
+  ('public.notification_targets(uuid,uuid[],text)', 'internal'),
+  ('public.remove_push_subscriptions(text[])', 'internal'),
+  ('public.base64url_bytes(text)', 'helper'),
+  ('public.valid_push_endpoint(text)', 'helper'),
+  ('public.notification_request(uuid,uuid,uuid)', 'helper');
+
+-- Delivery receipts (60_read_state.sql).
+insert into function_class (sig, class) values
+  ('public.mark_delivered(uuid,uuid,bigint)', 'internal'),
+  ('public.lock_own_watermarks(uuid,uuid,bigint)', 'helper'),
+  ('public.receipt_recipients(text,uuid,uuid,uuid[])', 'helper'),
+  ('public.receipts_seen_by(jsonb,uuid)', 'helper');
+
 do $$
 declare
   r record;
@@ -367,7 +384,8 @@ begin
     select c.table_name, c.column_name,
            (c.table_name, c.column_name) not in (
              ('profiles', 'last_seen_at'), ('participants', 'archived'), ('participants', 'muted'),
-             ('participants', 'last_read_seq'), ('participants', 'first_sent_at')
+             ('participants', 'last_read_seq'), ('participants', 'first_sent_at'),
+             ('participants', 'last_delivered_seq')
            ) and c.table_name <> 'connections' as readable
     from information_schema.columns c
     where c.table_schema = 'public'

@@ -42,7 +42,7 @@ begin
     'participants and roles');
   perform tests.eq(
     (select array_agg(k order by k) from jsonb_object_keys(v_conversation -> 'participants' -> 0) k),
-    array['joined_at', 'last_read_seq', 'profile', 'role', 'user_id'], 'participant JSON keys');
+    array['joined_at', 'last_delivered_seq', 'last_read_seq', 'profile', 'role', 'user_id'], 'participant JSON keys');
 
   perform tests.eq(
     (select jsonb_agg(jsonb_build_object('seq', seq, 'type', type, 'actor_id', actor_id)) from public.conversation_events

@@ -32,12 +32,13 @@ const SAMPLE_CONNECTION: &str = "L0SM9cOFvHcCIhw=";
 const SAMPLE_TOKEN_EXP: i64 = 4102444800;
 
 /// The WebSocket samples, in the order they are replayed.
-const WEBSOCKET_SAMPLES: [&str; 8] = [
+const WEBSOCKET_SAMPLES: [&str; 9] = [
     "ws-authorizer",
     "ws-connect",
     "ws-typing",
     "ws-mark-read",
     "ws-send-message",
+    "ws-mark-delivered",
     "ws-ping",
     "ws-default",
     "ws-disconnect",
@@ -45,7 +46,7 @@ const WEBSOCKET_SAMPLES: [&str; 8] = [
 
 /// The REST samples, in an order where each finds what it needs (the message
 /// sent is then edited and deleted; the room is left last).
-const REST_SAMPLES: [&str; 26] = [
+const REST_SAMPLES: [&str; 29] = [
     "http-health",
     "http-open-direct-conversation",
     "http-list-messages",
@@ -72,10 +73,16 @@ const REST_SAMPLES: [&str; 26] = [
     "http-block-user",
     "http-list-blocks",
     "http-unblock-user",
+    "http-vapid-public-key",
+    "http-save-push-subscription",
+    "http-delete-push-subscription",
 ];
 
 /// The scheduled samples (EventBridge's Scheduled Event).
 const SCHEDULED_SAMPLES: [&str; 1] = ["sweep-connections"];
+
+/// The samples of functions invoked by other functions (asynchronously).
+const INVOKED_SAMPLES: [&str; 1] = ["notify"];
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -120,6 +127,7 @@ fn every_sample_event_is_replayed_and_names_a_function_of_the_template() {
         .iter()
         .chain(&REST_SAMPLES)
         .chain(&SCHEDULED_SAMPLES)
+        .chain(&INVOKED_SAMPLES)
         .map(|s| s.to_string())
         .collect();
     assert_eq!(on_disk, replayed);
@@ -250,6 +258,26 @@ async fn websocket_samples_push_to_the_live_socket_and_write_what_their_route_do
     let created = bob_socket.expect("message.created").await;
     assert_eq!(uuid_of(&created["data"]["id"]), message_id, "{created}");
     assert_eq!(created["data"]["body"], "Hello from sam local invoke");
+
+    // markDelivered seq 3: bob answers (seq 3), alice's device reports it,
+    // her delivered watermark moves and bob, its sender, hears it.
+    let reply = stack.send_text(&bob, conversation, "got it").await;
+    assert_eq!(reply["seq"], 3);
+    assert_ok("ws-mark-delivered", run("ws-mark-delivered").await);
+    let delivered_seq: i64 = query_one(
+        stack,
+        "select last_delivered_seq from participants where conversation_id = $1 and user_id = $2",
+        &[&conversation, &alice.id],
+    )
+    .await
+    .get(0);
+    assert_eq!(delivered_seq, 3);
+    let delivered = bob_socket.expect("delivered").await;
+    assert_eq!(delivered["conversation_id"], conversation.to_string());
+    assert_eq!(
+        (&delivered["data"]["user_id"], &delivered["data"]["last_delivered_seq"]),
+        (&json!(alice.id), &json!(3))
+    );
 
     // ping: the connection's last seen moves to now, and the socket gets pong.
     stack
@@ -581,6 +609,21 @@ async fn rest_samples_answer_write_and_push_what_their_endpoint_does() {
                     .get(0);
                 assert_eq!(blocks, 0);
             }
+            "http-vapid-public-key" => assert_eq!(body, json!({"public_key": stack.info.vapid_public_key})),
+            "http-save-push-subscription" => {
+                assert_eq!((status, &body["created"]), (201, &json!(true)), "{body}");
+                let saved: i64 = query_one(stack, "select count(*) from push_subscriptions where user_id = $1", &[&alice.id])
+                    .await
+                    .get(0);
+                assert_eq!(saved, 1);
+            }
+            "http-delete-push-subscription" => {
+                assert_eq!(body["removed"], true, "{body}");
+                let saved: i64 = query_one(stack, "select count(*) from push_subscriptions where user_id = $1", &[&alice.id])
+                    .await
+                    .get(0);
+                assert_eq!(saved, 0);
+            }
             other => panic!("no checks for the sample {other}"),
         }
     }
@@ -660,4 +703,31 @@ async fn the_scheduled_sample_sweeps_ghosts_and_expired_connections_and_tells_th
         "{offline}"
     );
     dave_socket.ping().await;
+}
+
+/// The notification function on its sample: bob, offline, is told of alice's
+/// message through the webhook (the stack's receiver), signed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notification_sample_tells_the_webhook() {
+    use crate::helpers::push_service::{push_service, verify_webhook};
+    let stack = stack();
+    let functions = Functions::start().await;
+    let (alice, bob) = (stack.new_user("alice").await, stack.new_user("bob").await);
+    let conversation = stack.direct_conversation(&alice, &bob).await;
+    let message = stack.send_text(&alice, conversation, "for the sample").await;
+    // The stack's own notification of it first, so that the sample's is the second.
+    push_service().await_webhooks(conversation, 1).await;
+    let live = [
+        (SEEDED_BOB, bob.id.to_string()),
+        (CONVERSATION_PLACEHOLDER, conversation.to_string()),
+        (MESSAGE_PLACEHOLDER, message["id"].as_str().unwrap().to_string()),
+    ];
+    let answer = functions
+        .invoke("notify", &sample("notify", &live))
+        .await
+        .expect("the notification function answers");
+    assert_eq!(answer["webhook"], true, "{answer}");
+    let received = push_service().await_webhooks(conversation, 2).await;
+    let notification = verify_webhook(&received[1]);
+    assert_eq!((&notification["id"], &notification["user_ids"]), (&message["id"], &json!([bob.id])));
 }

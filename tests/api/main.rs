@@ -18,6 +18,7 @@ mod openapi;
 mod people;
 mod postgrest_direct;
 mod privacy;
+mod push;
 mod rate_limits;
 mod read_state;
 mod rules;

@@ -383,6 +383,20 @@ async fn reads_show_only_what_the_policies_and_column_grants_allow() {
             alice,
             format!("participants?select=archived,muted&user_id=eq.{}", f.alice.id),
         ),
+        (
+            bob,
+            format!(
+                "participants?select=user_id,last_delivered_seq&conversation_id=eq.{}",
+                f.group
+            ),
+        ),
+        (
+            bob,
+            format!(
+                "participants?select=user_id&last_delivered_seq=gt.0&conversation_id=eq.{}",
+                f.group
+            ),
+        ),
     ] {
         assert_denied(&format!("{} GET {path}", who.label()), &rest.get(who, &path).await);
     }
@@ -469,6 +483,10 @@ async fn direct_writes_to_every_table_change_nothing() {
             (
                 format!("participants?conversation_id=eq.{}", f.group),
                 json!({"role": "owner", "last_read_seq": 999}),
+            ),
+            (
+                format!("participants?conversation_id=eq.{}&user_id=eq.{}", f.group, f.bob.id),
+                json!({"last_delivered_seq": 999}),
             ),
             (format!("messages?id=eq.{}", f.message), json!({"body": "pwned"})),
             (
@@ -567,6 +585,10 @@ fn internal_calls(f: &Fixture) -> Vec<(&'static str, Value)> {
             json!({"p_user_id": bob, "p_conversation_id": f.group, "p_seq": 1}),
         ),
         (
+            "mark_delivered",
+            json!({"p_user_id": bob, "p_conversation_id": f.group, "p_seq": 1}),
+        ),
+        (
             "edit_message",
             json!({"p_user_id": alice, "p_message_id": f.message, "p_body": "pwned"}),
         ),
@@ -595,6 +617,18 @@ fn internal_calls(f: &Fixture) -> Vec<(&'static str, Value)> {
         (
             "lock_as_participant",
             json!({"p_conversation_id": f.group, "p_user_id": alice}),
+        ),
+        (
+            "lock_own_watermarks",
+            json!({"p_user_id": bob, "p_conversation_id": f.group, "p_seq": 1}),
+        ),
+        (
+            "receipt_recipients",
+            json!({"p_kind": "group", "p_conversation_id": f.group, "p_user_id": bob, "p_audience": [alice]}),
+        ),
+        (
+            "receipts_seen_by",
+            json!({"p_conversation": {"kind": "group", "participants": []}, "p_viewer": alice}),
         ),
     ]
 }

@@ -1,5 +1,5 @@
 //! The server → client WebSocket events made in Rust: the answers to one
-//! connection (ack, pong, error, an unmoved read watermark). Every event a
+//! connection (ack, pong, error, an unmoved read or delivered watermark). Every event a
 //! write causes, transient `typing` included, is made by the database with the
 //! write (`public.event_envelope`), in the same envelope:
 //! `{"type": "...", "conversation_id": "...", "seq": 42, "data": {...}}`,
@@ -63,6 +63,22 @@ impl ServerEvent {
             conversation_id: Some(conversation_id),
             seq: None,
             data: json!({"user_id": user_id, "last_read_seq": last_read_seq, "read_at": read_at}),
+        }
+    }
+
+    /// A delivered watermark; the database sends it when it moves, and
+    /// `markDelivered` answers with it when it did not.
+    pub fn delivered(
+        conversation_id: Uuid,
+        user_id: Uuid,
+        last_delivered_seq: i64,
+        delivered_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            kind: "delivered",
+            conversation_id: Some(conversation_id),
+            seq: None,
+            data: json!({"user_id": user_id, "last_delivered_seq": last_delivered_seq, "delivered_at": delivered_at}),
         }
     }
 

@@ -13,7 +13,8 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
 use crate::auth::TokenVerifier;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ProcessEnv};
+use crate::notify::LambdaInvoke;
 use crate::push::ManagementApi;
 use crate::store::PostgrestStore;
 
@@ -26,6 +27,11 @@ pub struct Services {
     pub store: PostgrestStore,
     pub pusher: ManagementApi,
     pub verifier: TokenVerifier,
+    /// The notification function, when this function is told of it
+    /// (`NOTIFY_FUNCTION_NAME`: the functions that send messages).
+    pub notifications: Option<LambdaInvoke>,
+    /// `VAPID_PUBLIC_KEY`, when Web Push is configured.
+    pub vapid_public_key: Option<String>,
 }
 
 impl Services {
@@ -38,6 +44,8 @@ impl Services {
             store: PostgrestStore::new(&config)?,
             pusher: ManagementApi::from_env(&endpoint),
             verifier: TokenVerifier::new(&config, reqwest::Client::new()),
+            notifications: LambdaInvoke::from(&ProcessEnv)?,
+            vapid_public_key: crate::notify::vapid_public_key(&ProcessEnv)?,
             config,
         })
     }

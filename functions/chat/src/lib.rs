@@ -4,10 +4,11 @@
 //! Layout: [`domain`] holds the rules for input, [`store`] the database calls
 //! (PostgREST), [`push`] the Management API, [`delivery`] the one way the
 //! events a write caused are pushed, [`auth`] token verification, [`events`]
-//! the events the functions make themselves, [`ws`] / [`http`] the entry
-//! points, and [`sweep`] the scheduled sweep of connections whose
-//! `$disconnect` never came. The store and push ports have in-memory doubles
-//! the handlers' unit tests use.
+//! the events the functions make themselves, [`notify`] Web Push and the
+//! webhook to users who are offline, [`ws`] / [`http`] the entry points, and
+//! [`sweep`] the scheduled sweep of connections whose `$disconnect` never
+//! came. The store and push ports have in-memory doubles the handlers' unit
+//! tests use.
 
 pub mod auth;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod lambda;
+pub mod notify;
 pub mod push;
 pub mod store;
 pub mod sweep;

@@ -30,6 +30,9 @@ pub struct EmulatorConfig {
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and the Management API
     /// accepts only requests it signed (SigV4, service `execute-api`, `region`).
     pub credentials: Credentials,
+    /// Before an asynchronous invocation that failed is retried; the second
+    /// retry waits twice as long (AWS: about a minute, then two).
+    pub async_retry_delay: Duration,
 }
 
 /// What one run adds to the template, for tests: injected faults and one
@@ -65,6 +68,9 @@ pub struct WsLimits {
     /// Sockets older than this are closed with 1001.
     pub max_lifetime: Duration,
 }
+
+/// AWS's wait before the first retry of a failed asynchronous invocation.
+pub const AWS_ASYNC_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 impl Default for WsLimits {
     fn default() -> Self {

@@ -8,10 +8,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::async_invoke::AsyncInvoker;
 use crate::config::{EmulatorConfig, RunOptions};
 use crate::error::EmulatorError;
 use crate::faults::FaultInjector;
 use crate::http_api::{self, HttpApi};
+use crate::invoke_api::{self, InvokeApi};
 use crate::lambda::session::InstanceTokens;
 use crate::lambda::stats::EmulatorStats;
 use crate::lambda::{FunctionPool, FunctionSet, InvokeError, LaunchConfig, PoolSettings};
@@ -120,10 +122,27 @@ impl Emulator {
             http_addr.port(),
         ));
 
+        // Lambda's Invoke API, for functions that invoke others, on the port
+        // the functions already call AWS on (`Emulator::lambda_url`).
+        let invoke_api = Arc::new(InvokeApi {
+            invoker: Arc::new(AsyncInvoker::new(
+                Arc::clone(&functions),
+                config.region.clone(),
+                config.async_retry_delay,
+            )),
+            functions: Arc::clone(&functions),
+            credentials: config.credentials.clone(),
+            region: config.region.clone(),
+        });
+
         let (stop_servers, stopped) = watch::channel(false);
         let servers = vec![
             serve(http_listener, http_api::router(http_api), stopped.clone()),
-            serve(ws_listener, websocket::router(Arc::clone(&ws_api)), stopped),
+            serve(
+                ws_listener,
+                websocket::router(Arc::clone(&ws_api)).merge(invoke_api::router(invoke_api)),
+                stopped,
+            ),
         ];
         let schedules = schedule::start(
             &template.schedules,
@@ -167,6 +186,11 @@ impl Emulator {
     /// `http://127.0.0.1:PORT/<stage>`: the Management API's `endpoint_url`.
     pub fn management_url(&self) -> String {
         format!("http://{}/{}", host_port(self.ws_addr), self.stage)
+    }
+
+    /// `http://127.0.0.1:PORT`: Lambda's Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub fn lambda_url(&self) -> String {
+        format!("http://{}", host_port(self.ws_addr))
     }
 
     pub fn stats(&self) -> EmulatorStats {
@@ -296,6 +320,7 @@ mod tests {
             memory_mb: 128,
             reserved_concurrency: None,
             log_format: None,
+            event_invoke: Default::default(),
         };
         (logical_id.to_string(), spec)
     }

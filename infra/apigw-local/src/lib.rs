@@ -8,12 +8,14 @@
 //! faults (`RunOptions`): `@connections` errors and latency, killed
 //! instances, lost `$disconnect`s.
 
+mod async_invoke;
 mod config;
 mod emulator;
 mod error;
 mod faults;
 mod http_api;
 mod ids;
+mod invoke_api;
 mod lambda;
 mod query;
 mod redact;
@@ -23,7 +25,8 @@ mod template;
 mod throttle;
 mod websocket;
 
-pub use config::{EmulatorConfig, RunOptions, WsLimits};
+pub use async_invoke::{AsyncFailure, AsyncInvocationStats};
+pub use config::{EmulatorConfig, RunOptions, WsLimits, AWS_ASYNC_RETRY_DELAY};
 pub use emulator::Emulator;
 pub use error::EmulatorError;
 pub use faults::{check_share, FaultConfig};

@@ -74,6 +74,8 @@ pub struct UpOptions {
     pub exit_on_stdin_eof: bool,
     #[command(flatten)]
     pub ws_limits: WsLimitOptions,
+    #[command(flatten)]
+    pub notifications: NotificationOptions,
     /// Concurrent instances per function.
     #[arg(long, value_name = "N")]
     pub max_instances: Option<usize>,
@@ -219,6 +221,19 @@ pub struct WsLimitOptions {
     pub max_message_bytes: Option<usize>,
 }
 
+/// Notifications to users who are offline.
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+pub struct NotificationOptions {
+    /// Post each notification, signed with WEBHOOK_SECRET (at least 32 bytes, from the environment), to this URL
+    /// (https, or http to localhost).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Wait before retrying a failed asynchronous invocation, in milliseconds; the second retry waits twice as long
+    /// (AWS: about 60000).
+    #[arg(long = "async-retry-delay-ms", value_name = "MS", value_parser = milliseconds)]
+    pub async_retry_delay: Option<Duration>,
+}
+
 #[derive(Args, Debug, PartialEq)]
 pub struct TokenOptions {
     /// alice, bob, carol, dave or a user's UUID.
@@ -304,6 +319,10 @@ fn interval(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn milliseconds(text: &str) -> Result<Duration, std::num::ParseIntError> {
+    text.parse().map(Duration::from_millis)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::error::ErrorKind;
@@ -365,7 +384,8 @@ mod tests {
         let line = "up --ephemeral --state-dir /s --http-port=1 --ws-port 2 --postgrest-port 3 \
                     --bin-dir b --template t.yaml --sql-dir q --ready-file r.json --exit-on-stdin-eof \
                     --ws-idle-timeout 5 --ws-max-lifetime=6 --ws-max-frame-bytes 7 \
-                    --ws-max-message-bytes 8 --max-instances 9";
+                    --ws-max-message-bytes 8 --max-instances 9 --webhook-url http://127.0.0.1:4/h \
+                    --async-retry-delay-ms=250";
         assert_eq!(
             up(line),
             UpOptions {
@@ -384,6 +404,10 @@ mod tests {
                     max_lifetime: Some(Duration::from_secs(6)),
                     max_frame_bytes: Some(7),
                     max_message_bytes: Some(8),
+                },
+                notifications: NotificationOptions {
+                    webhook_url: Some("http://127.0.0.1:4/h".into()),
+                    async_retry_delay: Some(Duration::from_millis(250)),
                 },
                 max_instances: Some(9),
                 faults: FaultOptions::default(),

@@ -8,12 +8,15 @@ use std::time::Duration;
 use apigw_local::{Credentials, Emulator, EmulatorConfig, EmulatorError, FaultConfig, RunOptions, WsLimits};
 use tracing::warn;
 
-use crate::cli::{FaultOptions, WsLimitOptions};
+use crate::cli::{FaultOptions, NotificationOptions, WsLimitOptions};
 use crate::error::{Error, Result};
 use crate::ports;
+use crate::secrets::VapidKeyPair;
 
 pub const STAGE: &str = "dev";
 pub const REGION: &str = "us-east-1";
+/// The contact push services are given for the local key (RFC 8292).
+const VAPID_SUBJECT: &str = "mailto:chat-local@localhost";
 /// Instances per function when neither the template nor the command line says.
 const DEFAULT_MAX_INSTANCES: usize = 4;
 /// A free port we picked can be taken before the emulator binds it.
@@ -36,6 +39,9 @@ pub struct EmulatorSettings {
     pub max_instances: Option<usize>,
     /// Injected faults, one interval for every schedule.
     pub run_options: RunOptions,
+    /// The local Web Push key pair (template parameters VapidPublicKey, VapidPrivateKey).
+    pub vapid: VapidKeyPair,
+    pub notifications: NotificationOptions,
 }
 
 /// A ws port of 0 picks a free one, and another one if that is taken before
@@ -79,7 +85,18 @@ fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
         ("SupabaseServiceRoleKey".to_owned(), settings.service_role_key.clone()),
         ("SupabaseJwtSecret".to_owned(), settings.jwt_secret.clone()),
         ("SupabaseJwtIssuer".to_owned(), issuer.clone()),
+        ("VapidPublicKey".to_owned(), settings.vapid.public_key.clone()),
+        ("VapidPrivateKey".to_owned(), settings.vapid.private_key.clone()),
+        ("VapidSubject".to_owned(), VAPID_SUBJECT.to_owned()),
     ]);
+    let mut parameter_overrides = parameter_overrides;
+    if let Some(url) = &settings.notifications.webhook_url {
+        parameter_overrides.insert("WebhookUrl".to_owned(), url.clone());
+        parameter_overrides.insert(
+            "WebhookSecret".to_owned(),
+            std::env::var("WEBHOOK_SECRET").unwrap_or_default(),
+        );
+    }
     let function_env = BTreeMap::from([
         ("SUPABASE_URL".to_owned(), settings.postgrest_url.clone()),
         // postrust serves PostgREST at its root; Supabase serves it at /rest/v1.
@@ -90,6 +107,11 @@ fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
         ("SUPABASE_JWT_SECRET".to_owned(), settings.jwt_secret.clone()),
         ("SUPABASE_JWT_ISSUER".to_owned(), issuer),
         ("WEBSOCKET_MANAGEMENT_ENDPOINT".to_owned(), management_url),
+        // Lambda's Invoke API, served on the same port (the notification hand-off).
+        (
+            "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+            format!("http://127.0.0.1:{ws_port}"),
+        ),
         ("RUST_LOG".to_owned(), rust_log),
     ]);
     EmulatorConfig {
@@ -103,6 +125,10 @@ fn config(settings: &EmulatorSettings, ws_port: u16) -> EmulatorConfig {
         default_max_instances: settings.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
         region: REGION.to_owned(),
         credentials: settings.credentials.clone(),
+        async_retry_delay: settings
+            .notifications
+            .async_retry_delay
+            .unwrap_or(apigw_local::AWS_ASYNC_RETRY_DELAY),
     }
 }
 

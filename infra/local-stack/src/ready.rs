@@ -26,6 +26,9 @@ pub struct ReadyInfo {
     pub aws_access_key_id: String,
     pub aws_secret_access_key: String,
     pub aws_session_token: Option<String>,
+    /// The Web Push application server key pair (VAPID), base64url.
+    pub vapid_public_key: String,
+    pub vapid_private_key: String,
     pub users: BTreeMap<String, UserInfo>,
     pub state_dir: String,
     pub pid: u32,
@@ -105,6 +108,8 @@ mod tests {
             aws_access_key_id: "ASIAEXAMPLE".into(),
             aws_secret_access_key: "aws-private-value".into(),
             aws_session_token: Some("session".into()),
+            vapid_public_key: "BPublic".into(),
+            vapid_private_key: "vapid-private-value".into(),
             users,
             state_dir: "/tmp/s".into(),
             pid: 1,
@@ -130,6 +135,8 @@ mod tests {
             "aws_access_key_id",
             "aws_secret_access_key",
             "aws_session_token",
+            "vapid_public_key",
+            "vapid_private_key",
         ] {
             assert!(json[key].is_string(), "{key}");
         }
@@ -145,5 +152,6 @@ mod tests {
         assert!(!banner.contains(":pw@"));
         assert!(!banner.contains("secret"));
         assert!(banner.contains("ASIAEXAMPLE") && !banner.contains("aws-private-value"));
+        assert!(!banner.contains("vapid-private-value"));
     }
 }

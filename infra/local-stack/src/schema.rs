@@ -61,6 +61,11 @@ async fn prepare_login(client: &Client, login: &ApiLogin) -> Result<()> {
         ));
     }
     sql.push_str(&format!("alter role {role} with login noinherit password {password};"));
+    // The local push service stand-ins are plain http on loopback, which the
+    // database refuses as a push endpoint unless told (65_push.sql).
+    sql.push_str(&format!(
+        "alter role {role} set app.allow_loopback_push_endpoints = 'on';"
+    ));
     client
         .batch_execute(&sql)
         .await

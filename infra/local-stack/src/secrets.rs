@@ -7,6 +7,8 @@
 use std::path::Path;
 
 use apigw_local::Credentials;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -28,6 +30,33 @@ struct StoredSecrets {
     /// Added later than the rest: absent from older files, then generated.
     #[serde(default)]
     aws: Option<StoredAwsKey>,
+    /// Likewise: the Web Push application server key pair.
+    #[serde(default)]
+    vapid: Option<VapidKeyPair>,
+}
+
+/// A P-256 key pair for VAPID (RFC 8292), base64url without padding: the
+/// private scalar (32 bytes) and the uncompressed public point (65 bytes).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct VapidKeyPair {
+    pub private_key: String,
+    pub public_key: String,
+}
+
+impl VapidKeyPair {
+    fn generate() -> Self {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let key = loop {
+            // Not a valid scalar only if zero or past the group order: about never.
+            if let Ok(key) = p256::SecretKey::from_slice(&random::bytes(32)) {
+                break key;
+            }
+        };
+        VapidKeyPair {
+            private_key: URL_SAFE_NO_PAD.encode(key.to_bytes()),
+            public_key: URL_SAFE_NO_PAD.encode(key.public_key().to_encoded_point(false).as_bytes()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,6 +90,8 @@ pub struct Secrets {
     pub keys_issued_at: i64,
     /// The functions' execution-role key.
     pub aws: Credentials,
+    /// The local Web Push key pair.
+    pub vapid: VapidKeyPair,
 }
 
 /// Reads the state dir's secrets, creating them on first use, and applies
@@ -72,6 +103,7 @@ pub fn load_or_create(state_dir: &Path) -> Result<Secrets> {
         _ => stored.jwt_secret,
     };
     let aws = stored.aws.expect("load_or_create_stored fills the AWS key");
+    let vapid = stored.vapid.expect("load_or_create_stored fills the VAPID key");
     Ok(Secrets {
         jwt_secret,
         authenticator_password: stored.authenticator_password,
@@ -81,6 +113,7 @@ pub fn load_or_create(state_dir: &Path) -> Result<Secrets> {
             secret_access_key: aws.secret_access_key,
             session_token: Some(aws.session_token),
         },
+        vapid,
     })
 }
 
@@ -109,14 +142,16 @@ fn load_or_create_stored(state_dir: &Path) -> Result<StoredSecrets> {
             authenticator_password: random::hex(24),
             created_at: chrono::Utc::now().timestamp(),
             aws: None,
+            vapid: None,
         },
         Err(error) => return Err(error).context(|| format!("reading {}", path.display())),
     };
-    if stored.aws.is_some() {
+    if stored.aws.is_some() && stored.vapid.is_some() {
         return Ok(stored);
     }
     let stored = StoredSecrets {
-        aws: Some(StoredAwsKey::generate()),
+        aws: stored.aws.or_else(|| Some(StoredAwsKey::generate())),
+        vapid: stored.vapid.or_else(|| Some(VapidKeyPair::generate())),
         ..stored
     };
     let json = serde_json::to_vec_pretty(&stored).expect("secrets serialize");
@@ -141,6 +176,17 @@ mod tests {
         assert!(key.access_key_id.starts_with("ASIA") && key.access_key_id.len() == 20);
         assert!(key.secret_access_key.len() == 40 && !key.session_token.is_empty());
         assert!(first.jwt_secret.len() >= MIN_JWT_SECRET_BYTES);
+        let (vapid, same) = (first.vapid.as_ref().unwrap(), again.vapid.as_ref().unwrap());
+        assert_eq!(
+            (&vapid.private_key, &vapid.public_key),
+            (&same.private_key, &same.public_key)
+        );
+        // The public key is the private key's point, uncompressed.
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let private = p256::SecretKey::from_slice(&URL_SAFE_NO_PAD.decode(&vapid.private_key).unwrap()).unwrap();
+        let point = private.public_key().to_encoded_point(false);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&vapid.public_key).unwrap(), point.as_bytes());
+        assert_eq!(vapid.public_key.len(), 87);
 
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))

@@ -203,6 +203,8 @@ async fn start(
             ws_limits: options.ws_limits.clone(),
             max_instances: options.max_instances,
             run_options,
+            vapid: secrets.vapid.clone(),
+            notifications: options.notifications.clone(),
         })
         .await?,
     );
@@ -233,6 +235,8 @@ async fn start(
         aws_access_key_id: secrets.aws.access_key_id,
         aws_secret_access_key: secrets.aws.secret_access_key,
         aws_session_token: secrets.aws.session_token,
+        vapid_public_key: secrets.vapid.public_key,
+        vapid_private_key: secrets.vapid.private_key,
         users,
         state_dir: state.path().display().to_string(),
         pid: std::process::id(),

@@ -37,6 +37,17 @@ impl Functions {
             ("SupabaseServiceRoleKey".to_owned(), info.service_role_key.clone()),
             ("SupabaseJwtSecret".to_owned(), info.jwt_secret.clone()),
             ("SupabaseJwtIssuer".to_owned(), issuer.clone()),
+            ("VapidPublicKey".to_owned(), info.vapid_public_key.clone()),
+            ("VapidPrivateKey".to_owned(), info.vapid_private_key.clone()),
+            ("VapidSubject".to_owned(), "mailto:chat-local@localhost".to_owned()),
+            (
+                "WebhookUrl".to_owned(),
+                super::push_service::push_service().webhook_url(),
+            ),
+            (
+                "WebhookSecret".to_owned(),
+                super::push_service::WEBHOOK_SECRET.to_owned(),
+            ),
         ]);
         let function_env = BTreeMap::from([
             ("SUPABASE_URL".to_owned(), info.postgrest_url.clone()),
@@ -68,6 +79,7 @@ impl Functions {
                 secret_access_key: info.aws_secret_access_key.clone(),
                 session_token: info.aws_session_token.clone(),
             },
+            async_retry_delay: apigw_local::AWS_ASYNC_RETRY_DELAY,
         })
         .await
         .expect("start the function emulator");

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod functions;
 pub mod http;
+pub mod push_service;
 pub mod stack;
 pub mod template;
 pub mod ws;

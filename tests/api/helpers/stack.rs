@@ -39,6 +39,9 @@ pub struct StackInfo {
     pub aws_access_key_id: String,
     pub aws_secret_access_key: String,
     pub aws_session_token: Option<String>,
+    /// The local Web Push application server key.
+    pub vapid_public_key: String,
+    pub vapid_private_key: String,
 }
 
 pub struct Stack {
@@ -70,10 +73,21 @@ pub fn parameter(name: &str) -> String {
     super::template::text(default).unwrap_or_else(|| panic!("{name}'s default is not a scalar"))
 }
 
-/// template.yaml with these parameters as the defaults, written into `dir`.
+/// How long the emulator waits before retrying a failed asynchronous
+/// invocation (AWS: about a minute), so that a test sees an event through its
+/// retries to the failure destination.
+pub const TEST_ASYNC_RETRY_DELAY_MS: u64 = 200;
+
+/// template.yaml with these parameters as the defaults, and the webhook
+/// pointed at the receiver of this run, written into `dir`.
 fn test_template(dir: &Path, parameters: &[(&str, &str)]) -> PathBuf {
     let mut template = super::template::load("template.yaml");
-    for &(name, value) in parameters {
+    let webhook_url = super::push_service::push_service().webhook_url();
+    let run_parameters = [
+        ("WebhookUrl", webhook_url.as_str()),
+        ("WebhookSecret", super::push_service::WEBHOOK_SECRET),
+    ];
+    for &(name, value) in parameters.iter().chain(&run_parameters) {
         let default = template
             .get_mut("Parameters")
             .and_then(|p| p.get_mut(name))
@@ -144,6 +158,7 @@ impl Stack {
             .arg("--template")
             .arg(test_template(&ready_dir, parameters))
             .args(["--ws-idle-timeout", &TEST_IDLE_TIMEOUT_SECS.to_string()])
+            .args(["--async-retry-delay-ms", &TEST_ASYNC_RETRY_DELAY_MS.to_string()])
             .args(options)
             // Function logs only for warnings and errors, unless asked: a failing
             // test's output should show the failure, not every delivery.

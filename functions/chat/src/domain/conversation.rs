@@ -121,6 +121,15 @@ pub struct MarkReadFrame {
     pub seq: Option<i64>,
 }
 
+/// The `markDelivered` WebSocket frame: what reached the device, up to `seq`
+/// (a report always says how far).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MarkDeliveredFrame {
+    pub conversation_id: Uuid,
+    pub seq: i64,
+}
+
+/// A watermark's `seq` (read or delivered): none, or not negative.
 pub fn validate_read_seq(seq: Option<i64>) -> Result<Option<i64>, ApiError> {
     match seq {
         Some(n) if n < 0 => Err(ApiError::bad_request(

@@ -13,8 +13,8 @@ mod message;
 
 pub use conversation::{
     parse_user_ids, validate_read_seq, AddMembersInput, ConversationKind, ConversationPatch, EditMessageInput,
-    EventsQuery, ListQuery, MarkReadFrame, MarkReadInput, NewConversation, SearchQuery, UserQuery, UsersRequest,
-    MAX_EVENTS_PAGE, MAX_MEMBERS_PER_REQUEST, MAX_NAME_CHARS, MAX_SEARCH_CHARS, MAX_USER_QUERY_CHARS,
+    EventsQuery, ListQuery, MarkDeliveredFrame, MarkReadFrame, MarkReadInput, NewConversation, SearchQuery, UserQuery,
+    UsersRequest, MAX_EVENTS_PAGE, MAX_MEMBERS_PER_REQUEST, MAX_NAME_CHARS, MAX_SEARCH_CHARS, MAX_USER_QUERY_CHARS,
 };
 pub use message::{
     Attachment, HistoryQuery, MessageDraft, MessageKind, NewMessage, SendMessageInput, TypingInput,

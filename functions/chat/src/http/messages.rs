@@ -6,6 +6,7 @@ use super::{conversation_read, delivered, json_body, json_response, path_uuid, q
 use crate::auth::TokenVerifier;
 use crate::domain::{EditMessageInput, HistoryQuery, MessageDraft, SearchQuery};
 use crate::error::ApiError;
+use crate::notify::{hand_off, NotificationQueue};
 use crate::push::ConnectionPusher;
 use crate::store::{ConnectionRegistry, MessageStore, PostgrestStore};
 
@@ -27,10 +28,18 @@ pub async fn list_messages(verifier: &TokenVerifier, store: &PostgrestStore, req
 /// to every live connection of the participants. Idempotent by `client_msg_id`
 /// (or the `Idempotency-Key` header): 201 for a new message, 200 with the
 /// stored one for a repeat.
-pub async fn send_message<S, P>(verifier: &TokenVerifier, store: &S, pusher: &P, request: &Request) -> Response<Body>
+/// Who is offline is handed to the notification function while the event is pushed.
+pub async fn send_message<S, P, Q>(
+    verifier: &TokenVerifier,
+    store: &S,
+    pusher: &P,
+    notifications: &Q,
+    request: &Request,
+) -> Response<Body>
 where
     S: MessageStore + ConnectionRegistry,
     P: ConnectionPusher,
+    Q: NotificationQueue,
 {
     signed_in(verifier, request, async |caller, _token| {
         let conversation_id = path_uuid(request, "id")?;
@@ -43,7 +52,11 @@ where
         let message = draft.validate(conversation_id, false)?;
         let outcome = store.send_message(caller.user_id, &message).await?;
         let status = if outcome.result.duplicate { 200 } else { 201 };
-        Ok(delivered(store, pusher, status, &outcome.result, &outcome.deliveries).await)
+        let (response, ()) = tokio::join!(
+            delivered(store, pusher, status, &outcome.result, &outcome.deliveries),
+            hand_off(notifications, outcome.notify.as_ref()),
+        );
+        Ok(response)
     })
     .await
 }
@@ -119,6 +132,7 @@ mod tests {
 
     use super::*;
     use crate::auth::tests::{config, hs256, SECRET};
+    use crate::notify::memory::RecordingQueue;
     use crate::push::memory::RecordingPusher;
     use crate::store::memory::MemoryStore;
     use crate::testing::{delivery, message_json, ALICE, BOB, CONVERSATION};
@@ -146,7 +160,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_rest_send_stores_under_the_idempotency_key_and_pushes_to_every_connection() {
         let verifier = TokenVerifier::new(&config(None), reqwest::Client::new());
-        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let (store, pusher, queue) = (
+            MemoryStore::default(),
+            RecordingPusher::default(),
+            RecordingQueue::default(),
+        );
         let message = message_json(3, "k-1", "hello");
         let created = json!({"type": "message.created", "conversation_id": CONVERSATION, "seq": 3, "data": message});
         store.answer(
@@ -154,9 +172,19 @@ mod tests {
             Ok(json!({
                 "result": {"message": message, "duplicate": false},
                 "deliveries": [delivery(created.clone(), &[(ALICE, "alice-1"), (BOB, "bob-1")])],
+                "notify": {"conversation_id": CONVERSATION, "message_id": message["id"], "user_ids": [BOB]},
             })),
         );
-        let response = send_message(&verifier, &store, &pusher, &post(json!({"body": "hello"}), Some("k-1"))).await;
+        // The hand-off fails: the send is answered all the same.
+        queue.refuse(crate::notify::HandOffError::Failed("unreachable".into()));
+        let response = send_message(
+            &verifier,
+            &store,
+            &pusher,
+            &queue,
+            &post(json!({"body": "hello"}), Some("k-1")),
+        )
+        .await;
         assert_eq!(response.status(), 201);
         assert_eq!(body_of(&response), json!({"message": message, "duplicate": false}));
         assert_eq!(store.calls("send_message")[0]["client_msg_id"], "k-1");
@@ -174,7 +202,14 @@ mod tests {
                 "deliveries": [delivery(created.clone(), &[(ALICE, "alice-1"), (BOB, "bob-1")])],
             })),
         );
-        let again = send_message(&verifier, &store, &pusher, &post(json!({"body": "hello"}), Some("k-1"))).await;
+        let again = send_message(
+            &verifier,
+            &store,
+            &pusher,
+            &queue,
+            &post(json!({"body": "hello"}), Some("k-1")),
+        )
+        .await;
         assert_eq!(again.status(), 200);
         assert_eq!(body_of(&again)["duplicate"], true);
         assert_eq!(pusher.attempts(), 4);
@@ -185,13 +220,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_id_wins_over_the_header_and_a_refusal_is_the_json_error() {
         let verifier = TokenVerifier::new(&config(None), reqwest::Client::new());
-        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let (store, pusher, queue) = (
+            MemoryStore::default(),
+            RecordingPusher::default(),
+            RecordingQueue::default(),
+        );
         store.refuse("send_message", "not_a_participant");
         let body = json!({"body": "hello", "client_msg_id": "from-body"});
-        let response = send_message(&verifier, &store, &pusher, &post(body, Some("k-1"))).await;
+        let response = send_message(&verifier, &store, &pusher, &queue, &post(body, Some("k-1"))).await;
         assert_eq!(response.status(), 403);
         assert_eq!(body_of(&response)["error"]["code"], "not_a_participant");
         assert_eq!(store.calls("send_message")[0]["client_msg_id"], "from-body");
         assert_eq!(pusher.attempts(), 0);
+        assert!(queue.handed_off().is_empty());
     }
 }

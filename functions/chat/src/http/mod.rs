@@ -7,6 +7,7 @@ mod blocks;
 mod conversations;
 mod health;
 mod messages;
+mod push;
 mod read_state;
 mod users;
 
@@ -18,6 +19,7 @@ pub use conversations::{
 };
 pub use health::health;
 pub use messages::{delete_message, edit_message, list_messages, search_messages, send_message};
+pub use push::{delete_push_subscription, save_push_subscription, vapid_public_key};
 pub use read_state::{mark_read, unread_counts};
 pub use users::{get_me, get_presence, search_users};
 

@@ -194,7 +194,7 @@ where
 
 /// A uniformly random duration in [0, ceiling] ("full jitter"), so that retries
 /// of many concurrent senders spread out instead of colliding again.
-fn full_jitter(ceiling: Duration) -> Duration {
+pub(crate) fn full_jitter(ceiling: Duration) -> Duration {
     let random = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default());
     let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
     Duration::from_nanos(if nanos == 0 { 0 } else { random % (nanos + 1) })

@@ -180,6 +180,34 @@ impl MessageStore for MemoryStore {
         let args = json!({"user_id": user_id, "conversation_id": conversation_id, "seq": seq});
         self.call("mark_read", args, || None)
     }
+
+    async fn mark_delivered(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        seq: i64,
+    ) -> StoreResult<Outcome<DeliveredState>> {
+        let args = json!({"user_id": user_id, "conversation_id": conversation_id, "seq": seq});
+        self.call("mark_delivered", args, || None)
+    }
+}
+
+impl crate::notify::NotificationStore for MemoryStore {
+    async fn notification_targets(
+        &self,
+        message_id: Uuid,
+        user_ids: &[Uuid],
+        preview: crate::notify::PreviewMode,
+    ) -> StoreResult<crate::notify::Targets> {
+        let args = json!({"message_id": message_id, "user_ids": user_ids, "preview": preview.as_str()});
+        self.call("notification_targets", args, || None)
+    }
+
+    async fn remove_push_subscriptions(&self, endpoints: &[String]) -> StoreResult<usize> {
+        self.call("remove_push_subscriptions", json!({"endpoints": endpoints}), || {
+            Some(json!(endpoints.len()))
+        })
+    }
 }
 
 impl HealthProbe for MemoryStore {

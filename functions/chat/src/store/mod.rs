@@ -168,6 +168,9 @@ pub struct Outcome<T> {
     pub result: T,
     #[serde(default)]
     pub deliveries: Vec<Delivery>,
+    /// Who is offline and to be told of it (`send_message` only).
+    #[serde(default)]
+    pub notify: Option<crate::notify::NotificationRequest>,
 }
 
 /// A read's answer, passed to the client as the database shaped it (the shapes
@@ -273,6 +276,7 @@ const DOMAIN_STATUS: &[(&str, u16)] = &[
     ("invalid_attachment", 422),
     ("invalid_reply", 422),
     ("invalid_client_msg_id", 422),
+    ("invalid_push_subscription", 422),
 ];
 
 fn domain_status(code: &str) -> Option<(u16, &'static str)> {
@@ -322,8 +326,8 @@ pub trait ConnectionRegistry: Send + Sync {
     ) -> impl Future<Output = StoreResult<Outcome<Swept>>> + Send;
 }
 
-/// The writes of the message routes (`sendMessage`, `typing`, `markRead` and
-/// their REST twins). Internal: they take the verified caller's id and return
+/// The writes of the message routes (`sendMessage`, `typing`, `markRead`,
+/// `markDelivered` and their REST twins). Internal: they take the verified caller's id and return
 /// other users' connections, which only service_role may see.
 pub trait MessageStore: Send + Sync {
     /// Idempotent per (sender, `client_msg_id`); `message.created` to every live
@@ -348,6 +352,13 @@ pub trait MessageStore: Send + Sync {
         conversation_id: Uuid,
         seq: Option<i64>,
     ) -> impl Future<Output = StoreResult<Outcome<ReadState>>> + Send;
+    /// Moves the delivered watermark forward (never back) to `seq`.
+    fn mark_delivered(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        seq: i64,
+    ) -> impl Future<Output = StoreResult<Outcome<DeliveredState>>> + Send;
 }
 
 /// The caller's read position in one conversation after `mark_read`.
@@ -356,6 +367,14 @@ pub struct ReadState {
     pub conversation_id: Uuid,
     pub last_read_seq: i64,
     pub unread_count: i64,
+    pub changed: bool,
+}
+
+/// The caller's delivered position in one conversation after `mark_delivered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveredState {
+    pub conversation_id: Uuid,
+    pub last_delivered_seq: i64,
     pub changed: bool,
 }
 

@@ -279,6 +279,19 @@ impl MessageStore for PostgrestStore {
         )
         .await
     }
+
+    async fn mark_delivered(
+        &self,
+        user_id: Uuid,
+        conversation_id: Uuid,
+        seq: i64,
+    ) -> StoreResult<Outcome<DeliveredState>> {
+        self.service_rpc(
+            "mark_delivered",
+            json!({"p_user_id": user_id, "p_conversation_id": conversation_id, "p_seq": seq}),
+        )
+        .await
+    }
 }
 
 /// The calls passed through as the database answers them (see the ports in
@@ -542,6 +555,50 @@ impl PostgrestStore {
 
     pub async fn list_blocks(&self, token: UserToken<'_>) -> StoreResult<Json> {
         self.user_rpc(token, "list_blocks", json!({})).await
+    }
+
+    // Push subscriptions.
+
+    pub async fn save_push_subscription(
+        &self,
+        token: UserToken<'_>,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> StoreResult<Json> {
+        self.user_rpc(
+            token,
+            "save_push_subscription",
+            json!({"p_endpoint": endpoint, "p_p256dh": p256dh, "p_auth": auth}),
+        )
+        .await
+    }
+
+    pub async fn delete_push_subscription(&self, token: UserToken<'_>, endpoint: &str) -> StoreResult<Json> {
+        self.user_rpc(token, "delete_push_subscription", json!({"p_endpoint": endpoint}))
+            .await
+    }
+}
+
+impl crate::notify::NotificationStore for PostgrestStore {
+    async fn notification_targets(
+        &self,
+        message_id: Uuid,
+        user_ids: &[Uuid],
+        preview: crate::notify::PreviewMode,
+    ) -> StoreResult<crate::notify::Targets> {
+        self.service_rpc(
+            "notification_targets",
+            json!({"p_message_id": message_id, "p_user_ids": user_ids, "p_preview": preview.as_str()}),
+        )
+        .await
+    }
+
+    async fn remove_push_subscriptions(&self, endpoints: &[String]) -> StoreResult<usize> {
+        let removed: Removed = self
+            .service_rpc("remove_push_subscriptions", json!({"p_endpoints": endpoints}))
+            .await?;
+        Ok(removed.removed)
     }
 }
 

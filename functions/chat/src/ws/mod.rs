@@ -12,7 +12,7 @@ mod routes;
 
 pub use authorizer::{authorize, caller, offered_token};
 pub use connect::{connect, disconnect};
-pub use routes::{default_route, mark_read, ping, send_message, typing};
+pub use routes::{default_route, mark_delivered, mark_read, ping, send_message, typing};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;

@@ -1,4 +1,5 @@
-//! The message routes: `sendMessage`, `typing`, `markRead`, `ping`, `$default`.
+//! The message routes: `sendMessage`, `typing`, `markRead`, `markDelivered`,
+//! `ping`, `$default`.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
@@ -6,20 +7,26 @@ use serde_json::Value;
 
 use super::{connection_id, current_caller, parse_frame, reply, reply_error, request_id, status};
 use crate::delivery::deliver;
-use crate::domain::{validate_read_seq, MarkReadFrame, SendMessageInput, TypingInput};
+use crate::domain::{validate_read_seq, MarkDeliveredFrame, MarkReadFrame, SendMessageInput, TypingInput};
 use crate::error::ApiError;
 use crate::events::ServerEvent;
+use crate::notify::{hand_off, NotificationQueue};
 use crate::push::ConnectionPusher;
 use crate::store::{ConnectionRegistry, MessageStore};
 
-pub async fn send_message<S, P>(
+/// Stores the message, then at once: the ack to the sending connection, the
+/// event to the members' other live connections, and who is offline handed
+/// to the notification function.
+pub async fn send_message<S, P, Q>(
     store: &S,
     pusher: &P,
+    notifications: &Q,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse
 where
     S: MessageStore + ConnectionRegistry,
     P: ConnectionPusher,
+    Q: NotificationQueue,
 {
     let Some(caller) = current_caller(pusher, event).await else {
         return status(200);
@@ -38,6 +45,7 @@ where
     tokio::join!(
         reply(pusher, connection_id(event), &ack),
         deliver(store, pusher, &outcome.deliveries, Some(connection_id(event))),
+        hand_off(notifications, outcome.notify.as_ref()),
     );
     status(200)
 }
@@ -96,6 +104,49 @@ where
     status(200)
 }
 
+/// Moves the delivered watermark: what reached the caller's device. The
+/// senders of the messages it covers and the caller's own connections get
+/// `delivered` when it moved; when it did not, this connection alone gets
+/// `delivered` with the unchanged watermark, so every frame has an answer.
+pub async fn mark_delivered<S, P>(
+    store: &S,
+    pusher: &P,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse
+where
+    S: MessageStore + ConnectionRegistry,
+    P: ConnectionPusher,
+{
+    let Some(caller) = current_caller(pusher, event).await else {
+        return status(200);
+    };
+    let result = async {
+        let frame: MarkDeliveredFrame = parse_frame(event)?;
+        validate_read_seq(Some(frame.seq))?;
+        Ok::<_, ApiError>(
+            store
+                .mark_delivered(caller.user_id, frame.conversation_id, frame.seq)
+                .await?,
+        )
+    }
+    .await;
+    match result {
+        Ok(outcome) if outcome.result.changed => deliver(store, pusher, &outcome.deliveries, None).await,
+        Ok(outcome) => {
+            let state = outcome.result;
+            let unchanged = ServerEvent::delivered(
+                state.conversation_id,
+                caller.user_id,
+                state.last_delivered_seq,
+                Utc::now(),
+            );
+            reply(pusher, connection_id(event), &unchanged).await;
+        }
+        Err(error) => return reply_error(pusher, event, &error).await,
+    }
+    status(200)
+}
+
 pub async fn ping<R: ConnectionRegistry, P: ConnectionPusher>(
     registry: &R,
     pusher: &P,
@@ -129,7 +180,7 @@ pub async fn default_route<P: ConnectionPusher>(
                 (
                     ApiError::bad_request(
                         "unknown_action",
-                        format!("unknown action `{shown}`; known: sendMessage, typing, markRead, ping"),
+                        format!("unknown action `{shown}`; known: sendMessage, typing, markRead, markDelivered, ping"),
                     ),
                     Some(shown),
                 )
@@ -154,6 +205,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::notify::memory::RecordingQueue;
+
+    /// A function not told of the notification function.
+    const NO_NOTIFICATIONS: Option<RecordingQueue> = None;
     use crate::auth::Caller;
     use crate::push::memory::RecordingPusher;
     use crate::store::memory::MemoryStore;
@@ -177,10 +232,19 @@ mod tests {
             Ok(json!({
                 "result": {"message": message, "duplicate": false},
                 "deliveries": [delivery(created(&message), &everyone)],
+                "notify": {"conversation_id": CONVERSATION, "message_id": message["id"], "user_ids": [BOB]},
             })),
         );
         let event = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hello"));
-        assert_eq!(send_message(&store, &pusher, &event).await.status_code, 200);
+        let queue = RecordingQueue::default();
+        assert_eq!(send_message(&store, &pusher, &queue, &event).await.status_code, 200);
+        // Who is offline goes to the notification function, as the database listed them.
+        let handed_off = queue.handed_off();
+        assert_eq!(handed_off.len(), 1);
+        assert_eq!(
+            (handed_off[0].conversation_id, handed_off[0].user_ids.clone()),
+            (CONVERSATION, vec![BOB])
+        );
 
         let stored = store.calls("send_message");
         assert_eq!(stored.len(), 1);
@@ -215,7 +279,7 @@ mod tests {
             })),
         );
         let event = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hello"));
-        send_message(&store, &pusher, &event).await;
+        send_message(&store, &pusher, &NO_NOTIFICATIONS, &event).await;
         let ack = pusher.received("alice-1");
         assert_eq!(ack.len(), 1, "{ack:?}");
         assert_eq!(ack[0]["type"], "message.ack");
@@ -230,17 +294,22 @@ mod tests {
     async fn an_invalid_or_refused_send_is_answered_with_an_error_event() {
         let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
         let blank = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("   "));
-        assert_eq!(send_message(&store, &pusher, &blank).await.status_code, 200);
+        assert_eq!(
+            send_message(&store, &pusher, &NO_NOTIFICATIONS, &blank)
+                .await
+                .status_code,
+            200
+        );
         assert!(
             store.calls("send_message").is_empty(),
             "an invalid frame reaches the store"
         );
         let not_json = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), json!("{not json"));
-        send_message(&store, &pusher, &not_json).await;
+        send_message(&store, &pusher, &NO_NOTIFICATIONS, &not_json).await;
 
         store.refuse("send_message", "not_a_participant");
         let outsider = ws_event("sendMessage", "alice-1", Some(signed_in(ALICE)), send_frame("hi"));
-        send_message(&store, &pusher, &outsider).await;
+        send_message(&store, &pusher, &NO_NOTIFICATIONS, &outsider).await;
 
         let errors = pusher.received("alice-1");
         let codes: Vec<&Value> = errors.iter().map(|e| &e["data"]["code"]).collect();
@@ -283,7 +352,13 @@ mod tests {
             }),
         );
         for frame in frames {
-            send_message(&store, &pusher, &ws_event("sendMessage", "alice-1", caller, frame)).await;
+            send_message(
+                &store,
+                &pusher,
+                &NO_NOTIFICATIONS,
+                &ws_event("sendMessage", "alice-1", caller, frame),
+            )
+            .await;
         }
         let errors = pusher.received("alice-1");
         let seen: Vec<(&Value, &Value)> = errors
@@ -315,6 +390,7 @@ mod tests {
         send_message(
             &store,
             &pusher,
+            &NO_NOTIFICATIONS,
             &ws_event("sendMessage", "alice-2", Some(expired), send_frame("x")),
         )
         .await;
@@ -340,7 +416,12 @@ mod tests {
             token_exp: Utc::now().timestamp() - 1,
         };
         let event = ws_event("sendMessage", "alice-1", Some(expired), send_frame("hello"));
-        assert_eq!(send_message(&store, &pusher, &event).await.status_code, 200);
+        assert_eq!(
+            send_message(&store, &pusher, &NO_NOTIFICATIONS, &event)
+                .await
+                .status_code,
+            200
+        );
         let answer = pusher.received("alice-1");
         assert_eq!(answer.len(), 1);
         assert_eq!(answer[0]["data"]["code"], "token_expired");
@@ -403,6 +484,88 @@ mod tests {
         .await;
         assert_eq!(pusher.received("alice-1"), vec![read.clone()]);
         assert_eq!(pusher.received("bob-1"), vec![read]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mark_delivered_pushes_the_databases_event_or_answers_the_unmoved_watermark() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let delivered = json!({"type": "delivered", "conversation_id": CONVERSATION,
+            "data": {"user_id": BOB, "last_delivered_seq": 9, "delivered_at": "2026-11-21T07:00:00Z"}});
+        store.answer(
+            "mark_delivered",
+            Ok(json!({
+                "result": {"conversation_id": CONVERSATION, "last_delivered_seq": 9, "changed": true},
+                "deliveries": [delivery(delivered.clone(), &[(ALICE, "alice-1"), (BOB, "bob-1"), (BOB, "bob-2")])],
+            })),
+        );
+        let frame = json!({"action": "markDelivered", "conversation_id": CONVERSATION, "seq": 9});
+        let event = ws_event("markDelivered", "bob-1", Some(signed_in(BOB)), frame.clone());
+        assert_eq!(mark_delivered(&store, &pusher, &event).await.status_code, 200);
+        assert_eq!(
+            store.calls("mark_delivered"),
+            vec![json!({"user_id": BOB, "conversation_id": CONVERSATION, "seq": 9})]
+        );
+        for connection in ["alice-1", "bob-1", "bob-2"] {
+            assert_eq!(pusher.received(connection), vec![delivered.clone()], "{connection}");
+        }
+
+        // Not moved (a lower seq): this connection alone hears the watermark as it is.
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        store.answer(
+            "mark_delivered",
+            Ok(json!({
+                "result": {"conversation_id": CONVERSATION, "last_delivered_seq": 9, "changed": false},
+                "deliveries": [],
+            })),
+        );
+        mark_delivered(&store, &pusher, &event).await;
+        assert_eq!(pusher.receivers(), vec![("bob-1".to_string(), 1)]);
+        let unchanged = &pusher.received("bob-1")[0];
+        assert_eq!(unchanged["type"], "delivered");
+        assert_eq!(unchanged["conversation_id"], json!(CONVERSATION));
+        assert_eq!(unchanged["data"]["last_delivered_seq"], 9);
+        assert_eq!(unchanged["data"]["user_id"], json!(BOB));
+        assert!(unchanged.get("seq").is_none(), "{unchanged}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mark_delivered_refuses_a_frame_without_a_valid_seq_before_the_store() {
+        let (store, pusher) = (MemoryStore::default(), RecordingPusher::default());
+        let caller = Some(signed_in(BOB));
+        let frames = [
+            json!({"action": "markDelivered", "conversation_id": CONVERSATION}),
+            json!({"action": "markDelivered", "conversation_id": CONVERSATION, "seq": -1}),
+            json!({"action": "markDelivered", "conversation_id": CONVERSATION, "seq": "7"}),
+            json!({"action": "markDelivered", "seq": 7}),
+        ];
+        for frame in frames {
+            mark_delivered(&store, &pusher, &ws_event("markDelivered", "bob-1", caller, frame)).await;
+        }
+        store.refuse("mark_delivered", "not_a_participant");
+        let outsider = json!({"action": "markDelivered", "conversation_id": CONVERSATION, "seq": 7});
+        mark_delivered(&store, &pusher, &ws_event("markDelivered", "bob-1", caller, outsider)).await;
+
+        let errors = pusher.received("bob-1");
+        let seen: Vec<(&Value, &Value)> = errors
+            .iter()
+            .map(|e| (&e["data"]["code"], &e["data"]["action"]))
+            .collect();
+        let action = json!("markDelivered");
+        assert_eq!(
+            seen,
+            [
+                (&json!("invalid_request"), &action),
+                (&json!("invalid_argument"), &action),
+                (&json!("invalid_request"), &action),
+                (&json!("invalid_request"), &action),
+                (&json!("not_a_participant"), &action),
+            ]
+        );
+        assert_eq!(
+            store.calls("mark_delivered").len(),
+            1,
+            "only the valid frame reaches the store"
+        );
     }
 
     #[tokio::test(start_paused = true)]

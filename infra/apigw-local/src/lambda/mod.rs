@@ -28,6 +28,8 @@ pub(crate) struct FunctionSet {
     faults: Arc<FaultInjector>,
     tokens: Arc<InstanceTokens>,
     schedule_runs: RunCounts,
+    /// Kept by `AsyncInvoker`, served with the functions' stats.
+    pub(crate) async_stats: std::sync::Mutex<crate::async_invoke::AsyncInvocationStats>,
 }
 
 impl FunctionSet {
@@ -41,6 +43,7 @@ impl FunctionSet {
             faults,
             tokens,
             schedule_runs: RunCounts::default(),
+            async_stats: Default::default(),
         }
     }
 
@@ -71,11 +74,29 @@ impl FunctionSet {
         }
     }
 
+    /// The logical id of the function a name or ARN (`arn:aws:lambda:…:function:NAME`,
+    /// optionally with `:$LATEST`) names, as the Invoke API takes it.
+    pub fn find(&self, name_or_arn: &str) -> Option<String> {
+        let name = match name_or_arn.strip_prefix("arn:aws:lambda:") {
+            Some(rest) => rest.split(':').nth(3)?,
+            None => name_or_arn,
+        };
+        self.pools
+            .iter()
+            .find(|(_, pool)| pool.spec().function_name == name)
+            .map(|(id, _)| id.clone())
+    }
+
+    pub fn spec(&self, logical_id: &str) -> Option<&crate::template::FunctionSpec> {
+        self.pools.get(logical_id).map(|pool| pool.spec())
+    }
+
     pub fn stats(&self) -> EmulatorStats {
         EmulatorStats {
             functions: self.pools.iter().map(|(id, pool)| (id.clone(), pool.stats())).collect(),
             faults: self.faults.stats(),
             schedules: self.schedule_runs.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            async_invocations: self.async_stats.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 

@@ -159,6 +159,10 @@ impl FunctionPool {
         &self.spec.logical_id
     }
 
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.spec
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

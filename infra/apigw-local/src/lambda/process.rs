@@ -182,6 +182,7 @@ mod tests {
             memory_mb: 256,
             reserved_concurrency: None,
             log_format: Some("JSON".into()),
+            event_invoke: Default::default(),
         }
     }
 

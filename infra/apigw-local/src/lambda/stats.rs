@@ -14,6 +14,9 @@ pub struct EmulatorStats {
     /// `Schedule` or `ScheduleV2` event that is enabled.
     #[serde(default)]
     pub schedules: BTreeMap<String, ScheduleStats>,
+    /// Lambda's asynchronous invocations (`InvocationType: Event`).
+    #[serde(default)]
+    pub async_invocations: crate::async_invoke::AsyncInvocationStats,
 }
 
 /// Injected faults by kind.

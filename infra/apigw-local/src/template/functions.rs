@@ -100,6 +100,7 @@ pub(super) fn parse_functions(
                 memory_mb: number("MemorySize")?.unwrap_or(DEFAULT_MEMORY_MB),
                 reserved_concurrency: number("ReservedConcurrentExecutions")?.map(|n| n as usize),
                 log_format,
+                event_invoke: super::event_invoke::parse(props, resolver).map_err(|e| format!("{id}: {e}"))?,
             },
         );
     }

@@ -3,6 +3,7 @@
 //! authorizer and stage.
 
 mod cors;
+mod event_invoke;
 mod functions;
 mod resolve;
 mod schedules;
@@ -16,6 +17,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::error::EmulatorError;
 use crate::schedule::ScheduleSpec;
+pub(crate) use event_invoke::EventInvokeSpec;
 use resolve::Resolver;
 pub(crate) use resolve::{function_arn, ACCOUNT_ID};
 
@@ -32,6 +34,8 @@ pub(crate) struct FunctionSpec {
     pub reserved_concurrency: Option<usize>,
     /// `LoggingConfig.LogFormat` (`JSON` or `Text`), exported as `AWS_LAMBDA_LOG_FORMAT`.
     pub log_format: Option<String>,
+    /// How its asynchronous invocations are retried and where failures go.
+    pub event_invoke: EventInvokeSpec,
 }
 
 /// One HTTP API route: `GET /v1/items/{id}`, `ANY /{proxy+}` or `$default`.

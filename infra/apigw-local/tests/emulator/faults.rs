@@ -440,6 +440,7 @@ async fn kill_after_commit_names_must_be_in_the_template() {
         default_max_instances: 1,
         region: "us-east-1".into(),
         credentials: role_key(),
+        async_retry_delay: apigw_local::AWS_ASYNC_RETRY_DELAY,
     };
     let Err(error) = Emulator::start_with(config, options).await else {
         panic!("started with an unknown function");

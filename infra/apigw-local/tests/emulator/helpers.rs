@@ -104,6 +104,7 @@ impl TestStack {
             default_max_instances: 4,
             region: "us-east-1".into(),
             credentials: role_key(),
+            async_retry_delay: std::time::Duration::from_millis(100),
         };
         let emulator = Emulator::start_with(config, options).await.expect("emulator starts");
         TestStack {

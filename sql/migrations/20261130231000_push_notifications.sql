@@ -1,0 +1,452 @@
+-- Push notifications: Web Push subscriptions (sql/schemas/65_push.sql), and
+-- send_message returning who is offline to be notified of a message.
+
+-- Push notifications: the Web Push subscriptions of users' browsers (RFC
+-- 8030), and who is told of a new message while offline.
+--
+-- send_message decides, in its own transaction, who is to be told
+-- (notification_request: participants but the sender with no live connection,
+-- who have not muted the conversation and have no block with the sender) and
+-- returns that list with its result; the sending function hands it to the
+-- notification function, which reads what to say and where to say it
+-- (notification_targets) and forgets the subscriptions the push service no
+-- longer knows (remove_push_subscriptions).
+--
+-- A user reads and deletes only their own subscriptions: an endpoint and its
+-- keys are what lets anyone push to that browser. Writes go through
+-- save_push_subscription, which validates them.
+
+create table public.push_subscriptions (
+  -- The push service's URL for one browser; unique to it, so a browser
+  -- signed in as someone else moves to them (save_push_subscription).
+  endpoint text primary key
+    constraint push_subscriptions_endpoint_length check (octet_length(endpoint) between 1 and 2048),
+  user_id uuid not null references public.profiles (id) on delete cascade,
+  -- The browser's ECDH public key (an uncompressed P-256 point, 65 bytes) and
+  -- its authentication secret (16 bytes), base64url without padding (RFC 8291).
+  p256dh text not null
+    constraint push_subscriptions_p256dh_format check (p256dh ~ '^[A-Za-z0-9_-]{87}$'),
+  auth text not null
+    constraint push_subscriptions_auth_format check (auth ~ '^[A-Za-z0-9_-]{22}$'),
+  created_at timestamptz not null default now()
+);
+
+comment on table public.push_subscriptions is
+  'Web Push subscriptions; each user reads and deletes their own. Written by save_push_subscription.';
+
+create index push_subscriptions_user_id_idx on public.push_subscriptions (user_id, created_at);
+
+alter table public.push_subscriptions enable row level security;
+revoke all on table public.push_subscriptions from anon, authenticated;
+grant select, delete on table public.push_subscriptions to authenticated;
+grant all on table public.push_subscriptions to service_role;
+
+create policy "push subscriptions are readable by their user"
+  on public.push_subscriptions
+  for select
+  to authenticated
+  using (user_id = (select public.caller_id()));
+
+create policy "push subscriptions are deletable by their user"
+  on public.push_subscriptions
+  for delete
+  to authenticated
+  using (user_id = (select public.caller_id()));
+
+-- ===========================================================================
+-- Helpers
+-- ===========================================================================
+
+-- The bytes of base64url text (RFC 4648 §5, padding optional), or null when
+-- it is not base64url.
+create function public.base64url_bytes(p_text text)
+returns bytea
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when p_text ~ '^[A-Za-z0-9_-]*={0,2}$' and char_length(rtrim(p_text, '=')) % 4 <> 1
+      then decode(rpad(translate(rtrim(p_text, '='), '-_', '+/'),
+                       (char_length(rtrim(p_text, '=')) + 3) / 4 * 4, '='), 'base64')
+  end
+$$;
+revoke execute on function public.base64url_bytes(text) from public, anon, authenticated, service_role;
+
+-- Whether a push endpoint may be stored: an https URL with a host, of at most
+-- 2048 bytes, without spaces or control characters. A plain-http loopback
+-- URL only where the database allows it (app.allow_loopback_push_endpoints
+-- = 'on', which only the local stack sets: its push service stand-in has no
+-- certificate); elsewhere it would make the notification function post to
+-- its own machine.
+create function public.valid_push_endpoint(p_endpoint text)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    octet_length(p_endpoint) <= 2048
+    and (
+      p_endpoint ~ '^https://[^/?#\u0001-\u0020\u007f-\u009f]+[^\u0001-\u0020\u007f-\u009f]*$'
+      or (current_setting('app.allow_loopback_push_endpoints', true) = 'on'
+          and p_endpoint ~ '^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/[^\u0001-\u0020\u007f-\u009f]*)?$')
+    ),
+    false)
+$$;
+revoke execute on function public.valid_push_endpoint(text) from public, anon, authenticated, service_role;
+
+-- The users to tell of a message in a conversation, decided with the message
+-- in send_message's transaction: current participants other than the sender
+-- with no live connection (a live socket hears message.created), who have not
+-- muted the conversation and have no block with the sender either way. Null
+-- when nobody, else {conversation_id, message_id, user_ids}: what the sending
+-- function hands to the notification function.
+create function public.notification_request(p_conversation_id uuid, p_message_id uuid, p_sender uuid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'conversation_id', p_conversation_id,
+    'message_id', p_message_id,
+    'user_ids', jsonb_agg(p.user_id order by p.user_id)
+  )
+  from public.participants p
+  where p.conversation_id = p_conversation_id
+    and p.left_at is null
+    and p.user_id <> p_sender
+    and not p.muted
+    and not public.is_online(p.user_id)
+    and not public.blocked_between(p_sender, p.user_id)
+  having count(*) > 0
+$$;
+revoke execute on function public.notification_request(uuid, uuid, uuid) from public, anon, authenticated, service_role;
+
+-- ===========================================================================
+-- User-facing RPCs (authenticated; the caller is public.caller_id())
+-- ===========================================================================
+
+-- Saves the caller's browser's PushSubscription (endpoint, keys.p256dh,
+-- keys.auth). Saving it again updates the keys (created = false); an
+-- endpoint saved by another user moves to the caller: the browser is now
+-- signed in as them. A user keeps at most 10 subscriptions: saving an 11th
+-- forgets the one saved first (a browser that no longer uses one rarely says
+-- so, and the push service's 404 or 410 removes it only when a push is tried).
+create function public.save_push_subscription(p_endpoint text, p_p256dh text, p_auth text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  c_max constant int := 10;
+  v_me uuid := public.require_caller();
+  v_p256dh bytea := public.base64url_bytes(p_p256dh);
+  v_auth bytea := public.base64url_bytes(p_auth);
+  v_row public.push_subscriptions;
+  v_created boolean;
+begin
+  if not public.valid_push_endpoint(p_endpoint) then
+    perform public.api_error('invalid_push_subscription',
+      'endpoint must be an https URL of at most 2048 bytes.');
+  end if;
+  if v_p256dh is null or octet_length(v_p256dh) <> 65 or get_byte(v_p256dh, 0) <> 4 then
+    perform public.api_error('invalid_push_subscription',
+      'keys.p256dh must be an uncompressed P-256 public key (65 bytes), base64url.');
+  end if;
+  if v_auth is null or octet_length(v_auth) <> 16 then
+    perform public.api_error('invalid_push_subscription',
+      'keys.auth must be a 16-byte secret, base64url.');
+  end if;
+
+  select s.* into v_row from public.push_subscriptions s where s.endpoint = p_endpoint for update;
+  v_created := not found or v_row.user_id <> v_me;
+
+  insert into public.push_subscriptions as s (endpoint, user_id, p256dh, auth)
+  values (p_endpoint, v_me, rtrim(p_p256dh, '='), rtrim(p_auth, '='))
+  on conflict (endpoint) do update
+     set user_id = excluded.user_id,
+         p256dh = excluded.p256dh,
+         auth = excluded.auth,
+         created_at = case when s.user_id = excluded.user_id then s.created_at else now() end
+  returning s.* into v_row;
+
+  delete from public.push_subscriptions s
+   where s.user_id = v_me
+     and s.endpoint in (
+       select o.endpoint
+       from public.push_subscriptions o
+       where o.user_id = v_me
+       order by o.created_at desc, o.endpoint
+       offset c_max
+     );
+
+  return jsonb_build_object(
+    'subscription', jsonb_build_object('endpoint', v_row.endpoint, 'created_at', v_row.created_at),
+    'created', v_created
+  );
+end;
+$$;
+revoke execute on function public.save_push_subscription(text, text, text) from public, anon;
+grant execute on function public.save_push_subscription(text, text, text) to authenticated, service_role;
+
+-- Forgets one of the caller's subscriptions (the browser unsubscribed):
+-- removed says whether there was one. Another user's endpoint is left alone
+-- and answers like an unknown one.
+create function public.delete_push_subscription(p_endpoint text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_me uuid := public.require_caller();
+  v_removed int;
+begin
+  if p_endpoint is null then
+    perform public.api_error('invalid_push_subscription', 'endpoint is required.');
+  end if;
+  delete from public.push_subscriptions s
+   where s.endpoint = p_endpoint
+     and s.user_id = v_me;
+  get diagnostics v_removed = row_count;
+  return jsonb_build_object('removed', v_removed > 0);
+end;
+$$;
+revoke execute on function public.delete_push_subscription(text) from public, anon;
+grant execute on function public.delete_push_subscription(text) to authenticated, service_role;
+
+-- ===========================================================================
+-- Internal RPCs (service_role only)
+-- ===========================================================================
+
+-- What to tell the users send_message listed of one of its messages, and the
+-- subscriptions of their browsers. The notification names the conversation
+-- and the sender; its body follows p_preview: 'full' (the whole text),
+-- 'preview' (its first 100 characters, … when cut) or 'none' (no text: only
+-- that a message came). Null when the message is gone or deleted since: there
+-- is nothing left to tell.
+create function public.notification_targets(p_message_id uuid, p_user_ids uuid[], p_preview text default 'preview')
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  c_preview_chars constant int := 100;
+  v_message public.messages;
+  v_body text;
+begin
+  if p_preview is null or p_preview not in ('full', 'preview', 'none') then
+    perform public.api_error('invalid_argument', 'p_preview must be full, preview or none.');
+  end if;
+  select m.* into v_message from public.messages m where m.id = p_message_id;
+  if not found or v_message.deleted_at is not null then
+    return jsonb_build_object('notification', null, 'subscriptions', '[]'::jsonb);
+  end if;
+
+  v_body := case p_preview
+    when 'full' then v_message.body
+    when 'preview' then case
+      when char_length(v_message.body) > c_preview_chars
+        then rtrim(left(v_message.body, c_preview_chars - 1)) || '…'
+      else v_message.body
+    end
+  end;
+
+  return jsonb_build_object(
+    'notification', (
+      select jsonb_build_object(
+        'type', 'message.created',
+        'conversation', jsonb_build_object('id', c.id, 'kind', c.kind, 'name', c.name),
+        'message', jsonb_build_object(
+          'id', v_message.id,
+          'seq', v_message.seq,
+          'kind', v_message.kind,
+          'body', v_body,
+          'created_at', v_message.created_at
+        ),
+        'sender', case when u.id is not null then public.public_profile_json(u) end
+      )
+      from public.conversations c
+      left join public.profiles u on u.id = v_message.sender_id
+      where c.id = v_message.conversation_id
+    ),
+    'subscriptions', coalesce((
+      select jsonb_agg(
+        jsonb_build_object('user_id', s.user_id, 'endpoint', s.endpoint, 'p256dh', s.p256dh, 'auth', s.auth)
+        order by s.user_id, s.endpoint
+      )
+      from public.push_subscriptions s
+      where s.user_id = any (coalesce(p_user_ids, '{}'::uuid[]))
+    ), '[]'::jsonb)
+  );
+end;
+$$;
+revoke execute on function public.notification_targets(uuid, uuid[], text) from public, anon, authenticated;
+grant execute on function public.notification_targets(uuid, uuid[], text) to service_role;
+
+-- Forgets subscriptions the push service answered 404 or 410 for: the browser
+-- unsubscribed or the subscription expired.
+create function public.remove_push_subscriptions(p_endpoints text[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_removed int;
+begin
+  delete from public.push_subscriptions s
+   where s.endpoint = any (coalesce(p_endpoints, '{}'::text[]));
+  get diagnostics v_removed = row_count;
+  return jsonb_build_object('removed', v_removed);
+end;
+$$;
+revoke execute on function public.remove_push_subscriptions(text[]) from public, anon, authenticated;
+grant execute on function public.remove_push_subscriptions(text[]) to service_role;
+
+-- send_message (40_messages.sql): also returns notify.
+create or replace function public.send_message(
+  p_sender uuid,
+  p_conversation_id uuid,
+  p_client_msg_id text,
+  p_kind text default 'text',
+  p_body text default null,
+  p_attachment jsonb default null,
+  p_reply_to_id uuid default null,
+  p_rate_per_minute int default null,
+  p_rate_burst int default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_kind text := coalesce(p_kind, 'text');
+  v_body text;
+  v_attachment jsonb;
+  v_message public.messages;
+  v_duplicate boolean := false;
+  v_seq bigint;
+  v_now timestamptz;
+  v_json jsonb;
+  v_constraint text;
+begin
+  if p_sender is null or p_conversation_id is null or not exists (
+    select 1
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.user_id = p_sender
+      and p.left_at is null
+  ) then
+    perform public.api_error('not_a_participant', 'You are not a participant of this conversation.');
+  end if;
+
+  -- Plain ASCII, so that it can travel in a header and a log line as it is.
+  if p_client_msg_id is null or p_client_msg_id !~ '^[A-Za-z0-9_.:-]{1,100}$' then
+    perform public.api_error('invalid_client_msg_id', 'client_msg_id must be 1 to 100 characters of A-Z a-z 0-9 - _ . :');
+  end if;
+
+  select m.* into v_message
+  from public.messages m
+  where m.sender_id = p_sender
+    and m.client_msg_id = p_client_msg_id;
+  v_duplicate := found;
+
+  if not v_duplicate then
+    -- A repeat (a retry after a lost ack) is answered whatever the bucket
+    -- holds, and takes nothing from it.
+    perform public.take_token(p_sender, 'message', p_rate_per_minute, p_rate_burst);
+
+    -- The lock next_conversation_seq takes, taken now so that the block
+    -- check below sees a block committed while this send waited for it.
+    perform 1 from public.conversations c where c.id = p_conversation_id for no key update;
+    -- A block cuts the pair's direct conversation both ways. Checked for new
+    -- messages only: a retry of one sent before the block still finds it.
+    perform public.refuse_if_blocked(p_conversation_id);
+
+    if v_kind not in ('text', 'image', 'file') then
+      perform public.api_error('invalid_kind', 'kind must be text, image or file.');
+    end if;
+
+    v_body := public.validated_body(v_kind, p_body);
+    v_attachment := public.validated_attachment(v_kind, p_attachment);
+
+    if p_reply_to_id is not null and not exists (
+      select 1
+      from public.messages m
+      where m.id = p_reply_to_id
+        and m.conversation_id = p_conversation_id
+    ) then
+      perform public.api_error('invalid_reply', 'reply_to_id must be a message of this conversation.');
+    end if;
+
+    -- A subtransaction: if a concurrent send with the same client_msg_id
+    -- wins the unique key, the seq taken here is rolled back with the insert.
+    begin
+      v_seq := public.next_conversation_seq(p_conversation_id);
+      v_now := clock_timestamp();
+
+      insert into public.messages
+        (conversation_id, seq, sender_id, client_msg_id, kind, body, attachment, reply_to_id, created_at)
+      values
+        (p_conversation_id, v_seq, p_sender, p_client_msg_id, v_kind, v_body, v_attachment, p_reply_to_id, v_now)
+      returning * into v_message;
+
+      v_json := public.message_json(v_message);
+
+      insert into public.conversation_events (conversation_id, seq, type, message_id, actor_id, payload, created_at)
+      values (p_conversation_id, v_seq, 'message.created', v_message.id, p_sender, v_json, v_now);
+
+      -- The sender has now taken part here (presence_visible).
+      update public.participants p
+         set first_sent_at = v_now
+       where p.conversation_id = p_conversation_id
+         and p.user_id = p_sender
+         and p.first_sent_at is null;
+    exception
+      when unique_violation then
+        get stacked diagnostics v_constraint = constraint_name;
+        if v_constraint is distinct from 'messages_sender_client_msg_id_key' then
+          raise;
+        end if;
+        select m.* into v_message
+        from public.messages m
+        where m.sender_id = p_sender
+          and m.client_msg_id = p_client_msg_id;
+        if not found then
+          raise;
+        end if;
+        v_duplicate := true;
+    end;
+  end if;
+
+  if v_duplicate then
+    if v_message.conversation_id <> p_conversation_id then
+      perform public.api_error('idempotency_conflict',
+        'This client_msg_id was already used for a message in another conversation.');
+    end if;
+    v_json := public.message_json(v_message);
+  end if;
+
+  -- A repeat delivers message.created again, the same envelope as the first
+  -- send's (with the message's current state, as a replay of its event has:
+  -- record_message_change rewrites that payload on an edit or a delete): the
+  -- first send's fan-out may never have run. For the same reason it asks
+  -- again who is offline to be notified (65_push.sql): a push repeated under
+  -- the same topic replaces the first.
+  return jsonb_build_object(
+    'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
+    'deliveries', jsonb_build_array(public.delivery(
+      public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
+      public.live_recipients(p_conversation_id, null)
+    )),
+    'notify', public.notification_request(p_conversation_id, v_message.id, p_sender)
+  );
+end;
+$$;
