@@ -4,6 +4,7 @@
 mod cors;
 mod helpers;
 mod http_api;
+mod invoke;
 mod management;
 mod redaction;
 mod throttling;
