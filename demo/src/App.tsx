@@ -2,6 +2,8 @@ import { useEffect, useMemo, useState } from "react";
 import { ChatClient } from "@chat/client";
 import { ChatProvider, useChatClient, useConnectionState } from "@chat/client/react";
 import { Conversation } from "./Conversation";
+import { Notifications } from "./Notifications";
+import { onConversationRequested } from "./push";
 import { loadDevSession, signedInUser, tokenSource, type DevSession } from "./session";
 import { Sidebar } from "./Sidebar";
 
@@ -87,6 +89,9 @@ function ChatScreen({ user, onSignOut }: { user: string; onSignOut: () => void }
     client.rest.getMe().then(({ user: p }) => setMe(p.display_name || p.username), () => {});
   }, [client]);
 
+  // A notification clicked: its conversation.
+  useEffect(() => onConversationRequested(setOpenId), []);
+
   return (
     <div className="app" data-testid="app" data-user={user}>
       <header>
@@ -97,6 +102,7 @@ function ChatScreen({ user, onSignOut }: { user: string; onSignOut: () => void }
         <span className={`state state-${state}`} data-testid="connection-state" data-state={state}>
           {state}
         </span>
+        <Notifications user={user} />
         <a href="/api.html" target="_blank" rel="noreferrer">
           API reference
         </a>

@@ -4,9 +4,8 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ARTIFACTS, ROOT, api, connectionsOf, launchBrowser, startDemo, startStack } from "./harness.mjs";
+import { ARTIFACTS, ROOT, WAIT, api, connectionsOf, launchBrowser, signIn as signInAs, startDemo, startStack, until } from "./harness.mjs";
 
-const WAIT = { timeout: 20_000 };
 let stack, demo, browser;
 
 before(async () => {
@@ -22,57 +21,7 @@ after(async () => {
 });
 
 /** A page signed in as `user`, its socket open. */
-async function signIn(user, { viewport = { width: 1100, height: 700 }, query = "" } = {}) {
-  const context = await browser.newContext({ viewport });
-  const net = await networkSwitch(context);
-  const page = await context.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
-  await page.goto(`${demo.url}/${query}`);
-  await page.getByTestId(`signin-${user}`).click();
-  await page.locator('[data-testid=connection-state][data-state=connected]').waitFor(WAIT);
-  return { context, page, problems, net, received: net.received };
-}
-
-/**
- * The network between a browser context and the stack, as a test can break
- * it: the context's WebSockets pass through a proxy (Playwright's WebSocket
- * routing) that `down()` cuts, closing both ends, and that refuses new ones
- * until `up()`; HTTP fails meanwhile (the context is offline). `up()` brings
- * the context back online, which fires the page's `online` event.
- * `received` lists the frames the server sent.
- */
-async function networkSwitch(context) {
-  let offline = false;
-  const open = new Set();
-  // What the server sent, to explain a failure.
-  const received = [];
-  await context.routeWebSocket(
-    (url) => url.href.startsWith(stack.websocket_url),
-    (ws) => {
-      if (offline) return ws.close({ code: 4000, reason: "offline in the test" });
-      const server = ws.connectToServer();
-      server.onMessage((frame) => {
-        received.push(`${new Date().toISOString()} ${frame}`);
-        ws.send(frame);
-      });
-      open.add(server);
-    },
-  );
-  return {
-    received,
-    async down() {
-      offline = true;
-      await context.setOffline(true);
-      for (const server of open) await server.close({ code: 4000, reason: "network down in the test" });
-      open.clear();
-    },
-    async up() {
-      offline = false;
-      await context.setOffline(false);
-    },
-  };
-}
+const signIn = (user, options) => signInAs({ browser, demo, stack }, user, options);
 
 const row = (page, title) => page.locator(`[data-testid=conversation-item][data-title="${title}"]`);
 
@@ -344,11 +293,3 @@ describe("the API reference", () => {
     }
   });
 });
-
-async function until(what, check) {
-  const deadline = Date.now() + WAIT.timeout;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${WAIT.timeout / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}

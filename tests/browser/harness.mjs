@@ -145,12 +145,86 @@ export async function api(stack, user, method, route, body) {
   return text ? JSON.parse(text) : null;
 }
 
-/** Every live WebSocket of a user, as the server's registry holds them (service role, through PostgREST). */
+/** Every live WebSocket of a user, as the server's registry holds them. */
 export async function connectionsOf(stack, user) {
-  const res = await fetch(
-    `${stack.postgrest_url}/connections?user_id=eq.${stack.users[user].id}&select=connection_id`,
-    { headers: { apikey: stack.service_role_key, authorization: `Bearer ${stack.service_role_key}` } },
+  return (await rows(stack, "connections", `user_id=eq.${stack.users[user].id}&select=connection_id`)).map((row) => row.connection_id);
+}
+
+/** The same waits for every test: long enough for a slow machine, short enough to fail rather than hang. */
+export const WAIT = { timeout: 20_000 };
+
+/** Polls `check` until it holds; fails after WAIT. */
+export async function until(what, check) {
+  const deadline = Date.now() + WAIT.timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${WAIT.timeout / 1000} s`);
+    await sleep(200);
+  }
+}
+
+/**
+ * A page of the demo signed in as `user`, its socket open, in a browser
+ * context of its own. `prepare(context)` runs before the page opens (to grant
+ * permissions, add init scripts).
+ */
+export async function signIn({ browser, demo, stack }, user, { viewport = { width: 1100, height: 700 }, query = "", prepare } = {}) {
+  const context = await browser.newContext({ viewport });
+  await prepare?.(context);
+  const net = await networkSwitch(context, stack);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  await page.goto(`${demo.url}/${query}`);
+  await page.getByTestId(`signin-${user}`).click();
+  await page.locator("[data-testid=connection-state][data-state=connected]").waitFor(WAIT);
+  return { context, page, problems, net, received: net.received };
+}
+
+/**
+ * The network between a browser context and the stack, as a test can break
+ * it: the context's WebSockets pass through a proxy (Playwright's WebSocket
+ * routing) that `down()` cuts, closing both ends, and that refuses new ones
+ * until `up()`; HTTP fails meanwhile (the context is offline). `up()` brings
+ * the context back online, which fires the page's `online` event.
+ * `received` lists the frames the server sent.
+ */
+export async function networkSwitch(context, stack) {
+  let offline = false;
+  const open = new Set();
+  // What the server sent, to explain a failure.
+  const received = [];
+  await context.routeWebSocket(
+    (url) => url.href.startsWith(stack.websocket_url),
+    (ws) => {
+      if (offline) return ws.close({ code: 4000, reason: "offline in the test" });
+      const server = ws.connectToServer();
+      server.onMessage((frame) => {
+        received.push(`${new Date().toISOString()} ${frame}`);
+        ws.send(frame);
+      });
+      open.add(server);
+    },
   );
-  if (!res.ok) throw new Error(`connections of ${user}: ${res.status} ${await res.text()}`);
-  return (await res.json()).map((row) => row.connection_id);
+  return {
+    received,
+    async down() {
+      offline = true;
+      await context.setOffline(true);
+      for (const server of open) await server.close({ code: 4000, reason: "network down in the test" });
+      open.clear();
+    },
+    async up() {
+      offline = false;
+      await context.setOffline(false);
+    },
+  };
+}
+
+/** Rows of a table as the service role reads them through PostgREST (`query`: PostgREST's filters and select). */
+export async function rows(stack, table, query) {
+  const res = await fetch(`${stack.postgrest_url}/${table}?${query}`, {
+    headers: { apikey: stack.service_role_key, authorization: `Bearer ${stack.service_role_key}` },
+  });
+  if (!res.ok) throw new Error(`${table}?${query}: ${res.status} ${await res.text()}`);
+  return res.json();
 }

@@ -5,6 +5,7 @@ mod cors;
 mod faults;
 mod helpers;
 mod http_api;
+mod invoke;
 mod management;
 mod redaction;
 mod schedules;
