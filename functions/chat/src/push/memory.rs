@@ -23,6 +23,8 @@ pub struct RecordingPusher {
     /// The next answers of `delete_connection`, per connection; then it closes.
     close_answers: Mutex<HashMap<String, VecDeque<Result<(), PushError>>>>,
     probed: Mutex<Vec<String>>,
+    /// Posts as they start and finish: `start:<connection>`, `done:<connection>`.
+    timeline: Mutex<Vec<String>>,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
 }
@@ -119,6 +121,12 @@ impl RecordingPusher {
         self.probed.lock().unwrap().clone()
     }
 
+    /// Posts as they started and finished, in order: `start:<connection>`,
+    /// `done:<connection>`.
+    pub fn timeline(&self) -> Vec<String> {
+        self.timeline.lock().unwrap().clone()
+    }
+
     /// The most posts ever in flight at once.
     pub fn peak_in_flight(&self) -> usize {
         self.peak_in_flight.load(Ordering::SeqCst)
@@ -127,6 +135,7 @@ impl RecordingPusher {
 
 impl ConnectionPusher for RecordingPusher {
     async fn post_to_connection(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError> {
+        self.timeline.lock().unwrap().push(format!("start:{connection_id}"));
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
         // Lets other posts of a fan-out start, so the bound on them is observable.
@@ -147,6 +156,7 @@ impl ConnectionPusher for RecordingPusher {
             .lock()
             .unwrap()
             .push((connection_id.into(), payload.to_vec(), answer.clone()));
+        self.timeline.lock().unwrap().push(format!("done:{connection_id}"));
         answer
     }
 

@@ -14,9 +14,10 @@ use crate::notify::{hand_off, NotificationQueue};
 use crate::push::ConnectionPusher;
 use crate::store::{ConnectionRegistry, MessageStore};
 
-/// Stores the message, then at once: the ack to the sending connection, the
-/// event to the members' other live connections, and who is offline handed
-/// to the notification function.
+/// Stores the message, acknowledges it to the sending connection, then
+/// pushes the event to the members' other live connections while handing who
+/// is offline to the notification function. The ack goes first: the sender
+/// waits for nothing else, and a room's fan-out does not hold it back.
 pub async fn send_message<S, P, Q>(
     store: &S,
     pusher: &P,
@@ -42,8 +43,8 @@ where
         Err(error) => return reply_error(pusher, event, &error).await,
     };
     let ack = ServerEvent::message_ack(&outcome.result.message, outcome.result.duplicate);
+    reply(pusher, connection_id(event), &ack).await;
     tokio::join!(
-        reply(pusher, connection_id(event), &ack),
         deliver(store, pusher, &outcome.deliveries, Some(connection_id(event))),
         hand_off(notifications, outcome.notify.as_ref()),
     );
@@ -254,6 +255,9 @@ mod tests {
         assert_eq!(ack.len(), 1, "{ack:?}");
         assert_eq!(ack[0]["type"], "message.ack");
         assert_eq!(ack[0]["data"]["seq"], 7);
+        // The ack is out before the fan-out starts.
+        let timeline = pusher.timeline();
+        assert_eq!(timeline[..2], ["start:alice-1", "done:alice-1"], "{timeline:?}");
         assert_eq!(ack[0]["data"]["duplicate"], false);
         assert_eq!(ack[0]["data"]["id"], message["id"]);
         // The sender gets the stored message, the same JSON the others get in message.created.
