@@ -59,7 +59,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         options.room_size,
     );
     progress(&format!("starting an isolated stack from {}", bin_dir.display()));
-    let stack = Stack::start(&bin_dir, &root, options.max_instances, &[]).await?;
+    let mut stack = Stack::start(&bin_dir, &root, options.max_instances, &[]).await?;
     let measured = measure(options, &stack, &topology, notify_function.as_deref()).await;
     // Read while every instance is alive: their peak memory is sampled now.
     let stats = match &measured {
@@ -68,6 +68,11 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     };
     let ready_after = stack.ready_after;
     progress("stopping the stack");
+    // A stack that went away mid-run shows as refused connections; say so.
+    let measured = measured.map_err(|message| match stack.exit_status() {
+        Some(status) => format!("{message} (chat-local had exited: {status})"),
+        None => message,
+    });
     stack.stop().await;
     let measured = measured?;
     let stats = stats.ok_or("the emulator's stats could not be read")?;

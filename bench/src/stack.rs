@@ -130,6 +130,11 @@ impl Stack {
         self.child.id()
     }
 
+    /// How the runner ended, if it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// A superuser connection to the stack's database.
     pub async fn db(&self) -> Result<tokio_postgres::Client, String> {
         let (client, connection) = tokio_postgres::connect(&self.info.database_url, tokio_postgres::NoTls)
