@@ -77,6 +77,25 @@ impl Api {
             .ok_or_else(|| format!("creating a {} conversation: no id in {body}", kind.name()))
     }
 
+    /// Adds members to a group or room as its owner (at most 100 at once); a
+    /// failed function is tried again (adding is idempotent).
+    pub async fn add_members(&self, owner: &User, conversation: Uuid, members: &[&User]) -> Result<(), String> {
+        let path = format!("/v1/conversations/{conversation}/members");
+        let body = json!({"user_ids": members.iter().map(|u| u.id).collect::<Vec<_>>()});
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.post(owner, &path, body.clone()).await {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, answer)) if status < 500 || attempt == CREATE_ATTEMPTS => {
+                    return Err(format!("adding {} members: {status} {answer}", members.len()))
+                }
+                Err(error) if attempt == CREATE_ATTEMPTS => return Err(error),
+                _ => tokio::time::sleep(RETRY_PAUSE * attempt).await,
+            }
+        }
+    }
+
     /// One timed GET; the status says whether it counts.
     pub async fn timed_get(&self, user: &User, path: &str) -> Result<(u16, Duration), String> {
         let started = Instant::now();

@@ -36,6 +36,11 @@ pub struct Counters {
     pub expected: AtomicU64,
     /// Distinct deliveries received.
     pub delivered: AtomicU64,
+    /// Messages sent to a conversation with members who never connect: each
+    /// should hand one notification to the notification function.
+    pub sends_to_offline: AtomicU64,
+    /// Those members, summed over those messages.
+    pub offline_recipients: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +49,8 @@ pub struct Membership {
     pub kind: Kind,
     /// Members who should receive a message sent there by this client.
     pub recipients: u64,
+    /// Members who never connect (told by a notification instead).
+    pub offline: u64,
 }
 
 /// Sends to one conversation every `period`, from `first` on.
@@ -251,6 +258,12 @@ impl Client {
         self.counters
             .expected
             .fetch_add(conversation.recipients, Ordering::Relaxed);
+        if conversation.offline > 0 {
+            self.counters.sends_to_offline.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .offline_recipients
+                .fetch_add(conversation.offline, Ordering::Relaxed);
+        }
         if !self.open || self.socket.send(Message::text(frame)).await.is_err() {
             self.open = false;
             self.record.dropped = true;

@@ -66,6 +66,14 @@ impl TemplateFunctions {
         }
         Ok(TemplateFunctions(found))
     }
+
+    /// The logical id of the function built as `binary`, if the template has one.
+    pub fn id_of(&self, binary: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(_, (built, _))| built == binary)
+            .map(|(id, _)| id.clone())
+    }
 }
 
 /// One row per function of the template, invoked or not.
@@ -155,6 +163,8 @@ Resources:
         assert_eq!(t.0["PingFunction"], ("ws-ping".to_string(), 256));
         assert_eq!(t.0["BigFunction"], ("big".to_string(), 1024));
         assert_eq!(t.0.len(), 2);
+        assert_eq!(t.id_of("ws-ping").as_deref(), Some("PingFunction"));
+        assert_eq!(t.id_of("notify"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod api;
 mod chaos;
 mod client;
+mod cpu;
 mod fleet;
 mod floor;
 mod functions;

@@ -53,12 +53,21 @@ pub struct Options {
     /// WebSocket handshakes in flight at once while connecting.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub connect_concurrency: usize,
+    /// Share of each group's and the room's members who are members but never connect (extra users, not taken
+    /// from --clients), so that every message to those conversations hands a notification to the notification
+    /// function. Direct conversations have two members, both sending, and get none.
+    #[arg(long, value_name = "F", default_value_t = 0.0, conflicts_with = "chaos")]
+    pub offline_share: f64,
     /// Concurrent instances per function (default: the stack's).
     #[arg(long, value_name = "N")]
     pub max_instances: Option<usize>,
     /// Release binaries: chat-local and the functions (default target/release).
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// The checkout whose template.yaml and sql/ the stack runs (default: this one); with --bin-dir built from
+    /// another commit, that commit's checkout.
+    #[arg(long, value_name = "DIR")]
+    pub checkout: Option<PathBuf>,
     /// Where the JSON goes (default bench/results).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
@@ -108,12 +117,20 @@ pub struct Options {
 
 /// A room or group holds its creator plus at most this many members.
 pub const MAX_MEMBERS_BESIDES_CREATOR: usize = 100;
+/// Above this, offline members outnumber the connected ones more than nine to one.
+const MAX_OFFLINE_SHARE: f64 = 0.9;
 
 impl Options {
     /// The process's arguments, parsed and checked; a mistake prints the
     /// usage and exits with status 2, `--help` prints the help and exits.
     pub fn from_args() -> Options {
         Self::checked(Self::try_parse()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// `--checkout`, else the checkout this program was built in.
+    pub fn checkout_dir(&self) -> PathBuf {
+        let dir = self.checkout.clone().unwrap_or_else(crate::stack::workspace_root);
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     fn checked(parsed: Result<Options, clap::Error>) -> Result<Options, clap::Error> {
@@ -146,6 +163,10 @@ impl Options {
                 "--rate and --room-rate must not be negative, and not both 0",
             ),
             (!self.duration.is_zero(), "--duration must be at least 1 second"),
+            (
+                (0.0..MAX_OFFLINE_SHARE).contains(&self.offline_share),
+                "--offline-share must be at least 0 and below 0.9",
+            ),
             (self.max_instances != Some(0), "--max-instances must be at least 1"),
             (
                 self.rest_requests > 0
@@ -228,6 +249,7 @@ mod tests {
             (options.max_instances, &options.bin_dir, &options.results_dir),
             (None, &None, &None)
         );
+        assert_eq!((options.offline_share, &options.checkout), (0.0, &None));
         assert!(options.save);
     }
 
@@ -241,11 +263,13 @@ mod tests {
         assert_eq!(options.duration, Duration::from_millis(1500));
         assert_eq!(options.max_instances, Some(8));
         assert!(!options.save);
-        let options = parse_words("--bin-dir=b --results-dir r --warmup 0 --drain=2").unwrap();
+        let options =
+            parse_words("--bin-dir=b --results-dir r --warmup 0 --drain=2 --offline-share 0.3 --checkout=c").unwrap();
         assert_eq!(
-            (options.bin_dir, options.results_dir),
-            (Some("b".into()), Some("r".into()))
+            (options.bin_dir, options.results_dir, options.checkout),
+            (Some("b".into()), Some("r".into()), Some("c".into()))
         );
+        assert_eq!(options.offline_share, 0.3);
         assert_eq!(
             (options.warmup, options.drain),
             (Duration::ZERO, Duration::from_secs(2))
@@ -264,6 +288,10 @@ mod tests {
             "--duration -1",
             "--floor-samples 0",
             "--direct-share 2",
+            "--offline-share 0.9",
+            "--offline-share -0.1",
+            "--offline-share NaN",
+            "--chaos --offline-share 0.3",
             "--rate fast",
             "--nope",
             "--clients",
@@ -332,6 +360,8 @@ mod tests {
             "[default: 60]",
             "--no-save",
             "--chaos",
+            "--offline-share <F>",
+            "[default: 0]",
             "--fault-kill-after-commit <F>",
             "--cut-every <SECS>",
         ] {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::client::Record;
+use crate::cpu::CpuFigures;
 use crate::floor::{Floor, Ratio};
 use crate::functions::FunctionFigures;
 use crate::latency::{Samples, Summary};
@@ -21,7 +22,11 @@ pub const SCHEMA: u32 = 1;
 pub struct Report {
     pub schema: u32,
     pub started_at: DateTime<Utc>,
+    /// The checkout measured (its template, SQL and, normally, binaries).
     pub git: Commit,
+    /// The load generator's own checkout, when it ran another one (`--checkout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bench_git: Option<Commit>,
     pub machine: Machine,
     pub settings: Settings,
     pub stack_ready_s: f64,
@@ -33,6 +38,8 @@ pub struct Report {
     pub rest: Vec<RestFigures>,
     pub disconnect: DisconnectFigures,
     pub functions: Vec<FunctionFigures>,
+    /// CPU by process kind over the load's measured window; `None` without `/proc`.
+    pub cpu: Option<CpuFigures>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,10 +62,13 @@ pub struct Settings {
     pub connect_concurrency: usize,
     /// `None`: the stack's default.
     pub max_instances: Option<usize>,
+    pub offline_share: f64,
+    /// Users who are members of a group or the room but never connect.
+    pub offline_users: usize,
 }
 
 impl Settings {
-    pub fn new(options: &Options, topology: &Topology) -> Settings {
+    pub fn new(options: &Options, topology: &Topology, offline_users: usize) -> Settings {
         Settings {
             clients: options.clients,
             clients_in_direct: topology.clients_in(Kind::Direct),
@@ -77,6 +87,8 @@ impl Settings {
             floor_samples: options.floor_samples,
             connect_concurrency: options.connect_concurrency,
             max_instances: options.max_instances,
+            offline_share: options.offline_share,
+            offline_users,
         }
     }
 }
@@ -109,6 +121,28 @@ pub struct LoadFigures {
     pub integrity: Integrity,
     /// Sending stopped → the last owed delivery or ack; `None`: the drain timed out.
     pub drained_after_s: Option<f64>,
+    /// What the load's sends handed to the notification function (warm-up included).
+    pub notifications: NotificationFigures,
+}
+
+/// Notifications handed off during the load, by the clients' count and by
+/// the emulator's (`GET /__emulator/stats`).
+#[derive(Debug, Default, Serialize)]
+pub struct NotificationFigures {
+    /// Sends into a conversation with offline members: each should hand off one.
+    pub expected: u64,
+    /// The offline members over those sends: users to be told.
+    pub users_to_notify: u64,
+    /// Events Lambda's Invoke API accepted (`async_invocations.accepted`).
+    pub handed_off: u64,
+    /// Invocations of the notification function and how many failed;
+    /// `None`: the template has no notification function.
+    pub notify_invocations: Option<u64>,
+    pub notify_errors: Option<u64>,
+    /// Events whose run succeeded, runs retried, and events that failed for good.
+    pub succeeded: u64,
+    pub retries: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Serialize)]

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+/// The RPCs of the notification function (sql/schemas/65_push.sql).
+const HANDED_OFF_RPCS: [&str; 2] = ["notification_targets", "remove_push_subscriptions"];
 /// Statement texts in the report are cut to this many characters.
 const SHOWN_CHARS: usize = 90;
 
@@ -19,6 +21,11 @@ pub struct RoundTrips {
     /// Calls of the API's functions (`"public"."<rpc>"`) per operation: the
     /// work itself; the other statements are PostgREST's set-up around it.
     pub rpc_calls_per_operation: f64,
+    /// Calls of the notification function's RPCs (`notification_targets`,
+    /// `remove_push_subscriptions`) per operation, included in the counts
+    /// above: the work a send hands off, done after it by another function,
+    /// each call a transaction of its own.
+    pub handed_off_rpc_calls_per_operation: f64,
     /// Each distinct statement with its calls per operation, most frequent first.
     pub statements: Vec<StatementShare>,
 }
@@ -96,6 +103,7 @@ impl<'a> StatementCounter<'a> {
             per_operation: per(calls(&|_| true)),
             transactions_per_operation: per(calls(&is_begin)),
             rpc_calls_per_operation: per(calls(&is_rpc_call)),
+            handed_off_rpc_calls_per_operation: per(calls(&is_handed_off_rpc_call)),
             statements,
         })
     }
@@ -109,6 +117,13 @@ fn is_begin(statement: &str) -> bool {
 /// PostgREST calls a function as `… FROM "public"."name"(…)`.
 fn is_rpc_call(statement: &str) -> bool {
     statement.contains("\"public\".\"")
+}
+
+/// The notification function's calls: the RPCs only it makes.
+fn is_handed_off_rpc_call(statement: &str) -> bool {
+    HANDED_OFF_RPCS
+        .iter()
+        .any(|rpc| statement.contains(&format!("\"public\".\"{rpc}\"(")))
 }
 
 /// One line, whitespace collapsed, at most [`SHOWN_CHARS`] characters.
@@ -133,6 +148,15 @@ mod tests {
             r#"SELECT * FROM "public"."send_message"("p_body" => $1::text)"#
         ));
         assert!(!is_rpc_call("SELECT set_config($1, $2, true)"));
+        assert!(is_handed_off_rpc_call(
+            r#"SELECT * FROM "public"."notification_targets"("p_message_id" => $1::uuid)"#
+        ));
+        assert!(is_handed_off_rpc_call(
+            r#"SELECT * FROM "public"."remove_push_subscriptions"("p_endpoints" => $1)"#
+        ));
+        assert!(!is_handed_off_rpc_call(
+            r#"SELECT * FROM "public"."send_message"("p_body" => $1::text)"#
+        ));
     }
 
     #[test]

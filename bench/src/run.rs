@@ -1,6 +1,7 @@
 //! One benchmark run, phase by phase, on a stack of its own:
-//! set-up → connect → floor → load → one-at-a-time sends → REST → other
-//! routes → disconnect → per-function figures.
+//! set-up → connect → floor → load (with the CPU of every process kind over
+//! its measured window) → one-at-a-time sends → REST → other routes →
+//! disconnect → per-function figures.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -10,16 +11,17 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::client::Membership;
+use crate::cpu::{self, CpuFigures, Snapshot};
 use crate::fleet::{Fleet, LoadPlan, Member};
 use crate::floor::{self, Ratio};
 use crate::functions::{self, TemplateFunctions};
 use crate::latency::Samples;
 use crate::machine::{Commit, Machine};
-use crate::options::Options;
+use crate::options::{Options, MAX_MEMBERS_BESIDES_CREATOR};
 use crate::random::Random;
 use crate::report::{
-    merge, ConnectFigures, DisconnectFigures, LoadFigures, Report, RestFigures, Settings, UnloadedFigures, VsFloor,
-    SCHEMA,
+    merge, ConnectFigures, DisconnectFigures, LoadFigures, NotificationFigures, Report, RestFigures, Settings,
+    UnloadedFigures, VsFloor, SCHEMA,
 };
 use crate::round_trips::{RoundTrips, StatementCounter};
 use crate::stack::{self, Stack};
@@ -33,13 +35,23 @@ const CONNECT_SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for every `$disconnect` to have run.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(15);
 const DISCONNECT_FUNCTION: &str = "WsDisconnectFunction";
+/// The notification function's binary (its logical id comes from the template).
+const NOTIFY_BINARY: &str = "notify";
+/// Longest wait, once the clients have settled, for the notifications they
+/// handed off to have run.
+const NOTIFY_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn run(options: &Options) -> Result<Report, String> {
     let started_at = chrono::Utc::now();
-    let root = stack::workspace_root();
+    let root = options.checkout_dir();
+    let bench_root = stack::workspace_root();
     let bin_dir = options.bin_dir.clone().unwrap_or_else(stack::default_bin_dir);
     let bin_dir = std::path::absolute(&bin_dir).unwrap_or(bin_dir);
     let template = TemplateFunctions::read(&root.join("template.yaml"))?;
+    let notify_function = template.id_of(NOTIFY_BINARY);
+    if notify_function.is_none() && options.offline_share > 0.0 {
+        progress("this template has no notification function: nothing will be handed off");
+    }
     let topology = Topology::plan(
         options.clients,
         options.direct_share,
@@ -47,8 +59,8 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         options.room_size,
     );
     progress(&format!("starting an isolated stack from {}", bin_dir.display()));
-    let stack = Stack::start(&bin_dir, options.max_instances, &[]).await?;
-    let measured = measure(options, &stack, &topology).await;
+    let mut stack = Stack::start(&bin_dir, &root, options.max_instances, &[]).await?;
+    let measured = measure(options, &stack, &topology, notify_function.as_deref()).await;
     // Read while every instance is alive: their peak memory is sampled now.
     let stats = match &measured {
         Ok(_) => stack.emulator_stats().await.ok(),
@@ -56,6 +68,11 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     };
     let ready_after = stack.ready_after;
     progress("stopping the stack");
+    // A stack that went away mid-run shows as refused connections; say so.
+    let measured = measured.map_err(|message| match stack.exit_status() {
+        Some(status) => format!("{message} (chat-local had exited: {status})"),
+        None => message,
+    });
     stack.stop().await;
     let measured = measured?;
     let stats = stats.ok_or("the emulator's stats could not be read")?;
@@ -75,8 +92,10 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         schema: SCHEMA,
         started_at,
         git: Commit::of(&root),
+        bench_git: (std::fs::canonicalize(&root).ok() != std::fs::canonicalize(&bench_root).ok())
+            .then(|| Commit::of(&bench_root)),
         machine: measured.machine,
-        settings: Settings::new(options, &topology),
+        settings: Settings::new(options, &topology, measured.offline_users),
         stack_ready_s: hundredths(ready_after.as_secs_f64()),
         connect: measured.connect,
         load: measured.load,
@@ -86,21 +105,29 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         rest: measured.rest,
         disconnect: measured.disconnect,
         functions: functions::figures(&stats, &template, &bin_dir),
+        cpu: measured.cpu,
     })
 }
 
 /// What the phases on the running stack found.
 struct Measured {
     machine: Machine,
+    offline_users: usize,
     connect: ConnectFigures,
     load: LoadFigures,
+    cpu: Option<CpuFigures>,
     unloaded: UnloadedFigures,
     floor: floor::Floor,
     rest: Vec<RestFigures>,
     disconnect: DisconnectFigures,
 }
 
-async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Result<Measured, String> {
+async fn measure(
+    options: &Options,
+    stack: &Stack,
+    topology: &Topology,
+    notify_function: Option<&str>,
+) -> Result<Measured, String> {
     let db = stack.db().await?;
     let postgres = db
         .query_one("select current_setting('server_version')", &[])
@@ -114,19 +141,31 @@ async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Resul
     }
     let api = Api::new(&stack.info.http_url);
 
+    let offline = topology.offline_counts(options.offline_share);
+    let offline_users: usize = offline.iter().sum();
     progress(&format!(
-        "creating {} users and {} conversations",
-        options.clients,
+        "creating {} users ({offline_users} of them never connecting) and {} conversations",
+        options.clients + offline_users,
         topology.conversations.len()
     ));
-    let users = users::create(&db, options.clients, &stack.info.jwt_secret).await?;
-    let conversation_ids = create_conversations(&api, topology, &users).await?;
+    let all_users = users::create(&db, options.clients + offline_users, &stack.info.jwt_secret).await?;
+    // The offline users come after the clients, each in one conversation.
+    let mut next_offline = options.clients;
+    let offline_members: Vec<Vec<usize>> = offline
+        .iter()
+        .map(|&count| {
+            next_offline += count;
+            (next_offline - count..next_offline).collect()
+        })
+        .collect();
+    let conversation_ids = create_conversations(&api, topology, &all_users, &offline_members).await?;
+    let users = &all_users[..options.clients];
     let memberships: Vec<Vec<Membership>> = (0..options.clients)
         .map(|client| {
             topology
                 .conversations_of(client)
                 .into_iter()
-                .map(|index| membership(topology, &conversation_ids, index))
+                .map(|index| membership(topology, &conversation_ids, &offline, index))
                 .collect()
         })
         .collect();
@@ -150,7 +189,7 @@ async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Resul
     let round_trips = read(&counter, fleet.len() as u64).await?;
     let connect = ConnectFigures {
         clients: fleet.len(),
-        registered: registered_connections(&db, &users).await?,
+        registered: registered_connections(&db, users).await?,
         handshake: connected.handshakes.summary(),
         round_trips,
     };
@@ -161,9 +200,10 @@ async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Resul
     ));
     let floor = floor::measure(&db, users[0].id, options.floor_samples).await?;
 
-    let load = run_load(options, &fleet, &memberships).await;
-    let unloaded = sequential_sends(options, &fleet, topology, &conversation_ids, &counter).await?;
-    let rest = rest_operations(options, &api, topology, &conversation_ids, &users, &counter).await?;
+    let (load, cpu) = run_load(options, stack, &fleet, &memberships, notify_function).await?;
+    let ids = (conversation_ids.as_slice(), offline.as_slice());
+    let unloaded = sequential_sends(options, stack, &fleet, topology, ids, &counter, notify_function).await?;
+    let rest = rest_operations(options, &api, topology, &conversation_ids, users, &counter).await?;
     touch_other_routes(&fleet, &api, conversation_ids[topology.home[0]]).await;
 
     progress("disconnecting");
@@ -190,8 +230,10 @@ async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Resul
 
     Ok(Measured {
         machine,
+        offline_users,
         connect,
         load,
+        cpu,
         unloaded,
         floor,
         rest,
@@ -199,16 +241,32 @@ async fn measure(options: &Options, stack: &Stack, topology: &Topology) -> Resul
     })
 }
 
-pub(crate) async fn create_conversations(api: &Api, topology: &Topology, users: &[User]) -> Result<Vec<Uuid>, String> {
+/// Creates the planned conversations; `offline[i]` (if there) are more
+/// members of conversation `i`, added after its planned ones (beyond what
+/// one creation takes, in further calls by its creator).
+pub(crate) async fn create_conversations(
+    api: &Api,
+    topology: &Topology,
+    users: &[User],
+    offline: &[Vec<usize>],
+) -> Result<Vec<Uuid>, String> {
     let run = Uuid::new_v4().simple().to_string();
     let created: Vec<Result<(usize, Uuid), String>> = stream::iter(topology.conversations.iter().enumerate())
         .map(|(index, planned)| {
             let run = &run;
             async move {
                 let creator = &users[planned.members[0]];
-                let others: Vec<&User> = planned.members[1..].iter().map(|&m| &users[m]).collect();
+                let others: Vec<&User> = planned.members[1..]
+                    .iter()
+                    .chain(offline.get(index).into_iter().flatten())
+                    .map(|&m| &users[m])
+                    .collect();
+                let (now, later) = others.split_at(others.len().min(MAX_MEMBERS_BESIDES_CREATOR));
                 let name = format!("bench {} {index} {}", planned.kind.name(), &run[..8]);
-                let id = api.create_conversation(planned.kind, creator, &others, &name).await?;
+                let id = api.create_conversation(planned.kind, creator, now, &name).await?;
+                for more in later.chunks(MAX_MEMBERS_BESIDES_CREATOR) {
+                    api.add_members(creator, id, more).await?;
+                }
                 Ok((index, id))
             }
         })
@@ -223,16 +281,26 @@ pub(crate) async fn create_conversations(api: &Api, topology: &Topology, users: 
     Ok(ids)
 }
 
-fn membership(topology: &Topology, ids: &[Uuid], index: usize) -> Membership {
+/// `offline`: per conversation, its members who never connect.
+fn membership(topology: &Topology, ids: &[Uuid], offline: &[usize], index: usize) -> Membership {
     let planned = &topology.conversations[index];
     Membership {
         id: ids[index],
         kind: planned.kind,
         recipients: planned.members.len() as u64 - 1,
+        offline: offline[index] as u64,
     }
 }
 
-async fn run_load(options: &Options, fleet: &Fleet, memberships: &[Vec<Membership>]) -> LoadFigures {
+/// The load, and the CPU every process kind used from the end of its warm-up
+/// until it settled and the notifications it handed off had run.
+async fn run_load(
+    options: &Options,
+    stack: &Stack,
+    fleet: &Fleet,
+    memberships: &[Vec<Membership>],
+    notify_function: Option<&str>,
+) -> Result<(LoadFigures, Option<CpuFigures>), String> {
     progress(&format!(
         "sending for {} s after a {} s warm-up",
         options.duration.as_secs_f64(),
@@ -262,7 +330,30 @@ async fn run_load(options: &Options, fleet: &Fleet, memberships: &[Vec<Membershi
         drain: options.drain,
     };
     let (expected_before, delivered_before) = owed(fleet);
-    let window = fleet.run_load(&plan, Instant::now(), &mut Random::new()).await;
+    let handed_off_before = handed_off(fleet);
+    let stats_before = stack.emulator_stats().await?;
+    let start = Instant::now();
+    let (runner, load_generator) = (stack.pid().unwrap_or(0), std::process::id());
+    let measure_from = start + options.warmup;
+    let cpu_start = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let snapshot = Snapshot::take();
+        snapshot
+            .tally(runner, load_generator)
+            .map(|tally| (tally, snapshot.taken))
+    });
+    let window = fleet.run_load(&plan, start, &mut Random::new()).await;
+    let handed_off_now = handed_off(fleet);
+    let stats_after = settle_notifications(
+        stack,
+        &stats_before,
+        handed_off_now.0 - handed_off_before.0,
+        notify_function,
+    )
+    .await?;
+    let cpu_end = Snapshot::take();
+    // Read after the snapshot, so that every instance in it is named.
+    let instances = stack.emulator_stats().await?;
     let records = fleet.take_records().await;
     let (expected, delivered) = owed(fleet);
     let lost = (expected - expected_before).saturating_sub(delivered - delivered_before);
@@ -270,7 +361,18 @@ async fn run_load(options: &Options, fleet: &Fleet, memberships: &[Vec<Membershi
     let end = merged.last_delivery.unwrap_or(window.send_until).max(window.send_until);
     let measured_s = end.duration_since(window.measure_from).as_secs_f64();
     let deliveries_measured = merged.all_deliveries.len() as u64;
-    LoadFigures {
+    let cpu = match (cpu_start.await.ok().flatten(), cpu_end.tally(runner, load_generator)) {
+        (Some(start), Some(end)) => Some(cpu::window(
+            (&start.0, start.1),
+            (&end, cpu_end.taken),
+            &instance_names(&instances),
+            cpu::ticks_per_second(),
+            merged.sent_measured,
+            deliveries_measured,
+        )),
+        _ => None,
+    };
+    let load = LoadFigures {
         measured_s: hundredths(measured_s),
         sent: merged.sent,
         sent_measured: merged.sent_measured,
@@ -286,17 +388,86 @@ async fn run_load(options: &Options, fleet: &Fleet, memberships: &[Vec<Membershi
         ack: merged.acks.summary(),
         integrity: merged.integrity,
         drained_after_s: window.drained_after.map(|d| hundredths(d.as_secs_f64())),
+        notifications: notification_figures(
+            &stats_before,
+            &stats_after,
+            notify_function,
+            (
+                handed_off_now.0 - handed_off_before.0,
+                handed_off_now.1 - handed_off_before.1,
+            ),
+        ),
+    };
+    Ok((load, cpu))
+}
+
+/// Waits, up to [`NOTIFY_WAIT`], until the emulator has accepted the
+/// `expected` notifications handed off since `before` and each accepted one
+/// has run once (succeeded or failed); answers the stats last read. Without
+/// a notification function nothing is handed off, and nothing waited for.
+async fn settle_notifications(
+    stack: &Stack,
+    before: &apigw_local::EmulatorStats,
+    expected: u64,
+    notify_function: Option<&str>,
+) -> Result<apigw_local::EmulatorStats, String> {
+    let waited = Instant::now();
+    loop {
+        let now = stack.emulator_stats().await?;
+        let (a, b) = (&now.async_invocations, &before.async_invocations);
+        let accepted = a.accepted.saturating_sub(b.accepted);
+        let ran = a.succeeded.saturating_sub(b.succeeded)
+            + notify_function.map_or(0, |f| errors(&now, f).saturating_sub(errors(before, f)));
+        let done = notify_function.is_none() || (accepted >= expected && ran >= accepted);
+        if done || waited.elapsed() > NOTIFY_WAIT {
+            return Ok(now);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// `expected`: the sends that should have handed off, and their offline members.
+fn notification_figures(
+    before: &apigw_local::EmulatorStats,
+    after: &apigw_local::EmulatorStats,
+    notify_function: Option<&str>,
+    (expected, users_to_notify): (u64, u64),
+) -> NotificationFigures {
+    let (a, b) = (&after.async_invocations, &before.async_invocations);
+    NotificationFigures {
+        expected,
+        users_to_notify,
+        handed_off: a.accepted.saturating_sub(b.accepted),
+        notify_invocations: notify_function.map(|f| invocations(after, f).saturating_sub(invocations(before, f))),
+        notify_errors: notify_function.map(|f| errors(after, f).saturating_sub(errors(before, f))),
+        succeeded: a.succeeded.saturating_sub(b.succeeded),
+        retries: a.retries.saturating_sub(b.retries),
+        failed: a.failures.len().saturating_sub(b.failures.len()) as u64,
+    }
+}
+
+/// Which function each instance the emulator ever started belongs to.
+fn instance_names(stats: &apigw_local::EmulatorStats) -> std::collections::HashMap<u32, String> {
+    stats
+        .functions
+        .iter()
+        .flat_map(|(id, f)| f.cold_starts.iter().map(move |start| (start.pid, id.clone())))
+        .collect()
+}
+
 /// Messages sent one at a time across direct, group and room conversations:
-/// latency without load, and the statements one send costs.
+/// latency without load, and the statements one send costs. `(ids,
+/// offline)`: the conversations' ids and offline members. The statements are
+/// read once the notifications handed off have run: theirs are counted too,
+/// and shown apart.
 async fn sequential_sends(
     options: &Options,
+    stack: &Stack,
     fleet: &Fleet,
     topology: &Topology,
-    ids: &[Uuid],
+    (ids, offline): (&[Uuid], &[usize]),
     counter: &Option<StatementCounter<'_>>,
+    notify_function: Option<&str>,
 ) -> Result<UnloadedFigures, String> {
     progress(&format!("sending {} messages one at a time", options.sequential_sends));
     let by_kind: Vec<Vec<usize>> = Kind::ALL
@@ -309,6 +480,8 @@ async fn sequential_sends(
         .filter(|found: &Vec<usize>| !found.is_empty())
         .collect();
     let (expected_before, delivered_before) = owed(fleet);
+    let handed_off_before = handed_off(fleet).0;
+    let stats_before = stack.emulator_stats().await?;
     reset(counter).await?;
     for n in 0..options.sequential_sends {
         let of_kind = &by_kind[n % by_kind.len()];
@@ -316,9 +489,11 @@ async fn sequential_sends(
         let members = &topology.conversations[index].members;
         let sender = members[(n / by_kind.len()) % members.len()];
         // A missing ack shows in the record's count.
-        let _ = fleet.send_one(sender, membership(topology, ids, index)).await;
+        let _ = fleet.send_one(sender, membership(topology, ids, offline, index)).await;
     }
     fleet.settle(options.drain).await;
+    let expected = handed_off(fleet).0 - handed_off_before;
+    settle_notifications(stack, &stats_before, expected, notify_function).await?;
     let round_trips = read(counter, options.sequential_sends as u64).await?;
     let records = fleet.take_records().await;
     let (expected, delivered) = owed(fleet);
@@ -430,8 +605,22 @@ fn owed(fleet: &Fleet) -> (u64, u64) {
     (c.expected.load(Ordering::Relaxed), c.delivered.load(Ordering::Relaxed))
 }
 
+/// Sends that should have handed off a notification so far, and the users
+/// to be told.
+fn handed_off(fleet: &Fleet) -> (u64, u64) {
+    let c = &fleet.counters;
+    (
+        c.sends_to_offline.load(Ordering::Relaxed),
+        c.offline_recipients.load(Ordering::Relaxed),
+    )
+}
+
 fn invocations(stats: &apigw_local::EmulatorStats, function: &str) -> u64 {
     stats.functions.get(function).map_or(0, |f| f.invocations)
+}
+
+fn errors(stats: &apigw_local::EmulatorStats, function: &str) -> u64 {
+    stats.functions.get(function).map_or(0, |f| f.errors)
 }
 
 async fn reset(counter: &Option<StatementCounter<'_>>) -> Result<(), String> {

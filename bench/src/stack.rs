@@ -1,5 +1,6 @@
 //! The isolated stack under test: `chat-local up --ephemeral` from the
-//! release build, on free ports with a fresh database. It holds the read end
+//! release build, on free ports with a fresh database, run in the checkout
+//! whose template and SQL it serves. It holds the read end
 //! of a pipe whose write end lives here, so it stops (and removes its state)
 //! when this process exits, however that happens. It is never killed: a
 //! killed runner could not stop its Postgres.
@@ -51,8 +52,15 @@ pub fn default_bin_dir() -> PathBuf {
 }
 
 impl Stack {
-    /// `extra`: more `chat-local up` options (the chaos scenario's faults).
-    pub async fn start(bin_dir: &Path, max_instances: Option<usize>, extra: &[String]) -> Result<Stack, String> {
+    /// `checkout`: where `chat-local` runs, so that it serves that checkout's
+    /// `template.yaml` and `sql/`. `extra`: more `chat-local up` options (the
+    /// chaos scenario's faults).
+    pub async fn start(
+        bin_dir: &Path,
+        checkout: &Path,
+        max_instances: Option<usize>,
+        extra: &[String],
+    ) -> Result<Stack, String> {
         let runner = bin_dir.join("chat-local");
         if !runner.is_file() {
             return Err(format!(
@@ -65,7 +73,7 @@ impl Stack {
         let ready_file = ready_dir.join("ready.json");
         let mut command = Command::new(&runner);
         command
-            .current_dir(workspace_root())
+            .current_dir(checkout)
             .args(["up", "--ephemeral", "--exit-on-stdin-eof", "--ready-file"])
             .arg(&ready_file)
             .arg("--bin-dir")
@@ -114,6 +122,17 @@ impl Stack {
             stdin,
             http: reqwest::Client::new(),
         })
+    }
+
+    /// The runner's process id: the emulator's, and the parent of every
+    /// function instance, Postgres and the PostgREST server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// How the runner ended, if it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// A superuser connection to the stack's database.

@@ -15,6 +15,7 @@ pub fn render(report: &Report) -> String {
     latency(&mut out, report);
     throughput(&mut out, report);
     round_trips(&mut out, report);
+    cpu(&mut out, report);
     functions(&mut out, report);
     out
 }
@@ -28,6 +29,9 @@ fn header(out: &mut String, r: &Report) {
         r.started_at.format("%Y-%m-%d %H:%M UTC"),
         r.git.short()
     );
+    if let Some(bench) = &r.bench_git {
+        let _ = writeln!(out, "          (measured by chat-bench of commit {})", bench.short());
+    }
     let _ = writeln!(out, "machine   {}", m.one_line());
     let _ = writeln!(
         out,
@@ -63,6 +67,13 @@ fn header(out: &mut String, r: &Report) {
         "          {} msg/s each{room_rate}; {} s measured after {} s warm-up; instances per function: {instances}; stack ready in {:.1} s",
         s.rate_per_client, s.duration_s, s.warmup_s, r.stack_ready_s
     );
+    if s.offline_users > 0 {
+        let _ = writeln!(
+            out,
+            "          + {} members who never connect ({} of each group's and the room's members)",
+            s.offline_users, s.offline_share
+        );
+    }
     out.push('\n');
 }
 
@@ -126,6 +137,19 @@ fn throughput(out: &mut String, r: &Report) {
         "throughput  {:.1} sends/s, {:.1} deliveries/s ({} sends, {} deliveries measured over {:.1} s; {drained})",
         load.sends_per_s, load.deliveries_per_s, load.sent_measured, load.deliveries_measured, load.measured_s
     );
+    let n = &load.notifications;
+    if n.expected + n.handed_off > 0 {
+        let notify = match (n.notify_invocations, n.notify_errors) {
+            (Some(calls), Some(errors)) => format!("notification function {calls} invocations, {errors} failed"),
+            _ => "no notification function in the template".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "notified    {} of {} sends to offline members handed off ({} users to tell) · {notify} · \
+             succeeded {} · retried {} · failed for good {}",
+            n.handed_off, n.expected, n.users_to_notify, n.succeeded, n.retries, n.failed
+        );
+    }
     integrity(out, "integrity   load:", &load.integrity);
     integrity(out, "            one at a time:", &r.unloaded.integrity);
     let failures: u64 = r.rest.iter().map(|rest| rest.failures).sum();
@@ -165,6 +189,13 @@ fn round_trips(out: &mut String, r: &Report) {
             "  {label:<46}{:>6.2} statements · {:.2} transactions · {:.2} RPC calls (over {})",
             trips.per_operation, trips.transactions_per_operation, trips.rpc_calls_per_operation, trips.operations
         );
+        if trips.handed_off_rpc_calls_per_operation > 0.0 {
+            let _ = writeln!(
+                out,
+                "      of which handed off: {:.2} calls of the notification function, each a transaction of its own",
+                trips.handed_off_rpc_calls_per_operation
+            );
+        }
         for statement in trips.statements.iter().take(STATEMENTS_SHOWN) {
             let _ = writeln!(out, "      {:>6.2}  {}", statement.per_operation, statement.statement);
         }
@@ -182,6 +213,49 @@ fn round_trips(out: &mut String, r: &Report) {
     for rest in &r.rest {
         row(&rest.operation, rest.round_trips.as_ref());
     }
+    out.push('\n');
+}
+
+fn cpu(out: &mut String, r: &Report) {
+    let Some(cpu) = &r.cpu else {
+        let _ = writeln!(out, "CPU by process: not measured (no /proc)\n");
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "{:<46}{:>8}{:>9}{:>11}{:>13}",
+        format!("CPU by process over {:.1} s (/proc user+system)", cpu.window_s),
+        "procs",
+        "CPU s",
+        "µs/send",
+        "µs/delivery"
+    );
+    let row = |out: &mut String, label: &str, k: &crate::cpu::KindCpu| {
+        let per = |value: Option<f64>| value.map_or("—".to_owned(), |v| format!("{v:.0}"));
+        let _ = writeln!(
+            out,
+            "{label:<46}{:>8}{:>9.2}{:>11}{:>13}",
+            k.processes,
+            k.cpu_s,
+            per(k.us_per_send),
+            per(k.us_per_delivery)
+        );
+    };
+    for kind in &cpu.kinds {
+        row(out, &format!("  {}", kind.kind), kind);
+        if kind.kind == crate::cpu::FUNCTIONS {
+            // Instances that used no CPU in the window are in the JSON only.
+            for function in cpu.functions.iter().filter(|f| f.cpu_s > 0.0) {
+                row(out, &format!("    {}", function.kind), function);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "over the load's {} measured sends and {} deliveries; the window runs from the end of the warm-up until the load \
+         settled and its notifications ran",
+        cpu.sends, cpu.deliveries
+    );
     out.push('\n');
 }
 

@@ -114,6 +114,20 @@ impl Topology {
         found
     }
 
+    /// Per conversation, how many members to add who never connect, so that
+    /// they are about `share` of its members: none in a direct conversation
+    /// (two members, both sending), else the connected members × share /
+    /// (1 − share), to the nearest whole user.
+    pub fn offline_counts(&self, share: f64) -> Vec<usize> {
+        self.conversations
+            .iter()
+            .map(|c| match c.kind {
+                Kind::Direct => 0,
+                Kind::Group | Kind::Room => (c.members.len() as f64 * share / (1.0 - share)).round() as usize,
+            })
+            .collect()
+    }
+
     pub fn count(&self, kind: Kind) -> usize {
         self.conversations.iter().filter(|c| c.kind == kind).count()
     }
@@ -166,6 +180,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn offline_members_are_the_share_asked_for_in_groups_and_rooms_only() {
+        let t = Topology::plan(60, 0.5, 6, 30);
+        assert!(t.offline_counts(0.0).iter().all(|&n| n == 0));
+        let counts = t.offline_counts(0.3);
+        for (planned, &offline) in t.conversations.iter().zip(&counts) {
+            match planned.kind {
+                Kind::Direct => assert_eq!(offline, 0),
+                Kind::Group | Kind::Room => {
+                    let share = offline as f64 / (offline + planned.members.len()) as f64;
+                    // Whole users: within half a user of the share.
+                    assert!((share - 0.3).abs() <= 0.5 / (offline + planned.members.len()) as f64 + 1e-9);
+                    assert!(offline > 0);
+                }
+            }
+        }
+        // 6 connected → 3 offline (a third); the room of 30 → 13.
+        assert_eq!(counts[t.home[59]], 3);
+        assert_eq!(counts[t.room.unwrap()], 13);
     }
 
     #[test]

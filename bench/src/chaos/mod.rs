@@ -46,7 +46,7 @@ const QUIET_WAIT: Duration = Duration::from_secs(60);
 
 pub async fn run(options: &Options) -> Result<ChaosReport, String> {
     let started_at = chrono::Utc::now();
-    let root = stack::workspace_root();
+    let root = options.checkout_dir();
     let bin_dir = options.bin_dir.clone().unwrap_or_else(stack::default_bin_dir);
     let bin_dir = std::path::absolute(&bin_dir).unwrap_or(bin_dir);
     let topology = Topology::plan(
@@ -61,7 +61,7 @@ pub async fn run(options: &Options) -> Result<ChaosReport, String> {
         bin_dir.display(),
         faults.join(" ")
     ));
-    let stack = Stack::start(&bin_dir, options.max_instances, &faults).await?;
+    let stack = Stack::start(&bin_dir, &root, options.max_instances, &faults).await?;
     let outcome = scenario(options, &stack, &topology).await;
     let stats = stack.emulator_stats_json().await;
     progress("stopping the stack");
@@ -133,7 +133,7 @@ async fn scenario(options: &Options, stack: &Stack, topology: &Topology) -> Resu
         topology.conversations.len()
     ));
     let users = users::create(&db, options.clients, &stack.info.jwt_secret).await?;
-    let ids = create_conversations(&api, topology, &users).await?;
+    let ids = create_conversations(&api, topology, &users, &[]).await?;
     let conversations: Vec<Conversation> = topology
         .conversations
         .iter()
