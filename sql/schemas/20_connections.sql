@@ -28,13 +28,16 @@ grant all on table public.connections to service_role;
 -- connected with has not expired. A row whose $disconnect never came counts
 -- until a push to it is answered 410 Gone (remove_connections) or the sweep
 -- finds it gone (sweep_connections).
+-- Asked for every connection of every member on each send, so it is written
+-- to be inlined into the query that asks: no SET clause (one would make each
+-- row a function call of its own), and nothing in its body that a search
+-- path could change (pg_catalog, named).
 create function public.connection_is_live(p_token_exp timestamptz)
 returns boolean
 language sql
 stable
-set search_path = ''
 as $$
-  select p_token_exp is null or p_token_exp > now()
+  select p_token_exp is null or p_token_exp operator(pg_catalog.>) pg_catalog.now()
 $$;
 revoke execute on function public.connection_is_live(timestamptz) from public, anon, authenticated, service_role;
 

@@ -99,6 +99,9 @@ revoke execute on function public.valid_push_endpoint(text) from public, anon, a
 -- muted the conversation and have no block with the sender either way. Null
 -- when nobody, else {conversation_id, message_id, user_ids}: what the sending
 -- function hands to the notification function.
+-- Set-based (an anti-join on live connections, the sender's blocks read once)
+-- rather than is_online and blocked_between for each member: in a room of a
+-- thousand those were a thousand queries each on every send.
 create function public.notification_request(p_conversation_id uuid, p_message_id uuid, p_sender uuid)
 returns jsonb
 language sql
@@ -115,8 +118,13 @@ as $$
     and p.left_at is null
     and p.user_id <> p_sender
     and not p.muted
-    and not public.is_online(p.user_id)
-    and not public.blocked_between(p_sender, p.user_id)
+    and not exists (
+      select 1
+      from public.connections c
+      where c.user_id = p.user_id
+        and public.connection_is_live(c.token_exp)
+    )
+    and p.user_id not in (select public.blocked_with(p_sender))
   having count(*) > 0
 $$;
 revoke execute on function public.notification_request(uuid, uuid, uuid) from public, anon, authenticated, service_role;

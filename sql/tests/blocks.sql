@@ -344,3 +344,24 @@ begin
     null::timestamptz, 'gina back in the room');
 end
 $$;
+
+-- blocked_with, the set form of blocked_between: the users with a block
+-- between them and a user, whoever made it, each once.
+do $$
+declare
+  v_users uuid[] := array[tests.alice(), tests.bob(), tests.carol(), tests.dave()];
+begin
+  delete from public.blocks;
+  insert into public.blocks (blocker_id, blocked_id)
+  values (tests.alice(), tests.bob()), (tests.bob(), tests.alice()), (tests.carol(), tests.alice()),
+         (tests.bob(), tests.dave());
+  perform tests.eq(array(select u from public.blocked_with(tests.alice()) as u order by u),
+    array(select u from unnest(array[tests.bob(), tests.carol()]) as u order by u), 'alice: both ways, bob once');
+  perform tests.eq(array(select u from public.blocked_with(tests.dave()) as u), array[tests.bob()], 'dave: blocked by bob');
+  perform tests.eq(array(select u from public.blocked_with(gen_random_uuid()) as u), '{}'::uuid[], 'nobody: none');
+  perform tests.eq(
+    (select count(*) from unnest(v_users) as a, unnest(v_users) as b
+      where public.blocked_between(a, b) <> (b in (select public.blocked_with(a)))),
+    0::bigint, 'the same pairs as blocked_between');
+end
+$$;

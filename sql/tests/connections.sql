@@ -169,3 +169,36 @@ begin
     'health stats of the fixture');
 end
 $$;
+
+-- connection_is_live: a token not yet expired, or none; inlined into the
+-- query that asks it of each row (no function call per connection), and
+-- deaf to the search path of whoever asks (its body names pg_catalog).
+create schema liveness_probe;
+create function liveness_probe.now() returns timestamptz language sql as $$ select 'infinity'::timestamptz $$;
+create function liveness_probe.tsgt(timestamptz, timestamptz) returns boolean language sql as $$ select false $$;
+create operator liveness_probe.> (leftarg = timestamptz, rightarg = timestamptz, function = liveness_probe.tsgt);
+do $$
+declare
+  v_search_path text := current_setting('search_path');
+  v_line text;
+  v_plan text := '';
+begin
+  perform tests.check(public.connection_is_live(null), 'no expiry: live');
+  perform tests.check(public.connection_is_live(now() + interval '1 second'), 'expires later: live');
+  perform tests.check(not public.connection_is_live(now() - interval '1 second'), 'expired: not live');
+
+  for v_line in execute
+    'explain (costs off) select 1 from public.connections c where public.connection_is_live(c.token_exp)'
+  loop
+    v_plan := v_plan || v_line || E'\n';
+  end loop;
+  perform tests.check(v_plan like '%token_exp IS NULL%' and v_plan not like '%connection_is_live%',
+    'inlined into the query: ' || v_plan);
+
+  perform set_config('search_path', 'liveness_probe, pg_catalog', true);
+  perform tests.check(public.connection_is_live(pg_catalog.now() + interval '1 hour'), 'live whatever the search path');
+  perform tests.check(not public.connection_is_live(pg_catalog.now() - interval '1 hour'),
+    'expired whatever the search path');
+  perform set_config('search_path', v_search_path, true);
+end
+$$;
