@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
 use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
-use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_apigatewaymanagement::config::{
+    BehaviorVersion, Credentials, IdentityCache, Region, StalledStreamProtectionConfig,
+};
 use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
@@ -36,6 +38,12 @@ impl ManagementApi {
             .region(Region::new(region))
             .endpoint_url(endpoint.as_str().trim_end_matches('/'))
             .credentials_provider(credentials)
+            // The credentials are fixed for the process's life: a cache in front
+            // of them only adds a lookup and a lock to every call.
+            .identity_cache(IdentityCache::no_cache())
+            // Answers are empty and bounded by the operation timeout below; the
+            // stalled-stream watch would only add a timer to every call.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             // Fan-out does its own retrying with a budget; the SDK's would stack on top.
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_timeout(OPERATION_TIMEOUT).build())
