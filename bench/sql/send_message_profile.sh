@@ -3,7 +3,8 @@
 # then every schema file in order, as the schema-equivalence test does), seeds
 # realistic data (seed.sql beside this script), prints the nested plans of one
 # send into the 1,000-member room and one into a group (auto_explain), and
-# times N sends into each (send_message_profile.sql).
+# measures the server's CPU time per send over N sends into each
+# (send_message_cpu.sql), then times N more with pgbench.
 #
 #   bench/sql/send_message_profile.sh [N]     (N sends each, default 200)
 #   SQL_DIR=dir bench/sql/send_message_profile.sh   (another checkout's sql/)
@@ -62,6 +63,10 @@ cat > "$work/group.pgbench" <<'SQL'
 \set n random(1, :group_senders)
 select length(public.send_message(s.user_id, s.conversation_id, 'group-' || gen_random_uuid(), 'text', 'a message of ordinary length for the benchmark', null, null, 100000, 100000)::text) from bench.group_senders s where s.n = :n;
 SQL
+for target in room group; do
+  "${psql[@]}" -v sends="$sends" -v target="$target" -v clk_tck="$(getconf CLK_TCK)" -f "$here/send_message_cpu.sql" chat
+done
+
 pgbench=("$bin/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -c 1 -t "$sends" -D group_senders="$group_senders")
 for target in room group; do
   # Timed without statement tracking (tracking every nested statement has a

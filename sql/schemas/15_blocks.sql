@@ -58,15 +58,19 @@ revoke execute on function public.blocked_between(uuid, uuid) from public, anon,
 -- The users with a block between them and a user, either way: the set form
 -- of blocked_between, so that a query over many users (everyone to be
 -- notified of a message) asks once rather than once a user.
+-- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
 create function public.blocked_with(p_user_id uuid)
 returns setof uuid
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select b.blocked_id from public.blocks b where b.blocker_id = p_user_id
-  union
-  select b.blocker_id from public.blocks b where b.blocked_id = p_user_id
+begin
+  return query
+    select b.blocked_id from public.blocks b where b.blocker_id = p_user_id
+    union
+    select b.blocker_id from public.blocks b where b.blocked_id = p_user_id;
+end;
 $$;
 revoke execute on function public.blocked_with(uuid) from public, anon, authenticated, service_role;
 

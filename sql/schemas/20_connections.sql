@@ -61,22 +61,27 @@ revoke execute on function public.connection_is_settled(timestamptz) from public
 
 -- Live connections of the given users, as Recipient JSON (for events meant
 -- for particular users: the one who left, the ones just added, a reader).
+-- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
 create function public.user_recipients(p_user_ids uuid[])
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select coalesce(
-    jsonb_agg(
-      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
-      order by c.user_id, c.connection_id
-    ),
-    '[]'::jsonb
-  )
-  from public.connections c
-  where c.user_id = any (coalesce(p_user_ids, '{}'::uuid[]))
-    and public.connection_is_live(c.token_exp)
+begin
+  return (
+    select coalesce(
+      jsonb_agg(
+        jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+        order by c.user_id, c.connection_id
+      ),
+      '[]'::jsonb
+    )
+    from public.connections c
+    where c.user_id = any (coalesce(p_user_ids, '{}'::uuid[]))
+      and public.connection_is_live(c.token_exp)
+  );
+end;
 $$;
 revoke execute on function public.user_recipients(uuid[]) from public, anon, authenticated, service_role;
 

@@ -201,19 +201,22 @@ revoke execute on function public.conversation_json(uuid) from public, anon, aut
 
 -- Live connections of a conversation's current participants, as Recipient
 -- JSON, optionally leaving one user out (typing goes to the others only).
+-- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
 create function public.live_recipients(p_conversation_id uuid, p_except_user_id uuid)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select public.user_recipients(array(
+begin
+  return public.user_recipients(array(
     select p.user_id
     from public.participants p
     where p.conversation_id = p_conversation_id
       and p.left_at is null
       and (p_except_user_id is null or p.user_id <> p_except_user_id)
-  ))
+  ));
+end;
 $$;
 revoke execute on function public.live_recipients(uuid, uuid) from public, anon, authenticated, service_role;
 

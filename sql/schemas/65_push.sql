@@ -102,30 +102,35 @@ revoke execute on function public.valid_push_endpoint(text) from public, anon, a
 -- Set-based (an anti-join on live connections, the sender's blocks read once)
 -- rather than is_online and blocked_between for each member: in a room of a
 -- thousand those were a thousand queries each on every send.
+-- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
 create function public.notification_request(p_conversation_id uuid, p_message_id uuid, p_sender uuid)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select jsonb_build_object(
-    'conversation_id', p_conversation_id,
-    'message_id', p_message_id,
-    'user_ids', jsonb_agg(p.user_id order by p.user_id)
-  )
-  from public.participants p
-  where p.conversation_id = p_conversation_id
-    and p.left_at is null
-    and p.user_id <> p_sender
-    and not p.muted
-    and not exists (
-      select 1
-      from public.connections c
-      where c.user_id = p.user_id
-        and public.connection_is_live(c.token_exp)
+begin
+  return (
+    select jsonb_build_object(
+      'conversation_id', p_conversation_id,
+      'message_id', p_message_id,
+      'user_ids', jsonb_agg(p.user_id order by p.user_id)
     )
-    and p.user_id not in (select public.blocked_with(p_sender))
-  having count(*) > 0
+    from public.participants p
+    where p.conversation_id = p_conversation_id
+      and p.left_at is null
+      and p.user_id <> p_sender
+      and not p.muted
+      and not exists (
+        select 1
+        from public.connections c
+        where c.user_id = p.user_id
+          and public.connection_is_live(c.token_exp)
+      )
+      and p.user_id not in (select public.blocked_with(p_sender))
+    having count(*) > 0
+  );
+end;
 $$;
 revoke execute on function public.notification_request(uuid, uuid, uuid) from public, anon, authenticated, service_role;
 
