@@ -420,16 +420,18 @@ begin
   -- A repeat delivers message.created again, the same envelope as the first
   -- send's (with the message's current state, as a replay of its event has:
   -- record_message_change rewrites that payload on an edit or a delete): the
-  -- first send's fan-out may never have run. For the same reason it asks
-  -- again who is offline to be notified (65_push.sql): a push repeated under
-  -- the same topic replaces the first.
+  -- first send's fan-out may never have run. It notifies nobody again
+  -- (65_push.sql): a repeat takes no rate token, so a client repeating one
+  -- client_msg_id in a loop would otherwise buzz every offline member's
+  -- devices each time. A notification lost to a crash between the commit and
+  -- the hand-off stays lost; the member sees the message when back online.
   return jsonb_build_object(
     'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
     'deliveries', jsonb_build_array(public.delivery(
       public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
       public.live_recipients(p_conversation_id, null)
     )),
-    'notify', public.notification_request(p_conversation_id, v_message.id, p_sender)
+    'notify', case when not v_duplicate then public.notification_request(p_conversation_id, v_message.id, p_sender) end
   );
 end;
 $$;

@@ -167,10 +167,15 @@ begin
   v_response := public.send_message(tests.alice(), v_group, 'n-3', 'text', 'still?');
   perform tests.eq(v_response -> 'notify' -> 'user_ids', jsonb_build_array(tests.bob()), 'bob, whose only socket expired');
 
-  -- A former member is not told; a repeat asks again.
-  update public.participants set left_at = now() where conversation_id = v_group and user_id = tests.bob();
+  -- A repeat notifies nobody again (it takes no rate token), bob still offline.
   v_response := public.send_message(tests.alice(), v_group, 'n-3', 'text', 'still?');
   perform tests.eq(v_response -> 'result' -> 'duplicate', 'true'::jsonb, 'a repeat');
+  perform tests.eq(v_response -> 'notify', 'null'::jsonb, 'a repeat notifies nobody again');
+
+  -- A former member is not told.
+  update public.participants set left_at = now() where conversation_id = v_group and user_id = tests.bob();
+  v_response := public.send_message(tests.alice(), v_group, 'n-4', 'text', 'and now?');
+  perform tests.eq(v_response -> 'result' -> 'duplicate', 'false'::jsonb, 'a new message');
   perform tests.eq(v_response -> 'notify', 'null'::jsonb, 'bob left: nobody now');
 end
 $$;
