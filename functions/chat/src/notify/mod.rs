@@ -181,16 +181,25 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pushes in flight at once.
 const MAX_IN_FLIGHT: usize = 16;
 
+/// The HTTP client pushes and webhook posts go through. No redirects: an
+/// endpoint is a user's input, and a redirect would let its server send this
+/// function anywhere (its own machine included). Push services do not
+/// redirect; a 3xx answer fails.
+fn delivery_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 impl Channels {
     pub fn new(config: &NotifyConfig) -> Result<Self, String> {
         Ok(Self {
             preview: config.preview,
             web_push: config.vapid.as_ref().map(VapidSigner::new).transpose()?,
             webhook: config.webhook.clone(),
-            http: reqwest::Client::builder()
-                .timeout(DELIVERY_TIMEOUT)
-                .build()
-                .map_err(|e| e.to_string())?,
+            http: delivery_client()?,
             retry: RetryPolicy::default(),
         })
     }
@@ -390,6 +399,48 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers every request with `answer` and counts them.
+    async fn answering(answer: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_from_an_endpoint_is_not_followed() {
+        let (inside, inside_hits) = answering("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        let redirect: &'static str = Box::leak(
+            format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {inside}\r\ncontent-length: 0\r\n\r\n")
+                .into_boxed_str(),
+        );
+        let (endpoint, endpoint_hits) = answering(redirect).await;
+        let response = delivery_client()
+            .unwrap()
+            .post(&endpoint)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 307);
+        assert_eq!(endpoint_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(
+            inside_hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+    }
 
     #[test]
     fn a_long_body_is_cut_to_fit_one_push_message() {

@@ -153,8 +153,10 @@ pub async fn send(
                 _ => Attempt::Fatal(format!("HTTP {status}")),
             }
         }
+        // Without the URL: a push endpoint or the webhook's query string
+        // is not for the logs or the failure destination.
         Err(e) => Attempt::Retry {
-            reason: e.to_string(),
+            reason: e.without_url().to_string(),
             after: None,
         },
     }

@@ -58,8 +58,10 @@ pub async fn send(http: &reqwest::Client, target: &WebhookTarget, body: &[u8]) -
                 after,
             }
         }
+        // Without the URL: a push endpoint or the webhook's query string
+        // is not for the logs or the failure destination.
         Err(e) => Attempt::Retry {
-            reason: e.to_string(),
+            reason: e.without_url().to_string(),
             after: None,
         },
     }
