@@ -14,6 +14,9 @@ use crate::latency::{micros, Samples};
 #[derive(Debug, Clone, Serialize)]
 pub struct FunctionFigures {
     pub function: String,
+    /// Its `Handler` (which function of a shared executable it is), or the
+    /// executable's name where each function has its own.
+    pub handler: String,
     pub binary: String,
     /// Size of the stripped release binary (what the zip would hold).
     pub binary_bytes: Option<u64>,
@@ -36,9 +39,19 @@ pub struct FunctionFigures {
     pub gb_seconds_per_million: Option<f64>,
 }
 
-/// Binary name and memory size of each function, by logical id.
+/// A function as the template builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TemplateFunction {
+    /// `Handler`, or the binary's name where it is the custom runtime's `bootstrap`
+    /// (a template of one binary per function, as `--checkout` may measure).
+    name: String,
+    binary: String,
+    memory_mb: u64,
+}
+
+/// Each function of the template, by logical id.
 #[derive(Debug, Default)]
-pub struct TemplateFunctions(BTreeMap<String, (String, u64)>);
+pub struct TemplateFunctions(BTreeMap<String, TemplateFunction>);
 
 impl TemplateFunctions {
     pub fn read(template: &Path) -> Result<TemplateFunctions, String> {
@@ -60,18 +73,27 @@ impl TemplateFunctions {
                 else {
                     continue;
                 };
-                let memory = resource["Properties"]["MemorySize"].as_u64().unwrap_or(default_memory);
-                found.insert(id.to_owned(), (binary.to_owned(), memory));
+                let memory_mb = resource["Properties"]["MemorySize"].as_u64().unwrap_or(default_memory);
+                let handler = resource["Properties"]["Handler"]
+                    .as_str()
+                    .or(doc["Globals"]["Function"]["Handler"].as_str())
+                    .filter(|h| *h != "bootstrap");
+                let function = TemplateFunction {
+                    name: handler.unwrap_or(binary).to_owned(),
+                    binary: binary.to_owned(),
+                    memory_mb,
+                };
+                found.insert(id.to_owned(), function);
             }
         }
         Ok(TemplateFunctions(found))
     }
 
-    /// The logical id of the function built as `binary`, if the template has one.
-    pub fn id_of(&self, binary: &str) -> Option<String> {
+    /// The logical id of the function called `name` (its handler), if the template has one.
+    pub fn id_of(&self, name: &str) -> Option<String> {
         self.0
             .iter()
-            .find(|(_, (built, _))| built == binary)
+            .find(|(_, function)| function.name == name)
             .map(|(id, _)| id.clone())
     }
 }
@@ -81,7 +103,12 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions, bin_dir: &Pa
     template
         .0
         .iter()
-        .map(|(id, (binary, memory_mb))| {
+        .map(|(id, function)| {
+            let TemplateFunction {
+                name,
+                binary,
+                memory_mb,
+            } = function;
             let empty = FunctionStats::default();
             let s = stats.functions.get(id).unwrap_or(&empty);
             let mut cold = Samples::default();
@@ -110,6 +137,7 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions, bin_dir: &Pa
             let cold_summary = cold.summary();
             FunctionFigures {
                 function: id.clone(),
+                handler: name.clone(),
                 binary: binary.clone(),
                 binary_bytes: std::fs::metadata(bin_dir.join(binary)).ok().map(|m| m.len()),
                 memory_mb: *memory_mb,
@@ -153,17 +181,33 @@ Resources:
         Binary: big
     Properties:
       MemorySize: 1024
+  SendFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: chat-functions
+    Properties:
+      Handler: ws-send-message
   Route:
     Type: AWS::ApiGatewayV2::Route
 "#;
 
     #[test]
-    fn template_gives_binaries_and_memory() {
+    fn template_gives_names_binaries_and_memory() {
         let t = TemplateFunctions::parse(TEMPLATE).unwrap();
-        assert_eq!(t.0["PingFunction"], ("ws-ping".to_string(), 256));
-        assert_eq!(t.0["BigFunction"], ("big".to_string(), 1024));
-        assert_eq!(t.0.len(), 2);
+        let function = |name: &str, binary: &str, memory_mb| TemplateFunction {
+            name: name.into(),
+            binary: binary.into(),
+            memory_mb,
+        };
+        assert_eq!(t.0["PingFunction"], function("ws-ping", "ws-ping", 256));
+        assert_eq!(t.0["BigFunction"], function("big", "big", 1024));
+        // One executable for several functions: the Handler names the function.
+        assert_eq!(t.0["SendFunction"], function("ws-send-message", "chat-functions", 256));
+        assert_eq!(t.0.len(), 3);
         assert_eq!(t.id_of("ws-ping").as_deref(), Some("PingFunction"));
+        assert_eq!(t.id_of("ws-send-message").as_deref(), Some("SendFunction"));
+        assert_eq!(t.id_of("chat-functions"), None);
         assert_eq!(t.id_of("notify"), None);
     }
 

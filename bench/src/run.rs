@@ -35,8 +35,8 @@ const CONNECT_SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for every `$disconnect` to have run.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(15);
 const DISCONNECT_FUNCTION: &str = "WsDisconnectFunction";
-/// The notification function's binary (its logical id comes from the template).
-const NOTIFY_BINARY: &str = "notify";
+/// The notification function's handler (its logical id comes from the template).
+const NOTIFY_HANDLER: &str = "notify";
 /// Longest wait, once the clients have settled, for the notifications they
 /// handed off to have run.
 const NOTIFY_WAIT: Duration = Duration::from_secs(10);
@@ -48,7 +48,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let bin_dir = options.bin_dir.clone().unwrap_or_else(stack::default_bin_dir);
     let bin_dir = std::path::absolute(&bin_dir).unwrap_or(bin_dir);
     let template = TemplateFunctions::read(&root.join("template.yaml"))?;
-    let notify_function = template.id_of(NOTIFY_BINARY);
+    let notify_function = template.id_of(NOTIFY_HANDLER);
     if notify_function.is_none() && options.offline_share > 0.0 {
         progress("this template has no notification function: nothing will be handed off");
     }

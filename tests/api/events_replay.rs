@@ -1,5 +1,6 @@
 //! Every sample event in `events/` (the ones `sam local invoke -e` takes) run
-//! through its function's real binary, wired as its `bin/*.rs` wires it, and
+//! through its function's real executable, wired as its entry in
+//! functions/lambdas/src/handlers.rs wires it, and
 //! checked for what the handler did: the events it pushed to real WebSocket
 //! clients, the rows it wrote, and what it answered.
 //!
@@ -131,8 +132,8 @@ fn every_sample_event_is_replayed_and_names_a_function_of_the_template() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(on_disk, replayed);
-    let binaries: BTreeSet<String> = template_functions().into_values().filter_map(|f| f.binary).collect();
-    assert_eq!(binaries, replayed, "one sample per function binary");
+    let handlers: BTreeSet<String> = template_functions().into_values().filter_map(|f| f.handler).collect();
+    assert_eq!(handlers, replayed, "one sample per function");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -612,16 +613,24 @@ async fn rest_samples_answer_write_and_push_what_their_endpoint_does() {
             "http-vapid-public-key" => assert_eq!(body, json!({"public_key": stack.info.vapid_public_key})),
             "http-save-push-subscription" => {
                 assert_eq!((status, &body["created"]), (201, &json!(true)), "{body}");
-                let saved: i64 = query_one(stack, "select count(*) from push_subscriptions where user_id = $1", &[&alice.id])
-                    .await
-                    .get(0);
+                let saved: i64 = query_one(
+                    stack,
+                    "select count(*) from push_subscriptions where user_id = $1",
+                    &[&alice.id],
+                )
+                .await
+                .get(0);
                 assert_eq!(saved, 1);
             }
             "http-delete-push-subscription" => {
                 assert_eq!(body["removed"], true, "{body}");
-                let saved: i64 = query_one(stack, "select count(*) from push_subscriptions where user_id = $1", &[&alice.id])
-                    .await
-                    .get(0);
+                let saved: i64 = query_one(
+                    stack,
+                    "select count(*) from push_subscriptions where user_id = $1",
+                    &[&alice.id],
+                )
+                .await
+                .get(0);
                 assert_eq!(saved, 0);
             }
             other => panic!("no checks for the sample {other}"),
@@ -729,5 +738,8 @@ async fn the_notification_sample_tells_the_webhook() {
     assert_eq!(answer["webhook"], true, "{answer}");
     let received = push_service().await_webhooks(conversation, 2).await;
     let notification = verify_webhook(&received[1]);
-    assert_eq!((&notification["id"], &notification["user_ids"]), (&message["id"], &json!([bob.id])));
+    assert_eq!(
+        (&notification["id"], &notification["user_ids"]),
+        (&message["id"], &json!([bob.id]))
+    );
 }

@@ -89,18 +89,18 @@ fn the_documented_routes_are_the_template_http_api_routes() {
     );
 }
 
-/// Where both sides have a route, the operation's `x-lambda-binary` is the
-/// binary of the function the template routes it to.
+/// Where both sides have a route, the operation's `x-lambda-handler` is the
+/// Handler of the function the template routes it to.
 #[test]
-fn each_operation_names_the_binary_that_serves_it() {
+fn each_operation_names_the_function_that_serves_it() {
     let doc = openapi();
     let functions = template_functions();
     let routes = template_routes();
     let mut wrong = Vec::new();
     for (route, operation) in operations(&doc) {
         let Some(function) = routes.get(&route) else { continue };
-        let documented = operation.get("x-lambda-binary").and_then(text);
-        let deployed = functions[function].binary.clone();
+        let documented = operation.get("x-lambda-handler").and_then(text);
+        let deployed = functions[function].handler.clone();
         if documented != deployed {
             wrong.push(format!(
                 "{}: docs/openapi.yaml says {documented:?}, template.yaml routes it to {function} ({deployed:?})",
@@ -108,7 +108,7 @@ fn each_operation_names_the_binary_that_serves_it() {
             ));
         }
     }
-    assert!(wrong.is_empty(), "binaries disagree:\n  {}", wrong.join("\n  "));
+    assert!(wrong.is_empty(), "handlers disagree:\n  {}", wrong.join("\n  "));
 }
 
 #[test]

@@ -152,53 +152,56 @@ pub async fn run_authorizer(verifier: &'static TokenVerifier) -> Result<(), Erro
     .await
 }
 
-// Every function runs on tokio's current-thread runtime: an instance serves
-// one invocation at a time and has at most a share of one vCPU at the
-// template's memory sizes, so a second worker thread buys nothing and its
-// wake-ups cost: the fan-out's CPU per post drops by about 40% (the push_cost
-// example measures it).
+/// Runs a function's whole life on tokio's current-thread runtime: an
+/// instance serves one invocation at a time and has at most a share of one
+/// vCPU at the template's memory sizes, so a second worker thread buys
+/// nothing and its wake-ups cost: the fan-out's CPU per post drops by about
+/// 40% (the push_cost example measures it).
+pub fn serve(function: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(function)
+}
 
-/// The whole `main` of a REST endpoint's function, given how it calls its
-/// handler with the instance's [`Services`] and the request:
+/// A REST endpoint's function, given how it calls its handler with the
+/// instance's [`Services`] and the request:
 ///
 /// ```ignore
-/// chat::http_function!(|s, request| chat::http::get_me(&s.verifier, &s.store, &request));
+/// chat::http_function!(|s, request| chat::http::get_me(&s.verifier, &s.store, &request))
 /// ```
 #[macro_export]
 macro_rules! http_function {
     (|$services:ident, $request:ident| $call:expr) => {
-        #[tokio::main(flavor = "current_thread")]
-        async fn main() -> Result<(), $crate::lambda::Error> {
+        $crate::lambda::serve(async {
             let $services = $crate::lambda::services()?;
             $crate::lambda::run_http(move |$request| async move { $call.await }).await
-        }
+        })
     };
 }
 
-/// The whole `main` of a WebSocket route's function (see [`http_function!`]).
+/// A WebSocket route's function (see [`http_function!`]).
 #[macro_export]
 macro_rules! websocket_function {
     (|$services:ident, $event:ident| $call:expr) => {
-        #[tokio::main(flavor = "current_thread")]
-        async fn main() -> Result<(), $crate::lambda::Error> {
+        $crate::lambda::serve(async {
             let $services = $crate::lambda::services()?;
             $crate::lambda::run_websocket(move |$event| async move { $call.await }).await
-        }
+        })
     };
 }
 
-/// The whole `main` of a scheduled function (see [`http_function!`]):
+/// A scheduled function (see [`http_function!`]):
 ///
 /// ```ignore
-/// chat::scheduled_function!(|s| chat::sweep::run(&s.store, &s.pusher, &s.config));
+/// chat::scheduled_function!(|s| chat::sweep::run(&s.store, &s.pusher, &s.config))
 /// ```
 #[macro_export]
 macro_rules! scheduled_function {
     (|$services:ident| $call:expr) => {
-        #[tokio::main(flavor = "current_thread")]
-        async fn main() -> Result<(), $crate::lambda::Error> {
+        $crate::lambda::serve(async {
             let $services = $crate::lambda::services()?;
             $crate::lambda::run_scheduled(move || async move { $call.await }).await
-        }
+        })
     };
 }

@@ -240,26 +240,23 @@ impl Drop for Emulator {
     }
 }
 
-/// `--fault-kill-after-commit` names (a logical id, or a binary name standing
-/// for every function built from it) -> share by logical id; a logical id
-/// wins over a binary name.
+/// `--fault-kill-after-commit` names (a logical id, a handler, or a binary
+/// name standing for every function that runs it) -> share by logical id; a
+/// logical id wins over the other names.
 fn kill_after_commit_shares(
     by_name: &BTreeMap<String, f64>,
     functions: &BTreeMap<String, FunctionSpec>,
 ) -> Result<BTreeMap<String, f64>, String> {
     let mut shares = BTreeMap::new();
     for (name, share) in by_name {
-        let matching: Vec<&FunctionSpec> = functions
-            .values()
-            .filter(|f| f.logical_id == *name || f.binary == *name)
-            .collect();
+        let matching: Vec<&FunctionSpec> = functions.values().filter(|f| f.is_called(name)).collect();
         if matching.is_empty() {
             let known: Vec<String> = functions
                 .values()
-                .map(|f| format!("{} ({})", f.logical_id, f.binary))
+                .map(|f| format!("{} ({})", f.logical_id, f.short_name()))
                 .collect();
             return Err(format!(
-                "kill after commit: no function is called or built as {name:?}; the template has {}",
+                "kill after commit: no function has the logical id, handler or binary {name:?}; the template has {}",
                 known.join(", ")
             ));
         }
@@ -310,11 +307,12 @@ fn host_port(addr: SocketAddr) -> String {
 mod tests {
     use super::*;
 
-    fn function(logical_id: &str, binary: &str) -> (String, FunctionSpec) {
+    fn function(logical_id: &str, handler: &str, binary: &str) -> (String, FunctionSpec) {
         let spec = FunctionSpec {
             logical_id: logical_id.into(),
             function_name: logical_id.into(),
             binary: binary.into(),
+            handler: handler.into(),
             env: BTreeMap::new(),
             timeout: Duration::from_secs(3),
             memory_mb: 128,
@@ -326,12 +324,12 @@ mod tests {
     }
 
     #[test]
-    fn kill_after_commit_takes_logical_ids_and_binary_names() {
+    fn kill_after_commit_takes_logical_ids_handlers_and_binary_names() {
         let functions = BTreeMap::from([
-            function("WsSendMessageFunction", "ws-send-message"),
-            function("SendMessageFunction", "http-send-message"),
-            function("EchoA", "echo"),
-            function("EchoB", "echo"),
+            function("WsSendMessageFunction", "ws-send-message", "chat-functions"),
+            function("SendMessageFunction", "http-send-message", "chat-functions"),
+            function("EchoA", "bootstrap", "echo"),
+            function("EchoB", "bootstrap", "echo"),
         ]);
         let shares = |names: &[(&str, f64)]| {
             let by_name = names.iter().map(|(n, s)| (n.to_string(), *s)).collect();

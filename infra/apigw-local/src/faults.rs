@@ -31,7 +31,7 @@ pub struct FaultConfig {
     /// Invocations whose instance is killed (SIGKILL) at a random point
     /// before it answers.
     pub kill: f64,
-    /// Function (logical id or binary name) -> share of its invocations
+    /// Function (logical id, handler or binary name) -> share of its invocations
     /// killed right after their database commit: at the instance's first
     /// `@connections` call in the invocation (not served), or when it
     /// answers if it makes none (the answer discarded).

@@ -108,7 +108,7 @@ pub struct FaultOptions {
     #[arg(long = "fault-kill", value_name = "F", value_parser = share)]
     pub kill: Option<f64>,
     /// Kill share F (default 1) of this function's invocations right after their database commit: at the instance's
-    /// first @connections call in the invocation (not served), or when it answers if it makes none. NAME is a binary
+    /// first @connections call in the invocation (not served), or when it answers if it makes none. NAME is a handler
     /// (ws-send-message) or a logical id (WsSendMessageFunction). Repeatable.
     #[arg(long = "fault-kill-after-commit", value_name = "NAME[=F]", value_parser = kill_after_commit)]
     pub kill_after_commit: Vec<KillAfterCommit>,

@@ -1,5 +1,6 @@
-//! The real function binaries (`target/debug/<binary>`) run on raw events, as
-//! `sam local invoke -e` runs them: each binary is started against the Lambda
+//! The real functions (`target/debug/chat-functions`, each with its own
+//! `_HANDLER`) run on raw events, as `sam local invoke -e` runs them: each
+//! function is started against the Lambda
 //! Runtime API of an emulator in this process (`apigw-local`, the one the
 //! stack runs), which hands it the event and takes its answer. The functions
 //! get the environment the stack gives its own, so they use the stack's
@@ -19,12 +20,12 @@ const STAGE: &str = "dev";
 
 pub struct Functions {
     emulator: Emulator,
-    /// Binary name -> logical id in `template.yaml`.
-    by_binary: BTreeMap<String, String>,
+    /// Handler -> logical id in `template.yaml`.
+    by_handler: BTreeMap<String, String>,
 }
 
 impl Functions {
-    /// The template's functions, ready to run (each binary starts on its first event).
+    /// The template's functions, ready to run (each starts on its first event).
     pub async fn start() -> Functions {
         let info = &stack().info;
         let issuer = std::env::var("SUPABASE_JWT_ISSUER").unwrap_or_default();
@@ -83,25 +84,25 @@ impl Functions {
         })
         .await
         .expect("start the function emulator");
-        let by_binary = template_functions()
+        let by_handler = template_functions()
             .into_iter()
-            .filter_map(|(id, function)| Some((function.binary?, id)))
+            .filter_map(|(id, function)| Some((function.handler?, id)))
             .collect();
-        Functions { emulator, by_binary }
+        Functions { emulator, by_handler }
     }
 
-    /// Runs the function built as `binary` on `event`: what its handler
+    /// Runs the function whose Handler is `handler` on `event`: what it
     /// answered, or the error it reported (`errorType: errorMessage`).
-    pub async fn invoke(&self, binary: &str, event: &str) -> Result<Value, String> {
+    pub async fn invoke(&self, handler: &str, event: &str) -> Result<Value, String> {
         let logical_id = self
-            .by_binary
-            .get(binary)
-            .unwrap_or_else(|| panic!("no function in template.yaml is built as {binary}"));
+            .by_handler
+            .get(handler)
+            .unwrap_or_else(|| panic!("no function in template.yaml has the Handler {handler}"));
         let answer = self
             .emulator
             .invoke(logical_id, event.as_bytes().to_vec())
             .await
             .map_err(|error| error.to_string())?;
-        Ok(serde_json::from_slice(&answer).unwrap_or_else(|e| panic!("{binary} answered with no JSON: {e}")))
+        Ok(serde_json::from_slice(&answer).unwrap_or_else(|e| panic!("{handler} answered with no JSON: {e}")))
     }
 }

@@ -139,7 +139,7 @@ impl Stack {
     fn start(options: &[&str], parameters: &[(&str, &str)]) -> Stack {
         let bin_dir = binaries_dir();
         let runner = bin_dir.join("chat-local");
-        for needed in [runner.clone(), bin_dir.join("ws-send-message")] {
+        for needed in [runner.clone(), bin_dir.join("chat-functions")] {
             assert!(
                 needed.exists(),
                 "{} is missing: run `cargo build --workspace --bins --examples` first (make test does)",

@@ -63,7 +63,8 @@ pub fn text(value: &Value) -> Option<String> {
 
 /// A template function with the HTTP API routes it serves.
 pub struct TemplateFunction {
-    pub binary: Option<String>,
+    /// Its `Handler`: which function of the one executable it is.
+    pub handler: Option<String>,
     pub routes: Vec<Route>,
 }
 
@@ -82,11 +83,7 @@ pub fn template_functions() -> BTreeMap<String, TemplateFunction> {
             continue;
         }
         let id = text(id).expect("logical ids are strings");
-        let binary = resource
-            .get("Metadata")
-            .and_then(|m| m.get("BuildProperties"))
-            .and_then(|b| b.get("Binary"))
-            .and_then(text);
+        let handler = resource.get("Properties").and_then(|p| p.get("Handler")).and_then(text);
         let events = resource
             .get("Properties")
             .and_then(|p| p.get("Events"))
@@ -102,7 +99,7 @@ pub fn template_functions() -> BTreeMap<String, TemplateFunction> {
                 _ => ("ANY".to_string(), "$default".to_string()),
             });
         }
-        functions.insert(id, TemplateFunction { binary, routes });
+        functions.insert(id, TemplateFunction { handler, routes });
     }
     functions
 }

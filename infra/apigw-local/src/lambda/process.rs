@@ -61,7 +61,7 @@ impl LaunchConfig {
             ("AWS_REGION", region.to_string()),
             ("AWS_DEFAULT_REGION", region.to_string()),
             ("AWS_EXECUTION_ENV", "AWS_Lambda_rust".into()),
-            ("_HANDLER", "bootstrap".into()),
+            ("_HANDLER", spec.handler.clone()),
             ("LAMBDA_TASK_ROOT", task_root.display().to_string()),
         ];
         for (name, value) in reserved {
@@ -173,6 +173,7 @@ mod tests {
             logical_id: "EchoFunction".into(),
             function_name: "EchoFunction".into(),
             binary: "echo".into(),
+            handler: "echo-handler".into(),
             env: BTreeMap::from([
                 ("FROM_TEMPLATE".to_string(), "t".to_string()),
                 ("OVERRIDDEN".to_string(), "template".to_string()),
@@ -213,7 +214,7 @@ mod tests {
         assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
         assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/EchoFunction");
         assert_eq!(env["AWS_LAMBDA_LOG_FORMAT"], "JSON");
-        assert_eq!(env["_HANDLER"], "bootstrap");
+        assert_eq!(env["_HANDLER"], "echo-handler");
         assert_eq!(env["LAMBDA_TASK_ROOT"], "/opt/fns");
         assert_eq!(env["AWS_EXECUTION_ENV"], "AWS_Lambda_rust");
         assert_eq!(launch.executable, PathBuf::from("/opt/fns/echo"));

@@ -11,6 +11,8 @@ use super::{resources_of_type, FunctionSpec, HttpRouteSpec};
 const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
 const DEFAULT_TIMEOUT_SECS: u64 = 3;
 const DEFAULT_MEMORY_MB: u64 = 128;
+/// What `sam init` writes for a custom runtime: the executable is the function.
+pub(super) const DEFAULT_HANDLER: &str = "bootstrap";
 /// The HTTP API SAM creates when events name no `ApiId`.
 const IMPLICIT_HTTP_API: &str = "ServerlessHttpApi";
 
@@ -81,6 +83,7 @@ pub(super) fn parse_functions(
             Some(name) => resolver.resolve(name).map_err(|e| format!("{id}: FunctionName: {e}"))?,
             None => id.to_string(),
         };
+        let handler = setting("Handler")?.unwrap_or_else(|| DEFAULT_HANDLER.to_string());
         let log_format = props
             .get("LoggingConfig")
             .or_else(|| globals.get("LoggingConfig"))
@@ -95,6 +98,7 @@ pub(super) fn parse_functions(
                 logical_id: id.to_string(),
                 function_name,
                 binary,
+                handler,
                 env,
                 timeout: Duration::from_secs(number("Timeout")?.unwrap_or(DEFAULT_TIMEOUT_SECS)),
                 memory_mb: number("MemorySize")?.unwrap_or(DEFAULT_MEMORY_MB),

@@ -26,7 +26,11 @@ pub(crate) struct FunctionSpec {
     pub logical_id: String,
     /// `AWS_LAMBDA_FUNCTION_NAME`: `FunctionName` when set, else the logical id.
     pub function_name: String,
+    /// The executable it runs (`Metadata.BuildProperties.Binary`).
     pub binary: String,
+    /// `Handler` (the function's own, else Globals'), given to the executable
+    /// as `_HANDLER`: which function of the executable this is.
+    pub handler: String,
     /// `Globals.Function.Environment` merged with the function's own, resolved.
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
@@ -36,6 +40,26 @@ pub(crate) struct FunctionSpec {
     pub log_format: Option<String>,
     /// How its asynchronous invocations are retried and where failures go.
     pub event_invoke: EventInvokeSpec,
+}
+
+impl FunctionSpec {
+    /// What people call the function: its `Handler` when one executable
+    /// serves several functions, else the executable's name (a function whose
+    /// executable is all it is has the custom runtime's `bootstrap`).
+    pub fn short_name(&self) -> &str {
+        if self.handler == functions::DEFAULT_HANDLER {
+            &self.binary
+        } else {
+            &self.handler
+        }
+    }
+
+    /// Whether `name` is this function's logical id, handler or executable.
+    pub fn is_called(&self, name: &str) -> bool {
+        [&self.logical_id, &self.handler, &self.binary]
+            .iter()
+            .any(|n| *n == name)
+    }
 }
 
 /// One HTTP API route: `GET /v1/items/{id}`, `ANY /{proxy+}` or `$default`.
@@ -236,7 +260,8 @@ mod tests {
     fn real_template_functions() {
         let t = real_template();
         let health = &t.functions["HealthFunction"];
-        assert_eq!(health.binary, "http-health");
+        assert_eq!(health.binary, "chat-functions");
+        assert_eq!(health.handler, "http-health");
         assert_eq!(health.function_name, "HealthFunction");
         assert_eq!(health.timeout, Duration::from_secs(10));
         assert_eq!(health.memory_mb, 256);
@@ -262,9 +287,12 @@ mod tests {
             health.env["WEBSOCKET_MANAGEMENT_ENDPOINT"],
             "https://WebSocketApi.execute-api.us-east-1.amazonaws.com/dev"
         );
-        assert_eq!(t.functions["WsSendMessageFunction"].binary, "ws-send-message");
-        // Every function has a binary name; the template grows as endpoints are added.
+        assert_eq!(t.functions["WsSendMessageFunction"].handler, "ws-send-message");
+        // Every function has a binary and a handler of its own; the template
+        // grows as endpoints are added.
         assert!(t.functions.values().all(|f| !f.binary.is_empty()));
+        let handlers: std::collections::BTreeSet<&str> = t.functions.values().map(|f| f.handler.as_str()).collect();
+        assert_eq!(handlers.len(), t.functions.len(), "two functions share a Handler");
     }
 
     #[test]
