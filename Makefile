@@ -88,10 +88,9 @@ test: setup
 # function processes, nothing to install first. Not the end-to-end suite
 # (chat-e2e), nor the integration tests in each crate's tests/ (the
 # emulator's run the echo function as processes, some 15 s; local-stack's
-# starts a stack); chat-lambdas holds only the two-line mains, whose wiring
-# the end-to-end suite exercises.
+# starts a stack).
 test-unit:
-	cargo test --workspace --exclude chat-e2e --exclude chat-lambdas --lib --bins
+	cargo test --workspace --exclude chat-e2e --lib --bins
 
 # Release binaries (stripped, as deployed) on an isolated stack with free
 # ports; the figures go to bench/results/. Flags: `make bench BENCH_FLAGS="--duration 30"`.
@@ -114,7 +113,10 @@ db-push:
 	@$(BUILD) --quiet
 	$(CHAT_LOCAL) db-push
 
-# cargo-lambda finds Zig through the venv's python (pip package ziglang).
+# One cargo-lambda build for every function: they all run the one executable
+# (chat-functions) with their own Handler, and SAM builds functions that
+# share their code and build settings once. cargo-lambda finds Zig through
+# the venv's python (pip package ziglang).
 build: setup-deploy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
 
