@@ -67,6 +67,7 @@ pub struct Settings {
     pub fan_out_heavy: bool,
     pub rate_per_client: f64,
     pub room_rate_per_member: f64,
+    /// Measured sending time; with `--step`, of each step.
     pub duration_s: f64,
     pub warmup_s: f64,
     pub drain_s: f64,
@@ -94,7 +95,7 @@ impl Settings {
             fan_out_heavy: options.fan_out_heavy,
             rate_per_client: options.rate,
             room_rate_per_member: options.room_rate_per_member(),
-            duration_s: options.duration.as_secs_f64(),
+            duration_s: options.step.unwrap_or(options.duration).as_secs_f64(),
             warmup_s: options.warmup.as_secs_f64(),
             drain_s: options.drain.as_secs_f64(),
             rest_requests: options.rest_requests,

@@ -63,7 +63,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     );
     progress(&format!("starting an isolated stack from {}", bin_dir.display()));
     let mut stack = Stack::start(&bin_dir, &root, options.max_instances, &[]).await?;
-    let measured = measure(options, &stack, &topology, &template).await;
+    let measured = measure(options, &stack, &topology, &template, notify_function.as_deref()).await;
     // Read while every instance is alive: their peak memory is sampled now.
     let stats = match &measured {
         Ok(_) => stack.emulator_stats().await.ok(),
@@ -135,9 +135,8 @@ async fn measure(
     stack: &Stack,
     topology: &Topology,
     template: &TemplateFunctions,
+    notify_function: Option<&str>,
 ) -> Result<Measured, String> {
-    let notify_function = template.id_of(NOTIFY_BINARY);
-    let notify_function = notify_function.as_deref();
     let run_start = RunMark::take(stack).await?;
     let db = stack.db().await?;
     let postgres = db

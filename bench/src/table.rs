@@ -10,6 +10,8 @@ use crate::steps::StepFigures;
 
 /// Statements listed under each operation's round-trip count.
 const STATEMENTS_SHOWN: usize = 6;
+/// Error texts shown under a step not held.
+const STEP_ERRORS_SHOWN: usize = 3;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -129,6 +131,11 @@ fn steps(out: &mut String, figures: &StepFigures) {
             opt_ms(step.deliver.map(|d| d.p99_ms)),
             step.unacked
         );
+        if !step.held() {
+            for sample in step.integrity.error_samples.iter().take(STEP_ERRORS_SHOWN) {
+                let _ = writeln!(out, "{:>6}  error: {sample}", "");
+            }
+        }
     }
     match (figures.highest_held, figures.highest()) {
         (Some(index), Some(step)) => {
