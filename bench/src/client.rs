@@ -31,16 +31,27 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Counters {
     pub sent: AtomicU64,
+    /// Sends answered: acknowledged, or refused by an error that names them.
     pub acked: AtomicU64,
-    /// Deliveries owed: for every message sent, the members besides the sender.
+    /// Deliveries owed: for every message sent and not refused, the members besides the sender.
     pub expected: AtomicU64,
     /// Distinct deliveries received.
     pub delivered: AtomicU64,
-    /// Messages sent to a conversation with members who never connect: each
-    /// should hand one notification to the notification function.
+    /// Messages sent (and not refused) to a conversation with members who never
+    /// connect: each should hand one notification to the notification function.
     pub sends_to_offline: AtomicU64,
     /// Those members, summed over those messages.
     pub offline_recipients: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, value: u64) {
+        counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn sub(counter: &AtomicU64, value: u64) {
+        counter.fetch_sub(value, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +130,9 @@ pub struct Client {
     measure_from_us: u64,
     next_n: u32,
     pending: HashMap<u32, Pending>,
+    /// Sends still pending when a record was taken (counted there as missing):
+    /// an ack for one of them later is late, not a duplicate.
+    written_off: HashSet<u32>,
     seen: HashSet<u64>,
     record: Record,
     open: bool,
@@ -126,6 +140,7 @@ pub struct Client {
 
 struct Pending {
     sent_at: Instant,
+    conversation: Membership,
     measured: bool,
     reply: Option<oneshot::Sender<Duration>>,
 }
@@ -173,6 +188,7 @@ impl Client {
             measure_from_us: 0,
             next_n: 0,
             pending: HashMap::new(),
+            written_off: HashSet::new(),
             seen: HashSet::new(),
             record: Record::default(),
             open: true,
@@ -224,7 +240,7 @@ impl Client {
                     Some(Command::TakeRecord(reply)) => {
                         let mut record = std::mem::take(&mut self.record);
                         record.ack_missing = self.pending.len() as u64;
-                        self.pending.clear();
+                        self.written_off.extend(self.pending.drain().map(|(n, _)| n));
                         let _ = reply.send(record);
                     }
                     Some(Command::Close(reply)) => {
@@ -248,6 +264,7 @@ impl Client {
             n,
             Pending {
                 sent_at,
+                conversation,
                 measured,
                 reply,
             },
@@ -255,15 +272,7 @@ impl Client {
         self.record.sent += 1;
         self.record.sent_measured += u64::from(measured);
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .expected
-            .fetch_add(conversation.recipients, Ordering::Relaxed);
-        if conversation.offline > 0 {
-            self.counters.sends_to_offline.fetch_add(1, Ordering::Relaxed);
-            self.counters
-                .offline_recipients
-                .fetch_add(conversation.offline, Ordering::Relaxed);
-        }
+        self.owe(conversation, Counters::add);
         if !self.open || self.socket.send(Message::text(frame)).await.is_err() {
             self.open = false;
             self.record.dropped = true;
@@ -285,9 +294,39 @@ impl Client {
                     data.code.as_deref().unwrap_or("?"),
                     data.message.as_ref().and_then(|m| m.as_str()).unwrap_or("")
                 ));
+                self.on_refused(&event);
             }
             // Presence, membership, typing, pong: not what is measured.
             _ => {}
+        }
+    }
+
+    /// What a message sent to `conversation` owes (or, refused, no longer
+    /// owes): its deliveries and its notification.
+    fn owe(&self, conversation: Membership, change: fn(&AtomicU64, u64)) {
+        let c = &self.counters;
+        change(&c.expected, conversation.recipients);
+        if conversation.offline > 0 {
+            change(&c.sends_to_offline, 1);
+            change(&c.offline_recipients, conversation.offline);
+        }
+    }
+
+    /// A refusal naming one of this client's pending sends answers it: it
+    /// stays counted as an error, and owes no ack, delivery or notification.
+    fn on_refused(&mut self, event: &Incoming) {
+        let Some((client, n)) = event.data.client_msg_id.as_deref().and_then(parse_client_msg_id) else {
+            return;
+        };
+        if client as usize != self.index {
+            return;
+        }
+        if let Some(pending) = self.pending.remove(&n) {
+            self.counters.acked.fetch_add(1, Ordering::Relaxed);
+            self.owe(pending.conversation, Counters::sub);
+        } else if self.written_off.remove(&n) {
+            // Its record already counted it missing, and what it owed lost.
+            self.counters.acked.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -309,7 +348,12 @@ impl Client {
             self.record.ack_duplicates += 1;
         }
         let Some(pending) = self.pending.remove(&n) else {
-            self.record.ack_duplicates += 1;
+            if self.written_off.remove(&n) {
+                // Counted as missing in an earlier record; owed no more.
+                self.counters.acked.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.record.ack_duplicates += 1;
+            }
             return;
         };
         let latency = at.duration_since(pending.sent_at);

@@ -1,9 +1,9 @@
-//! Per-function figures: cold start, warm handler time, peak memory and
-//! binary size, from the emulator's counters, the SAM template and the
-//! release binaries on disk.
+//! Per-function figures: cold start, warm handler time and peak memory, from
+//! the emulator's counters and the SAM template; and the size of each
+//! distinct executable the functions run (one per function, or one for all).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use apigw_local::{EmulatorStats, FunctionStats};
 use serde::Serialize;
@@ -17,9 +17,8 @@ pub struct FunctionFigures {
     /// Its `Handler` (which function of a shared executable it is), or the
     /// executable's name where each function has its own.
     pub handler: String,
+    /// The executable it runs (`Metadata.BuildProperties.Binary`); its size is in `binaries`.
     pub binary: String,
-    /// Size of the stripped release binary (what the zip would hold).
-    pub binary_bytes: Option<u64>,
     pub memory_mb: u64,
     pub instances_started: u64,
     pub invocations: u64,
@@ -34,9 +33,15 @@ pub struct FunctionFigures {
     pub max_handler_ms: f64,
     /// Largest `VmHWM` of any instance.
     pub peak_rss_kib: Option<u64>,
-    /// Billed GB-seconds per million warm invocations at the template's
-    /// memory size, with the handler time measured here.
-    pub gb_seconds_per_million: Option<f64>,
+}
+
+/// One executable, however many functions run it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BinaryFigures {
+    pub binary: String,
+    /// Size of the stripped release binary (what the zip would hold).
+    pub bytes: Option<u64>,
+    pub functions: Vec<String>,
 }
 
 /// A function as the template builds it.
@@ -89,6 +94,11 @@ impl TemplateFunctions {
         Ok(TemplateFunctions(found))
     }
 
+    /// The memory size of the function with this logical id.
+    pub fn memory_of(&self, id: &str) -> Option<u64> {
+        self.0.get(id).map(|function| function.memory_mb)
+    }
+
     /// The logical id of the function called `name` (its handler), if the template has one.
     pub fn id_of(&self, name: &str) -> Option<String> {
         self.0
@@ -99,7 +109,7 @@ impl TemplateFunctions {
 }
 
 /// One row per function of the template, invoked or not.
-pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions, bin_dir: &Path) -> Vec<FunctionFigures> {
+pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions) -> Vec<FunctionFigures> {
     template
         .0
         .iter()
@@ -130,16 +140,11 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions, bin_dir: &Pa
             let warm_invocations = s.invocations.saturating_sub(firsts);
             let warm_handler_mean_ms = (warm_invocations > 0)
                 .then(|| (s.total_handler_ms - first_handler_ms).max(0.0) / warm_invocations as f64);
-            let gb_seconds_per_million = warm_handler_mean_ms.map(|ms| {
-                // Lambda bills whole milliseconds, at the configured memory.
-                ms.ceil() / 1000.0 * (*memory_mb as f64 / 1024.0) * 1_000_000.0
-            });
             let cold_summary = cold.summary();
             FunctionFigures {
                 function: id.clone(),
                 handler: name.clone(),
                 binary: binary.clone(),
-                binary_bytes: std::fs::metadata(bin_dir.join(binary)).ok().map(|m| m.len()),
                 memory_mb: *memory_mb,
                 instances_started: s.instances_started,
                 invocations: s.invocations,
@@ -150,10 +155,27 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions, bin_dir: &Pa
                 warm_handler_mean_ms: warm_handler_mean_ms.map(micros),
                 max_handler_ms: micros(s.max_handler_ms),
                 peak_rss_kib: s.peak_rss_kib,
-                gb_seconds_per_million: gb_seconds_per_million.map(|g| g.round()),
             }
         })
         .collect()
+}
+
+/// Each distinct executable path once, with the functions that run it.
+pub fn binaries(template: &TemplateFunctions, bin_dir: &Path) -> Vec<BinaryFigures> {
+    let mut by_path: BTreeMap<PathBuf, BinaryFigures> = BTreeMap::new();
+    for (id, TemplateFunction { binary, .. }) in &template.0 {
+        let path = bin_dir.join(binary);
+        by_path
+            .entry(path.clone())
+            .or_insert_with(|| BinaryFigures {
+                binary: binary.clone(),
+                bytes: std::fs::metadata(&path).ok().map(|m| m.len()),
+                functions: Vec::new(),
+            })
+            .functions
+            .push(id.clone());
+    }
+    by_path.into_values().collect()
 }
 
 #[cfg(test)]
@@ -232,14 +254,30 @@ Resources:
                 ..FunctionStats::default()
             },
         );
-        let rows = figures(&stats, &t, Path::new("/nonexistent"));
+        let rows = figures(&stats, &t);
         let ping = rows.iter().find(|r| r.function == "PingFunction").unwrap();
         assert_eq!(ping.warm_handler_mean_ms, Some(2.0));
         assert_eq!(ping.cold_start_p50_ms, Some(14.0));
         assert_eq!(ping.init_p50_ms, Some(4.0));
-        // 2 ms at 0.25 GB, a million times.
-        assert_eq!(ping.gb_seconds_per_million, Some(500.0));
         let big = rows.iter().find(|r| r.function == "BigFunction").unwrap();
         assert_eq!((big.invocations, big.warm_handler_mean_ms), (0, None));
+    }
+
+    #[test]
+    fn an_executable_run_by_several_functions_is_listed_once() {
+        let one_binary = TEMPLATE
+            .replace("Binary: big", "Binary: ws-ping")
+            .replace("Binary: chat-functions", "Binary: ws-ping");
+        let dir = std::env::temp_dir().join(format!("chat-bench-binaries-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ws-ping"), [0u8; 7]).unwrap();
+        let shared = binaries(&TemplateFunctions::parse(&one_binary).unwrap(), &dir);
+        let separate = binaries(&TemplateFunctions::parse(TEMPLATE).unwrap(), &dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].bytes, Some(7));
+        assert_eq!(shared[0].functions, ["BigFunction", "PingFunction", "SendFunction"]);
+        let sizes: Vec<(&str, Option<u64>)> = separate.iter().map(|b| (b.binary.as_str(), b.bytes)).collect();
+        assert_eq!(sizes, [("big", None), ("chat-functions", None), ("ws-ping", Some(7))]);
     }
 }

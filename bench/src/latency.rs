@@ -34,6 +34,12 @@ impl Samples {
         self.0.len()
     }
 
+    /// Samples longer than `limit`.
+    pub fn count_over(&self, limit: Duration) -> u64 {
+        let limit_ms = limit.as_secs_f64() * 1000.0;
+        self.0.iter().filter(|&&ms| ms > limit_ms).count() as u64
+    }
+
     /// `None` without samples: no figure is better than a made-up zero.
     pub fn summary(&self) -> Option<Summary> {
         if self.0.is_empty() {
@@ -82,5 +88,7 @@ mod tests {
         one.push(Duration::from_millis(3));
         assert_eq!(one.summary().unwrap().p99_ms, 3.0);
         assert!(Samples::default().summary().is_none());
+        assert_eq!(samples.count_over(Duration::from_millis(97)), 3);
+        assert_eq!(samples.count_over(Duration::from_millis(100)), 0);
     }
 }

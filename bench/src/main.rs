@@ -4,6 +4,7 @@
 mod api;
 mod chaos;
 mod client;
+mod cost;
 mod cpu;
 mod fleet;
 mod floor;
@@ -17,6 +18,7 @@ mod results;
 mod round_trips;
 mod run;
 mod stack;
+mod steps;
 mod table;
 mod tokens;
 mod topology;
@@ -52,6 +54,21 @@ async fn main() -> ExitCode {
         }
     }
     // Errors, losses and duplicates must be zero; the figures are kept either way.
+    // Stepping ends on a step that lost, refused or left messages unacknowledged
+    // by design; the step held must be clean, and no step may have duplicates.
+    if let Some(steps) = &report.steps {
+        if steps.highest_held.is_none() {
+            eprintln!(
+                "chat-bench: not even the first step was held ({})",
+                steps.stopped_because
+            );
+            return ExitCode::FAILURE;
+        }
+        if !steps.steps.iter().all(|step| step.integrity.is_correct()) {
+            eprintln!("chat-bench: a step received messages twice or where they do not belong (see the steps above)");
+            return ExitCode::FAILURE;
+        }
+    }
     let registered = report.connect.registered == report.connect.clients as u64;
     if !(registered && report.load.integrity.is_clean() && report.unloaded.integrity.is_clean()) {
         eprintln!("chat-bench: messages were lost, duplicated or refused (see integrity above)");

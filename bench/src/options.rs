@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{ArgAction, CommandFactory as _, Parser};
+use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser};
 
 /// Benchmarks the chat backend on an isolated local stack (fresh database, free ports, release function
 /// binaries): send→deliver latency, throughput, database round trips, cold starts, handler time, memory and binary
 /// size. Run it through `make bench`.
 #[derive(Debug, Clone, PartialEq, Parser)]
 #[command(name = "chat-bench")]
+#[command(group(ArgGroup::new("waits_for_acks").args(["chaos", "step"])))]
 pub struct Options {
     /// WebSocket clients, one user each.
     #[arg(long, value_name = "N", default_value_t = 200)]
@@ -32,9 +33,29 @@ pub struct Options {
     /// Messages per second each room member sends to the room.
     #[arg(long, value_name = "R", default_value_t = 0.02)]
     pub room_rate: f64,
+    /// Fan-out-heavy load: the room holds every client (members beyond what one creation takes are added after
+    /// it), and every client also sends to it at --rate, besides its direct or group conversation, so that room
+    /// fan-out makes most of the deliveries. Replaces --room-size and --room-rate.
+    #[arg(long, conflicts_with_all = ["room_size", "room_rate", "chaos"])]
+    pub fan_out_heavy: bool,
     /// Measured sending time.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "60")]
     pub duration: Duration,
+    /// Step mode, instead of one load of --duration: steps of SECS each, starting at --rate (and --room-rate), every
+    /// rate multiplied by --step-factor after each step held, until the p99 of send → deliver passes --step-p99-ms,
+    /// a send goes unacknowledged for --ack-timeout, or a message is lost or refused. Every step drains before the
+    /// next; the warm-up runs once, before the first. Reports each step and the highest one held.
+    #[arg(long, value_name = "SECS", value_parser = seconds, conflicts_with = "chaos")]
+    pub step: Option<Duration>,
+    /// With --step: what every rate is multiplied by from one step to the next.
+    #[arg(long, value_name = "F", default_value_t = 1.5, requires = "step")]
+    pub step_factor: f64,
+    /// With --step: the highest p99 of send → deliver (every recipient) a step may have and be held.
+    #[arg(long, value_name = "MS", default_value_t = 250.0, requires = "step")]
+    pub step_p99_ms: f64,
+    /// With --step: no more steps than this, held or not.
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "step")]
+    pub max_steps: usize,
     /// Sending before the measurement starts, not measured.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "5")]
     pub warmup: Duration,
@@ -110,8 +131,9 @@ pub struct Options {
     /// With --chaos: how often each client compares its position with every conversation's last seq.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10", requires = "chaos")]
     pub resync_every: Duration,
-    /// With --chaos: a send without an answer for this long goes again (same client_msg_id).
-    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10", requires = "chaos")]
+    /// With --chaos: a send without an answer for this long goes again (same client_msg_id). With --step: a send
+    /// acknowledged later than this, or never, ends the stepping.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10", requires = "waits_for_acks")]
     pub ack_timeout: Duration,
 }
 
@@ -125,6 +147,24 @@ impl Options {
     /// usage and exits with status 2, `--help` prints the help and exits.
     pub fn from_args() -> Options {
         Self::checked(Self::try_parse()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// Members of the room: every client with --fan-out-heavy, else --room-size.
+    pub fn room_members(&self) -> usize {
+        if self.fan_out_heavy {
+            self.clients
+        } else {
+            self.room_size
+        }
+    }
+
+    /// Messages per second each room member sends to the room: --rate with --fan-out-heavy, else --room-rate.
+    pub fn room_rate_per_member(&self) -> f64 {
+        if self.fan_out_heavy {
+            self.rate
+        } else {
+            self.room_rate
+        }
     }
 
     /// `--checkout`, else the checkout this program was built in.
@@ -154,15 +194,37 @@ impl Options {
                 "--group-size must be between 3 and 101",
             ),
             (
-                self.room_size == 0 || (2..=MAX_MEMBERS_BESIDES_CREATOR + 1).contains(&self.room_size),
+                self.fan_out_heavy
+                    || self.room_size == 0
+                    || (2..=MAX_MEMBERS_BESIDES_CREATOR + 1).contains(&self.room_size),
                 "--room-size must be 0 or between 2 and 101",
             ),
-            (self.room_size <= self.clients, "--room-size cannot exceed --clients"),
+            (
+                self.fan_out_heavy || self.room_size <= self.clients,
+                "--room-size cannot exceed --clients",
+            ),
             (
                 self.rate >= 0.0 && self.room_rate >= 0.0 && self.rate + self.room_rate > 0.0,
                 "--rate and --room-rate must not be negative, and not both 0",
             ),
+            (
+                !self.fan_out_heavy || self.rate > 0.0,
+                "--fan-out-heavy needs a --rate above 0",
+            ),
             (!self.duration.is_zero(), "--duration must be at least 1 second"),
+            (
+                self.step.is_none_or(|step| !step.is_zero()),
+                "--step must be more than 0 seconds",
+            ),
+            (
+                self.step_factor > 1.0 && self.step_factor.is_finite(),
+                "--step-factor must be above 1",
+            ),
+            (
+                self.step_p99_ms > 0.0 && self.step_p99_ms.is_finite(),
+                "--step-p99-ms must be more than 0",
+            ),
+            (self.max_steps >= 1, "--max-steps must be at least 1"),
             (
                 (0.0..MAX_OFFLINE_SHARE).contains(&self.offline_share),
                 "--offline-share must be at least 0 and below 0.9",
@@ -251,6 +313,59 @@ mod tests {
         );
         assert_eq!((options.offline_share, &options.checkout), (0.0, &None));
         assert!(options.save);
+        assert_eq!((options.fan_out_heavy, options.step), (false, None));
+    }
+
+    #[test]
+    fn fan_out_heavy_puts_every_client_in_the_room_at_its_own_rate() {
+        let options = parse_words("--fan-out-heavy --clients 150 --rate 0.3").unwrap();
+        assert_eq!((options.room_members(), options.room_rate_per_member()), (150, 0.3));
+        let plain = parse_words("--clients 150 --rate 0.3").unwrap();
+        assert_eq!((plain.room_members(), plain.room_rate_per_member()), (100, 0.02));
+        // Fewer clients than the default room: the room is all of them.
+        assert_eq!(parse_words("--fan-out-heavy --clients 20").unwrap().room_members(), 20);
+        for line in [
+            "--fan-out-heavy --room-size 10",
+            "--fan-out-heavy --room-rate 1",
+            "--fan-out-heavy --chaos",
+            "--fan-out-heavy --rate 0",
+        ] {
+            let error = parse_words(line).expect_err(line);
+            assert_eq!(error.exit_code(), 2, "{line}");
+        }
+    }
+
+    #[test]
+    fn step_mode_has_defaults_and_its_flags_need_it() {
+        let options = parse_words("--step 5 --fan-out-heavy").unwrap();
+        assert_eq!(options.step, Some(Duration::from_secs(5)));
+        assert_eq!(
+            (options.step_factor, options.step_p99_ms, options.max_steps),
+            (1.5, 250.0, 10)
+        );
+        assert_eq!(options.ack_timeout, Duration::from_secs(10));
+        let options =
+            parse_words("--step 2.5 --step-factor 2 --step-p99-ms 100 --max-steps 4 --ack-timeout 3").unwrap();
+        assert_eq!(options.step, Some(Duration::from_millis(2500)));
+        assert_eq!(
+            (options.step_factor, options.step_p99_ms, options.max_steps),
+            (2.0, 100.0, 4)
+        );
+        assert_eq!(options.ack_timeout, Duration::from_secs(3));
+        for line in [
+            "--step-factor 2",
+            "--step-p99-ms 100",
+            "--max-steps 3",
+            "--ack-timeout 3",
+            "--step 0",
+            "--step 5 --step-factor 1",
+            "--step 5 --step-p99-ms 0",
+            "--step 5 --max-steps 0",
+            "--step 5 --chaos",
+        ] {
+            let error = parse_words(line).expect_err(line);
+            assert_eq!(error.exit_code(), 2, "{line}");
+        }
     }
 
     #[test]
@@ -364,6 +479,9 @@ mod tests {
             "[default: 0]",
             "--fault-kill-after-commit <F>",
             "--cut-every <SECS>",
+            "--fan-out-heavy",
+            "--step <SECS>",
+            "[default: 250]",
         ] {
             assert!(help.contains(expected), "{expected} missing from\n{help}");
         }

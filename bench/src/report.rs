@@ -6,17 +6,21 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::client::Record;
+use crate::cost::CostFigures;
 use crate::cpu::CpuFigures;
 use crate::floor::{Floor, Ratio};
-use crate::functions::FunctionFigures;
+use crate::functions::{BinaryFigures, FunctionFigures};
 use crate::latency::{Samples, Summary};
 use crate::machine::{Commit, Machine};
 use crate::options::Options;
 use crate::round_trips::RoundTrips;
+use crate::steps::StepFigures;
 use crate::topology::{Kind, Topology};
 
 /// Bumped when a field changes meaning, so old results are not misread.
-pub const SCHEMA: u32 = 1;
+/// 2: binary sizes per executable (`binaries`), not per function; no
+/// `gb_seconds_per_million` per function (see `cost`); `steps`.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -31,15 +35,23 @@ pub struct Report {
     pub settings: Settings,
     pub stack_ready_s: f64,
     pub connect: ConnectFigures,
+    /// With `--step`: the highest step held (else the first step).
     pub load: LoadFigures,
+    /// With `--step`: every step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<StepFigures>,
     pub unloaded: UnloadedFigures,
     pub floor: Floor,
     pub vs_floor: VsFloor,
     pub rest: Vec<RestFigures>,
     pub disconnect: DisconnectFigures,
     pub functions: Vec<FunctionFigures>,
+    pub binaries: Vec<BinaryFigures>,
     /// CPU by process kind over the load's measured window; `None` without `/proc`.
     pub cpu: Option<CpuFigures>,
+    /// Lambda cost by memory size, modelled from the CPU and handler time per
+    /// invocation over the whole run; `None` without `/proc`.
+    pub cost: Option<CostFigures>,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,8 +63,11 @@ pub struct Settings {
     pub group_conversations: usize,
     pub group_size: usize,
     pub room_size: usize,
+    /// Every client in the room, sending to it at the client's rate.
+    pub fan_out_heavy: bool,
     pub rate_per_client: f64,
     pub room_rate_per_member: f64,
+    /// Measured sending time; with `--step`, of each step.
     pub duration_s: f64,
     pub warmup_s: f64,
     pub drain_s: f64,
@@ -76,10 +91,11 @@ impl Settings {
             direct_conversations: topology.count(Kind::Direct),
             group_conversations: topology.count(Kind::Group),
             group_size: options.group_size,
-            room_size: options.room_size,
+            room_size: options.room_members(),
+            fan_out_heavy: options.fan_out_heavy,
             rate_per_client: options.rate,
-            room_rate_per_member: options.room_rate,
-            duration_s: options.duration.as_secs_f64(),
+            room_rate_per_member: options.room_rate_per_member(),
+            duration_s: options.step.unwrap_or(options.duration).as_secs_f64(),
             warmup_s: options.warmup.as_secs_f64(),
             drain_s: options.drain.as_secs_f64(),
             rest_requests: options.rest_requests,
@@ -155,7 +171,7 @@ pub struct UnloadedFigures {
     pub round_trips: Option<RoundTrips>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Integrity {
     /// `error` events received.
     pub errors: u64,
@@ -174,6 +190,12 @@ pub struct Integrity {
 }
 
 impl Integrity {
+    /// Nothing received twice or by the wrong client: what must hold at any
+    /// load (a loss, a refusal or a missing ack can be the load's doing).
+    pub fn is_correct(&self) -> bool {
+        self.duplicates + self.ack_duplicates + self.strays == 0
+    }
+
     pub fn is_clean(&self) -> bool {
         self.errors
             + self.lost

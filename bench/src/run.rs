@@ -1,7 +1,8 @@
 //! One benchmark run, phase by phase, on a stack of its own:
-//! set-up → connect → floor → load (with the CPU of every process kind over
-//! its measured window) → one-at-a-time sends → REST → other routes →
-//! disconnect → per-function figures.
+//! set-up → connect → floor → load, or steps of load (with the CPU of every
+//! process kind over the measured window) → one-at-a-time sends → REST →
+//! other routes → disconnect → per-function figures, and their cost by
+//! memory size from the CPU each function used over the whole run.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,7 +12,8 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::client::Membership;
-use crate::cpu::{self, CpuFigures, Snapshot};
+use crate::cost::{self, CostFigures};
+use crate::cpu::{self, CpuFigures, Snapshot, Tally};
 use crate::fleet::{Fleet, LoadPlan, Member};
 use crate::floor::{self, Ratio};
 use crate::functions::{self, TemplateFunctions};
@@ -25,6 +27,7 @@ use crate::report::{
 };
 use crate::round_trips::{RoundTrips, StatementCounter};
 use crate::stack::{self, Stack};
+use crate::steps::{self, Decision, Step, StepFigures, StepSettings};
 use crate::topology::{Kind, Topology};
 use crate::users::{self, User};
 
@@ -56,11 +59,11 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         options.clients,
         options.direct_share,
         options.group_size,
-        options.room_size,
+        options.room_members(),
     );
     progress(&format!("starting an isolated stack from {}", bin_dir.display()));
     let mut stack = Stack::start(&bin_dir, &root, options.max_instances, &[]).await?;
-    let measured = measure(options, &stack, &topology, notify_function.as_deref()).await;
+    let measured = measure(options, &stack, &topology, &template, notify_function.as_deref()).await;
     // Read while every instance is alive: their peak memory is sampled now.
     let stats = match &measured {
         Ok(_) => stack.emulator_stats().await.ok(),
@@ -99,13 +102,16 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         stack_ready_s: hundredths(ready_after.as_secs_f64()),
         connect: measured.connect,
         load: measured.load,
+        steps: measured.steps,
         unloaded: measured.unloaded,
         floor: measured.floor,
         vs_floor,
         rest: measured.rest,
         disconnect: measured.disconnect,
-        functions: functions::figures(&stats, &template, &bin_dir),
+        functions: functions::figures(&stats, &template),
+        binaries: functions::binaries(&template, &bin_dir),
         cpu: measured.cpu,
+        cost: measured.cost,
     })
 }
 
@@ -115,7 +121,9 @@ struct Measured {
     offline_users: usize,
     connect: ConnectFigures,
     load: LoadFigures,
+    steps: Option<StepFigures>,
     cpu: Option<CpuFigures>,
+    cost: Option<CostFigures>,
     unloaded: UnloadedFigures,
     floor: floor::Floor,
     rest: Vec<RestFigures>,
@@ -126,8 +134,10 @@ async fn measure(
     options: &Options,
     stack: &Stack,
     topology: &Topology,
+    template: &TemplateFunctions,
     notify_function: Option<&str>,
 ) -> Result<Measured, String> {
+    let run_start = RunMark::take(stack).await?;
     let db = stack.db().await?;
     let postgres = db
         .query_one("select current_setting('server_version')", &[])
@@ -200,7 +210,29 @@ async fn measure(
     ));
     let floor = floor::measure(&db, users[0].id, options.floor_samples).await?;
 
-    let (load, cpu) = run_load(options, stack, &fleet, &memberships, notify_function).await?;
+    let (load, cpu, steps) = match options.step {
+        None => {
+            progress(&format!(
+                "sending for {} s after a {} s warm-up",
+                options.duration.as_secs_f64(),
+                options.warmup.as_secs_f64()
+            ));
+            let run = run_load(
+                options,
+                stack,
+                (&fleet, &memberships),
+                1.0,
+                (options.warmup, options.duration),
+                notify_function,
+            )
+            .await?;
+            (run.figures, run.cpu, None)
+        }
+        Some(step) => {
+            let (run, steps) = run_steps(options, step, stack, (&fleet, &memberships), notify_function).await?;
+            (run.figures, run.cpu, Some(steps))
+        }
+    };
     let ids = (conversation_ids.as_slice(), offline.as_slice());
     let unloaded = sequential_sends(options, stack, &fleet, topology, ids, &counter, notify_function).await?;
     let rest = rest_operations(options, &api, topology, &conversation_ids, users, &counter).await?;
@@ -227,13 +259,16 @@ async fn measure(
         closed,
         round_trips: read(&counter, clients as u64).await?,
     };
+    let cost = RunMark::take(stack).await?.cost_since(&run_start, template);
 
     Ok(Measured {
         machine,
         offline_users,
         connect,
         load,
+        steps,
         cpu,
+        cost,
         unloaded,
         floor,
         rest,
@@ -292,20 +327,26 @@ fn membership(topology: &Topology, ids: &[Uuid], offline: &[usize], index: usize
     }
 }
 
-/// The load, and the CPU every process kind used from the end of its warm-up
-/// until it settled and the notifications it handed off had run.
+/// What one load (or one step) measured.
+struct LoadRun {
+    figures: LoadFigures,
+    /// What every process kind used from the end of the warm-up until the
+    /// load settled and the notifications it handed off had run.
+    cpu: Option<CpuFigures>,
+    /// Measured sends acknowledged later than `--ack-timeout`.
+    late_acks: u64,
+}
+
+/// The load at the options' rates multiplied by `scale`, for `duration`
+/// after `warmup`, then drained.
 async fn run_load(
     options: &Options,
     stack: &Stack,
-    fleet: &Fleet,
-    memberships: &[Vec<Membership>],
+    (fleet, memberships): (&Fleet, &[Vec<Membership>]),
+    scale: f64,
+    (warmup, duration): (Duration, Duration),
     notify_function: Option<&str>,
-) -> Result<(LoadFigures, Option<CpuFigures>), String> {
-    progress(&format!(
-        "sending for {} s after a {} s warm-up",
-        options.duration.as_secs_f64(),
-        options.warmup.as_secs_f64()
-    ));
+) -> Result<LoadRun, String> {
     let plan = LoadPlan {
         rates: memberships
             .iter()
@@ -315,18 +356,19 @@ async fn run_load(
                     .map(|m| {
                         (
                             *m,
-                            if m.kind == Kind::Room {
-                                options.room_rate
-                            } else {
-                                options.rate
-                            },
+                            scale
+                                * if m.kind == Kind::Room {
+                                    options.room_rate_per_member()
+                                } else {
+                                    options.rate
+                                },
                         )
                     })
                     .collect()
             })
             .collect(),
-        warmup: options.warmup,
-        duration: options.duration,
+        warmup,
+        duration,
         drain: options.drain,
     };
     let (expected_before, delivered_before) = owed(fleet);
@@ -334,7 +376,7 @@ async fn run_load(
     let stats_before = stack.emulator_stats().await?;
     let start = Instant::now();
     let (runner, load_generator) = (stack.pid().unwrap_or(0), std::process::id());
-    let measure_from = start + options.warmup;
+    let measure_from = start + warmup;
     let cpu_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
         let snapshot = Snapshot::take();
@@ -372,11 +414,12 @@ async fn run_load(
         )),
         _ => None,
     };
-    let load = LoadFigures {
+    let late_acks = merged.acks.count_over(options.ack_timeout);
+    let figures = LoadFigures {
         measured_s: hundredths(measured_s),
         sent: merged.sent,
         sent_measured: merged.sent_measured,
-        sends_per_s: hundredths(merged.sent_measured as f64 / options.duration.as_secs_f64()),
+        sends_per_s: hundredths(merged.sent_measured as f64 / duration.as_secs_f64()),
         deliveries_measured,
         deliveries_per_s: hundredths(deliveries_measured as f64 / measured_s),
         deliver: merged.all_deliveries.summary(),
@@ -398,7 +441,137 @@ async fn run_load(
             ),
         ),
     };
-    Ok((load, cpu))
+    Ok(LoadRun {
+        figures,
+        cpu,
+        late_acks,
+    })
+}
+
+/// `--step`: loads of `step` each, every rate raised by the factor after
+/// each step held, until one is not (see [`steps::decide`]). Each step is
+/// drained before the next, so its deliveries are its own. Answers the
+/// highest step held (the first if none was) and every step's row; then
+/// waits, up to `--drain`, for what the last step still owed, so that the
+/// phases after it do not receive it.
+async fn run_steps(
+    options: &Options,
+    step: Duration,
+    stack: &Stack,
+    clients: (&Fleet, &[Vec<Membership>]),
+    notify_function: Option<&str>,
+) -> Result<(LoadRun, StepFigures), String> {
+    let settings = StepSettings {
+        step_s: step.as_secs_f64(),
+        factor: options.step_factor,
+        p99_bound_ms: options.step_p99_ms,
+        ack_timeout_s: options.ack_timeout.as_secs_f64(),
+        max_steps: options.max_steps,
+    };
+    let mut runs = Vec::new();
+    let mut rows: Vec<Step> = Vec::new();
+    let mut scale = 1.0;
+    let stopped_because = loop {
+        let index = rows.len();
+        let warmup = if index == 0 { options.warmup } else { Duration::ZERO };
+        progress(&format!(
+            "step {}: {:.3} msg/s per client (room {:.3}) for {} s{}",
+            index + 1,
+            options.rate * scale,
+            options.room_rate_per_member() * scale,
+            settings.step_s,
+            if warmup.is_zero() {
+                String::new()
+            } else {
+                format!(" after a {} s warm-up", warmup.as_secs_f64())
+            }
+        ));
+        let run = run_load(options, stack, clients, scale, (warmup, step), notify_function).await?;
+        let figures = &run.figures;
+        let unacked = figures.integrity.acks_missing + run.late_acks;
+        let row = Step {
+            rate_per_client: options.rate * scale,
+            room_rate_per_member: options.room_rate_per_member() * scale,
+            sends_per_s: figures.sends_per_s,
+            deliveries_per_s: figures.deliveries_per_s,
+            deliver: figures.deliver,
+            unacked,
+            integrity: figures.integrity.clone(),
+            failed_because: steps::failures(figures.deliver.as_ref(), unacked, &figures.integrity, &settings),
+        };
+        progress(&format!(
+            "step {}: {} sends/s, {} deliveries/s, p99 {} ms, {unacked} unacknowledged{}",
+            index + 1,
+            row.sends_per_s,
+            row.deliveries_per_s,
+            row.deliver.map_or("—".to_owned(), |d| d.p99_ms.to_string()),
+            if row.held() { ": held" } else { ": not held" }
+        ));
+        let decision = steps::decide(&row, index, &settings);
+        rows.push(row);
+        runs.push(run);
+        match decision {
+            Decision::Raise(factor) => scale *= factor,
+            Decision::Stop(why) => break why,
+        }
+    };
+    let (fleet, _) = clients;
+    if fleet.settle(options.drain).await.is_none() {
+        progress("the last step still owes acks or deliveries after --drain; the phases after it may receive them");
+    }
+    // What arrived meanwhile belongs to no step.
+    let _late = fleet.take_records().await;
+    let highest_held = rows.iter().take_while(|row| row.held()).count().checked_sub(1);
+    let chosen = runs.swap_remove(highest_held.unwrap_or(0));
+    Ok((
+        chosen,
+        StepFigures {
+            settings,
+            steps: rows,
+            highest_held,
+            stopped_because,
+        },
+    ))
+}
+
+/// The stack's CPU by process and the emulator's counters at one moment:
+/// two of them give each function's CPU, invocations and handler time in between.
+struct RunMark {
+    tally: Option<(Tally, Instant)>,
+    stats: apigw_local::EmulatorStats,
+}
+
+impl RunMark {
+    async fn take(stack: &Stack) -> Result<RunMark, String> {
+        let snapshot = Snapshot::take();
+        let tally = snapshot
+            .tally(stack.pid().unwrap_or(0), std::process::id())
+            .map(|tally| (tally, snapshot.taken));
+        // Read after the snapshot, so that every instance in it is named.
+        Ok(RunMark {
+            tally,
+            stats: stack.emulator_stats().await?,
+        })
+    }
+
+    /// The cost model's figures for what ran between `start` and this mark.
+    fn cost_since(&self, start: &RunMark, template: &TemplateFunctions) -> Option<CostFigures> {
+        let (Some(from), Some(to)) = (&start.tally, &self.tally) else {
+            return None;
+        };
+        let window = cpu::window(
+            (&from.0, from.1),
+            (&to.0, to.1),
+            &instance_names(&self.stats),
+            cpu::ticks_per_second(),
+            0,
+            0,
+        );
+        let measured = cost::measured(&window.functions, &start.stats, &self.stats, |id| {
+            template.memory_of(id)
+        });
+        Some(cost::figures(&measured))
+    }
 }
 
 /// Waits, up to [`NOTIFY_WAIT`], until the emulator has accepted the

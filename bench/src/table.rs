@@ -2,21 +2,31 @@
 
 use std::fmt::Write as _;
 
+use crate::cost::CostFigures;
 use crate::latency::Summary;
 use crate::report::{Integrity, Report};
 use crate::round_trips::RoundTrips;
+use crate::steps::StepFigures;
 
 /// Statements listed under each operation's round-trip count.
 const STATEMENTS_SHOWN: usize = 6;
+/// Error texts shown under a step not held.
+const STEP_ERRORS_SHOWN: usize = 3;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     header(&mut out, report);
+    if let Some(figures) = &report.steps {
+        steps(&mut out, figures);
+    }
     latency(&mut out, report);
     throughput(&mut out, report);
     round_trips(&mut out, report);
     cpu(&mut out, report);
     functions(&mut out, report);
+    if let Some(figures) = &report.cost {
+        cost(&mut out, figures);
+    }
     out
 }
 
@@ -39,7 +49,9 @@ fn header(out: &mut String, r: &Report) {
         m.rustc.as_deref().unwrap_or("rustc ?"),
         m.postgres.as_deref().unwrap_or("?")
     );
-    let room = if s.room_size > 0 {
+    let room = if s.fan_out_heavy {
+        format!(", all {} in one room", s.room_size)
+    } else if s.room_size > 0 {
         format!(", a room of {}", s.room_size)
     } else {
         String::new()
@@ -54,18 +66,30 @@ fn header(out: &mut String, r: &Report) {
         s.group_conversations,
         s.group_size
     );
-    let room_rate = if s.room_size > 0 {
+    let room_rate = if s.fan_out_heavy {
+        format!(
+            " and {} msg/s each into the room (fan-out-heavy)",
+            s.room_rate_per_member
+        )
+    } else if s.room_size > 0 {
         format!(", {} msg/s each into the room", s.room_rate_per_member)
     } else {
         String::new()
+    };
+    let measured = match &r.steps {
+        Some(steps) => format!(
+            "{} s warm-up, then steps of {} s, every rate ×{} after each step held",
+            s.warmup_s, steps.settings.step_s, steps.settings.factor
+        ),
+        None => format!("{} s measured after {} s warm-up", s.duration_s, s.warmup_s),
     };
     let instances = s
         .max_instances
         .map_or("the stack's default".to_owned(), |n| n.to_string());
     let _ = writeln!(
         out,
-        "          {} msg/s each{room_rate}; {} s measured after {} s warm-up; instances per function: {instances}; stack ready in {:.1} s",
-        s.rate_per_client, s.duration_s, s.warmup_s, r.stack_ready_s
+        "          {} msg/s each{room_rate}; {measured}; instances per function: {instances}; stack ready in {:.1} s",
+        s.rate_per_client, r.stack_ready_s
     );
     if s.offline_users > 0 {
         let _ = writeln!(
@@ -75,6 +99,60 @@ fn header(out: &mut String, r: &Report) {
         );
     }
     out.push('\n');
+}
+
+fn steps(out: &mut String, figures: &StepFigures) {
+    let settings = &figures.settings;
+    let _ = writeln!(
+        out,
+        "steps: held while send → deliver p99 ≤ {} ms and every send is acknowledged within {} s, nothing lost or refused",
+        settings.p99_bound_ms, settings.ack_timeout_s
+    );
+    let _ = writeln!(
+        out,
+        "{:>6}{:>14}{:>12}{:>10}{:>14}{:>9}{:>9}{:>9}",
+        "step", "msg/s/client", "room msg/s", "sends/s", "deliveries/s", "p50 ms", "p99 ms", "unacked"
+    );
+    for (index, step) in figures.steps.iter().enumerate() {
+        let verdict = if step.held() {
+            "held".to_owned()
+        } else {
+            step.failed_because.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "{:>6}{:>14.3}{:>12.3}{:>10.1}{:>14.1}{:>9}{:>9}{:>9}  {verdict}",
+            index + 1,
+            step.rate_per_client,
+            step.room_rate_per_member,
+            step.sends_per_s,
+            step.deliveries_per_s,
+            opt_ms(step.deliver.map(|d| d.p50_ms)),
+            opt_ms(step.deliver.map(|d| d.p99_ms)),
+            step.unacked
+        );
+        if !step.held() {
+            for sample in step.integrity.error_samples.iter().take(STEP_ERRORS_SHOWN) {
+                let _ = writeln!(out, "{:>6}  error: {sample}", "");
+            }
+        }
+    }
+    match (figures.highest_held, figures.highest()) {
+        (Some(index), Some(step)) => {
+            let _ = writeln!(
+                out,
+                "highest held: step {} · {:.1} deliveries/s · {:.1} sends/s ({:.3} msg/s per client); the figures below are its",
+                index + 1,
+                step.deliveries_per_s,
+                step.sends_per_s,
+                step.rate_per_client
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "no step held; the figures below are the first step's");
+        }
+    }
+    let _ = writeln!(out, "stopped: {}\n", figures.stopped_because);
 }
 
 fn latency(out: &mut String, r: &Report) {
@@ -262,31 +340,19 @@ fn cpu(out: &mut String, r: &Report) {
 fn functions(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
-        "{:<34}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}{:>9}",
-        "function",
-        "binary",
-        "cold p50",
-        "cold max",
-        "init",
-        "warm",
-        "max",
-        "calls",
-        "errors",
-        "inst",
-        "peak RSS",
-        "GB-s/1M"
+        "{:<34}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
+        "function", "cold p50", "cold max", "init", "warm", "max", "calls", "errors", "inst", "peak RSS"
     );
     let _ = writeln!(
         out,
-        "{:<34}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}{:>9}",
-        "", "MiB", "ms", "ms", "ms", "mean ms", "ms", "", "", "", "MiB", ""
+        "{:<34}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
+        "", "ms", "ms", "ms", "mean ms", "ms", "", "", "", "MiB"
     );
     for f in &r.functions {
         let _ = writeln!(
             out,
-            "{:<34}{:>8}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}{:>9}",
+            "{:<34}{:>9}{:>9}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
             f.function,
-            f.binary_bytes.map_or("—".into(), |b| format!("{:.1}", b as f64 / MIB)),
             opt_ms(f.cold_start_p50_ms),
             opt_ms(f.cold_start_max_ms),
             opt_ms(f.init_p50_ms),
@@ -301,17 +367,93 @@ fn functions(out: &mut String, r: &Report) {
             f.instances_started,
             f.peak_rss_kib
                 .map_or("—".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
-            f.gb_seconds_per_million.map_or("—".into(), |g| format!("{g:.0}")),
         );
     }
     let _ = writeln!(
         out,
-        "cold: process start → first invocation answered · init: → first request for work · warm: handler time of later invocations\n\
-         GB-s/1M: Lambda GB-seconds per million warm invocations at the template's memory size, with these handler times"
+        "cold: process start → first invocation answered · init: → first request for work · warm: handler time of later invocations"
+    );
+    binaries(out, r);
+}
+
+/// Each executable once, however many functions run it.
+fn binaries(out: &mut String, r: &Report) {
+    let sizes: Vec<String> = r
+        .binaries
+        .iter()
+        .map(|b| {
+            let size = b
+                .bytes
+                .map_or("missing".into(), |bytes| format!("{:.1}", bytes as f64 / MIB));
+            match b.functions.len() {
+                1 => format!("{} {size}", b.binary),
+                n => format!("{} {size} ({n} functions)", b.binary),
+            }
+        })
+        .collect();
+    let mut lines = vec![format!("binaries (MiB on disk; {} executables):", sizes.len())];
+    for size in sizes {
+        let line = lines.last_mut().expect("the first line");
+        if line.chars().count() + size.chars().count() + 3 > LINE_WIDTH {
+            lines.push(format!("{:10}{size}", ""));
+        } else {
+            line.push_str(if line.ends_with(':') { " " } else { " · " });
+            line.push_str(&size);
+        }
+    }
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+fn cost(out: &mut String, figures: &CostFigures) {
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "Lambda cost by memory size, a MODEL from the CPU (/proc) and handler wall time (emulator) per invocation measured \
+         here over the whole run, not a Lambda measurement"
+    );
+    let mut header = format!("{:<34}{:>8}{:>9}{:>9}", "", "calls", "CPU µs", "wall ms");
+    for memory in crate::cost::MEMORY_MB {
+        let _ = write!(header, "{:>11}{:>9}", format!("{memory} MB ms"), "GB-s/1M");
+    }
+    let _ = writeln!(out, "{header}");
+    for row in &figures.rows {
+        let _ = write!(
+            out,
+            "{:<34}{:>8}{:>9.0}{:>9}",
+            row.name,
+            row.invocations,
+            row.cpu_us_per_invocation,
+            ms(row.wall_ms_per_invocation)
+        );
+        for at in &row.at {
+            let mark = if row.template_memory_mb == Some(at.memory_mb) {
+                "*"
+            } else {
+                ""
+            };
+            let _ = write!(
+                out,
+                "{:>11}{:>9}",
+                ms(at.duration_ms),
+                format!("{:.0}{mark}", at.gb_s_per_million)
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "duration(M) = (wall − cpu) + cpu × max(1, {}/M): below a full vCPU the CPU part stretches, the waiting part does not\n\
+         GB-s/1M = M/1024 × duration(M) s × 1e6 · * the template's memory size · a path adds one invocation of each of its \
+         functions · CPU includes the instances' start-up, spread over their invocations",
+        figures.full_vcpu_mb
     );
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
+/// Where a list of short entries wraps.
+const LINE_WIDTH: usize = 120;
 
 fn ms(value: f64) -> String {
     if value >= 100.0 {
