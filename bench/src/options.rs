@@ -89,6 +89,11 @@ pub struct Options {
     /// another commit, that commit's checkout.
     #[arg(long, value_name = "DIR")]
     pub checkout: Option<PathBuf>,
+    /// A template parameter's value for this run (its Default replaced in a copy of the template), e.g.
+    /// RateLimitMessagesPerMinute=600. Repeatable. --step lifts the message rate limits unless they are given here:
+    /// it measures capacity, not the limits.
+    #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parameter)]
+    pub parameters: Vec<(String, String)>,
     /// Where the JSON goes (default bench/results).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
@@ -165,6 +170,20 @@ impl Options {
         } else {
             self.room_rate
         }
+    }
+
+    /// The template parameters this run sets: `--parameter`, and in step mode
+    /// the message rate limits out of the way, unless given.
+    pub fn template_parameters(&self) -> Vec<(String, String)> {
+        let mut parameters = self.parameters.clone();
+        if self.step.is_some() {
+            for name in STEP_LIFTED_LIMITS {
+                if !parameters.iter().any(|(given, _)| given == name) {
+                    parameters.push((name.to_string(), UNLIMITED.to_string()));
+                }
+            }
+        }
+        parameters
     }
 
     /// `--checkout`, else the checkout this program was built in.
@@ -264,6 +283,20 @@ impl Options {
 }
 
 /// Seconds, fractions allowed (`--duration 1.5`).
+/// The per-user message limits (template parameters) a step run lifts.
+const STEP_LIFTED_LIMITS: [&str; 2] = ["RateLimitMessagesPerMinute", "RateLimitMessagesBurst"];
+/// The template's largest allowed value for a limit.
+const UNLIMITED: &str = "1000000";
+
+fn parameter(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            Ok((name.to_string(), value.to_string()))
+        }
+        _ => Err("not NAME=VALUE with a template parameter's name".into()),
+    }
+}
+
 fn seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
@@ -365,6 +398,26 @@ mod tests {
         ] {
             let error = parse_words(line).expect_err(line);
             assert_eq!(error.exit_code(), 2, "{line}");
+        }
+    }
+
+    #[test]
+    fn parameters_are_given_and_step_mode_lifts_the_message_limits_unless_given() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        };
+        let plain = parse_words("--parameter MaxConnectionsPerUser=9").unwrap();
+        assert_eq!(plain.template_parameters(), pairs(&[("MaxConnectionsPerUser", "9")]));
+        let step = parse_words("--step 5 --parameter RateLimitMessagesBurst=50").unwrap();
+        assert_eq!(
+            step.template_parameters(),
+            pairs(&[
+                ("RateLimitMessagesBurst", "50"),
+                ("RateLimitMessagesPerMinute", "1000000")
+            ])
+        );
+        for line in ["--parameter X", "--parameter =1", "--parameter A-B=1"] {
+            assert_eq!(parse_words(line).expect_err(line).exit_code(), 2, "{line}");
         }
     }
 

@@ -80,6 +80,8 @@ pub struct Settings {
     pub offline_share: f64,
     /// Users who are members of a group or the room but never connect.
     pub offline_users: usize,
+    /// Template parameters set for the run (`--parameter`; step mode's lifted limits).
+    pub parameters: std::collections::BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -96,6 +98,7 @@ impl Settings {
             rate_per_client: options.rate,
             room_rate_per_member: options.room_rate_per_member(),
             duration_s: options.step.unwrap_or(options.duration).as_secs_f64(),
+            parameters: options.template_parameters().into_iter().collect(),
             warmup_s: options.warmup.as_secs_f64(),
             drain_s: options.drain.as_secs_f64(),
             rest_requests: options.rest_requests,

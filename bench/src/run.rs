@@ -62,7 +62,14 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         options.room_members(),
     );
     progress(&format!("starting an isolated stack from {}", bin_dir.display()));
-    let mut stack = Stack::start(&bin_dir, &root, options.max_instances, &[]).await?;
+    let mut stack = Stack::start(
+        &bin_dir,
+        &root,
+        options.max_instances,
+        &options.template_parameters(),
+        &[],
+    )
+    .await?;
     let measured = measure(options, &stack, &topology, &template, notify_function.as_deref()).await;
     // Read while every instance is alive: their peak memory is sampled now.
     let stats = match &measured {

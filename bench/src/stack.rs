@@ -43,6 +43,24 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Writes `template` to `to` with the Defaults of `parameters` replaced: a
+/// copy `chat-local up --template` serves (the checkout's own may be an
+/// earlier commit's, whose `chat-local` knows no other way).
+fn write_template_with(template: &Path, parameters: &[(String, String)], to: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(template).map_err(|e| format!("reading {}: {e}", template.display()))?;
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", template.display()))?;
+    for (name, value) in parameters {
+        let default = doc
+            .get_mut("Parameters")
+            .and_then(|p| p.get_mut(name.as_str()))
+            .and_then(|p| p.get_mut("Default"))
+            .ok_or_else(|| format!("{} has no parameter {name} with a Default", template.display()))?;
+        *default = serde_yaml::Value::String(value.clone());
+    }
+    let text = serde_yaml::to_string(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(to, text).map_err(|e| format!("writing {}: {e}", to.display()))
+}
+
 /// `target/release` of this workspace, or of `CARGO_TARGET_DIR`.
 pub fn default_bin_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -53,12 +71,14 @@ pub fn default_bin_dir() -> PathBuf {
 
 impl Stack {
     /// `checkout`: where `chat-local` runs, so that it serves that checkout's
-    /// `template.yaml` and `sql/`. `extra`: more `chat-local up` options (the
-    /// chaos scenario's faults).
+    /// `template.yaml` and `sql/`; `parameters` replace the Defaults of the
+    /// template's parameters (in a copy). `extra`: more `chat-local up`
+    /// options (the chaos scenario's faults).
     pub async fn start(
         bin_dir: &Path,
         checkout: &Path,
         max_instances: Option<usize>,
+        parameters: &[(String, String)],
         extra: &[String],
     ) -> Result<Stack, String> {
         let runner = bin_dir.join("chat-local");
@@ -86,6 +106,11 @@ impl Stack {
             .stdout(Stdio::null());
         if let Some(n) = max_instances {
             command.args(["--max-instances", &n.to_string()]);
+        }
+        if !parameters.is_empty() {
+            let template = ready_dir.join("template.yaml");
+            write_template_with(&checkout.join("template.yaml"), parameters, &template)?;
+            command.arg("--template").arg(template);
         }
         command.args(extra);
         // Faults come from `extra` alone: none inherited from a shell that

@@ -61,7 +61,14 @@ pub async fn run(options: &Options) -> Result<ChaosReport, String> {
         bin_dir.display(),
         faults.join(" ")
     ));
-    let stack = Stack::start(&bin_dir, &root, options.max_instances, &faults).await?;
+    let stack = Stack::start(
+        &bin_dir,
+        &root,
+        options.max_instances,
+        &options.template_parameters(),
+        &faults,
+    )
+    .await?;
     let outcome = scenario(options, &stack, &topology).await;
     let stats = stack.emulator_stats_json().await;
     progress("stopping the stack");
