@@ -59,13 +59,15 @@ create policy "messages are readable by participants"
 
 -- The Message JSON shape. A deleted message keeps its place (id, seq) but
 -- shows no content.
+-- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
 create function public.message_json(p_message public.messages)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select jsonb_build_object(
+begin
+  return jsonb_build_object(
     'id', p_message.id,
     'conversation_id', p_message.conversation_id,
     'seq', p_message.seq,
@@ -78,7 +80,8 @@ as $$
     'created_at', p_message.created_at,
     'edited_at', p_message.edited_at,
     'deleted_at', p_message.deleted_at
-  )
+  );
+end;
 $$;
 revoke execute on function public.message_json(public.messages) from public, anon, authenticated, service_role;
 
@@ -94,8 +97,12 @@ language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+  -- Asked once: is_blank is a SQL function, parsed and planned again in each
+  -- transaction that calls it.
+  v_blank boolean := public.is_blank(p_body);
 begin
-  if p_kind = 'text' and public.is_blank(p_body) then
+  if p_kind = 'text' and v_blank then
     perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
   end if;
   if public.has_control(translate(p_body, E'\n\t', '')) or public.has_bidi_control(p_body) then
@@ -105,7 +112,7 @@ begin
   if char_length(p_body) > 5000 then
     perform public.api_error('message_too_long', 'The body must be at most 5000 characters.');
   end if;
-  if public.is_blank(p_body) then
+  if v_blank then
     return null;
   end if;
   return p_body;
