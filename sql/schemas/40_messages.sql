@@ -325,6 +325,7 @@ declare
   v_seq bigint;
   v_now timestamptz;
   v_json jsonb;
+  v_recipients jsonb;
   v_constraint text;
 begin
   if p_sender is null or p_conversation_id is null or not exists (
@@ -432,13 +433,16 @@ begin
   -- client_msg_id in a loop would otherwise buzz every offline member's
   -- devices each time. A notification lost to a crash between the commit and
   -- the hand-off stays lost; the member sees the message when back online.
+  -- Whom message.created reaches live is also who needs no notification.
+  v_recipients := public.live_recipients(p_conversation_id, null);
   return jsonb_build_object(
     'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
     'deliveries', jsonb_build_array(public.delivery(
       public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
-      public.live_recipients(p_conversation_id, null)
+      v_recipients
     )),
-    'notify', case when not v_duplicate then public.notification_request(p_conversation_id, v_message.id, p_sender) end
+    'notify', case when not v_duplicate
+      then public.notification_request(p_conversation_id, v_message.id, p_sender, v_recipients) end
   );
 end;
 $$;
