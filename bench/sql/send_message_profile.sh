@@ -4,7 +4,10 @@
 # realistic data (seed.sql beside this script), prints the nested plans of one
 # send into the 1,000-member room and one into a group (auto_explain), and
 # measures the server's CPU time per send over N sends into each
-# (send_message_cpu.sql), then times N more with pgbench.
+# (send_message_cpu.sql), then times N more with pgbench. With postrust on
+# PATH, it also sends N into each through the PostgREST server, as the
+# functions call it, and reads the CPU time of that server and of the
+# Postgres backends serving it (send_message_rest.py).
 #
 #   bench/sql/send_message_profile.sh [N]     (N sends each, default 200)
 #   SQL_DIR=dir bench/sql/send_message_profile.sh   (another checkout's sql/)
@@ -66,6 +69,13 @@ SQL
 for target in room group; do
   "${psql[@]}" -v sends="$sends" -v target="$target" -v clk_tck="$(getconf CLK_TCK)" -f "$here/send_message_cpu.sql" chat
 done
+
+if command -v postrust >/dev/null; then
+  echo "=== $sends sends into each through the PostgREST server (CPU per send) ==="
+  for target in room group; do
+    python3 "$here/send_message_rest.py" "postgresql://postgres@127.0.0.1:$port/chat" "$target" "$sends"
+  done
+fi
 
 pgbench=("$bin/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -c 1 -t "$sends" -D group_senders="$group_senders")
 for target in room group; do

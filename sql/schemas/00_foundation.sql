@@ -61,44 +61,56 @@ revoke execute on function public.api_error(text, text, jsonb) from public, anon
 -- helpers and the checks that use them repeat them for callers that reach the
 -- database directly, and the end-to-end test `rules` holds both to one table
 -- of cases.
+--
+-- These helpers, like the event envelopes below, are PL/pgSQL with a set
+-- clause: a SQL function with one is never inlined, so its query would be
+-- parsed and planned again in each transaction that calls it (every send asks
+-- them, and the checks of messages and conversations too); a PL/pgSQL
+-- function's plan is kept for the session.
 
 -- A text without the blank characters at either end. Blank: Unicode
 -- White_Space, listed rather than `\s` (which follows the server's locale),
 -- plus the invisible zero-width space, word joiner and byte-order mark.
 create function public.trim_blank(p_text text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select regexp_replace(
+begin
+  return regexp_replace(
     p_text,
     '^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]+|[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]+$',
     '',
     'g'
-  )
+  );
+end;
 $$;
 
 -- Whether a text is null, empty or only blank characters. Shared by the
 -- messages check and the RPCs so they agree.
 create function public.is_blank(p_text text)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select p_text is null or public.trim_blank(p_text) = ''
+begin
+  return p_text is null or public.trim_blank(p_text) = '';
+end;
 $$;
 
 -- Whether a text holds a control character (Unicode Cc; NUL cannot be in a
 -- text at all), listed rather than [[:cntrl:]], which follows the locale.
 create function public.has_control(p_text text)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select p_text ~ '[\u0001-\u001f\u007f-\u009f]'
+begin
+  return p_text ~ '[\u0001-\u001f\u007f-\u009f]';
+end;
 $$;
 
 -- Whether a text holds a bidirectional embedding, override or isolate
@@ -108,11 +120,13 @@ $$;
 -- right-to-left text mixed with left-to-right needs them.
 create function public.has_bidi_control(p_text text)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select p_text ~ '[\u202a-\u202e\u2066-\u2069]'
+begin
+  return p_text ~ '[\u202a-\u202e\u2066-\u2069]';
+end;
 $$;
 
 -- A text without the characters that show nothing, or change how the text
@@ -124,23 +138,27 @@ $$;
 -- emoji need them. Rust: chat::domain::is_invisible.
 create function public.strip_invisible(p_text text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select regexp_replace(p_text,
+begin
+  return regexp_replace(p_text,
     '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb]',
-    '', 'g')
+    '', 'g');
+end;
 $$;
 
 -- Whether a text holds any of the characters strip_invisible removes.
 create function public.has_invisible(p_text text)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select public.strip_invisible(p_text) <> p_text
+begin
+  return public.strip_invisible(p_text) <> p_text;
+end;
 $$;
 
 -- The signed-in user an API request acts for, or null: auth.uid(), unless the
@@ -215,26 +233,30 @@ grant execute on function public.is_blank(text) to authenticated, service_role;
 -- seq) from a transient one by the key alone.
 create function public.event_envelope(p_type text, p_conversation_id uuid, p_seq bigint, p_data jsonb)
 returns jsonb
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
+begin
+  return jsonb_build_object('type', p_type, 'data', coalesce(p_data, '{}'::jsonb))
       || case when p_conversation_id is null then '{}'::jsonb
               else jsonb_build_object('conversation_id', p_conversation_id) end
       || case when p_seq is null then '{}'::jsonb
-              else jsonb_build_object('seq', p_seq) end
+              else jsonb_build_object('seq', p_seq) end;
+end;
 $$;
 revoke execute on function public.event_envelope(text, uuid, bigint, jsonb) from public, anon, authenticated, service_role;
 
 -- One event and the connections to push it to.
 create function public.delivery(p_event jsonb, p_recipients jsonb)
 returns jsonb
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select jsonb_build_object('event', p_event, 'recipients', coalesce(p_recipients, '[]'::jsonb))
+begin
+  return jsonb_build_object('event', p_event, 'recipients', coalesce(p_recipients, '[]'::jsonb));
+end;
 $$;
 revoke execute on function public.delivery(jsonb, jsonb) from public, anon, authenticated, service_role;
 

@@ -39,6 +39,11 @@ revoke all on table public.rate_limit_buckets from anon, authenticated, service_
 -- The bucket's row lock serializes one user's concurrent takes of one action;
 -- every guarded RPC takes it before any other lock, so the order is the same
 -- everywhere.
+-- One statement: a new bucket starts full and gives its first token; an
+-- existing one is refilled for the time since its last take (never negative:
+-- a transaction that started before the last take sees an updated_at after
+-- its own clock) up to the burst, and gives one. Less than nothing left means
+-- there was no token: the refusal rolls the update back.
 create function public.take_token(p_user_id uuid, p_action text, p_per_minute int, p_burst int)
 returns void
 language plpgsql
@@ -46,8 +51,7 @@ set search_path = ''
 as $$
 declare
   v_now timestamptz := clock_timestamp();
-  v_bucket public.rate_limit_buckets;
-  v_available double precision;
+  v_left double precision;
   v_retry_after_ms bigint;
 begin
   if p_per_minute is null and p_burst is null then
@@ -57,35 +61,22 @@ begin
     perform public.api_error('invalid_argument', 'A rate limit needs at least 1 per minute and a burst of at least 1.');
   end if;
 
-  insert into public.rate_limit_buckets (user_id, action, tokens, updated_at)
-  values (p_user_id, p_action, p_burst, v_now)
-  on conflict (user_id, action) do nothing;
+  insert into public.rate_limit_buckets as b (user_id, action, tokens, updated_at)
+  values (p_user_id, p_action, p_burst - 1, v_now)
+  on conflict (user_id, action) do update
+     set tokens = least(
+           p_burst::double precision,
+           b.tokens + greatest(0, extract(epoch from v_now - b.updated_at)) * p_per_minute / 60.0
+         ) - 1,
+         updated_at = greatest(b.updated_at, v_now)
+  returning b.tokens into v_left;
 
-  select b.* into strict v_bucket
-  from public.rate_limit_buckets b
-  where b.user_id = p_user_id
-    and b.action = p_action
-  for update;
-
-  -- Never negative: a transaction that started before the last take sees
-  -- an updated_at after its own clock.
-  v_available := least(
-    p_burst::double precision,
-    v_bucket.tokens + greatest(0, extract(epoch from v_now - v_bucket.updated_at)) * p_per_minute / 60.0
-  );
-
-  if v_available < 1 then
-    v_retry_after_ms := ceil((1 - v_available) * 60000.0 / p_per_minute);
+  if v_left < 0 then
+    v_retry_after_ms := ceil(-v_left * 60000.0 / p_per_minute);
     perform public.api_error('rate_limited',
       format('Too many %s requests; try again in %s ms.', p_action, v_retry_after_ms),
       jsonb_build_object('retry_after_ms', v_retry_after_ms));
   end if;
-
-  update public.rate_limit_buckets b
-     set tokens = v_available - 1,
-         updated_at = greatest(b.updated_at, v_now)
-   where b.user_id = p_user_id
-     and b.action = p_action;
 end;
 $$;
 revoke execute on function public.take_token(uuid, text, int, int) from public, anon, authenticated, service_role;

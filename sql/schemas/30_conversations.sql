@@ -202,11 +202,17 @@ revoke execute on function public.conversation_json(uuid) from public, anon, aut
 -- Live connections of a conversation's current participants, as Recipient
 -- JSON, optionally leaving one user out (typing goes to the others only).
 -- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
+-- Generic plans, here and in user_recipients under it: given the members as
+-- an array, Postgres judged a plan for that particular array cheaper every
+-- time, so it planned user_recipients' query again on every send (about a
+-- tenth of a send into a group); the generic plan (the connections' user_id
+-- index) is the one it finds for a group anyway.
 create function public.live_recipients(p_conversation_id uuid, p_except_user_id uuid)
 returns jsonb
 language plpgsql
 stable
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
   return public.user_recipients(array(

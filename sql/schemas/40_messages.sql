@@ -59,13 +59,15 @@ create policy "messages are readable by participants"
 
 -- The Message JSON shape. A deleted message keeps its place (id, seq) but
 -- shows no content.
+-- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
 create function public.message_json(p_message public.messages)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select jsonb_build_object(
+begin
+  return jsonb_build_object(
     'id', p_message.id,
     'conversation_id', p_message.conversation_id,
     'seq', p_message.seq,
@@ -78,7 +80,8 @@ as $$
     'created_at', p_message.created_at,
     'edited_at', p_message.edited_at,
     'deleted_at', p_message.deleted_at
-  )
+  );
+end;
 $$;
 revoke execute on function public.message_json(public.messages) from public, anon, authenticated, service_role;
 
@@ -94,8 +97,12 @@ language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+  -- Asked once: is_blank is a SQL function, parsed and planned again in each
+  -- transaction that calls it.
+  v_blank boolean := public.is_blank(p_body);
 begin
-  if p_kind = 'text' and public.is_blank(p_body) then
+  if p_kind = 'text' and v_blank then
     perform public.api_error('invalid_body', 'A text message needs a non-blank body.');
   end if;
   if public.has_control(translate(p_body, E'\n\t', '')) or public.has_bidi_control(p_body) then
@@ -105,7 +112,7 @@ begin
   if char_length(p_body) > 5000 then
     perform public.api_error('message_too_long', 'The body must be at most 5000 characters.');
   end if;
-  if public.is_blank(p_body) then
+  if v_blank then
     return null;
   end if;
   return p_body;
@@ -318,6 +325,7 @@ declare
   v_seq bigint;
   v_now timestamptz;
   v_json jsonb;
+  v_recipients jsonb;
   v_constraint text;
 begin
   if p_sender is null or p_conversation_id is null or not exists (
@@ -425,13 +433,24 @@ begin
   -- client_msg_id in a loop would otherwise buzz every offline member's
   -- devices each time. A notification lost to a crash between the commit and
   -- the hand-off stays lost; the member sees the message when back online.
-  return jsonb_build_object(
-    'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
-    'deliveries', jsonb_build_array(public.delivery(
-      public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
-      public.live_recipients(p_conversation_id, null)
-    )),
-    'notify', case when not v_duplicate then public.notification_request(p_conversation_id, v_message.id, p_sender) end
+  -- Whom message.created reaches live is also who needs no notification.
+  -- The recipients go into the answer last, by jsonb_set: every jsonb
+  -- function that takes a jsonb argument copies it, and passed down through
+  -- delivery, the array and the answer, a room's thousand recipients would be
+  -- copied three times rather than once.
+  v_recipients := public.live_recipients(p_conversation_id, null);
+  return jsonb_set(
+    jsonb_build_object(
+      'result', jsonb_build_object('message', v_json, 'duplicate', v_duplicate),
+      'deliveries', jsonb_build_array(public.delivery(
+        public.event_envelope('message.created', p_conversation_id, v_message.seq, v_json),
+        null
+      )),
+      'notify', case when not v_duplicate
+        then public.notification_request(p_conversation_id, v_message.id, p_sender, v_recipients) end
+    ),
+    '{deliveries,0,recipients}',
+    coalesce(v_recipients, '[]'::jsonb)
   );
 end;
 $$;

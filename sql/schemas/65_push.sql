@@ -2,12 +2,12 @@
 -- 8030), and who is told of a new message while offline.
 --
 -- send_message decides, in its own transaction, who is to be told
--- (notification_request: participants but the sender with no live connection,
--- who have not muted the conversation and have no block with the sender) and
--- returns that list with its result; the sending function hands it to the
--- notification function, which reads what to say and where to say it
--- (notification_targets) and forgets the subscriptions the push service no
--- longer knows (remove_push_subscriptions).
+-- (notification_request: participants but the sender whom the message does
+-- not reach live, who have not muted the conversation and have no block with
+-- the sender) and returns that list with its result; the sending function
+-- hands it to the notification function, which reads what to say and where to
+-- say it (notification_targets) and forgets the subscriptions the push service
+-- no longer knows (remove_push_subscriptions).
 --
 -- A user reads and deletes only their own subscriptions: an endpoint and its
 -- keys are what lets anyone push to that browser. Writes go through
@@ -95,15 +95,18 @@ revoke execute on function public.valid_push_endpoint(text) from public, anon, a
 
 -- The users to tell of a message in a conversation, decided with the message
 -- in send_message's transaction: current participants other than the sender
--- with no live connection (a live socket hears message.created), who have not
--- muted the conversation and have no block with the sender either way. Null
--- when nobody, else {conversation_id, message_id, user_ids}: what the sending
+-- whom its message.created does not reach live (p_reached: the Recipient JSON
+-- of that delivery, the live connections of the members), who have not muted
+-- the conversation and have no block with the sender either way. Null when
+-- nobody, else {conversation_id, message_id, user_ids}: what the sending
 -- function hands to the notification function.
--- Set-based (an anti-join on live connections, the sender's blocks read once)
--- rather than is_online and blocked_between for each member: in a room of a
--- thousand those were a thousand queries each on every send.
+-- Set-based (the delivery's recipients and the sender's blocks, each read
+-- once) rather than is_online and blocked_between for each member: in a room
+-- of a thousand those were a thousand queries each on every send. The
+-- recipients are the send's own, so the members' connections are not looked
+-- up twice (in such a room, a thousand index probes).
 -- PL/pgSQL, not SQL: every send runs it, and its plan is kept (sql/README.md).
-create function public.notification_request(p_conversation_id uuid, p_message_id uuid, p_sender uuid)
+create function public.notification_request(p_conversation_id uuid, p_message_id uuid, p_sender uuid, p_reached jsonb)
 returns jsonb
 language plpgsql
 stable
@@ -121,18 +124,16 @@ begin
       and p.left_at is null
       and p.user_id <> p_sender
       and not p.muted
-      and not exists (
-        select 1
-        from public.connections c
-        where c.user_id = p.user_id
-          and public.connection_is_live(c.token_exp)
+      and p.user_id not in (
+        select (r.recipient ->> 'user_id')::uuid
+        from jsonb_array_elements(coalesce(p_reached, '[]'::jsonb)) as r(recipient)
       )
       and p.user_id not in (select public.blocked_with(p_sender))
     having count(*) > 0
   );
 end;
 $$;
-revoke execute on function public.notification_request(uuid, uuid, uuid) from public, anon, authenticated, service_role;
+revoke execute on function public.notification_request(uuid, uuid, uuid, jsonb) from public, anon, authenticated, service_role;
 
 -- ===========================================================================
 -- User-facing RPCs (authenticated; the caller is public.caller_id())

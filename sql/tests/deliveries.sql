@@ -94,6 +94,14 @@ begin
     array['alice-1', 'alice-2', 'carol-forever', 'erin-1'], 'live_recipients');
   perform tests.eq(tests.connection_ids(public.user_recipients(array[tests.bob(), tests.dave()])), array['dave-1'],
     'user_recipients: live connections only');
+  perform tests.eq(public.user_recipients(array[tests.dave(), tests.alice()]),
+    jsonb_build_array(
+      jsonb_build_object('user_id', tests.alice(), 'connection_id', 'alice-1'),
+      jsonb_build_object('user_id', tests.alice(), 'connection_id', 'alice-2'),
+      jsonb_build_object('user_id', tests.dave(), 'connection_id', 'dave-1')),
+    'user_recipients: one object of user_id and connection_id each, by user then connection');
+  perform tests.eq(public.user_recipients('{}'), '[]'::jsonb, 'user_recipients of nobody');
+  perform tests.eq(public.user_recipients(null), '[]'::jsonb, 'user_recipients of null');
   perform tests.eq(tests.connection_ids(public.contact_recipients(tests.dave())), '{}'::text[],
     'contact_recipients of someone in nothing');
   perform tests.eq(tests.connection_ids(public.contact_recipients(tests.alice())), '{}'::text[],

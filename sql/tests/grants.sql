@@ -174,7 +174,7 @@ insert into function_class (sig, class) values
   ('public.remove_push_subscriptions(text[])', 'internal'),
   ('public.base64url_bytes(text)', 'helper'),
   ('public.valid_push_endpoint(text)', 'helper'),
-  ('public.notification_request(uuid,uuid,uuid)', 'helper');
+  ('public.notification_request(uuid,uuid,uuid,jsonb)', 'helper');
 
 -- Delivery receipts (60_read_state.sql).
 insert into function_class (sig, class) values
