@@ -122,7 +122,9 @@ impl Signer {
         let mut headers: Vec<(Cow<str>, Cow<str>)> = Vec::with_capacity(12);
         for (name, value) in request.headers {
             let name = lowercase(name);
-            if UNSIGNED_HEADERS.contains(&name.as_ref()) || name == X_AMZ_DATE || name == X_AMZ_SECURITY_TOKEN {
+            // The date, and the token when there is one, are the signer's own.
+            let replaced = name == X_AMZ_DATE || (name == X_AMZ_SECURITY_TOKEN && self.session_token.is_some());
+            if UNSIGNED_HEADERS.contains(&name.as_ref()) || replaced {
                 continue;
             }
             headers.push((name, trim_spaces(value)));
@@ -529,6 +531,8 @@ mod tests {
             ("GET", "https://example.com", vec![("host", "example.com")]),
             ("GET", "https://example.com/..", vec![]),
             ("GET", "https://example.com/caf%C3%A9~(1)", vec![]),
+            ("GET", "https://example.com/d", vec![("x-amz-date", "20000101T000000Z")]),
+            ("GET", "https://example.com/t", vec![("x-amz-security-token", "given")]),
         ] {
             assert_eq!(
                 ours(&signer, method, uri, &headers, b"", when),
