@@ -1,8 +1,9 @@
 //! AWS Signature Version 4 for the Management API calls, with what does not
 //! change between calls worked out once: the signing key (four HMACs over the
 //! secret, the day, the region and the service) once a day, the request date
-//! once a second, and the canonical request hashed as it is walked, without
-//! building it as a string.
+//! once a second, the payload's hash once per payload (a fan-out posts the
+//! same bytes to every connection), and the canonical request hashed as it is
+//! walked, without building it as a string.
 //!
 //! It signs as the SDK's own signer (`aws-sigv4`) does for API Gateway: the
 //! path normalized and percent-encoded once more, no query string, every
@@ -44,6 +45,8 @@ struct Cache {
     /// The signing key of one day (`YYYYMMDD`), keyed: each signature starts
     /// from a copy of it.
     signing_key: Option<([u8; 8], Hmac<Sha256>)>,
+    /// The last payload signed and its SHA-256 (hex).
+    payload: Option<(Vec<u8>, [u8; 64])>,
 }
 
 /// Never prints the secret or the session token.
@@ -163,7 +166,7 @@ impl Signer {
         canonical.update(b"\n\n");
         canonical.update(signed_headers.as_bytes());
         canonical.update(b"\n");
-        canonical.update(hex(&Sha256::digest(request.body)));
+        canonical.update(self.payload_hash(request.body));
 
         mac.update(ALGORITHM.as_bytes());
         mac.update(b"\n");
@@ -193,6 +196,22 @@ impl Signer {
             x_amz_security_token: self.session_token.as_deref(),
             authorization,
         })
+    }
+
+    /// SHA-256 of `body` (hex), hashed only when it is not the last payload.
+    fn payload_hash(&self, body: &[u8]) -> [u8; 64] {
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &mut cache.payload {
+            Some((last, hash)) if last.as_slice() == body => *hash,
+            payload => {
+                let hash = hex(&Sha256::digest(body));
+                let last = payload.get_or_insert_with(|| (Vec::new(), hash));
+                last.0.clear();
+                last.0.extend_from_slice(body);
+                last.1 = hash;
+                hash
+            }
+        }
     }
 
     /// `x-amz-date` for `second`, and a copy of that day's keyed signing key.
@@ -538,6 +557,19 @@ mod tests {
                 ours(&signer, method, uri, &headers, b"", when),
                 reference(None, method, uri, &headers, b"", when),
                 "{method} {uri} {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_payload_is_signed_with_its_own_hash() {
+        let signer = signer(Some("token"));
+        let when = at(1_700_000_000);
+        for body in [&b"{}"[..], b"{}", b"{\"a\":1}", b"", b"{}", b"{}"] {
+            assert_eq!(
+                ours(&signer, "POST", POST_TO_CONNECTION, &POST_HEADERS, body, when),
+                reference(Some("token"), "POST", POST_TO_CONNECTION, &POST_HEADERS, body, when),
+                "{body:?}"
             );
         }
     }
