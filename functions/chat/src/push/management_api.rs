@@ -45,8 +45,8 @@ impl ManagementApi {
             .region(Region::new(region))
             .endpoint_url(endpoint.as_str().trim_end_matches('/'))
             // The SDK's SigV4 signer derives the signing key (four HMACs) and
-            // builds the canonical request as strings on every call, close to
-            // half of a post's CPU. With no credentials given it, the SDK
+            // builds the canonical request as strings on every call: about a
+            // sixth of a post's CPU time. With no credentials given it, the SDK
             // leaves requests unsigned ("no auth"), and `SignWithCachedKey`
             // signs each one last before it is sent.
             .allow_no_auth()
