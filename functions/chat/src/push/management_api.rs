@@ -1,5 +1,6 @@
 mod sigv4;
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_apigatewaymanagement::config::interceptors::BeforeTransmitInterceptorContextMut;
@@ -23,7 +24,21 @@ const SERVICE: &str = "execute-api";
 
 /// The API Gateway Management API (`@connections`) of one WebSocket API stage.
 pub struct ManagementApi {
-    client: Client,
+    settings: ClientSettings,
+    /// Built on the first call: building the SDK client loads the system's CA
+    /// certificates for its HTTPS connector (about 18M instructions, most of
+    /// a function's start-up), which the functions that never push (the
+    /// authorizer, the reads) need not pay.
+    client: OnceLock<Client>,
+}
+
+/// What the client is built from, read from the environment at start-up.
+struct ClientSettings {
+    endpoint: String,
+    region: String,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
 }
 
 impl ManagementApi {
@@ -32,18 +47,36 @@ impl ManagementApi {
     /// spares every function the weight of the full credential chain.
     pub fn from_env(endpoint: &Url) -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let region = var("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
+        Self {
+            settings: ClientSettings {
+                endpoint: endpoint.as_str().trim_end_matches('/').to_string(),
+                region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+                secret_access_key: var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+                session_token: var("AWS_SESSION_TOKEN"),
+            },
+            client: OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| self.settings.build())
+    }
+}
+
+impl ClientSettings {
+    fn build(&self) -> Client {
         let signer = Signer::new(
-            var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
-            var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
-            var("AWS_SESSION_TOKEN"),
-            region.clone(),
+            self.access_key_id.clone(),
+            self.secret_access_key.clone(),
+            self.session_token.clone(),
+            self.region.clone(),
             SERVICE,
         );
         let mut config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region))
-            .endpoint_url(endpoint.as_str().trim_end_matches('/'))
+            .region(Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
             // The SDK's SigV4 signer derives the signing key (four HMACs) and
             // builds the canonical request as strings on every call: about a
             // sixth of a post's CPU time. With no credentials given it, the SDK
@@ -60,9 +93,7 @@ impl ManagementApi {
             .timeout_config(TimeoutConfig::builder().operation_timeout(OPERATION_TIMEOUT).build());
         // Permanent: no per-call look-up of whether it was switched off.
         config.push_interceptor(SharedInterceptor::permanent(SignWithCachedKey(signer)));
-        Self {
-            client: Client::from_conf(config.build()),
-        }
+        Client::from_conf(config.build())
     }
 }
 
@@ -119,7 +150,7 @@ where
 
 impl ConnectionPusher for ManagementApi {
     async fn post_to_connection(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError> {
-        self.client
+        self.client()
             .post_to_connection()
             .connection_id(connection_id)
             .data(Blob::new(payload))
@@ -137,7 +168,7 @@ impl ConnectionPusher for ManagementApi {
     }
 
     async fn delete_connection(&self, connection_id: &str) -> Result<(), PushError> {
-        self.client
+        self.client()
             .delete_connection()
             .connection_id(connection_id)
             .send()
@@ -147,7 +178,7 @@ impl ConnectionPusher for ManagementApi {
     }
 
     async fn get_connection(&self, connection_id: &str) -> Result<(), PushError> {
-        self.client
+        self.client()
             .get_connection()
             .connection_id(connection_id)
             .send()
