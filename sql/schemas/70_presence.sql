@@ -54,8 +54,10 @@ $$;
 revoke execute on function public.presence_visible(uuid, uuid) from public, anon, authenticated, service_role;
 
 -- Where a user's presence changes go: the live connections of those who may
--- see it. Only users sharing a conversation with the user can, so only their
--- connections are asked.
+-- see it (presence_visible decides). Only a contact can, that is someone in a
+-- direct or group conversation where both have taken part, so only their
+-- connections are asked: in a public room of thousands, asking every member's
+-- connections made connecting and disconnecting cost a rule check per member.
 create function public.contact_recipients(p_user_id uuid)
 returns jsonb
 language sql
@@ -74,8 +76,14 @@ as $$
       select b.user_id
       from public.participants a
       join public.participants b on b.conversation_id = a.conversation_id
+      join public.conversations v on v.id = a.conversation_id
       where a.user_id = p_user_id
+        and a.left_at is null
+        and a.first_sent_at is not null
         and b.user_id <> p_user_id
+        and b.left_at is null
+        and b.first_sent_at is not null
+        and v.kind <> 'room'
     )
     and public.connection_is_live(c.token_exp)
     and public.presence_visible(c.user_id, p_user_id)
