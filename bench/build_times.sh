@@ -69,9 +69,9 @@ if ! $skip_sam; then
     echo "build_times: sam build (arm64)" >&2
     sam_seconds="$(PATH="$root/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0 CARGO_TARGET_DIR="$work/target-arm64" \
       seconds_of "$root/.venv/bin/sam" build --template template.yaml)"
-    # One entry per distinct artifact: functions that share one are built once.
+    # One entry per distinct size: SAM builds functions that share their code once (one "Shared" artifact).
     sam_sizes="$(find .aws-sam/build -type f -name bootstrap -exec stat -c %s {} + | sort | uniq -c |
-      awk 'BEGIN { printf "[" } { printf "%s{\"bytes\":%s,\"functions\":%s}", (NR > 1 ? "," : ""), $2, $1 }
+      awk 'BEGIN { printf "[" } { printf "%s{\"bytes\":%s,\"files\":%s}", (NR > 1 ? "," : ""), $2, $1 }
            END { printf "]" }')"
   else
     echo "build_times: no cargo-lambda or SAM CLI (make setup-deploy installs them): sam build not timed" >&2
