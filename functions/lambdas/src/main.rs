@@ -25,7 +25,12 @@ fn main() -> ExitCode {
     match entry() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
+            // The whole chain: a start-up failure is all the log will say.
+            let mut cause: Option<&dyn std::error::Error> = Some(e.as_ref());
+            while let Some(error) = cause {
+                eprintln!("{error}");
+                cause = error.source();
+            }
             ExitCode::FAILURE
         }
     }

@@ -241,13 +241,15 @@ impl Drop for Emulator {
 }
 
 /// `--fault-kill-after-commit` names (a logical id, a handler, or a binary
-/// name standing for every function that runs it) -> share by logical id; a
-/// logical id wins over the other names.
+/// name standing for every function that runs it) -> share by logical id;
+/// where several names match one function, the most specific wins: its
+/// logical id, then its handler, then its binary.
 fn kill_after_commit_shares(
     by_name: &BTreeMap<String, f64>,
     functions: &BTreeMap<String, FunctionSpec>,
 ) -> Result<BTreeMap<String, f64>, String> {
-    let mut shares = BTreeMap::new();
+    // Logical id -> (how specific the name was, lower is more; share).
+    let mut chosen: BTreeMap<String, (u8, f64)> = BTreeMap::new();
     for (name, share) in by_name {
         let matching: Vec<&FunctionSpec> = functions.values().filter(|f| f.is_called(name)).collect();
         if matching.is_empty() {
@@ -261,12 +263,22 @@ fn kill_after_commit_shares(
             ));
         }
         for function in matching {
-            if function.logical_id == *name || !by_name.contains_key(&function.logical_id) {
-                shares.insert(function.logical_id.clone(), *share);
+            let specificity = if function.logical_id == *name {
+                0
+            } else if function.handler == *name {
+                1
+            } else {
+                2
+            };
+            let entry = chosen
+                .entry(function.logical_id.clone())
+                .or_insert((specificity, *share));
+            if specificity < entry.0 {
+                *entry = (specificity, *share);
             }
         }
     }
-    Ok(shares)
+    Ok(chosen.into_iter().map(|(id, (_, share))| (id, share)).collect())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, EmulatorError> {
@@ -328,6 +340,7 @@ mod tests {
         let functions = BTreeMap::from([
             function("WsSendMessageFunction", "ws-send-message", "chat-functions"),
             function("SendMessageFunction", "http-send-message", "chat-functions"),
+            function("AuthorizerFunction", "authorizer", "chat-functions"),
             function("EchoA", "bootstrap", "echo"),
             function("EchoB", "bootstrap", "echo"),
         ]);
@@ -347,6 +360,16 @@ mod tests {
         assert_eq!(
             shares(&[("echo", 0.25), ("EchoB", 1.0)]).unwrap(),
             BTreeMap::from([("EchoA".to_string(), 0.25), ("EchoB".to_string(), 1.0)])
+        );
+        // A handler wins over the binary that runs it, whether it sorts
+        // before the binary's name (authorizer) or after (http-send-message).
+        assert_eq!(
+            shares(&[("authorizer", 0.0), ("chat-functions", 0.5), ("http-send-message", 1.0)]).unwrap(),
+            BTreeMap::from([
+                ("AuthorizerFunction".to_string(), 0.0),
+                ("SendMessageFunction".to_string(), 1.0),
+                ("WsSendMessageFunction".to_string(), 0.5)
+            ])
         );
         let error = shares(&[("ws-send", 1.0)]).unwrap_err();
         assert!(
