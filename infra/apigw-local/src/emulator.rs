@@ -300,7 +300,10 @@ fn serve(listener: TcpListener, router: Router, mut stopped: watch::Receiver<boo
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        if let Err(error) = axum::serve(listener, service).with_graceful_shutdown(shutdown).await {
+        if let Err(error) = axum::serve(crate::no_delay(listener), service)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(%error, "server failed");
         }
     })

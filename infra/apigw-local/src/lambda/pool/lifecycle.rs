@@ -68,7 +68,7 @@ impl FunctionPool {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let router = runtime_api::router(Arc::clone(self), id);
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(crate::no_delay(listener), router).await;
         });
         // Recorded before the spawn: the runtime may call in before it returns.
         {
