@@ -27,6 +27,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 const SERVE: &str = "serve";
 
+/// The functions' allocator (functions/lambdas/src/main.rs), so that a post
+/// costs here what it costs them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut runtime = match args.get(2).map(String::as_str) {

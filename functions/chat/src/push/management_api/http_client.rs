@@ -1,0 +1,202 @@
+//! The SDK client's HTTP transport: the reqwest the functions already build
+//! for PostgREST (hyper 0.14, rustls with the webpki roots compiled in), in
+//! place of the SDK's own default client. That one is a second client over
+//! the same hyper, but it loads the system's CA certificates from disk when
+//! it is built (about 18M instructions, most of a sending function's cold
+//! start) and wraps every call in timers of its own.
+
+use std::time::Duration;
+
+use aws_sdk_apigatewaymanagement::config::http::{HttpRequest, HttpResponse};
+use aws_sdk_apigatewaymanagement::config::{HttpClient, RuntimeComponents};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::http::StatusCode;
+
+/// A connection that cannot be opened within this long fails the call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One connector for every call: the SDK asks for one per attempt, and a
+/// reqwest client is already a shared connection pool.
+#[derive(Debug, Clone)]
+pub(super) struct ReqwestHttpClient {
+    connector: SharedHttpConnector,
+}
+
+impl ReqwestHttpClient {
+    pub(super) fn new() -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // The Management API never redirects; a redirect would be a fault.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            connector: SharedHttpConnector::new(ReqwestConnector { http }),
+        })
+    }
+}
+
+impl HttpClient for ReqwestHttpClient {
+    /// The operation timeout (the SDK's own) bounds every call; the
+    /// connector's settings add nothing to it.
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.connector.clone()
+    }
+}
+
+#[derive(Debug)]
+struct ReqwestConnector {
+    http: reqwest::Client,
+}
+
+impl HttpConnector for ReqwestConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let sent = to_reqwest(&self.http, &request).map(|request| self.http.execute(request));
+        HttpConnectorFuture::new(async move {
+            let response = sent?.await.map_err(connector_error)?;
+            from_reqwest(response).await
+        })
+    }
+}
+
+/// The SDK's request as reqwest's: method, URI and headers as they are, the
+/// body (in memory: the SDK's request bodies here are JSON or a payload) copied once.
+fn to_reqwest(http: &reqwest::Client, request: &HttpRequest) -> Result<reqwest::Request, ConnectorError> {
+    let method =
+        reqwest::Method::from_bytes(request.method().as_bytes()).map_err(|e| ConnectorError::user(e.into()))?;
+    let body = request
+        .body()
+        .bytes()
+        .ok_or_else(|| ConnectorError::user("a streamed request body is not supported".into()))?;
+    let mut builder = http.request(method, request.uri());
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(body.to_vec())
+        .build()
+        .map_err(|e| ConnectorError::user(e.into()))
+}
+
+/// reqwest's answer as the SDK's: status, headers (those that are text; the
+/// SDK reads the error type and request id from them) and the whole body.
+async fn from_reqwest(response: reqwest::Response) -> Result<HttpResponse, ConnectorError> {
+    let status = StatusCode::try_from(response.status().as_u16()).map_err(|e| ConnectorError::other(e.into(), None))?;
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .collect();
+    let body = response.bytes().await.map_err(connector_error)?;
+    let mut answer = HttpResponse::new(status, body.into());
+    for (name, value) in headers {
+        answer
+            .headers_mut()
+            .try_insert(name, value)
+            .map_err(|e| ConnectorError::other(e.into(), None))?;
+    }
+    Ok(answer)
+}
+
+/// Timeouts and broken connections as the SDK classifies them (both count
+/// as transient for the fan-out's own retries).
+fn connector_error(error: reqwest::Error) -> ConnectorError {
+    if error.is_timeout() {
+        ConnectorError::timeout(error.into())
+    } else if error.is_connect() || error.is_request() || error.is_body() {
+        ConnectorError::io(error.into())
+    } else {
+        ConnectorError::other(error.into(), None)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Serves one HTTP/1.1 exchange with `answer`, and gives back what it was sent.
+    pub(in crate::push::management_api) async fn one_exchange(
+        answer: &'static str,
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // Headers, then the body its Content-Length announces.
+            loop {
+                let n = socket.read(&mut buffer).await.unwrap();
+                received.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&received).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_string)
+                        })
+                        .map_or(0, |l| l.trim().parse::<usize>().unwrap());
+                    if received.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8(received).unwrap()
+        });
+        (url, served)
+    }
+
+    fn request(uri: &str, body: &[u8]) -> HttpRequest {
+        let mut request = HttpRequest::new(body.to_vec().into());
+        request.set_method("POST").unwrap();
+        request.set_uri(uri).unwrap();
+        request.headers_mut().insert("content-type", "application/json");
+        request.headers_mut().insert("x-amz-date", "20261201T000000Z");
+        request
+    }
+
+    #[tokio::test]
+    async fn a_call_sends_the_method_headers_and_body_and_returns_status_headers_and_body() {
+        let (url, served) =
+            one_exchange("HTTP/1.1 410 Gone\r\nx-amzn-errortype: GoneException\r\ncontent-length: 2\r\n\r\n{}").await;
+        let client = ReqwestHttpClient::new().unwrap();
+        let connector = client.connector.clone();
+
+        let answer = connector
+            .call(request(&format!("{url}/%40connections/abc%3D"), b"{\"hi\":1}"))
+            .await
+            .unwrap();
+
+        let sent = served.await.unwrap();
+        assert!(sent.starts_with("POST /%40connections/abc%3D HTTP/1.1\r\n"), "{sent}");
+        assert!(sent.contains("x-amz-date: 20261201T000000Z\r\n"), "{sent}");
+        assert!(sent.ends_with("\r\n\r\n{\"hi\":1}"), "{sent}");
+        assert_eq!(answer.status().as_u16(), 410);
+        assert_eq!(answer.headers().get("x-amzn-errortype"), Some("GoneException"));
+        assert_eq!(answer.body().bytes(), Some(&b"{}"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_io_error() {
+        // A port that was free a moment ago: nothing listens on it.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let connector = ReqwestHttpClient::new().unwrap().connector;
+
+        let error = connector.call(request(&url, b"")).await.unwrap_err();
+
+        assert!(error.is_io(), "{error:?}");
+    }
+}
