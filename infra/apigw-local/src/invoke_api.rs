@@ -46,7 +46,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let payload_hash: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    let payload_hash = sigv4::hex(&Sha256::digest(&body));
     let request = Incoming {
         method: method.as_str(),
         path: uri.path(),

@@ -19,6 +19,13 @@ use super::{connection, message, WsApi};
 use crate::ids;
 use crate::query::Pairs;
 
+/// How much one read from a client's socket asks for. tungstenite zeroes
+/// this much of its buffer before every read attempt, and the connection's
+/// task attempts one each time it wakes, for every post it delivers too: at
+/// the default (128 KiB) that memset was a seventh of the emulator's CPU under
+/// a fan-out load. Client frames are small; a bigger one takes more reads.
+const READ_CHUNK_BYTES: usize = 4096;
+
 /// Headers of the `$connect` answer that must not reach the 101 response.
 const NOT_FORWARDED: [&str; 6] = [
     "connection",
@@ -98,6 +105,7 @@ pub(super) async fn handshake(
     let mut response = upgrade
         .max_frame_size(api.limits.max_frame_bytes)
         .max_message_size(api.limits.max_message_bytes)
+        .read_buffer_size(READ_CHUNK_BYTES)
         .on_failed_upgrade(move |error| {
             tracing::warn!(connection_id = %failed_info.id, %error, "websocket upgrade failed");
             tokio::spawn(connection::disconnect(

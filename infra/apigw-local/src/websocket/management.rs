@@ -93,7 +93,7 @@ async fn read_body(body: Body, limit: usize) -> Result<(Option<Bytes>, String), 
             kept.extend_from_slice(&chunk);
         }
     }
-    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = sigv4::hex(&hash.finalize());
     Ok(((seen <= limit).then(|| Bytes::from(kept)), digest))
 }
 
