@@ -275,6 +275,8 @@ impl Stack {
         let credentials = Credentials::new(&info.aws_access_key_id, secret_access_key, session_token, None, "test");
         let config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            // As the functions send: the SDK is built without an HTTP client of its own.
+            .http_client(chat::push::ReqwestHttpClient::new().expect("an HTTP client"))
             .region(Region::new(info.aws_region.clone()))
             .endpoint_url(&info.management_url)
             .credentials_provider(credentials)

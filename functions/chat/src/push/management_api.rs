@@ -23,7 +23,7 @@ use aws_sdk_apigatewaymanagement::Client;
 use aws_smithy_runtime_api::client::interceptors::disable_interceptor;
 use url::Url;
 
-use self::http_client::ReqwestHttpClient;
+pub use self::http_client::ReqwestHttpClient;
 use self::sigv4::{Request, Signer};
 use super::{ConnectionPusher, PushError};
 

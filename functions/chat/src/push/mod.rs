@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
-pub use management_api::ManagementApi;
+pub use management_api::{ManagementApi, ReqwestHttpClient};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {

@@ -19,14 +19,15 @@ use aws_smithy_runtime_api::http::StatusCode;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One connector for every call: the SDK asks for one per attempt, and a
-/// reqwest client is already a shared connection pool.
+/// reqwest client is already a shared connection pool. Public for the tests
+/// that build an SDK client of their own: the SDK is built here without one.
 #[derive(Debug, Clone)]
-pub(super) struct ReqwestHttpClient {
+pub struct ReqwestHttpClient {
     connector: SharedHttpConnector,
 }
 
 impl ReqwestHttpClient {
-    pub(super) fn new() -> Result<Self, reqwest::Error> {
+    pub fn new() -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // The Management API never redirects; a redirect would be a fault.
