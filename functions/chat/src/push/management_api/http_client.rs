@@ -1,9 +1,9 @@
-//! The SDK client's HTTP transport: the reqwest the functions already build
-//! for PostgREST (hyper 0.14, rustls with the webpki roots compiled in), in
-//! place of the SDK's own default client. That one is a second client over
-//! the same hyper, but it loads the system's CA certificates from disk when
-//! it is built (about 18M instructions, most of a sending function's cold
-//! start) and wraps every call in timers of its own.
+//! The SDK client's HTTP transport: a client of its own (its own pool) on the
+//! reqwest the functions already build for PostgREST (hyper 0.14, rustls with
+//! the webpki roots compiled in), in place of the SDK's default client. That
+//! one is more code over the same hyper, loads the system's CA certificates
+//! from disk when it is built (about 18M instructions, most of a sending
+//! function's cold start) and wraps every call in timers of its own.
 
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ impl ReqwestHttpClient {
             .connect_timeout(CONNECT_TIMEOUT)
             // The Management API never redirects; a redirect would be a fault.
             .redirect(reqwest::redirect::Policy::none())
+            // Signed calls go straight to API Gateway, as with the SDK's own
+            // client: no `HTTPS_PROXY` or `ALL_PROXY` from the environment.
+            .no_proxy()
             .build()?;
         Ok(Self {
             connector: SharedHttpConnector::new(ReqwestConnector { http }),
@@ -85,8 +88,9 @@ fn to_reqwest(http: &reqwest::Client, request: &HttpRequest) -> Result<reqwest::
         .map_err(|e| ConnectorError::user(e.into()))
 }
 
-/// reqwest's answer as the SDK's: status, headers (those that are text; the
-/// SDK reads the error type and request id from them) and the whole body.
+/// reqwest's answer as the SDK's: status, headers (every value of those that
+/// are text; the SDK reads the error type and request id from them) and the
+/// whole body.
 async fn from_reqwest(response: reqwest::Response) -> Result<HttpResponse, ConnectorError> {
     let status = StatusCode::try_from(response.status().as_u16()).map_err(|e| ConnectorError::other(e.into(), None))?;
     let headers: Vec<(String, String)> = response
@@ -99,14 +103,15 @@ async fn from_reqwest(response: reqwest::Response) -> Result<HttpResponse, Conne
     for (name, value) in headers {
         answer
             .headers_mut()
-            .try_insert(name, value)
+            .try_append(name, value)
             .map_err(|e| ConnectorError::other(e.into(), None))?;
     }
     Ok(answer)
 }
 
-/// Timeouts and broken connections as the SDK classifies them (both count
-/// as transient for the fan-out's own retries).
+/// Timeouts and broken connections as the SDK classifies them. The fan-out
+/// retries throttling only: a post that fails so is reported failed, and its
+/// recipient catches up from the message log when it resyncs.
 fn connector_error(error: reqwest::Error) -> ConnectorError {
     if error.is_timeout() {
         ConnectorError::timeout(error.into())
@@ -169,8 +174,10 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn a_call_sends_the_method_headers_and_body_and_returns_status_headers_and_body() {
-        let (url, served) =
-            one_exchange("HTTP/1.1 410 Gone\r\nx-amzn-errortype: GoneException\r\ncontent-length: 2\r\n\r\n{}").await;
+        let (url, served) = one_exchange(
+            "HTTP/1.1 410 Gone\r\nx-amzn-errortype: GoneException\r\nvia: a\r\nvia: b\r\ncontent-length: 2\r\n\r\n{}",
+        )
+        .await;
         let client = ReqwestHttpClient::new().unwrap();
         let connector = client.connector.clone();
 
@@ -185,6 +192,8 @@ pub(super) mod tests {
         assert!(sent.ends_with("\r\n\r\n{\"hi\":1}"), "{sent}");
         assert_eq!(answer.status().as_u16(), 410);
         assert_eq!(answer.headers().get("x-amzn-errortype"), Some("GoneException"));
+        // A repeated header keeps every value.
+        assert_eq!(answer.headers().get_all("via").collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(answer.body().bytes(), Some(&b"{}"[..]));
     }
 
