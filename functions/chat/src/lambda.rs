@@ -55,7 +55,7 @@ impl Services {
 /// an invocation carries its request id) and builds the services. They live for
 /// the whole process, hence `'static`.
 pub fn services() -> Result<&'static Services, Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let services = Config::from_env()
         .and_then(Services::from_config)
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod lambda;
+pub mod logging;
 pub mod notify;
 pub mod push;
 pub mod store;

@@ -362,7 +362,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     use crate::config::{Config, ProcessEnv};
     use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let configured = Config::from_env().and_then(|config| {
         let store = crate::store::PostgrestStore::new(&config)?;
         Ok((store, NotifyConfig::from(&ProcessEnv)?))
