@@ -79,6 +79,12 @@ pub struct UpOptions {
     /// Concurrent instances per function.
     #[arg(long, value_name = "N")]
     pub max_instances: Option<usize>,
+    /// Threads of chat-local itself (the emulator and the processes it watches). One by default: on a machine of a
+    /// few cores the functions, Postgres and PostgREST need the others, and with more the emulator spent a fifth
+    /// more CPU per delivery waking its threads for one another (`make bench`, fan-out-heavy). Raise it where the
+    /// emulator, not the functions, would be what a benchmark saturates.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
     #[command(flatten)]
     pub faults: FaultOptions,
 }
@@ -385,7 +391,7 @@ mod tests {
                     --bin-dir b --template t.yaml --sql-dir q --ready-file r.json --exit-on-stdin-eof \
                     --ws-idle-timeout 5 --ws-max-lifetime=6 --ws-max-frame-bytes 7 \
                     --ws-max-message-bytes 8 --max-instances 9 --webhook-url http://127.0.0.1:4/h \
-                    --async-retry-delay-ms=250";
+                    --async-retry-delay-ms=250 --threads 3";
         assert_eq!(
             up(line),
             UpOptions {
@@ -410,9 +416,20 @@ mod tests {
                     async_retry_delay: Some(Duration::from_millis(250)),
                 },
                 max_instances: Some(9),
+                threads: Some(3),
                 faults: FaultOptions::default(),
             }
         );
+    }
+
+    #[test]
+    fn threads_are_one_to_256() {
+        assert_eq!(up("up").threads, None);
+        assert_eq!(up("up --threads 256").threads, Some(256));
+        for bad in ["0", "257", "two"] {
+            let error = parse_words(&format!("up --threads {bad}")).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{bad}");
+        }
     }
 
     #[test]

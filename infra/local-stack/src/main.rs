@@ -34,16 +34,31 @@ use error::{Context as _, Result};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // A bad command line prints the usage and exits with 2 here.
     let cli = Cli::parse();
     init_logging();
-    let outcome = match cli.command {
-        None => Cli::command().print_help().context(|| "printing the help".into()),
-        Some(Command::Up(options)) => up::run(options).await,
-        Some(Command::Token(options)) => print_token(options),
-        Some(Command::DbPush(options)) => migrations::push_command(options).await,
+    let threads = match &cli.command {
+        Some(Command::Up(options)) => options.threads.unwrap_or(1),
+        _ => 1,
+    };
+    let runtime = match threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.into())
+            .enable_all()
+            .build(),
+    };
+    let outcome = match runtime {
+        Err(e) => Err(error::Error::Setup(format!("starting the async runtime: {e}"))),
+        Ok(runtime) => runtime.block_on(async {
+            match cli.command {
+                None => Cli::command().print_help().context(|| "printing the help".into()),
+                Some(Command::Up(options)) => up::run(options).await,
+                Some(Command::Token(options)) => print_token(options),
+                Some(Command::DbPush(options)) => migrations::push_command(options).await,
+            }
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
