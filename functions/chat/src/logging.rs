@@ -4,7 +4,7 @@
 //! What `lambda_runtime`'s default subscriber does, filtered by target and
 //! level (`Targets`) instead of `EnvFilter`, whose span and field matching
 //! brings a regular-expression engine into every function for directives
-//! nobody sets: about a tenth of the executable.
+//! nobody sets: half a megabyte of the executable.
 
 use std::str::FromStr;
 
@@ -47,7 +47,7 @@ where
 }
 
 /// The filter from the two variables, and what was wrong with them, if
-/// anything (the function still starts, at the default level, and says so).
+/// anything: a bad value is ignored (the function still starts, and says so).
 ///
 /// `AWS_LAMBDA_LOG_LEVEL` is a level (Lambda's `FATAL` is `ERROR` here) and
 /// is the default for every target; `RUST_LOG` is `level` or
@@ -65,7 +65,7 @@ fn level_filter(aws_log_level: Option<&str>, rust_log: Option<&str>) -> (Targets
         parsed
             .inspect_err(|_| {
                 problems.push(format!(
-                    "AWS_LAMBDA_LOG_LEVEL={level:?} is not a level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL); logging at INFO"
+                    "AWS_LAMBDA_LOG_LEVEL={level:?} is not a level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL); ignored"
                 ))
             })
             .ok()
@@ -76,7 +76,7 @@ fn level_filter(aws_log_level: Option<&str>, rust_log: Option<&str>) -> (Targets
             Targets::from_str(directives)
                 .inspect_err(|e| {
                     problems.push(format!(
-                        "RUST_LOG={directives:?} is not `level` or `target=level,...` ({e}); logging at INFO"
+                        "RUST_LOG={directives:?} is not `level` or `target=level,...` ({e}); ignored"
                     ))
                 })
                 .ok()
