@@ -62,36 +62,57 @@ pub fn services() -> Result<&'static Services, Error> {
     Ok(Box::leak(Box::new(services)))
 }
 
+/// A handler's future, boxed, so that the glue below is compiled once and
+/// shared by every handler.
+pub type BoxedFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A handler with its type erased, so that the Lambda runtime's service stack
+/// (lambda_runtime, lambda_http, hyper's client to the Runtime API) is
+/// instantiated once per kind of event, not once per function: with 40
+/// functions in one executable, one copy per function was most of its own code.
+type Erased<E, T> = Box<dyn Fn(E) -> BoxedFuture<T> + Send + Sync>;
+
+/// A function's whole life, boxed (see [`serve`]). Not `Send`: it runs on the
+/// thread that starts it.
+pub type FunctionFuture = Pin<Box<dyn Future<Output = Result<(), Error>>>>;
+
 /// Serves a REST endpoint (API Gateway HTTP API, payload 2.0).
-pub async fn run_http<F, Fut>(handler: F) -> Result<(), Error>
+pub fn run_http<F, Fut>(handler: F) -> FunctionFuture
 where
-    F: Fn(Request) -> Fut,
-    Fut: Future<Output = Response<Body>> + Send,
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    lambda_http::run(service_fn(move |request: Request| {
-        let response: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = Box::pin(handler(request));
+    Box::pin(serve_http(Box::new(move |request| Box::pin(handler(request)))))
+}
+
+async fn serve_http(handler: Erased<Request, Response<Body>>) -> Result<(), Error> {
+    lambda_http::run(service_fn(|request: Request| {
+        let response = handler(request);
         async move { Ok::<_, std::convert::Infallible>(response.await) }
     }))
     .await
 }
 
 /// Serves a WebSocket route.
-pub async fn run_websocket<F, Fut>(handler: F) -> Result<(), Error>
+pub fn run_websocket<F, Fut>(handler: F) -> FunctionFuture
 where
-    F: Fn(ApiGatewayWebsocketProxyRequest) -> Fut,
-    Fut: Future<Output = ApiGatewayProxyResponse> + Send,
+    F: Fn(ApiGatewayWebsocketProxyRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ApiGatewayProxyResponse> + Send + 'static,
 {
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    Box::pin(serve_websocket(Box::new(move |event| Box::pin(handler(event)))))
+}
+
+async fn serve_websocket(
+    handler: Erased<ApiGatewayWebsocketProxyRequest, ApiGatewayProxyResponse>,
+) -> Result<(), Error> {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let parsed = serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event.payload)
             .map_err(|e| e.to_string())
             .and_then(|event| match event.request_context.connection_id {
                 Some(_) => Ok(event),
                 None => Err("requestContext.connectionId is missing".into()),
             });
-        // Boxed: the SDK's futures nest deeply, and an unboxed chain of them
-        // exceeds the compiler's type-layout depth in every binary.
-        let response = parsed
-            .map(|event| -> Pin<Box<dyn Future<Output = ApiGatewayProxyResponse> + Send>> { Box::pin(handler(event)) });
+        let response = parsed.map(&handler);
         async move {
             match response {
                 Ok(response) => Ok::<_, std::convert::Infallible>(response.await),
@@ -108,25 +129,32 @@ where
 /// Serves a scheduled function (an EventBridge schedule). The event says only
 /// that it is time, so its content is not read beyond its id, for the log.
 /// The handler's report is the answer; its error fails the invocation.
-pub async fn run_scheduled<F, Fut, T>(handler: F) -> Result<(), Error>
+pub fn run_scheduled<F, Fut, T>(handler: F) -> FunctionFuture
 where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, String>> + Send,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, String>> + Send + 'static,
     T: serde::Serialize,
 {
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    Box::pin(serve_scheduled(Box::new(move |()| {
+        let report = handler();
+        Box::pin(async move {
+            report
+                .await
+                .map(|report| serde_json::to_value(report).unwrap_or_default())
+        })
+    })))
+}
+
+async fn serve_scheduled(handler: Erased<(), Result<Value, String>>) -> Result<(), Error> {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let event_id = event.payload.get("id").and_then(Value::as_str).map(str::to_owned);
-        // Boxed, as in run_websocket.
-        let report: Pin<Box<dyn Future<Output = Result<T, String>> + Send>> = Box::pin(handler());
+        let report = handler(());
         async move {
             tracing::info!(event_id, "scheduled run");
-            match report.await {
-                Ok(report) => Ok(serde_json::to_value(report).unwrap_or_default()),
-                Err(message) => Err(Diagnostic {
-                    error_type: "ScheduledRunFailed".into(),
-                    error_message: message,
-                }),
-            }
+            report.await.map_err(|message| Diagnostic {
+                error_type: "ScheduledRunFailed".into(),
+                error_message: message,
+            })
         }
     }))
     .await
@@ -157,7 +185,9 @@ pub async fn run_authorizer(verifier: &'static TokenVerifier) -> Result<(), Erro
 /// vCPU at the template's memory sizes, so a second worker thread buys
 /// nothing and its wake-ups cost: the fan-out's CPU per post drops by about
 /// 40% (the push_cost example measures it).
-pub fn serve(function: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+pub fn serve(function: impl Future<Output = Result<(), Error>> + 'static) -> Result<(), Error> {
+    // Boxed, so that the runtime's block_on is compiled once for all functions.
+    let function: FunctionFuture = Box::pin(function);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
