@@ -64,7 +64,7 @@ pub fn services() -> Result<&'static Services, Error> {
 
 /// A handler's future, boxed, so that the glue below is compiled once and
 /// shared by every handler.
-pub type BoxedFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type BoxedFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A handler with its type erased, so that the Lambda runtime's service stack
 /// (lambda_runtime, lambda_http, hyper's client to the Runtime API) is
