@@ -8,6 +8,7 @@
 //! trimmed with inner whitespace collapsed, and the payload hashed.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
@@ -383,11 +384,35 @@ fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> Strin
 }
 
 fn signature(secret: &str, date: &str, region: &str, service: &str, string_to_sign: &str) -> String {
+    hex(&hmac(
+        &signing_key(secret, date, region, service),
+        string_to_sign.as_bytes(),
+    ))
+}
+
+/// The key of a day's signatures: four HMACs, the same for every request
+/// signed that day, so the last one derived is kept (most of the emulator's
+/// hashing per @connections call went into deriving it again).
+fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+    struct Derived {
+        from: [String; 4],
+        key: Vec<u8>,
+    }
+    static LAST: Mutex<Option<Derived>> = Mutex::new(None);
+    let from = [secret, date, region, service];
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(derived) = last.as_ref().filter(|d| d.from == from) {
+        return derived.key.clone();
+    }
     let key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let key = hmac(&key, region.as_bytes());
     let key = hmac(&key, service.as_bytes());
     let key = hmac(&key, b"aws4_request");
-    hex(&hmac(&key, string_to_sign.as_bytes()))
+    *last = Some(Derived {
+        from: from.map(str::to_string),
+        key: key.clone(),
+    });
+    key
 }
 
 /// The wire path with dot segments removed, each segment URI-encoded again.
@@ -775,6 +800,46 @@ mod tests {
             body,
         };
         header_map(&headers, &sign(&request, key, "us-east-1", "execute-api", at))
+    }
+
+    /// The kept signing key is the one of the scope asked for: a day, a
+    /// secret or a service of its own gets its own key, in any order.
+    #[test]
+    fn signatures_of_other_days_and_secrets_do_not_share_a_key() {
+        let key = suite_key();
+        let other_secret = Credentials {
+            secret_access_key: "another secret".into(),
+            ..key.clone()
+        };
+        let hash = hex_sha256(b"hi");
+        let verifies = |map: &HeaderMap, key: &Credentials, at: DateTime<Utc>| {
+            verify(
+                &incoming("POST", "/dev/@connections/abc%3D", "", map, &hash),
+                key,
+                "us-east-1",
+                "execute-api",
+                at,
+            )
+            .is_ok()
+        };
+        let day = suite_time();
+        let next_day = day + TimeDelta::days(1);
+        for _ in 0..2 {
+            for at in [day, next_day] {
+                assert!(verifies(&signed_management_post(&key, at, b"hi"), &key, at));
+                assert!(verifies(
+                    &signed_management_post(&other_secret, at, b"hi"),
+                    &other_secret,
+                    at
+                ));
+                assert!(!verifies(&signed_management_post(&other_secret, at, b"hi"), &key, at));
+                assert!(!verifies(&signed_management_post(&key, at, b"hi"), &other_secret, at));
+            }
+        }
+        // The day after a signature's own: its scope names the day it was signed.
+        let map = signed_management_post(&key, day, b"hi");
+        assert!(verifies(&map, &key, day));
+        assert!(!verifies(&map, &key, next_day));
     }
 
     #[test]
