@@ -239,7 +239,7 @@ pub(crate) fn verify_with_sessions(
         (None, None) => {}
         _ => return Err(Refusal::unrecognized()),
     }
-    if !parsed.signed_headers.iter().any(|h| *h == "host") {
+    if !parsed.signed_headers.contains(&"host") {
         return Err(Refusal::invalid(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         ));
@@ -429,9 +429,7 @@ fn canonical_uri(path: &str) -> String {
         }
     }
     let mut uri: String = segments.iter().map(|s| format!("/{}", uri_encode(s))).collect();
-    if uri.is_empty() {
-        uri.push('/');
-    } else if trailing_slash && !uri.ends_with('/') {
+    if uri.is_empty() || (trailing_slash && !uri.ends_with('/')) {
         uri.push('/');
     }
     uri
