@@ -270,10 +270,7 @@ fn required_url(env: &impl Env, name: &'static str) -> Result<Url, ConfigError> 
 }
 
 fn parse_url(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw.trim()).map_err(|e| ConfigError {
-        name,
-        problem: format!("is not a URL ({e})"),
-    })?;
+    let url = url_from_env(name, raw)?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(ConfigError {
@@ -281,6 +278,21 @@ fn parse_url(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
             problem: format!("must be http or https, not {other}"),
         }),
     }
+}
+
+/// A URL from the variable `name`, any scheme. Its host must be ASCII: url's
+/// IDNA back end here has no Unicode tables (idna_adapter in Cargo.toml), so an
+/// internationalised name is given in its xn-- form.
+pub(crate) fn url_from_env(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    Url::parse(raw.trim()).map_err(|e| ConfigError {
+        name,
+        problem: match e {
+            url::ParseError::IdnaError if !raw.is_ascii() => {
+                "has a host name that is not ASCII (give it in its xn-- form)".into()
+            }
+            e => format!("is not a URL ({e})"),
+        },
+    })
 }
 
 /// Appends path segments to a base URL whether or not it ends with a slash.
@@ -319,6 +331,27 @@ mod tests {
         ])
         .unwrap();
         assert!(reader.service_role_key.is_none());
+    }
+
+    #[test]
+    fn a_host_name_is_ascii_or_in_its_xn_form() {
+        let project = |url: &'static str| {
+            Config::from(&[
+                ("SUPABASE_URL", url),
+                ("SUPABASE_ANON_KEY", "anon"),
+            ])
+        };
+        let punycode = project("https://xn--caf-dma.example").unwrap();
+        assert_eq!(punycode.rest_url.as_str(), "https://xn--caf-dma.example/rest/v1");
+        // Upper case is still folded: the ASCII rules need no Unicode tables.
+        let upper = project("https://ABCD.Supabase.co").unwrap();
+        assert_eq!(upper.rest_url.host_str(), Some("abcd.supabase.co"));
+
+        let error = project("https://café.example").unwrap_err();
+        assert_eq!(error.name, "SUPABASE_URL");
+        assert!(error.problem.contains("not ASCII") && error.problem.contains("xn--"), "{error}");
+        let error = project("https://exa mple.com").unwrap_err();
+        assert!(error.problem.starts_with("is not a URL"), "{error}");
     }
 
     #[test]

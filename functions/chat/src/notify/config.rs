@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use url::{Host, Url};
 
-use crate::config::{ConfigError, Env, Secret};
+use crate::config::{url_from_env, ConfigError, Env, Secret};
 
 /// How much of a message a notification shows (`NOTIFICATION_PREVIEW`):
 /// decided in SQL (`notification_targets`), named here.
@@ -174,10 +174,7 @@ fn webhook(env: &impl Env) -> Result<Option<WebhookTarget>, ConfigError> {
             })
         }
     };
-    let url = Url::parse(url.trim()).map_err(|e| ConfigError {
-        name: "WEBHOOK_URL",
-        problem: format!("is not a URL ({e})"),
-    })?;
+    let url = url_from_env("WEBHOOK_URL", &url)?;
     if !(url.scheme() == "https" || url.scheme() == "http" && is_loopback(&url)) || url.host().is_none() {
         return Err(ConfigError {
             name: "WEBHOOK_URL",

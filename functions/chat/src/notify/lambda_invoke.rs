@@ -11,7 +11,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 
 use super::{HandOffError, NotificationQueue, NotificationRequest};
-use crate::config::{ConfigError, Env};
+use crate::config::{url_from_env, ConfigError, Env};
 
 /// The hand-off is on the send's path: short, and retried only a little.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -49,10 +49,7 @@ impl LambdaInvoke {
         let region = env.var("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
         let endpoint = match env.var("AWS_ENDPOINT_URL_LAMBDA") {
             Some(raw) => {
-                let url = url::Url::parse(raw.trim()).map_err(|e| ConfigError {
-                    name: "AWS_ENDPOINT_URL_LAMBDA",
-                    problem: format!("is not a URL ({e})"),
-                })?;
+                let url = url_from_env("AWS_ENDPOINT_URL_LAMBDA", &raw)?;
                 url.as_str().trim_end_matches('/').to_string()
             }
             None => format!("https://lambda.{region}.amazonaws.com"),
