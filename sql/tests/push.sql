@@ -88,6 +88,14 @@ begin
     'invalid_push_subscription', 'no host');
   perform tests.raises(format('select public.save_push_subscription(%L, %L, %L)', 'https://push.example.test/a b', v_key, v_auth),
     'invalid_push_subscription', 'a space');
+  perform tests.raises(format('select public.save_push_subscription(%L, %L, %L)', 'https://bücher.example/a', v_key, v_auth),
+    'invalid_push_subscription', 'a host not in its xn-- form');
+  perform tests.raises(format('select public.save_push_subscription(%L, %L, %L)', 'https://push.example.test/ä', v_key, v_auth),
+    'invalid_push_subscription', 'a path not percent-encoded');
+  perform tests.raises(format('select public.save_push_subscription(%L, %L, %L)', 'https://push.example.test/a' || chr(160), v_key, v_auth),
+    'invalid_push_subscription', 'a no-break space');
+  -- The same, as a browser serialises them.
+  perform public.save_push_subscription('https://xn--bcher-kva.example/%C3%A4', v_key, v_auth);
   perform tests.raises(format('select public.save_push_subscription(%L, %L, %L)', 'https://p.test/' || repeat('a', 2040), v_key, v_auth),
     'invalid_push_subscription', 'over 2048 bytes');
   perform tests.raises(format('select public.save_push_subscription(null, %L, %L)', v_key, v_auth),
