@@ -335,12 +335,7 @@ mod tests {
 
     #[test]
     fn a_host_name_is_ascii_or_in_its_xn_form() {
-        let project = |url: &'static str| {
-            Config::from(&[
-                ("SUPABASE_URL", url),
-                ("SUPABASE_ANON_KEY", "anon"),
-            ])
-        };
+        let project = |url: &'static str| Config::from(&[("SUPABASE_URL", url), ("SUPABASE_ANON_KEY", "anon")]);
         let punycode = project("https://xn--caf-dma.example").unwrap();
         assert_eq!(punycode.rest_url.as_str(), "https://xn--caf-dma.example/rest/v1");
         // Upper case is still folded: the ASCII rules need no Unicode tables.
@@ -349,7 +344,10 @@ mod tests {
 
         let error = project("https://café.example").unwrap_err();
         assert_eq!(error.name, "SUPABASE_URL");
-        assert!(error.problem.contains("not ASCII") && error.problem.contains("xn--"), "{error}");
+        assert!(
+            error.problem.contains("not ASCII") && error.problem.contains("xn--"),
+            "{error}"
+        );
         let error = project("https://exa mple.com").unwrap_err();
         assert!(error.problem.starts_with("is not a URL"), "{error}");
     }
