@@ -118,6 +118,7 @@ select sig, 'helper' from unnest(array[
   'public.append_conversation_event(uuid,text,uuid,uuid,jsonb)',
   'public.validated_attachment(text,jsonb)',
   'public.handle_new_auth_user()',
+  'public.check_conversation_fields()',
   'public.event_envelope(text,uuid,bigint,jsonb)',
   'public.delivery(jsonb,jsonb)',
   'public.user_recipients(uuid[])',
