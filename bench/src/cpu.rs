@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::host_cpu::{self, HostCpu, HostTimes};
+
 /// What Linux reports times in when the auxiliary vector does not say (USER_HZ).
 const DEFAULT_TICKS_PER_SECOND: u64 = 100;
 /// `AT_CLKTCK` in the auxiliary vector.
@@ -89,11 +91,12 @@ fn clock_ticks_in_auxv(auxv: &[u8]) -> Option<u64> {
         .filter(|&ticks| ticks > 0)
 }
 
-/// Every process's times at one moment.
+/// Every process's times at one moment, and the machine's.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub taken: Instant,
     processes: HashMap<u32, ProcStat>,
+    host: Option<HostTimes>,
 }
 
 impl Snapshot {
@@ -109,7 +112,11 @@ impl Snapshot {
             .filter_map(|line| parse_stat(&line))
             .map(|stat| (stat.pid, stat))
             .collect();
-        Snapshot { taken, processes }
+        Snapshot {
+            taken,
+            processes,
+            host: host_cpu::read(),
+        }
     }
 
     #[cfg(test)]
@@ -117,6 +124,7 @@ impl Snapshot {
         Snapshot {
             taken: Instant::now(),
             processes: processes.into_iter().map(|p| (p.pid, p)).collect(),
+            host: None,
         }
     }
 
@@ -148,6 +156,7 @@ impl Snapshot {
             postgrest_server: None,
             postgres: None,
             load_generator: self.processes.get(&load_generator).map_or(0, |p| p.own),
+            host: self.host,
         };
         for &child in children.get(&runner).into_iter().flatten() {
             let process = &self.processes[&child];
@@ -189,6 +198,8 @@ pub struct Tally {
     pub postgrest_server: Option<Counted>,
     pub postgres: Option<Counted>,
     pub load_generator: u64,
+    /// The whole machine's times; `None` without `/proc/stat`.
+    pub host: Option<HostTimes>,
 }
 
 impl Tally {
@@ -209,6 +220,8 @@ pub struct CpuFigures {
     /// The functions' share by function (logical id): instances alive at the
     /// end of the window; `ended instances` for those that ended inside it.
     pub functions: Vec<KindCpu>,
+    /// The whole machine over the window: how much of it the hypervisor took.
+    pub host: Option<HostCpu>,
 }
 
 /// CPU of one kind (or one function) over the window.
@@ -297,6 +310,10 @@ pub fn window(
     if ended_instances > 0 {
         functions.push(row("ended instances", 0, ended_instances));
     }
+    let host = start
+        .host
+        .zip(end.host)
+        .map(|(from, to)| host_cpu::window(from, to, ticks_per_second));
     CpuFigures {
         window_s: round(ended.duration_since(started).as_secs_f64(), 2),
         sends,
@@ -304,6 +321,7 @@ pub fn window(
         ticks_per_second,
         kinds,
         functions,
+        host,
     }
 }
 
@@ -454,7 +472,9 @@ mod tests {
             (42, "WsSendMessageFunction".to_owned()),
         ]);
         let t0 = Instant::now();
-        let figures = window((&start, t0), (&end, t0 + Duration::from_secs(2)), &names, 100, 4, 10);
+        let mut figures = window((&start, t0), (&end, t0 + Duration::from_secs(2)), &names, 100, 4, 10);
+        // Fake processes on a real machine: its readings are not these.
+        assert_eq!(figures.host.take(), None);
         let kind = |name: &str| figures.kinds.iter().find(|k| k.kind == name).unwrap().clone();
         // Functions: 15 reaped + 90 + 20 now, 5 + 50 + 8 before.
         let functions = kind(FUNCTIONS);
@@ -482,5 +502,20 @@ mod tests {
         // Nothing sent: no per-send figure rather than a made-up one.
         let idle = window((&start, t0), (&end, t0), &names, 100, 0, 0);
         assert_eq!(idle.kinds[0].us_per_send, None);
+
+        // The machine: 2 cores for 2 s are 400 ticks.
+        let (mut start, mut end) = (start, end);
+        start.host = Some(HostTimes {
+            busy: 1_000,
+            idle: 1_000,
+            steal: 0,
+        });
+        end.host = Some(HostTimes {
+            busy: 1_160,
+            idle: 1_200,
+            steal: 40,
+        });
+        let host = window((&start, t0), (&end, t0), &names, 100, 4, 10).host.unwrap();
+        assert_eq!((host.cores_s, host.busy_s, host.steal_share), (4.0, 1.6, 0.1));
     }
 }

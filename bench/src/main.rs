@@ -9,6 +9,7 @@ mod cpu;
 mod fleet;
 mod floor;
 mod functions;
+mod host_cpu;
 mod latency;
 mod machine;
 mod options;

@@ -334,7 +334,34 @@ fn cpu(out: &mut String, r: &Report) {
          settled and its notifications ran",
         cpu.sends, cpu.deliveries
     );
+    if let Some(host) = &cpu.host {
+        host_cpu(out, host);
+    }
     out.push('\n');
+}
+
+/// The whole machine over the same window, and a warning when the hypervisor
+/// took enough of it to make the run incomparable with one where it did not.
+fn host_cpu(out: &mut String, host: &crate::host_cpu::HostCpu) {
+    /// Below this, steal is within what runs on one machine differ by anyway.
+    const NOTICEABLE_STEAL: f64 = 0.05;
+    let _ = writeln!(
+        out,
+        "machine (/proc/stat): {:.1} core-seconds · busy {:.1} · idle {:.1} · stolen by the hypervisor {:.1} ({:.1}%)",
+        host.cores_s,
+        host.busy_s,
+        host.idle_s,
+        host.steal_s,
+        host.steal_share * 100.0
+    );
+    if host.steal_share >= NOTICEABLE_STEAL {
+        let _ = writeln!(
+            out,
+            "  the hypervisor ran other guests on these cores for {:.0}% of the time: this run had less machine than the \
+             header says; compare its latencies and rates only with runs that lost as much",
+            host.steal_share * 100.0
+        );
+    }
 }
 
 fn functions(out: &mut String, r: &Report) {
