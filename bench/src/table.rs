@@ -347,8 +347,7 @@ fn host_cpu(out: &mut String, host: &crate::host_cpu::HostCpu) {
     const NOTICEABLE_STEAL: f64 = 0.05;
     let _ = writeln!(
         out,
-        "machine (/proc/stat): {:.1} core-seconds · busy {:.1} · idle {:.1} · stolen by the hypervisor {:.1} ({:.1}%)",
-        host.cores_s,
+        "machine (/proc/stat, core-seconds): busy {:.1} · idle {:.1} · stolen by the hypervisor {:.1} ({:.1}% of all three)",
         host.busy_s,
         host.idle_s,
         host.steal_s,

@@ -97,4 +97,18 @@ fn a_tiny_bench_run_ends_clean() {
     }
     assert!(cpu["kinds"][0]["cpu_s"].as_f64().unwrap() > 0.0, "{context}");
     assert_eq!(cpu["sends"], report["load"]["sent_measured"], "{context}");
+    // The machine over the same window: it was busy at least with the stack,
+    // and its three parts add up to what it counted.
+    let host = &cpu["host"];
+    let seconds = |field: &str| {
+        host[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("cpu.host.{field}: {context}"))
+    };
+    assert!(seconds("busy_s") > 0.0, "{context}");
+    assert!(
+        (seconds("busy_s") + seconds("idle_s") + seconds("steal_s") - seconds("cores_s")).abs() < 0.05,
+        "{context}"
+    );
+    assert!((0.0..=1.0).contains(&seconds("steal_share")), "{context}");
 }
