@@ -28,6 +28,10 @@ pub struct FunctionFigures {
     pub cold_start_max_ms: Option<f64>,
     /// Process start → the runtime asked for its first invocation (init only).
     pub init_p50_ms: Option<f64>,
+    /// That request → the first invocation answered: the handler's first run,
+    /// with what it does the first time (its connections, the database
+    /// path's first use by a new instance). Cold start is init + this.
+    pub first_invocation_p50_ms: Option<f64>,
     /// Mean handler time of invocations that were not an instance's first.
     pub warm_handler_mean_ms: Option<f64>,
     pub max_handler_ms: f64,
@@ -123,6 +127,7 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions) -> Vec<Funct
             let s = stats.functions.get(id).unwrap_or(&empty);
             let mut cold = Samples::default();
             let mut init = Samples::default();
+            let mut first_invocation = Samples::default();
             let mut first_handler_ms = 0.0;
             let mut firsts = 0u64;
             for start in &s.cold_starts {
@@ -130,6 +135,7 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions) -> Vec<Funct
                     cold.push_ms(first);
                     if let Some(init_ms) = start.init_ms {
                         first_handler_ms += first - init_ms;
+                        first_invocation.push_ms(first - init_ms);
                         firsts += 1;
                     }
                 }
@@ -152,6 +158,7 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions) -> Vec<Funct
                 cold_start_p50_ms: cold_summary.map(|c| c.p50_ms),
                 cold_start_max_ms: cold_summary.map(|c| c.max_ms),
                 init_p50_ms: init.summary().map(|i| i.p50_ms),
+                first_invocation_p50_ms: first_invocation.summary().map(|f| f.p50_ms),
                 warm_handler_mean_ms: warm_handler_mean_ms.map(micros),
                 max_handler_ms: micros(s.max_handler_ms),
                 peak_rss_kib: s.peak_rss_kib,
@@ -259,8 +266,12 @@ Resources:
         assert_eq!(ping.warm_handler_mean_ms, Some(2.0));
         assert_eq!(ping.cold_start_p50_ms, Some(14.0));
         assert_eq!(ping.init_p50_ms, Some(4.0));
+        assert_eq!(ping.first_invocation_p50_ms, Some(10.0));
         let big = rows.iter().find(|r| r.function == "BigFunction").unwrap();
-        assert_eq!((big.invocations, big.warm_handler_mean_ms), (0, None));
+        assert_eq!(
+            (big.invocations, big.warm_handler_mean_ms, big.first_invocation_p50_ms),
+            (0, None, None)
+        );
     }
 
     #[test]
