@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -64,12 +64,19 @@ impl HttpApi {
 pub(crate) fn router(api: Arc<HttpApi>) -> Router {
     Router::new()
         .route("/__emulator/stats", get(stats))
+        .route("/__emulator/reclaim-idle", post(reclaim_idle))
         .fallback(handle)
         .with_state(api)
 }
 
 async fn stats(State(api): State<Arc<HttpApi>>) -> Response {
     Json(api.functions.stats()).into_response()
+}
+
+/// Stops every idle instance, as Lambda does to environments it reclaims:
+/// each function's next invocation is a cold start.
+async fn reclaim_idle(State(api): State<Arc<HttpApi>>) -> Response {
+    Json(serde_json::json!({ "reclaimed": api.functions.reclaim_idle().await })).into_response()
 }
 
 async fn handle(

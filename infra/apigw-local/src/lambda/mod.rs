@@ -100,6 +100,14 @@ impl FunctionSet {
         }
     }
 
+    /// Every function's idle instances stopped ([`FunctionPool::reclaim_idle`]); how many.
+    pub async fn reclaim_idle(&self) -> usize {
+        futures_util::future::join_all(self.pools.values().map(|pool| pool.reclaim_idle()))
+            .await
+            .into_iter()
+            .sum()
+    }
+
     pub fn kill_all(&self) {
         for pool in self.pools.values() {
             pool.kill_all();

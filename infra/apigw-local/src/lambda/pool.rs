@@ -94,6 +94,8 @@ struct Instance {
     phase: Phase,
     kill: Arc<Notify>,
     init_error: Option<String>,
+    /// Stopped for being idle ([`FunctionPool::reclaim_idle`]), not for a fault.
+    reclaimed: bool,
     /// Dropped with the instance once its process has exited: subscribers
     /// learn it is gone.
     gone: watch::Sender<()>,

@@ -312,3 +312,40 @@ async fn invoke_runs_a_function_on_a_raw_event() {
     assert!(matches!(unknown, apigw_local::InvokeError::Unavailable(_)), "{unknown}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaiming_idle_instances_makes_the_next_call_a_cold_start() {
+    // Arrange: one warm instance of EchoFunction, which answers with its pid.
+    let mut stack = stack().await;
+    let base = stack.emulator().http_url();
+    let client = client();
+    let echo_pid = |response: &reqwest::Response| response.headers()["x-echo-pid"].to_str().unwrap().to_owned();
+    let warm = client.get(format!("{base}/v1/items/a")).send().await.unwrap();
+    assert_eq!(warm.status(), 200);
+    let warm_pid = echo_pid(&warm);
+    let again = client.get(format!("{base}/v1/items/b")).send().await.unwrap();
+    assert_eq!(echo_pid(&again), warm_pid, "a warm instance takes the next call");
+
+    // Act
+    let reclaim = client
+        .post(format!("{base}/__emulator/reclaim-idle"))
+        .send()
+        .await
+        .unwrap();
+    let status = reclaim.status();
+    let reclaimed: Value = reclaim.json().await.unwrap();
+    let cold = client.get(format!("{base}/v1/items/c")).send().await.unwrap();
+
+    // Assert: the idle instance is gone and the next call started another.
+    assert_eq!(status, 200);
+    assert_eq!(reclaimed["reclaimed"], 1, "{reclaimed}");
+    assert_eq!(cold.status(), 200);
+    assert_ne!(echo_pid(&cold), warm_pid);
+    let echo = stack.emulator().stats().functions["EchoFunction"].clone();
+    assert_eq!(echo.instances_started, 2, "{echo:?}");
+    assert_eq!(echo.errors, 0, "{echo:?}");
+    let second = echo.cold_starts.last().expect("a second cold start");
+    assert!(second.init_ms.is_some() && second.first_response_ms.is_some(), "{second:?}");
+    assert!(!echo.live_pids.contains(&warm_pid.parse::<u32>().unwrap()), "{echo:?}");
+    stack.stop().await;
+}

@@ -38,6 +38,7 @@ impl FunctionPool {
                     phase: Phase::Starting,
                     kill: Arc::new(Notify::new()),
                     init_error: None,
+                    reclaimed: false,
                     gone: watch::Sender::new(()),
                 },
             );
@@ -134,7 +135,7 @@ impl FunctionPool {
                 Some(init_error) => init_error.clone(),
                 None => format!("Runtime exited with error: {status}"),
             };
-            if !st.stopping {
+            if !st.stopping && !instance.reclaimed {
                 tracing::warn!(function = %self.spec.logical_id, pid = instance.pid, %status, "function instance exited");
             }
             let failed = match instance.phase {
@@ -172,6 +173,32 @@ impl FunctionPool {
                 .reply
                 .send(Err(InvokeError::Unavailable("the emulator is stopping".into())));
         }
+    }
+
+    /// Stops every instance that is waiting for work, as Lambda reclaims idle
+    /// execution environments: the next invocation starts a new one, so a
+    /// benchmark can time cold starts one at a time on a warm stack. Waits
+    /// until they have exited; answers how many there were.
+    pub async fn reclaim_idle(&self) -> usize {
+        let mut gone = Vec::new();
+        {
+            let mut st = self.lock();
+            for instance in st.instances.values_mut() {
+                if matches!(instance.phase, Phase::Waiting(_)) {
+                    // Dropping the sender leaves its `GET /next` with no work.
+                    instance.phase = Phase::Dying;
+                    instance.reclaimed = true;
+                    instance.kill.notify_one();
+                    gone.push(instance.gone.subscribe());
+                }
+            }
+        }
+        let reclaimed = gone.len();
+        for mut receiver in gone {
+            // Err once the sender is dropped with the instance.
+            while receiver.changed().await.is_ok() {}
+        }
+        reclaimed
     }
 
     /// Kills every instance and waits until all have exited.
