@@ -32,6 +32,11 @@ pub struct FunctionFigures {
     /// with what it does the first time (its connections, the database
     /// path's first use by a new instance). Cold start is init + this.
     pub first_invocation_p50_ms: Option<f64>,
+    /// Cold starts timed one at a time on a warm stack, after the run
+    /// (`--cold-rounds`; [`crate::cold`]): how many, and process start →
+    /// first invocation answered. The figures above leave them out.
+    pub cold_starts_alone: u64,
+    pub cold_start_alone_p50_ms: Option<f64>,
     /// Mean handler time of invocations that were not an instance's first.
     pub warm_handler_mean_ms: Option<f64>,
     pub max_handler_ms: f64,
@@ -112,8 +117,14 @@ impl TemplateFunctions {
     }
 }
 
-/// One row per function of the template, invoked or not.
-pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions) -> Vec<FunctionFigures> {
+/// One row per function of the template, invoked or not. `alone_from`: per
+/// function, how many of its cold starts came before the one-at-a-time
+/// rounds (the rest are theirs); `None` where there were no such rounds.
+pub fn figures(
+    stats: &EmulatorStats,
+    template: &TemplateFunctions,
+    alone_from: Option<&BTreeMap<String, usize>>,
+) -> Vec<FunctionFigures> {
     template
         .0
         .iter()
@@ -125,24 +136,35 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions) -> Vec<Funct
             } = function;
             let empty = FunctionStats::default();
             let s = stats.functions.get(id).unwrap_or(&empty);
+            let during_run = match alone_from {
+                Some(counts) => counts.get(id).copied().unwrap_or(0).min(s.cold_starts.len()),
+                None => s.cold_starts.len(),
+            };
+            let (run_starts, alone_starts) = s.cold_starts.split_at(during_run);
             let mut cold = Samples::default();
             let mut init = Samples::default();
             let mut first_invocation = Samples::default();
-            let mut first_handler_ms = 0.0;
-            let mut firsts = 0u64;
-            for start in &s.cold_starts {
+            for start in run_starts {
                 if let Some(first) = start.first_response_ms {
                     cold.push_ms(first);
                     if let Some(init_ms) = start.init_ms {
-                        first_handler_ms += first - init_ms;
                         first_invocation.push_ms(first - init_ms);
-                        firsts += 1;
                     }
                 }
                 if let Some(init_ms) = start.init_ms {
                     init.push_ms(init_ms);
                 }
             }
+            let mut cold_alone = Samples::default();
+            for first in alone_starts.iter().filter_map(|start| start.first_response_ms) {
+                cold_alone.push_ms(first);
+            }
+            // Every instance's first handler run, whichever part it belongs to.
+            let (firsts, first_handler_ms) = s
+                .cold_starts
+                .iter()
+                .filter_map(|start| Some(start.first_response_ms? - start.init_ms?))
+                .fold((0u64, 0.0), |(n, total), ms| (n + 1, total + ms));
             let warm_invocations = s.invocations.saturating_sub(firsts);
             let warm_handler_mean_ms = (warm_invocations > 0)
                 .then(|| (s.total_handler_ms - first_handler_ms).max(0.0) / warm_invocations as f64);
@@ -159,6 +181,8 @@ pub fn figures(stats: &EmulatorStats, template: &TemplateFunctions) -> Vec<Funct
                 cold_start_max_ms: cold_summary.map(|c| c.max_ms),
                 init_p50_ms: init.summary().map(|i| i.p50_ms),
                 first_invocation_p50_ms: first_invocation.summary().map(|f| f.p50_ms),
+                cold_starts_alone: cold_alone.len() as u64,
+                cold_start_alone_p50_ms: cold_alone.summary().map(|c| c.p50_ms),
                 warm_handler_mean_ms: warm_handler_mean_ms.map(micros),
                 max_handler_ms: micros(s.max_handler_ms),
                 peak_rss_kib: s.peak_rss_kib,
@@ -261,7 +285,7 @@ Resources:
                 ..FunctionStats::default()
             },
         );
-        let rows = figures(&stats, &t);
+        let rows = figures(&stats, &t, None);
         let ping = rows.iter().find(|r| r.function == "PingFunction").unwrap();
         assert_eq!(ping.warm_handler_mean_ms, Some(2.0));
         assert_eq!(ping.cold_start_p50_ms, Some(14.0));
@@ -272,6 +296,48 @@ Resources:
             (big.invocations, big.warm_handler_mean_ms, big.first_invocation_p50_ms),
             (0, None, None)
         );
+    }
+
+    #[test]
+    fn cold_starts_after_the_mark_are_the_one_at_a_time_figures() {
+        let t = TemplateFunctions::parse(TEMPLATE).unwrap();
+        let start = |init_ms, first_response_ms| InstanceColdStart {
+            pid: 1,
+            init_ms: Some(init_ms),
+            first_response_ms: Some(first_response_ms),
+        };
+        let mut stats = EmulatorStats::default();
+        stats.functions.insert(
+            "PingFunction".into(),
+            FunctionStats {
+                instances_started: 3,
+                // One started by the load (a burst: 40 ms), two alone.
+                cold_starts: vec![start(5.0, 40.0), start(3.0, 9.0), start(3.0, 11.0)],
+                invocations: 13,
+                // First invocations 35 + 6 + 8 ms, ten warm ones of 1 ms.
+                total_handler_ms: 59.0,
+                ..FunctionStats::default()
+            },
+        );
+        let mark = BTreeMap::from([("PingFunction".to_owned(), 1)]);
+
+        let rows = figures(&stats, &t, Some(&mark));
+
+        let ping = rows.iter().find(|r| r.function == "PingFunction").unwrap();
+        assert_eq!(
+            (ping.cold_start_p50_ms, ping.init_p50_ms, ping.first_invocation_p50_ms),
+            (Some(40.0), Some(5.0), Some(35.0))
+        );
+        assert_eq!(ping.cold_starts_alone, 2);
+        assert_eq!(ping.cold_start_alone_p50_ms, Some(9.0));
+        assert_eq!(ping.warm_handler_mean_ms, Some(1.0));
+        // A function that had no cold start before the mark: all of its are alone.
+        stats.functions.insert("BigFunction".into(), stats.functions["PingFunction"].clone());
+        let big = figures(&stats, &t, Some(&mark))
+            .into_iter()
+            .find(|r| r.function == "BigFunction")
+            .unwrap();
+        assert_eq!((big.cold_start_p50_ms, big.cold_starts_alone), (None, 3));
     }
 
     #[test]

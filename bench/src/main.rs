@@ -4,6 +4,7 @@
 mod api;
 mod chaos;
 mod client;
+mod cold;
 mod cost;
 mod cpu;
 mod fleet;

@@ -68,6 +68,11 @@ pub struct Options {
     /// One-at-a-time sends that count database round trips.
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub sequential_sends: usize,
+    /// Rounds of cold starts one at a time after the run: every idle instance reclaimed, then one client
+    /// connects, sends, calls REST and disconnects, so that each function it reaches starts alone on a warm
+    /// stack (0: none).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub cold_rounds: usize,
     /// Raw INSERT and raw WebSocket push samples.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub floor_samples: usize,

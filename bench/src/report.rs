@@ -73,6 +73,7 @@ pub struct Settings {
     pub drain_s: f64,
     pub rest_requests: usize,
     pub sequential_sends: usize,
+    pub cold_rounds: usize,
     pub floor_samples: usize,
     pub connect_concurrency: usize,
     /// `None`: the stack's default.
@@ -103,6 +104,7 @@ impl Settings {
             drain_s: options.drain.as_secs_f64(),
             rest_requests: options.rest_requests,
             sequential_sends: options.sequential_sends,
+            cold_rounds: options.cold_rounds,
             floor_samples: options.floor_samples,
             connect_concurrency: options.connect_concurrency,
             max_instances: options.max_instances,

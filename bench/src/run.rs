@@ -1,8 +1,9 @@
 //! One benchmark run, phase by phase, on a stack of its own:
 //! set-up → connect → floor → load, or steps of load (with the CPU of every
 //! process kind over the measured window) → one-at-a-time sends → REST →
-//! other routes → disconnect → per-function figures, and their cost by
-//! memory size from the CPU each function used over the whole run.
+//! other routes → disconnect → cold starts one at a time → per-function
+//! figures, and their cost by memory size from the CPU each function used
+//! over the whole run (before the cold starts).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::client::Membership;
+use crate::cold;
 use crate::cost::{self, CostFigures};
 use crate::cpu::{self, CpuFigures, Snapshot, Tally};
 use crate::fleet::{Fleet, LoadPlan, Member};
@@ -37,7 +39,7 @@ const CREATE_CONCURRENCY: usize = 4;
 const CONNECT_SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for every `$disconnect` to have run.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(15);
-const DISCONNECT_FUNCTION: &str = "WsDisconnectFunction";
+pub(crate) const DISCONNECT_FUNCTION: &str = "WsDisconnectFunction";
 /// The notification function's handler (its logical id comes from the template).
 const NOTIFY_HANDLER: &str = "notify";
 /// Longest wait, once the clients have settled, for the notifications they
@@ -115,7 +117,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         vs_floor,
         rest: measured.rest,
         disconnect: measured.disconnect,
-        functions: functions::figures(&stats, &template),
+        functions: functions::figures(&stats, &template, measured.alone_from.as_ref()),
         binaries: functions::binaries(&template, &bin_dir),
         cpu: measured.cpu,
         cost: measured.cost,
@@ -135,6 +137,8 @@ struct Measured {
     floor: floor::Floor,
     rest: Vec<RestFigures>,
     disconnect: DisconnectFigures,
+    /// Per function, its cold starts before the one-at-a-time rounds.
+    alone_from: Option<std::collections::BTreeMap<String, usize>>,
 }
 
 async fn measure(
@@ -267,6 +271,12 @@ async fn measure(
         round_trips: read(&counter, clients as u64).await?,
     };
     let cost = RunMark::take(stack).await?.cost_since(&run_start, template);
+    let cast = cold::Cast {
+        websocket_url: &stack.info.websocket_url,
+        users,
+        memberships: &memberships,
+    };
+    let alone_from = cold::measure(options.cold_rounds, stack, &api, &cast).await?;
 
     Ok(Measured {
         machine,
@@ -280,6 +290,7 @@ async fn measure(
         floor,
         rest,
         disconnect,
+        alone_from,
     })
 }
 

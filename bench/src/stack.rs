@@ -186,6 +186,26 @@ impl Stack {
         response.json().await.map_err(|e| format!("emulator stats: {e}"))
     }
 
+    /// Stops every idle function instance (`POST /__emulator/reclaim-idle`):
+    /// how many, or `None` from an emulator too old to do it.
+    pub async fn reclaim_idle(&self) -> Result<Option<u64>, String> {
+        let url = format!("{}/__emulator/reclaim-idle", self.info.http_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .send()
+            .await
+            .map_err(|e| format!("reclaiming idle instances: {e}"))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let answer: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| format!("reclaiming idle instances: {e}"))?;
+        Ok(answer["reclaimed"].as_u64())
+    }
+
     /// Closes the runner's stdin and waits for it to stop everything.
     pub async fn stop(mut self) {
         drop(self.stdin.take());

@@ -366,23 +366,24 @@ fn host_cpu(out: &mut String, host: &crate::host_cpu::HostCpu) {
 fn functions(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
-        "{:<34}{:>9}{:>9}{:>8}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
-        "function", "cold p50", "cold max", "init", "first", "warm", "max", "calls", "errors", "inst", "peak RSS"
+        "{:<34}{:>9}{:>9}{:>8}{:>8}{:>9}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
+        "function", "cold p50", "cold max", "init", "first", "alone", "warm", "max", "calls", "errors", "inst", "peak RSS"
     );
     let _ = writeln!(
         out,
-        "{:<34}{:>9}{:>9}{:>8}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
-        "", "ms", "ms", "ms", "ms", "mean ms", "ms", "", "", "", "MiB"
+        "{:<34}{:>9}{:>9}{:>8}{:>8}{:>9}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
+        "", "ms", "ms", "ms", "ms", "p50 ms", "mean ms", "ms", "", "", "", "MiB"
     );
     for f in &r.functions {
         let _ = writeln!(
             out,
-            "{:<34}{:>9}{:>9}{:>8}{:>8}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
+            "{:<34}{:>9}{:>9}{:>8}{:>8}{:>9}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
             f.function,
             opt_ms(f.cold_start_p50_ms),
             opt_ms(f.cold_start_max_ms),
             opt_ms(f.init_p50_ms),
             opt_ms(f.first_invocation_p50_ms),
+            opt_ms(f.cold_start_alone_p50_ms),
             opt_ms(f.warm_handler_mean_ms),
             if f.invocations > 0 {
                 ms(f.max_handler_ms)
@@ -398,9 +399,10 @@ fn functions(out: &mut String, r: &Report) {
     }
     let _ = writeln!(
         out,
-        "cold: process start → first invocation answered · init: → first request for work · first: that request → first \
-         invocation answered (p50; the first use of the instance's connections and of the database path) · warm: handler \
-         time of later invocations"
+        "cold: process start → first invocation answered, as the run started instances (some in bursts) · init: → first \
+         request for work · first: that request → first invocation answered (p50; the first use of the instance's \
+         connections and of the database path) · alone: cold, one instance starting at a time on the warm stack after \
+         the run (--cold-rounds; calls and inst count them too) · warm: handler time of later invocations"
     );
     binaries(out, r);
 }

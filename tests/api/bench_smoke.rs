@@ -4,7 +4,8 @@
 //! members who never connect, every message to their conversations hands one
 //! notification to the notification function, which runs without failing
 //! (no push subscription and no webhook: nothing to send); and the CPU of
-//! each process kind is read from the OS. How fast or how much CPU is not
+//! each process kind is read from the OS; and after the run, each function a
+//! client reaches is started cold once per round, alone. How fast or how much CPU is not
 //! asserted here; speed is `make bench`'s business.
 
 use std::process::Command;
@@ -32,7 +33,7 @@ fn a_tiny_bench_run_ends_clean() {
             "--floor-samples",
             "20",
         ])
-        .args(["--offline-share", "0.3"])
+        .args(["--offline-share", "0.3", "--cold-rounds", "2"])
         .env("RUST_LOG", "error")
         .output()
         .expect("run chat-bench (cargo build --workspace --bins --examples first)");
@@ -111,4 +112,25 @@ fn a_tiny_bench_run_ends_clean() {
         "{context}"
     );
     assert!((0.0..=1.0).contains(&seconds("steal_share")), "{context}");
+
+    // Each round reclaims every idle instance, so each function a round
+    // reaches starts once in it, alone.
+    let rows = report["functions"].as_array().expect("per-function figures");
+    for id in [
+        "WsAuthorizerFunction",
+        "WsConnectFunction",
+        "WsSendMessageFunction",
+        "OpenDirectConversationFunction",
+        "ListConversationsFunction",
+        "ListMessagesFunction",
+        "WsDisconnectFunction",
+    ] {
+        let row = rows
+            .iter()
+            .find(|f| f["function"] == id)
+            .unwrap_or_else(|| panic!("{id} missing: {context}"));
+        assert_eq!(row["cold_starts_alone"], 2, "{id}: {context}");
+        assert!(row["cold_start_alone_p50_ms"].as_f64() > Some(0.0), "{id}: {context}");
+    }
+    assert_eq!(report["settings"]["cold_rounds"], 2, "{context}");
 }
