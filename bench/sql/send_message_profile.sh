@@ -7,7 +7,8 @@
 # (send_message_cpu.sql), then times N more with pgbench. With postrust on
 # PATH, it also sends N into each through the PostgREST server, as the
 # functions call it, and reads the CPU time of that server and of the
-# Postgres backends serving it (send_message_rest.py).
+# Postgres backends serving it (send_message_rest.py), after as many calls of
+# an RPC that does nothing: the floor of that path.
 #
 #   bench/sql/send_message_profile.sh [N]     (N sends each, default 200)
 #   SQL_DIR=dir bench/sql/send_message_profile.sh   (another checkout's sql/)
@@ -72,7 +73,11 @@ done
 
 if command -v postrust >/dev/null; then
   echo "=== $sends sends into each through the PostgREST server (CPU per send) ==="
-  for target in room group; do
+  # The floor: as many calls of an RPC that does nothing, as the functions'
+  # service role, through the same server.
+  "${psql[@]}" -c "create function public.bench_noop() returns jsonb language sql volatile as 'select ''{}''::jsonb'" \
+    -c "grant execute on function public.bench_noop() to service_role" chat
+  for target in floor room group; do
     python3 "$here/send_message_rest.py" "postgresql://postgres@127.0.0.1:$port/chat" "$target" "$sends"
   done
 fi

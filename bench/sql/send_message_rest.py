@@ -7,7 +7,9 @@ and the Postgres backends serving it, read from /proc before and after.
     send_message_rest.py DATABASE_URL TARGET SENDS
 
 DATABASE_URL is a superuser's URL of a database seeded by seed.sql (beside
-this script); TARGET is room or group. The PostgREST server is started here on
+this script); TARGET is room or group, or floor: the same number of calls of
+public.bench_noop(), an RPC that does nothing (the caller creates it), for
+what the PostgREST path costs before any SQL of ours runs. The PostgREST server is started here on
 a free port, as the local stack starts it (postrust on PATH), logging in as
 authenticator (whose password it sets), and stopped at the end. Prints one
 line of JSON.
@@ -65,7 +67,7 @@ def main():
     psql(database_url, f"alter role authenticator password '{password}'")
     authenticator_url = url._replace(netloc=f"authenticator:{password}@{url.hostname}:{url.port}").geturl()
 
-    senders = [
+    senders = [] if target == "floor" else [
         line.split("|")
         for line in psql(
             database_url,
@@ -109,6 +111,13 @@ def main():
         run = uuid.uuid4().hex[:8]
 
         def send(n):
+            if target == "floor":
+                connection.request("POST", "/rpc/bench_noop", "{}", headers)
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    raise SystemExit(f"bench_noop answered {response.status}: {answer[:300]!r}")
+                return
             user_id, conversation_id = senders[n % len(senders)]
             body = json.dumps({
                 "p_sender": user_id,
