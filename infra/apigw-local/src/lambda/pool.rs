@@ -213,7 +213,7 @@ impl FunctionPool {
         let waiting: Vec<u64> = st
             .instances
             .iter()
-            .filter(|(_, instance)| matches!(instance.phase, Phase::Waiting(_)))
+            .filter(|(_, instance)| matches!(instance.phase, Phase::Waiting(_)) && !instance.reclaimed)
             .map(|(id, _)| *id)
             .collect();
         for id in waiting {

@@ -184,9 +184,10 @@ impl FunctionPool {
         {
             let mut st = self.lock();
             for instance in st.instances.values_mut() {
-                if matches!(instance.phase, Phase::Waiting(_)) {
-                    // Dropping the sender leaves its `GET /next` with no work.
-                    instance.phase = Phase::Dying;
+                if matches!(instance.phase, Phase::Waiting(_)) && !instance.reclaimed {
+                    // Its `GET /next` stays open until the process is killed:
+                    // answering it would have the runtime fail loudly first.
+                    // `deliver` passes it over from now on.
                     instance.reclaimed = true;
                     instance.kill.notify_one();
                     gone.push(instance.gone.subscribe());
