@@ -332,7 +332,9 @@ Resources:
         assert_eq!(ping.cold_start_alone_p50_ms, Some(9.0));
         assert_eq!(ping.warm_handler_mean_ms, Some(1.0));
         // A function that had no cold start before the mark: all of its are alone.
-        stats.functions.insert("BigFunction".into(), stats.functions["PingFunction"].clone());
+        stats
+            .functions
+            .insert("BigFunction".into(), stats.functions["PingFunction"].clone());
         let big = figures(&stats, &t, Some(&mark))
             .into_iter()
             .find(|r| r.function == "BigFunction")

@@ -367,7 +367,18 @@ fn functions(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "{:<34}{:>9}{:>9}{:>8}{:>8}{:>9}{:>9}{:>9}{:>8}{:>7}{:>6}{:>9}",
-        "function", "cold p50", "cold max", "init", "first", "alone", "warm", "max", "calls", "errors", "inst", "peak RSS"
+        "function",
+        "cold p50",
+        "cold max",
+        "init",
+        "first",
+        "alone",
+        "warm",
+        "max",
+        "calls",
+        "errors",
+        "inst",
+        "peak RSS"
     );
     let _ = writeln!(
         out,

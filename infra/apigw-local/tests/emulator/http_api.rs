@@ -345,7 +345,10 @@ async fn reclaiming_idle_instances_makes_the_next_call_a_cold_start() {
     assert_eq!(echo.instances_started, 2, "{echo:?}");
     assert_eq!(echo.errors, 0, "{echo:?}");
     let second = echo.cold_starts.last().expect("a second cold start");
-    assert!(second.init_ms.is_some() && second.first_response_ms.is_some(), "{second:?}");
+    assert!(
+        second.init_ms.is_some() && second.first_response_ms.is_some(),
+        "{second:?}"
+    );
     assert!(!echo.live_pids.contains(&warm_pid.parse::<u32>().unwrap()), "{echo:?}");
     stack.stop().await;
 }
