@@ -37,6 +37,8 @@ pub struct FunctionFigures {
     /// first invocation answered. The figures above leave them out.
     pub cold_starts_alone: u64,
     pub cold_start_alone_p50_ms: Option<f64>,
+    /// Their init alone (process start → first request for work).
+    pub init_alone_p50_ms: Option<f64>,
     /// Mean handler time of invocations that were not an instance's first.
     pub warm_handler_mean_ms: Option<f64>,
     pub max_handler_ms: f64,
@@ -156,8 +158,14 @@ pub fn figures(
                 }
             }
             let mut cold_alone = Samples::default();
-            for first in alone_starts.iter().filter_map(|start| start.first_response_ms) {
-                cold_alone.push_ms(first);
+            let mut init_alone = Samples::default();
+            for start in alone_starts {
+                if let Some(first) = start.first_response_ms {
+                    cold_alone.push_ms(first);
+                }
+                if let Some(init_ms) = start.init_ms {
+                    init_alone.push_ms(init_ms);
+                }
             }
             // Every instance's first handler run, whichever part it belongs to.
             let (firsts, first_handler_ms) = s
@@ -183,6 +191,7 @@ pub fn figures(
                 first_invocation_p50_ms: first_invocation.summary().map(|f| f.p50_ms),
                 cold_starts_alone: cold_alone.len() as u64,
                 cold_start_alone_p50_ms: cold_alone.summary().map(|c| c.p50_ms),
+                init_alone_p50_ms: init_alone.summary().map(|i| i.p50_ms),
                 warm_handler_mean_ms: warm_handler_mean_ms.map(micros),
                 max_handler_ms: micros(s.max_handler_ms),
                 peak_rss_kib: s.peak_rss_kib,
@@ -330,6 +339,7 @@ Resources:
         );
         assert_eq!(ping.cold_starts_alone, 2);
         assert_eq!(ping.cold_start_alone_p50_ms, Some(9.0));
+        assert_eq!(ping.init_alone_p50_ms, Some(3.0));
         assert_eq!(ping.warm_handler_mean_ms, Some(1.0));
         // A function that had no cold start before the mark: all of its are alone.
         stats
