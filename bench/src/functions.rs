@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use apigw_local::{EmulatorStats, FunctionStats};
+use apigw_local::{EmulatorStats, FunctionStats, InstanceColdStart};
 use serde::Serialize;
 use serde_yaml::Value;
 
@@ -143,30 +143,8 @@ pub fn figures(
                 None => s.cold_starts.len(),
             };
             let (run_starts, alone_starts) = s.cold_starts.split_at(during_run);
-            let mut cold = Samples::default();
-            let mut init = Samples::default();
-            let mut first_invocation = Samples::default();
-            for start in run_starts {
-                if let Some(first) = start.first_response_ms {
-                    cold.push_ms(first);
-                    if let Some(init_ms) = start.init_ms {
-                        first_invocation.push_ms(first - init_ms);
-                    }
-                }
-                if let Some(init_ms) = start.init_ms {
-                    init.push_ms(init_ms);
-                }
-            }
-            let mut cold_alone = Samples::default();
-            let mut init_alone = Samples::default();
-            for start in alone_starts {
-                if let Some(first) = start.first_response_ms {
-                    cold_alone.push_ms(first);
-                }
-                if let Some(init_ms) = start.init_ms {
-                    init_alone.push_ms(init_ms);
-                }
-            }
+            let run = StartSamples::of(run_starts);
+            let alone = StartSamples::of(alone_starts);
             // Every instance's first handler run, whichever part it belongs to.
             let (firsts, first_handler_ms) = s
                 .cold_starts
@@ -176,7 +154,7 @@ pub fn figures(
             let warm_invocations = s.invocations.saturating_sub(firsts);
             let warm_handler_mean_ms = (warm_invocations > 0)
                 .then(|| (s.total_handler_ms - first_handler_ms).max(0.0) / warm_invocations as f64);
-            let cold_summary = cold.summary();
+            let cold_summary = run.cold.summary();
             FunctionFigures {
                 function: id.clone(),
                 handler: name.clone(),
@@ -187,17 +165,44 @@ pub fn figures(
                 errors: s.errors,
                 cold_start_p50_ms: cold_summary.map(|c| c.p50_ms),
                 cold_start_max_ms: cold_summary.map(|c| c.max_ms),
-                init_p50_ms: init.summary().map(|i| i.p50_ms),
-                first_invocation_p50_ms: first_invocation.summary().map(|f| f.p50_ms),
-                cold_starts_alone: cold_alone.len() as u64,
-                cold_start_alone_p50_ms: cold_alone.summary().map(|c| c.p50_ms),
-                init_alone_p50_ms: init_alone.summary().map(|i| i.p50_ms),
+                init_p50_ms: run.init.summary().map(|i| i.p50_ms),
+                first_invocation_p50_ms: run.first_invocation.summary().map(|f| f.p50_ms),
+                cold_starts_alone: alone.cold.len() as u64,
+                cold_start_alone_p50_ms: alone.cold.summary().map(|c| c.p50_ms),
+                init_alone_p50_ms: alone.init.summary().map(|i| i.p50_ms),
                 warm_handler_mean_ms: warm_handler_mean_ms.map(micros),
                 max_handler_ms: micros(s.max_handler_ms),
                 peak_rss_kib: s.peak_rss_kib,
             }
         })
         .collect()
+}
+
+/// Cold starts in milliseconds: whole (process start → first invocation
+/// answered), init, and the first invocation alone (whole − init).
+#[derive(Default)]
+struct StartSamples {
+    cold: Samples,
+    init: Samples,
+    first_invocation: Samples,
+}
+
+impl StartSamples {
+    fn of(starts: &[InstanceColdStart]) -> StartSamples {
+        let mut samples = StartSamples::default();
+        for start in starts {
+            if let Some(first) = start.first_response_ms {
+                samples.cold.push_ms(first);
+            }
+            if let Some(init_ms) = start.init_ms {
+                samples.init.push_ms(init_ms);
+            }
+            if let (Some(first), Some(init_ms)) = (start.first_response_ms, start.init_ms) {
+                samples.first_invocation.push_ms(first - init_ms);
+            }
+        }
+        samples
+    }
 }
 
 /// Each distinct executable path once, with the functions that run it.
@@ -221,7 +226,6 @@ pub fn binaries(template: &TemplateFunctions, bin_dir: &Path) -> Vec<BinaryFigur
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apigw_local::InstanceColdStart;
 
     const TEMPLATE: &str = r#"
 Globals:
