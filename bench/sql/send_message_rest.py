@@ -9,10 +9,10 @@ and the Postgres backends serving it, read from /proc before and after.
 DATABASE_URL is a superuser's URL of a database seeded by seed.sql (beside
 this script); TARGET is room or group, or floor: the same number of calls of
 public.bench_noop(), an RPC that does nothing (the caller creates it), for
-what the PostgREST path costs before any SQL of ours runs. The PostgREST server is started here on
-a free port, as the local stack starts it (postrust on PATH), logging in as
-authenticator (whose password it sets), and stopped at the end. Prints one
-line of JSON.
+what the PostgREST path costs before any SQL of ours runs. The PostgREST
+server is started here on a free port, as the local stack starts it
+(postrust on PATH), logging in as authenticator (whose password it sets),
+and stopped at the end. Prints one line of JSON.
 """
 
 import base64
