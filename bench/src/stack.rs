@@ -176,34 +176,36 @@ impl Stack {
 
     /// The same, as the emulator wrote it (its fault counters included).
     pub async fn emulator_stats_json(&self) -> Result<serde_json::Value, String> {
-        let url = format!("{}/__emulator/stats", self.info.http_url.trim_end_matches('/'));
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("emulator stats: {e}"))?;
-        response.json().await.map_err(|e| format!("emulator stats: {e}"))
+        let what = "emulator stats";
+        let response = self.emulator_call(reqwest::Method::GET, "stats", what).await?;
+        response.json().await.map_err(|e| format!("{what}: {e}"))
     }
 
     /// Stops every idle function instance (`POST /__emulator/reclaim-idle`):
     /// how many, or `None` from an emulator too old to do it.
     pub async fn reclaim_idle(&self) -> Result<Option<u64>, String> {
-        let url = format!("{}/__emulator/reclaim-idle", self.info.http_url.trim_end_matches('/'));
-        let response = self
-            .http
-            .post(url)
-            .send()
-            .await
-            .map_err(|e| format!("reclaiming idle instances: {e}"))?;
+        let what = "reclaiming idle instances";
+        let response = self.emulator_call(reqwest::Method::POST, "reclaim-idle", what).await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let answer: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| format!("reclaiming idle instances: {e}"))?;
+        let answer: serde_json::Value = response.json().await.map_err(|e| format!("{what}: {e}"))?;
         Ok(answer["reclaimed"].as_u64())
+    }
+
+    /// `/__emulator/{path}` on the HTTP port; `what` names it in errors.
+    async fn emulator_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        what: &str,
+    ) -> Result<reqwest::Response, String> {
+        let url = format!("{}/__emulator/{path}", self.info.http_url.trim_end_matches('/'));
+        self.http
+            .request(method, url)
+            .send()
+            .await
+            .map_err(|e| format!("{what}: {e}"))
     }
 
     /// Closes the runner's stdin and waits for it to stop everything.
