@@ -119,6 +119,7 @@ select sig, 'helper' from unnest(array[
   'public.validated_attachment(text,jsonb)',
   'public.handle_new_auth_user()',
   'public.check_conversation_fields()',
+  'public.check_message_fields()',
   'public.event_envelope(text,uuid,bigint,jsonb)',
   'public.delivery(jsonb,jsonb)',
   'public.user_recipients(uuid[])',

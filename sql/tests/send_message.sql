@@ -299,3 +299,55 @@ begin
     'the re-delivered payload is the one a replay of the event returns');
 end
 $$;
+
+-- The table refuses every writer a message whose own fields break its rules
+-- (messages_fields_check), on insert and on an update of those fields, naming
+-- the rule as a CHECK constraint would; what a deleted account or reply sets
+-- to null, and a deleted message's wiped body, are not refused.
+do $$
+declare
+  v_group uuid := (select id from fixture where name = 'group');
+  v_seq bigint := (select last_seq from public.conversations where id = v_group) + 100;
+  v_case record;
+  v_error jsonb;
+  v_message uuid;
+begin
+  for v_case in
+    select * from (values
+      ('messages_seq_positive', '0, ''a'', ''text'', ''hi'', null'),
+      ('messages_client_msg_id_length', '1, '''', ''text'', ''hi'', null'),
+      ('messages_client_msg_id_length', format('1, %L, ''text'', ''hi'', null', repeat('c', 101))),
+      ('messages_kind_check', '1, ''a'', ''sticker'', ''hi'', null'),
+      ('messages_body_length', format('1, ''a'', ''text'', %L, null', repeat('b', 5001))),
+      ('messages_attachment_object', '1, ''a'', ''file'', null, ''[1]'''),
+      ('messages_text_body_not_blank', '1, ''a'', ''text'', '' '', null'),
+      ('messages_text_body_not_blank', '1, ''a'', ''text'', null, null')
+    ) as c(rule, row_values)
+  loop
+    v_error := tests.error_of(format(
+      'insert into public.messages (conversation_id, sender_id, seq, client_msg_id, kind, body, attachment) values (%L, %L, %s)',
+      v_group, tests.alice(), v_case.row_values));
+    perform tests.eq(v_error ->> 'sqlstate', '23514', 'insert breaking ' || v_case.rule || ': ' || v_case.row_values);
+    perform tests.eq(v_error ->> 'message',
+      format('new row for relation "messages" violates check constraint "%s"', v_case.rule),
+      'the rule named for ' || v_case.row_values);
+  end loop;
+  perform tests.raises(format(
+      'insert into public.messages (conversation_id, seq, kind, body) values (%L, %s, null, ''hi'')', v_group, v_seq),
+    '23502', 'a message of no kind');
+
+  insert into public.messages (conversation_id, sender_id, seq, client_msg_id, kind, body)
+  values (v_group, tests.alice(), v_seq, 'table-rules', 'text', 'kept')
+  returning id into v_message;
+  perform tests.raises(format('update public.messages set body = %L where id = %L', E'\t', v_message),
+    '23514', 'an edit to a blank body');
+  perform tests.raises(format('update public.messages set kind = ''sticker'' where id = %L', v_message),
+    '23514', 'a message turned to an unknown kind');
+  perform tests.eq(tests.error_of(format(
+      'update public.messages set body = null, deleted_at = now() where id = %L', v_message)),
+    null, 'a deleted message with its body wiped');
+  perform tests.eq(tests.error_of(format('update public.messages set sender_id = null where id = %L', v_message)),
+    null, 'a message whose author is gone');
+  delete from public.messages where id = v_message;
+end
+$$;
