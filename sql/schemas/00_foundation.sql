@@ -57,6 +57,25 @@ end;
 $$;
 revoke execute on function public.api_error(text, text, jsonb) from public, anon, authenticated, service_role;
 
+-- Refuses a row as a CHECK constraint would: check_violation, naming the
+-- table and the broken rule. For the tables whose rules a trigger checks
+-- instead of CHECKs (conversations, messages).
+create function public.raise_check_violation(p_table text, p_rule text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'check_violation',
+    message = format('new row for relation "%s" violates check constraint "%s"', p_table, p_rule),
+    schema = 'public',
+    table = p_table,
+    constraint = p_rule;
+end;
+$$;
+revoke execute on function public.raise_check_violation(text, text) from public, anon, authenticated, service_role;
+
 -- The input rules are decided in the chat functions' domain module; these
 -- helpers and the checks that use them repeat them for callers that reach the
 -- database directly, and the end-to-end test `rules` holds both to one table

@@ -78,12 +78,7 @@ begin
       then 'conversations_direct_pair'
   end;
   if v_broken is not null then
-    raise exception using
-      errcode = 'check_violation',
-      message = format('new row for relation "conversations" violates check constraint "%s"', v_broken),
-      schema = 'public',
-      table = 'conversations',
-      constraint = v_broken;
+    perform public.raise_check_violation('conversations', v_broken);
   end if;
   return new;
 end;

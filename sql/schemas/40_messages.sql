@@ -60,12 +60,7 @@ begin
       then 'messages_text_body_not_blank'
   end;
   if v_broken is not null then
-    raise exception using
-      errcode = 'check_violation',
-      message = format('new row for relation "messages" violates check constraint "%s"', v_broken),
-      schema = 'public',
-      table = 'messages',
-      constraint = v_broken;
+    perform public.raise_check_violation('messages', v_broken);
   end if;
   return new;
 end;

@@ -120,6 +120,7 @@ select sig, 'helper' from unnest(array[
   'public.handle_new_auth_user()',
   'public.check_conversation_fields()',
   'public.check_message_fields()',
+  'public.raise_check_violation(text,text)',
   'public.event_envelope(text,uuid,bigint,jsonb)',
   'public.delivery(jsonb,jsonb)',
   'public.user_recipients(uuid[])',
