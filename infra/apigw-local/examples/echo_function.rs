@@ -5,7 +5,8 @@
 //! - `http`: answers with the event, the runtime headers and its environment,
 //!   and a CORS header of its own (which a gateway with a CORS configuration
 //!   replaces); paths containing `/crash`, `/error`, `/plain` or `/sleep/<ms>`
-//!   misbehave accordingly.
+//!   misbehave accordingly, and one containing `/linger/<ms>` is answered at
+//!   once but the next invocation is asked for only that long after.
 //! - `authorizer`: `?token=allow…` allows (context `token`, `exp`, `admin`),
 //!   `deny` denies, `error` fails, `crash` exits, anything else is `Unauthorized`.
 //! - `connect`: accepts, echoing the first offered `Sec-WebSocket-Protocol`;
@@ -260,6 +261,13 @@ fn main() {
         };
         if http(&api, "POST", &path, body.to_string().as_bytes()).is_err() {
             std::process::exit(2);
+        }
+        if let Some(ms) = event["rawPath"]
+            .as_str()
+            .and_then(|path| path.split("/linger/").nth(1))
+            .and_then(|ms| ms.parse().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms));
         }
     }
 }

@@ -336,6 +336,7 @@ impl FunctionPool {
             let mut st = self.lock();
             let st = &mut *st;
             let instance = st.instances.get_mut(&id)?;
+            let reclaimed = instance.reclaimed;
             let previous = std::mem::replace(&mut instance.phase, Phase::Returning);
             match previous {
                 Phase::Starting => {
@@ -363,7 +364,10 @@ impl FunctionPool {
                 }
                 Phase::Waiting(_) | Phase::Returning => {}
             }
-            if let Some(pending) = st.queue.pop_front() {
+            // A reclaimed instance takes no more work: it waits here until it
+            // is killed (reclaim_idle).
+            let pending = if reclaimed { None } else { st.queue.pop_front() };
+            if let Some(pending) = pending {
                 let next = self.next_invocation(&pending);
                 self.start_active(st, id, pending);
                 return Some(next);

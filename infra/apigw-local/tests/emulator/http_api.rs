@@ -350,5 +350,37 @@ async fn reclaiming_idle_instances_makes_the_next_call_a_cold_start() {
         "{second:?}"
     );
     assert!(!echo.live_pids.contains(&warm_pid.parse::<u32>().unwrap()), "{echo:?}");
+
+    // An instance is idle as soon as its caller has the answer, though its
+    // runtime has not asked for the next invocation yet (here it lingers for a
+    // second first): a reclaim then takes it, and nothing more runs on it.
+    let mut pids = vec![echo_pid(&cold)];
+    for round in 0..3 {
+        let answered = client.get(format!("{base}/v1/files/linger/1000")).send().await.unwrap();
+        assert_eq!(answered.status(), 200, "round {round}");
+        assert_eq!(
+            echo_pid(&answered),
+            *pids.last().unwrap(),
+            "round {round}: the warm instance answers"
+        );
+        let reclaimed: Value = client
+            .post(format!("{base}/__emulator/reclaim-idle"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reclaimed["reclaimed"], 1, "round {round}: {reclaimed}");
+        let next = client.get(format!("{base}/v1/items/d")).send().await.unwrap();
+        assert_eq!(next.status(), 200, "round {round}");
+        assert!(
+            !pids.contains(&echo_pid(&next)),
+            "round {round}: a reclaimed instance served {pids:?}"
+        );
+        pids.push(echo_pid(&next));
+    }
+    let echo = stack.emulator().stats().functions["EchoFunction"].clone();
+    assert_eq!((echo.instances_started, echo.errors), (5, 0), "{echo:?}");
     stack.stop().await;
 }

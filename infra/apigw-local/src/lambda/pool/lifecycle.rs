@@ -23,7 +23,7 @@ impl FunctionPool {
             let coming = st
                 .instances
                 .values()
-                .filter(|i| matches!(i.phase, Phase::Starting | Phase::Returning))
+                .filter(|i| matches!(i.phase, Phase::Starting | Phase::Returning) && !i.reclaimed)
                 .count();
             if st.queue.len() <= coming || st.instances.len() >= self.max_instances {
                 return ids;
@@ -178,13 +178,16 @@ impl FunctionPool {
     /// Stops every instance that is waiting for work, as Lambda reclaims idle
     /// execution environments: the next invocation starts a new one, so a
     /// benchmark can time cold starts one at a time on a warm stack. Waits
-    /// until they have exited; answers how many there were.
+    /// until they have exited; answers how many there were. An instance that
+    /// has answered and is on its way back to `GET /next` is idle too: its
+    /// caller may already have the answer and ask for a reclaim before the
+    /// runtime asks for more work.
     pub async fn reclaim_idle(&self) -> usize {
         let mut gone = Vec::new();
         {
             let mut st = self.lock();
             for instance in st.instances.values_mut() {
-                if matches!(instance.phase, Phase::Waiting(_)) && !instance.reclaimed {
+                if matches!(instance.phase, Phase::Waiting(_) | Phase::Returning) && !instance.reclaimed {
                     // Its `GET /next` stays open until the process is killed:
                     // answering it would have the runtime fail loudly first.
                     // `deliver` passes it over from now on.
