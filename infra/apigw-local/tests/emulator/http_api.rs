@@ -326,18 +326,21 @@ async fn reclaiming_idle_instances_makes_the_next_call_a_cold_start() {
     let again = client.get(format!("{base}/v1/items/b")).send().await.unwrap();
     assert_eq!(echo_pid(&again), warm_pid, "a warm instance takes the next call");
 
+    let reclaim_idle = || async {
+        let reclaim = client
+            .post(format!("{base}/__emulator/reclaim-idle"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reclaim.status(), 200);
+        reclaim.json::<Value>().await.unwrap()
+    };
+
     // Act
-    let reclaim = client
-        .post(format!("{base}/__emulator/reclaim-idle"))
-        .send()
-        .await
-        .unwrap();
-    let status = reclaim.status();
-    let reclaimed: Value = reclaim.json().await.unwrap();
+    let reclaimed = reclaim_idle().await;
     let cold = client.get(format!("{base}/v1/items/c")).send().await.unwrap();
 
     // Assert: the idle instance is gone and the next call started another.
-    assert_eq!(status, 200);
     assert_eq!(reclaimed["reclaimed"], 1, "{reclaimed}");
     assert_eq!(cold.status(), 200);
     assert_ne!(echo_pid(&cold), warm_pid);
@@ -363,14 +366,7 @@ async fn reclaiming_idle_instances_makes_the_next_call_a_cold_start() {
             *pids.last().unwrap(),
             "round {round}: the warm instance answers"
         );
-        let reclaimed: Value = client
-            .post(format!("{base}/__emulator/reclaim-idle"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let reclaimed = reclaim_idle().await;
         assert_eq!(reclaimed["reclaimed"], 1, "round {round}: {reclaimed}");
         let next = client.get(format!("{base}/v1/items/d")).send().await.unwrap();
         assert_eq!(next.status(), 200, "round {round}");
