@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Instructions per send, counted by callgrind: repeatable on a busy machine,
-# where CPU time is not. Builds a scratch cluster from sql/ and seeds it as
-# send_message_profile.sh does, then runs a single-user backend under
-# `valgrind --tool=callgrind` twice per target, with W and W + N sends (each
-# its own transaction; the first W fill the plan caches), and prints the
-# difference divided by N: the instructions of one send in a long-lived
-# session, startup and warm-up left out.
+# Instructions per send, and per connect, counted by callgrind: repeatable on
+# a busy machine, where CPU time is not. Builds a scratch cluster from sql/
+# and seeds it as send_message_profile.sh does, then runs a single-user
+# backend under `valgrind --tool=callgrind` twice per target (a send into the
+# room, into a group, and a user's first connection: register_connection),
+# with W and W + N calls (each its own transaction; the first W fill the plan
+# caches), and prints the difference divided by N: the instructions of one
+# call in a long-lived session, startup and warm-up left out.
 #
 #   bench/sql/send_message_callgrind.sh [N] [W]   (default 40 and 10)
 #   SQL_DIR=dir bench/sql/send_message_callgrind.sh   (another checkout's sql/)
@@ -52,15 +53,39 @@ done
 "${psql[@]}" -c "vacuum analyze" chat
 
 # The statements, one a line (single-user mode ends a statement at a newline).
-for target in room group; do
-  for count in "$warmup" $((warmup + sends)); do
-    "${psql[@]}" -tA -c "
+# A send into the room or a group; and a connect: the first connection of a
+# group member who has sent there (so has contacts to tell) and has none open.
+statements() { # target count
+  case $1 in
+    connect) "${psql[@]}" -tA -c "
+      with offline as (
+        select row_number() over (order by m.user_id) as n, m.user_id
+        from (
+          select distinct p.user_id
+          from public.participants p
+          join public.conversations c on c.id = p.conversation_id and c.kind = 'group'
+          where p.first_sent_at is not null
+            and not exists (select 1 from public.connections k where k.user_id = p.user_id and public.connection_is_live(k.token_exp))
+        ) m
+      )
+      select format('select length(public.register_connection(%L, %L, now() + interval ''1 hour'', 10)::text);',
+                    'callgrind-connect-$2-' || g, o.user_id)
+      from generate_series(1, $2) g
+      join offline o on o.n = g
+      order by g" chat ;;
+    *) "${psql[@]}" -tA -c "
       select format('select length(public.send_message(%L, %L, %L, ''text'', ''a message of ordinary length for the benchmark'', null, null, 100000, 100000)::text);',
-                    s.user_id, s.conversation_id, 'callgrind-$target-$count-' || g)
-      from generate_series(1, $count) g
-      join bench.${target}_senders s
-        on s.n = 1 + (g * 7919) % (select count(*) from bench.${target}_senders)
-      order by g" chat > "$work/$target.$count.sql"
+                    s.user_id, s.conversation_id, 'callgrind-$1-$2-' || g)
+      from generate_series(1, $2) g
+      join bench.$1_senders s
+        on s.n = 1 + (g * 7919) % (select count(*) from bench.$1_senders)
+      order by g" chat ;;
+  esac
+}
+for target in room group connect; do
+  for count in "$warmup" $((warmup + sends)); do
+    statements "$target" "$count" > "$work/$target.$count.sql"
+    [ "$(wc -l < "$work/$target.$count.sql")" -eq "$count" ] || { echo "$target: fewer than $count statements" >&2; exit 1; }
   done
 done
 chmod a+r "$work"/*.sql
@@ -73,7 +98,7 @@ instructions() { # target count -> total instructions of a single-user run
   awk '/^summary:/ { print $2 }' "$out"
 }
 
-for target in room group; do
+for target in room group connect; do
   short=$(instructions "$target" "$warmup")
   long=$(instructions "$target" $((warmup + sends)))
   if [ -n "${KEEP:-}" ]; then
@@ -81,5 +106,9 @@ for target in room group; do
     cp "$work/callgrind.$target.$warmup.out" "$KEEP/callgrind.$target.warmup.out"
     cp "$work/callgrind.$target.$((warmup + sends)).out" "$KEEP/callgrind.$target.out"
   fi
-  echo "{\"sends_into\": \"$target\", \"sends\": $sends, \"instructions_per_send\": $(((long - short) / sends))}"
+  if [ "$target" = connect ]; then
+    echo "{\"call\": \"register_connection\", \"calls\": $sends, \"instructions_per_call\": $(((long - short) / sends))}"
+  else
+    echo "{\"sends_into\": \"$target\", \"sends\": $sends, \"instructions_per_send\": $(((long - short) / sends))}"
+  fi
 done
