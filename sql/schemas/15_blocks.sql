@@ -42,16 +42,20 @@ create policy "blocks are readable by the user who made them"
 -- both ways.
 create function public.blocked_between(p_user_id uuid, p_other_user_id uuid)
 returns boolean
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select exists (
-    select 1
-    from public.blocks b
-    where (b.blocker_id = p_user_id and b.blocked_id = p_other_user_id)
-       or (b.blocker_id = p_other_user_id and b.blocked_id = p_user_id)
-  )
+begin
+  return (
+    select exists (
+      select 1
+      from public.blocks b
+      where (b.blocker_id = p_user_id and b.blocked_id = p_other_user_id)
+         or (b.blocker_id = p_other_user_id and b.blocked_id = p_user_id)
+    )
+  );
+end;
 $$;
 revoke execute on function public.blocked_between(uuid, uuid) from public, anon, authenticated, service_role;
 

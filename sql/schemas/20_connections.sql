@@ -88,16 +88,20 @@ revoke execute on function public.user_recipients(uuid[]) from public, anon, aut
 -- Whether a user has a live connection.
 create function public.is_online(p_user_id uuid)
 returns boolean
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select exists (
-    select 1
-    from public.connections c
-    where c.user_id = p_user_id
-      and public.connection_is_live(c.token_exp)
-  )
+begin
+  return (
+    select exists (
+      select 1
+      from public.connections c
+      where c.user_id = p_user_id
+        and public.connection_is_live(c.token_exp)
+    )
+  );
+end;
 $$;
 revoke execute on function public.is_online(uuid) from public, anon, authenticated, service_role;
 

@@ -274,13 +274,17 @@ revoke execute on function public.live_recipients(uuid, uuid) from public, anon,
 -- receipts) reaches neither of the two.
 create function public.without_blocked(p_recipients jsonb, p_user_id uuid)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
-  from jsonb_array_elements(p_recipients) as r
-  where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
+begin
+  return (
+    select coalesce(jsonb_agg(r order by r ->> 'user_id', r ->> 'connection_id'), '[]'::jsonb)
+    from jsonb_array_elements(p_recipients) as r
+    where not public.blocked_between(p_user_id, (r ->> 'user_id')::uuid)
+  );
+end;
 $$;
 revoke execute on function public.without_blocked(jsonb, uuid) from public, anon, authenticated, service_role;
 

@@ -86,15 +86,17 @@ revoke execute on function public.lock_own_watermarks(uuid, uuid, bigint) from p
 -- member, either way.
 create function public.receipt_recipients(p_kind text, p_conversation_id uuid, p_user_id uuid, p_audience uuid[])
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select case
+begin
+  return case
     when p_kind = 'room' then public.user_recipients(array[p_user_id])
     when p_audience is null then public.without_blocked(public.live_recipients(p_conversation_id, null), p_user_id)
     else public.without_blocked(public.user_recipients(p_audience), p_user_id)
-  end
+  end;
+end;
 $$;
 revoke execute on function public.receipt_recipients(text, uuid, uuid, uuid[]) from public, anon, authenticated, service_role;
 

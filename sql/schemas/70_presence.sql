@@ -13,23 +13,27 @@
 -- participants.first_sent_at).
 create function public.are_contacts(p_user_id uuid, p_other_user_id uuid)
 returns boolean
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select exists (
-    select 1
-    from public.participants a
-    join public.participants b on b.conversation_id = a.conversation_id
-    join public.conversations c on c.id = a.conversation_id
-    where a.user_id = p_user_id
-      and a.left_at is null
-      and a.first_sent_at is not null
-      and b.user_id = p_other_user_id
-      and b.left_at is null
-      and b.first_sent_at is not null
-      and c.kind <> 'room'
-  )
+begin
+  return (
+    select exists (
+      select 1
+      from public.participants a
+      join public.participants b on b.conversation_id = a.conversation_id
+      join public.conversations c on c.id = a.conversation_id
+      where a.user_id = p_user_id
+        and a.left_at is null
+        and a.first_sent_at is not null
+        and b.user_id = p_other_user_id
+        and b.left_at is null
+        and b.first_sent_at is not null
+        and c.kind <> 'room'
+    )
+  );
+end;
 $$;
 revoke execute on function public.are_contacts(uuid, uuid) from public, anon, authenticated, service_role;
 
@@ -40,16 +44,18 @@ revoke execute on function public.are_contacts(uuid, uuid) from public, anon, au
 -- conversation's online counts all ask it.
 create function public.presence_visible(p_viewer uuid, p_user_id uuid)
 returns boolean
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select p_viewer is not null
+begin
+  return p_viewer is not null
      and p_user_id is not null
      and (
        p_viewer = p_user_id
        or (public.are_contacts(p_viewer, p_user_id) and not public.blocked_between(p_viewer, p_user_id))
-     )
+     );
+end;
 $$;
 revoke execute on function public.presence_visible(uuid, uuid) from public, anon, authenticated, service_role;
 
@@ -60,33 +66,37 @@ revoke execute on function public.presence_visible(uuid, uuid) from public, anon
 -- connections made connecting and disconnecting cost a rule check per member.
 create function public.contact_recipients(p_user_id uuid)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select coalesce(
-    jsonb_agg(
-      jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
-      order by c.user_id, c.connection_id
-    ),
-    '[]'::jsonb
-  )
-  from public.connections c
-  where c.user_id in (
-      select b.user_id
-      from public.participants a
-      join public.participants b on b.conversation_id = a.conversation_id
-      join public.conversations v on v.id = a.conversation_id
-      where a.user_id = p_user_id
-        and a.left_at is null
-        and a.first_sent_at is not null
-        and b.user_id <> p_user_id
-        and b.left_at is null
-        and b.first_sent_at is not null
-        and v.kind <> 'room'
+begin
+  return (
+    select coalesce(
+      jsonb_agg(
+        jsonb_build_object('user_id', c.user_id, 'connection_id', c.connection_id)
+        order by c.user_id, c.connection_id
+      ),
+      '[]'::jsonb
     )
-    and public.connection_is_live(c.token_exp)
-    and public.presence_visible(c.user_id, p_user_id)
+    from public.connections c
+    where c.user_id in (
+        select b.user_id
+        from public.participants a
+        join public.participants b on b.conversation_id = a.conversation_id
+        join public.conversations v on v.id = a.conversation_id
+        where a.user_id = p_user_id
+          and a.left_at is null
+          and a.first_sent_at is not null
+          and b.user_id <> p_user_id
+          and b.left_at is null
+          and b.first_sent_at is not null
+          and v.kind <> 'room'
+      )
+      and public.connection_is_live(c.token_exp)
+      and public.presence_visible(c.user_id, p_user_id)
+  );
+end;
 $$;
 revoke execute on function public.contact_recipients(uuid) from public, anon, authenticated, service_role;
 
