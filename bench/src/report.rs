@@ -123,6 +123,9 @@ pub struct ConnectFigures {
     /// WebSocket handshake: authorizer, `$connect`, upgrade.
     pub handshake: Option<Summary>,
     pub round_trips: Option<RoundTrips>,
+    /// CPU by process kind while the clients connected, per connection
+    /// (`us_per_send`); `None` without `/proc`.
+    pub cpu: Option<CpuFigures>,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,5 +1,5 @@
 //! One benchmark run, phase by phase, on a stack of its own:
-//! set-up → connect → floor → load, or steps of load (with the CPU of every
+//! set-up → connect (with the CPU of every process kind per connection) → floor → load, or steps of load (with the CPU of every
 //! process kind over the measured window) → one-at-a-time sends → REST →
 //! other routes → disconnect → cold starts one at a time → per-function
 //! figures, and their cost by memory size from the CPU each function used
@@ -196,6 +196,7 @@ async fn measure(
         options.clients, options.connect_concurrency
     ));
     reset(&counter).await?;
+    let connect_start = RunMark::take(stack).await?;
     let members = users
         .iter()
         .zip(&memberships)
@@ -207,12 +208,16 @@ async fn measure(
     let connected = Fleet::connect(members, options.connect_concurrency).await?;
     let fleet = connected.fleet;
     tokio::time::sleep(CONNECT_SETTLE).await;
+    let cpu = RunMark::take(stack)
+        .await?
+        .cpu_since(&connect_start, fleet.len() as u64);
     let round_trips = read(&counter, fleet.len() as u64).await?;
     let connect = ConnectFigures {
         clients: fleet.len(),
         registered: registered_connections(&db, users).await?,
         handshake: connected.handshakes.summary(),
         round_trips,
+        cpu,
     };
 
     progress(&format!(
@@ -572,19 +577,25 @@ impl RunMark {
         })
     }
 
-    /// The cost model's figures for what ran between `start` and this mark.
-    fn cost_since(&self, start: &RunMark, template: &TemplateFunctions) -> Option<CostFigures> {
+    /// CPU by process kind between `start` and this mark, per `operations`
+    /// (the figures' `us_per_send`).
+    fn cpu_since(&self, start: &RunMark, operations: u64) -> Option<CpuFigures> {
         let (Some(from), Some(to)) = (&start.tally, &self.tally) else {
             return None;
         };
-        let window = cpu::window(
+        Some(cpu::window(
             (&from.0, from.1),
             (&to.0, to.1),
             &instance_names(&self.stats),
             cpu::ticks_per_second(),
+            operations,
             0,
-            0,
-        );
+        ))
+    }
+
+    /// The cost model's figures for what ran between `start` and this mark.
+    fn cost_since(&self, start: &RunMark, template: &TemplateFunctions) -> Option<CostFigures> {
+        let window = self.cpu_since(start, 0)?;
         let measured = cost::measured(&window.functions, &start.stats, &self.stats, |id| {
             template.memory_of(id)
         });

@@ -299,14 +299,37 @@ fn cpu(out: &mut String, r: &Report) {
         let _ = writeln!(out, "CPU by process: not measured (no /proc)\n");
         return;
     };
+    let title = format!("CPU by process over {:.1} s (/proc user+system)", cpu.window_s);
+    cpu_rows(out, cpu, &title, ["µs/send", "µs/delivery"]);
     let _ = writeln!(
         out,
-        "{:<46}{:>8}{:>9}{:>11}{:>13}",
-        format!("CPU by process over {:.1} s (/proc user+system)", cpu.window_s),
-        "procs",
-        "CPU s",
-        "µs/send",
-        "µs/delivery"
+        "over the load's {} measured sends and {} deliveries; the window runs from the end of the warm-up until the load \
+         settled and its notifications ran",
+        cpu.sends, cpu.deliveries
+    );
+    if let Some(host) = &cpu.host {
+        host_cpu(out, host);
+    }
+    out.push('\n');
+    if let Some(connect) = &r.connect.cpu {
+        let title = format!("CPU by process while connecting ({:.1} s)", connect.window_s);
+        cpu_rows(out, connect, &title, ["µs/connect", ""]);
+        let _ = writeln!(
+            out,
+            "over {} WebSocket connections ({} handshakes at a time) and the second after them",
+            connect.sends, r.settings.connect_concurrency
+        );
+        out.push('\n');
+    }
+}
+
+/// A row per process kind, and under the functions one per function that
+/// used any CPU: `per` names the figures' two divisors.
+fn cpu_rows(out: &mut String, cpu: &crate::cpu::CpuFigures, title: &str, per: [&str; 2]) {
+    let _ = writeln!(
+        out,
+        "{title:<46}{:>8}{:>9}{:>11}{:>13}",
+        "procs", "CPU s", per[0], per[1]
     );
     let row = |out: &mut String, label: &str, k: &crate::cpu::KindCpu| {
         let per = |value: Option<f64>| value.map_or("—".to_owned(), |v| format!("{v:.0}"));
@@ -328,16 +351,6 @@ fn cpu(out: &mut String, r: &Report) {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "over the load's {} measured sends and {} deliveries; the window runs from the end of the warm-up until the load \
-         settled and its notifications ran",
-        cpu.sends, cpu.deliveries
-    );
-    if let Some(host) = &cpu.host {
-        host_cpu(out, host);
-    }
-    out.push('\n');
 }
 
 /// The whole machine over the same window, and a warning when the hypervisor

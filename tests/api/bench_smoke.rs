@@ -113,6 +113,31 @@ fn a_tiny_bench_run_ends_clean() {
     );
     assert!((0.0..=1.0).contains(&seconds("steal_share")), "{context}");
 
+    // Connecting has a window of its own, per connection: the authorizer and
+    // `$connect` ran in it, and nothing else of the functions did.
+    let connect = &report["connect"]["cpu"];
+    assert_eq!(connect["sends"], report["connect"]["clients"], "{context}");
+    let connect_functions: Vec<&str> = connect["functions"]
+        .as_array()
+        .expect("connect CPU by function")
+        .iter()
+        .filter(|f| f["cpu_s"].as_f64() > Some(0.0))
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        connect_functions
+            .iter()
+            .all(|id| ["WsAuthorizerFunction", "WsConnectFunction"].contains(id)),
+        "{context}"
+    );
+    let postgres = connect["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "Postgres (all its processes)")
+        .expect("Postgres while connecting");
+    assert!(postgres["us_per_send"].as_f64() > Some(0.0), "{context}");
+
     // Each round reclaims every idle instance, so each function a round
     // reaches starts once in it, alone.
     let rows = report["functions"].as_array().expect("per-function figures");
