@@ -149,7 +149,7 @@ pub fn figures(
             let (firsts, first_handler_ms) = s
                 .cold_starts
                 .iter()
-                .filter_map(|start| Some(start.first_response_ms? - start.init_ms?))
+                .filter_map(first_invocation_ms)
                 .fold((0u64, 0.0), |(n, total), ms| (n + 1, total + ms));
             let warm_invocations = s.invocations.saturating_sub(firsts);
             let warm_handler_mean_ms = (warm_invocations > 0)
@@ -179,7 +179,8 @@ pub fn figures(
 }
 
 /// Cold starts in milliseconds: whole (process start → first invocation
-/// answered), init, and the first invocation alone (whole − init).
+/// answered, less any time the ready instance waited for work), init, and
+/// the first invocation alone (handed over → answered).
 #[derive(Default)]
 struct StartSamples {
     cold: Samples,
@@ -192,17 +193,33 @@ impl StartSamples {
         let mut samples = StartSamples::default();
         for start in starts {
             if let Some(first) = start.first_response_ms {
-                samples.cold.push_ms(first);
+                samples.cold.push_ms(first - idle_before_first_ms(start));
             }
             if let Some(init_ms) = start.init_ms {
                 samples.init.push_ms(init_ms);
             }
-            if let (Some(first), Some(init_ms)) = (start.first_response_ms, start.init_ms) {
-                samples.first_invocation.push_ms(first - init_ms);
+            if let Some(first) = first_invocation_ms(start) {
+                samples.first_invocation.push_ms(first);
             }
         }
         samples
     }
+}
+
+/// How long the instance, ready, waited for its first invocation: when
+/// another instance took the one it was started for, it waits for the next
+/// to arrive, and that wait is not part of anyone's cold start.
+fn idle_before_first_ms(start: &InstanceColdStart) -> f64 {
+    match (start.first_started_ms, start.init_ms) {
+        (Some(started), Some(init)) => (started - init).max(0.0),
+        _ => 0.0,
+    }
+}
+
+/// The instance's first invocation, from when it was handed over (from init
+/// where the emulator does not say) to its answer.
+fn first_invocation_ms(start: &InstanceColdStart) -> Option<f64> {
+    Some(start.first_response_ms? - start.first_started_ms.or(start.init_ms)?)
 }
 
 /// Each distinct executable path once, with the functions that run it.
@@ -289,6 +306,7 @@ Resources:
                     pid: 1,
                     init_ms: Some(4.0),
                     first_response_ms: Some(14.0),
+                    first_started_ms: Some(4.0),
                 }],
                 invocations: 11,
                 // The first took 10 ms, the ten others 2 ms each.
@@ -312,12 +330,57 @@ Resources:
     }
 
     #[test]
+    fn a_ready_instance_waiting_for_work_is_not_a_longer_cold_start() {
+        let t = TemplateFunctions::parse(TEMPLATE).unwrap();
+        let mut stats = EmulatorStats::default();
+        stats.functions.insert(
+            "PingFunction".into(),
+            FunctionStats {
+                instances_started: 2,
+                cold_starts: vec![
+                    // Ready after 5 ms; its invocation went to another
+                    // instance, and the next came 600 ms later and took 10.
+                    InstanceColdStart {
+                        pid: 1,
+                        init_ms: Some(5.0),
+                        first_started_ms: Some(605.0),
+                        first_response_ms: Some(615.0),
+                    },
+                    // Its invocation waited for it: handed over at init.
+                    InstanceColdStart {
+                        pid: 2,
+                        init_ms: Some(4.0),
+                        first_started_ms: Some(4.0),
+                        first_response_ms: Some(16.0),
+                    },
+                ],
+                invocations: 4,
+                // First invocations 10 + 12 ms, two warm ones of 2 ms.
+                total_handler_ms: 26.0,
+                ..FunctionStats::default()
+            },
+        );
+
+        let rows = figures(&stats, &t, None);
+
+        let ping = rows.iter().find(|r| r.function == "PingFunction").unwrap();
+        assert_eq!(
+            (ping.cold_start_p50_ms, ping.cold_start_max_ms),
+            (Some(15.0), Some(16.0))
+        );
+        assert_eq!(ping.first_invocation_p50_ms, Some(10.0));
+        assert_eq!(ping.warm_handler_mean_ms, Some(2.0));
+    }
+
+    #[test]
     fn cold_starts_after_the_mark_are_the_one_at_a_time_figures() {
         let t = TemplateFunctions::parse(TEMPLATE).unwrap();
+        // From an emulator that did not say when the first invocation was handed over.
         let start = |init_ms, first_response_ms| InstanceColdStart {
             pid: 1,
             init_ms: Some(init_ms),
             first_response_ms: Some(first_response_ms),
+            first_started_ms: None,
         };
         let mut stats = EmulatorStats::default();
         stats.functions.insert(

@@ -423,8 +423,9 @@ fn functions(out: &mut String, r: &Report) {
     }
     let _ = writeln!(
         out,
-        "cold: process start → first invocation answered, as the run started instances (some in bursts) · init: → first \
-         request for work · first: that request → first invocation answered (p50; the first use of the instance's \
+        "cold: process start → first invocation answered, less any wait for work once ready, as the run started \
+         instances (some in bursts) · init: → first request for work · first: first invocation handed over → answered \
+         (p50; the first use of the instance's \
          connections and of the database path) · alone: cold, one instance starting at a time on the warm stack after \
          the run (--cold-rounds; calls and inst count them too) · warm: handler time of later invocations"
     );

@@ -265,6 +265,9 @@ impl FunctionPool {
             KillPlan::Spare | KillPlan::AfterCommit => None,
         };
         if let Some(instance) = st.instances.get_mut(&id) {
+            if let Some(entry) = st.cold_starts.get_mut(&id).filter(|e| e.first_started_ms.is_none()) {
+                entry.first_started_ms = Some(millis(instance.spawned_at.elapsed()));
+            }
             instance.phase = Phase::Busy(Active {
                 request_id: pending.request_id,
                 reply: pending.reply,

@@ -75,6 +75,11 @@ pub struct InstanceColdStart {
     pub init_ms: Option<f64>,
     /// Spawn -> the runtime's first response or error (init + first invocation).
     pub first_response_ms: Option<f64>,
+    /// Spawn -> its first invocation handed to it: later than `init_ms` when
+    /// the instance, ready, waited for work (another instance had taken the
+    /// invocation it was started for), a wait that is nobody's cold start.
+    #[serde(default)]
+    pub first_started_ms: Option<f64>,
 }
 
 impl FunctionStats {

@@ -221,10 +221,17 @@ async fn scales_out_to_the_limit_and_reuses_warm_instances() {
     assert_eq!(slow.errors, 0);
     assert!(slow.live_pids.len() <= 3);
     assert_eq!(slow.cold_starts.len() as u64, slow.instances_started);
-    assert!(slow
-        .cold_starts
-        .iter()
-        .all(|c| c.init_ms.is_some() && c.first_response_ms.is_some()));
+    // Each instance: ready, then handed its first invocation, then answered.
+    for start in &slow.cold_starts {
+        let (Some(init), Some(started), Some(answered)) =
+            (start.init_ms, start.first_started_ms, start.first_response_ms)
+        else {
+            panic!("a cold start not fully timed: {start:?}");
+        };
+        assert!(init <= started && started <= answered, "{start:?}");
+        // The first call sleeps 400 ms in the handler.
+        assert!(answered - started >= 400.0, "{start:?}");
+    }
     assert!(slow.max_handler_ms > 0.0 && slow.total_handler_ms >= slow.max_handler_ms);
 
     // Sequential calls only reuse warm instances.
