@@ -1,9 +1,10 @@
 //! One benchmark run, phase by phase, on a stack of its own:
-//! set-up → connect (with the CPU of every process kind per connection) → floor → load, or steps of load (with the CPU of every
-//! process kind over the measured window) → one-at-a-time sends → REST →
-//! other routes → disconnect → cold starts one at a time → per-function
-//! figures, and their cost by memory size from the CPU each function used
-//! over the whole run (before the cold starts).
+//! set-up → connect (with the CPU of every process kind per connection) →
+//! floor → load, or steps of load (with the CPU of every process kind over
+//! the measured window) → one-at-a-time sends → REST → other routes →
+//! disconnect → cold starts one at a time → per-function figures, and their
+//! cost by memory size from the CPU each function used over the whole run
+//! (before the cold starts).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
