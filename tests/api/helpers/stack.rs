@@ -276,7 +276,7 @@ impl Stack {
         let config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             // As the functions send: the SDK is built without an HTTP client of its own.
-            .http_client(chat::push::ReqwestHttpClient::new().expect("an HTTP client"))
+            .http_client(chat::push::Http1Client::new())
             .region(Region::new(info.aws_region.clone()))
             .endpoint_url(&info.management_url)
             .credentials_provider(credentials)

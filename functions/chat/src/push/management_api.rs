@@ -24,7 +24,7 @@ use aws_smithy_runtime_api::client::interceptors::disable_interceptor;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use url::Url;
 
-pub use self::http_client::ReqwestHttpClient;
+pub use self::http_client::Http1Client;
 use self::sigv4::{Request, Signer};
 use super::{ConnectionPusher, PushError};
 
@@ -82,7 +82,7 @@ impl ClientSettings {
             SERVICE,
         );
         // Fails only where TLS cannot be set up at all; every call then fails with it.
-        let http_client = ReqwestHttpClient::new().expect("the HTTP client's TLS setup");
+        let http_client = Http1Client::new();
         let mut config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .http_client(http_client)

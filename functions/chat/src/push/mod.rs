@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
-pub use management_api::{ManagementApi, ReqwestHttpClient};
+pub use management_api::{Http1Client, ManagementApi};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {

@@ -289,7 +289,7 @@ pub fn sdk_with(endpoint: String, credentials: aws_credential_types::Credentials
     let config = Config::builder()
         .behavior_version(BehaviorVersion::latest())
         // As the functions send: the SDK is built without an HTTP client of its own.
-        .http_client(chat::push::ReqwestHttpClient::new().expect("an HTTP client"))
+        .http_client(chat::push::Http1Client::new())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials)

@@ -267,7 +267,7 @@ fn keyed(key: &[u8]) -> Hmac<Sha256> {
 }
 
 /// Scheme, authority, path and query of an absolute URI.
-fn split_uri(uri: &str) -> Result<(&str, &str, &str, &str), SigningError> {
+pub(super) fn split_uri(uri: &str) -> Result<(&str, &str, &str, &str), SigningError> {
     let not_absolute = || SigningError::NotAbsolute(uri.to_string());
     let (scheme, rest) = uri.split_once("://").ok_or_else(not_absolute)?;
     let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
@@ -282,7 +282,7 @@ fn split_uri(uri: &str) -> Result<(&str, &str, &str, &str), SigningError> {
 
 /// The `host` header a client sends: the authority, without a port that is
 /// the scheme's default.
-fn host<'a>(scheme: &str, authority: &'a str) -> &'a str {
+pub(super) fn host<'a>(scheme: &str, authority: &'a str) -> &'a str {
     match authority.rsplit_once(':') {
         Some((host, port))
             if (scheme.eq_ignore_ascii_case("http") && port == "80")
