@@ -10,11 +10,14 @@ use serde_json::Value;
 
 use super::{ConnectionPusher, PushError};
 
+/// A post tried: the connection, the payload, the answer given.
+type Attempt = (String, Vec<u8>, Result<(), PushError>);
+
 #[derive(Default)]
 pub struct RecordingPusher {
     answers: Mutex<HashMap<String, VecDeque<Result<(), PushError>>>>,
     /// Every attempt, in order: (connection, payload, answer given).
-    attempts: Mutex<Vec<(String, Vec<u8>, Result<(), PushError>)>>,
+    attempts: Mutex<Vec<Attempt>>,
     closed: Mutex<Vec<String>>,
     /// Connections API Gateway does not know: every call about them is 410.
     gone: Mutex<HashSet<String>>,

@@ -172,18 +172,6 @@ async fn send<T: DeserializeOwned>(request: Builder, function: &str) -> StoreRes
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rpc_bodies_leave_out_null_parameters() {
-        let body = rpc_body(json!({"p_a": 1, "p_b": null, "p_c": "x"}));
-        let parsed: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(parsed, json!({"p_a": 1, "p_c": "x"}));
-    }
-}
-
 impl ConnectionRegistry for PostgrestStore {
     async fn register_connection(
         &self,
@@ -607,5 +595,17 @@ impl HealthProbe for PostgrestStore {
         // Anonymous on purpose (no Authorization: the anon role): health must not
         // depend on the service key, and it reports aggregate counts only.
         send(self.as_user.rpc("health_stats", "{}"), "health_stats").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_bodies_leave_out_null_parameters() {
+        let body = rpc_body(json!({"p_a": 1, "p_b": null, "p_c": "x"}));
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed, json!({"p_a": 1, "p_c": "x"}));
     }
 }
